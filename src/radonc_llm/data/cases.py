@@ -1,0 +1,94 @@
+"""The case JSONL: the interchange format of every stage after curation and of external test sets.
+
+One JSON object per line. Required: case_id, patient_id, diagnosis_text, regimen, modality,
+icd10 (dotted ICD-10-CM). Optional: regimen_structured, site, split, label_source and any
+extra keys (kept as they are, so importers can carry provenance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.storage import iter_jsonl, write_jsonl_atomic
+
+MODALITIES: tuple[str, ...] = ("photon", "proton", "electron", "brachytherapy")
+Modality = Literal["photon", "proton", "electron", "brachytherapy"]
+TASKS: tuple[str, ...] = ("regimen", "modality", "icd10")
+
+
+class RegimenStructured(BaseModel):
+    """A prescription in parts, as the regimen parser reads and renders it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    dose_gy: float | None = Field(None, description="Total prescribed dose in Gy (or GyRBE).")
+    fractions: int | None = Field(None, description="Number of fractions.")
+    dose_unit: str = Field("Gy", description="Gy or GyRBE, as prescribed.")
+    schedule: str | None = Field(None, description="daily, BID, weekly or every other day.")
+    technique: str | None = Field(None, description="IMRT, VMAT, 3D-CRT, SBRT, SRS, HDR, LDR ...")
+    boost: str | None = Field(None, description="Boost as written, e.g. '10 Gy in 5 fractions'.")
+    concurrent: list[str] = Field(default_factory=list, description="Concurrent systemic drugs.")
+
+
+class Case(BaseModel):
+    """One curated case: a diagnosis note and its three reference answers."""
+
+    model_config = ConfigDict(extra="allow")
+
+    case_id: str = Field(min_length=1)
+    patient_id: str = Field(min_length=1)
+    diagnosis_text: str = Field(min_length=1)
+    regimen: str = Field(min_length=1)
+    modality: Modality
+    icd10: str = Field(min_length=3, description="Dotted ICD-10-CM code, e.g. C50.412.")
+    regimen_structured: RegimenStructured | None = None
+    site: str | None = None
+    split: Literal["train", "val", "test"] | None = None
+
+    @field_validator("case_id", "patient_id", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("icd10")
+    @classmethod
+    def _icd10_is_dotted_cm(cls, value: str) -> str:
+        # Imported lazily: the ICD-10-CM tables load in about a second.
+        from radonc_llm.data import icd10
+
+        dotted = icd10.to_dotted(value)
+        if not icd10.is_valid(dotted):
+            raise ValueError(f"'{value}' is not an ICD-10-CM code")
+        return dotted
+
+
+def read_cases(path: str | Path) -> list[Case]:
+    """Read and validate a case file; the first bad line fails naming file, line and field."""
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    for line, obj in iter_jsonl(path):
+        try:
+            case = Case.model_validate(obj)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or None
+            raise RadoncInputError(first["msg"], file=path, row=line, field=field) from None
+        if case.case_id in seen:
+            raise RadoncInputError(
+                f"duplicate case_id '{case.case_id}' (first on line {seen[case.case_id]})",
+                file=path,
+                row=line,
+                field="case_id",
+            )
+        seen[case.case_id] = line
+        cases.append(case)
+    return cases
+
+
+def write_cases(path: str | Path, cases: Iterable[Case]) -> int:
+    return write_jsonl_atomic(path, (case.model_dump(exclude_none=True) for case in cases))

@@ -1,0 +1,101 @@
+"""Atomic writes and JSON Lines: every artefact is written whole or not at all.
+
+A stage writes to a temporary file beside the target and renames it into place, so a kill
+never leaves a half-written artefact that a later stage would trust. Append-only JSONL
+(`append_jsonl`) is for resumable jobs: each finished row is flushed and fsynced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from radonc_llm.errors import RadoncInputError
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file beside `path`; on success fsync and rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    binary = "b" in mode
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_open(path) as handle:
+        handle.write(text)
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, indent: int = 2) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n")
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict]) -> int:
+    """Write all rows as JSON Lines atomically; returns the number of rows written."""
+    count = 0
+    with atomic_open(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            count += 1
+    return count
+
+
+def append_jsonl(handle: IO, row: dict) -> None:
+    """Append one row to an open JSONL file and make it durable before returning."""
+    handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; a bad line raises RadoncInputError.
+
+    A final line without a newline that does not parse is what a kill mid-append leaves;
+    it is reported like any other bad line, so a caller that resumes can decide to drop it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RadoncInputError("file not found", file=path)
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RadoncInputError(f"not valid UTF-8 ({exc.reason})", file=path, row=number) from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RadoncInputError(f"not valid JSON ({exc.msg})", file=path, row=number) from None
+            if not isinstance(obj, dict):
+                raise RadoncInputError("expected a JSON object", file=path, row=number)
+            yield number, obj
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [obj for _, obj in iter_jsonl(path)]
+
+
+def file_sha256(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()

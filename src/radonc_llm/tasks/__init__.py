@@ -1,0 +1,1 @@
+"""Curated cases -> chat-formatted (diagnosis -> answer) examples for the three tasks."""

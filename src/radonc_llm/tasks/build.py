@@ -1,0 +1,53 @@
+"""Build the three instruction datasets from curated cases.
+
+Each example is one JSON object: example_id, case_id, task, messages (system, user,
+assistant) and the answer. Training, prediction and baselines all read these files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from radonc_llm.data.cases import TASKS, Case
+from radonc_llm.storage import write_jsonl_atomic
+from radonc_llm.tasks.prompts import PROMPT_VERSION, prompt_messages
+
+
+def task_answer(case: Case, task: str) -> str:
+    """The reference answer of a case for a task (modality lower case, ICD-10 dotted)."""
+    if task == "regimen":
+        return case.regimen
+    if task == "modality":
+        return case.modality
+    if task == "icd10":
+        return case.icd10
+    raise ValueError(f"unknown task '{task}'; expected one of {', '.join(TASKS)}")
+
+
+def build_task_example(case: Case, task: str) -> dict:
+    answer = task_answer(case, task)
+    messages = [*prompt_messages(task, case.diagnosis_text), {"role": "assistant", "content": answer}]
+    return {
+        "example_id": f"{case.case_id}:{task}",
+        "case_id": case.case_id,
+        "task": task,
+        "prompt_version": PROMPT_VERSION,
+        "messages": messages,
+        "answer": answer,
+    }
+
+
+def build_task_examples(cases: Iterable[Case], task: str) -> list[dict]:
+    return [build_task_example(case, task) for case in cases]
+
+
+def write_task_datasets(
+    cases: Sequence[Case], out_dir: str | Path, *, tasks: Sequence[str] = TASKS
+) -> dict[str, int]:
+    """Write `<out_dir>/<task>.jsonl` per task; returns the example count per task."""
+    out_dir = Path(out_dir)
+    return {
+        task: write_jsonl_atomic(out_dir / f"{task}.jsonl", build_task_examples(cases, task))
+        for task in tasks
+    }
