@@ -43,9 +43,61 @@ def main() -> None:
 
 @app.command()
 @user_errors
+def curate(
+    raw: Annotated[
+        Path,
+        typer.Option(
+            help="Folder of the raw export: patients, diagnoses, treatment_courses (.csv/.jsonl/.parquet)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Folder for cases.jsonl, excluded.jsonl and funnel.json.")
+    ],
+) -> None:
+    """Curate a raw export into cases: one diagnosis and one clear primary plan per patient."""
+    from radonc_llm.data.cohort import curate_export, write_curation
+    from radonc_llm.data.reports import funnel_table, ledger_table
+
+    with console.status("Curating the export"):
+        result = curate_export(raw)
+        write_curation(result, out)
+    console.print(funnel_table(result))
+    console.print(ledger_table(result))
+    console.print(f"Wrote {out / 'cases.jsonl'}, {out / 'excluded.jsonl'}, {out / 'funnel.json'}")
+
+
+@app.command()
+@user_errors
+def split(
+    cases: Annotated[Path, typer.Option(help="Curated case JSONL file.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder for train.jsonl, val.jsonl, test.jsonl, split.json.")
+    ],
+    seed: Annotated[int, typer.Option(help="Seed of the shuffle within strata.")] = 0,
+    fractions: Annotated[str, typer.Option(help="Train/val/test shares.")] = "0.8,0.1,0.1",
+) -> None:
+    """Split cases by patient into train/val/test, stratified by modality and site."""
+    from radonc_llm.data.cases import read_cases
+    from radonc_llm.data.reports import split_table
+    from radonc_llm.data.split import write_splits
+
+    try:
+        shares = [float(part) for part in fractions.split(",")]
+    except ValueError:
+        raise RadoncInputError(
+            f"'{fractions}' is not a list of numbers", field="fractions"
+        ) from None
+    summary = write_splits(read_cases(cases), out, fractions=shares, seed=seed)
+    console.print(split_table(summary))
+
+
+@app.command()
+@user_errors
 def tasks(
     cases: Annotated[Path, typer.Option(help="Curated case JSONL file.")],
-    out: Annotated[Path, typer.Option(help="Folder for regimen.jsonl, modality.jsonl, icd10.jsonl.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder for regimen.jsonl, modality.jsonl, icd10.jsonl.")
+    ],
 ) -> None:
     """Build the three instruction datasets (regimen, modality, icd10) as chat messages."""
     from rich.table import Table

