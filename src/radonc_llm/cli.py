@@ -30,7 +30,7 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except RadoncInputError as exc:
-            console.print(f"[bold red]error:[/] {exc.message}")
+            console.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ FLAG_VALUES = {
     "y": True, "yes": True, "1": True, "true": True, "t": True,
     "n": False, "no": False, "0": False, "false": False, "f": False, "": False,
 }  # fmt: skip
+_BROKEN_TEXT = re.compile("[\udc80-\udcff\ufffd]")
 SEXES = {"m": "M", "male": "M", "f": "F", "female": "F", "u": "U", "unknown": "U", "x": "X"}
 
 
@@ -370,7 +372,9 @@ def read_table(path: str | Path, spec: TableSpec) -> RawTable:
 
 
 def _has_broken_encoding(text: str) -> bool:
-    return any("\udc80" <= char <= "\udcff" for char in text)
+    # Undecodable bytes surface as lone surrogates (surrogateescape); text that went through a
+    # lossy conversion upstream carries U+FFFD where characters were lost.
+    return _BROKEN_TEXT.search(text) is not None
 
 
 def _parse_record(

@@ -1,0 +1,204 @@
+"""ICD-10-CM lookups on the tables shipped inside the `simple_icd_10_cm` package.
+
+Nothing is downloaded or read from the shared folder: the package carries the CMS tabular
+list (April 2026 edition in simple-icd-10-cm 1.5.0). Its quirks, normalised here once:
+- `get_ancestors` lists a category twice when its block holds only that category (the block
+  of C50 is a section also named "C50"); blocks are always returned as ranges ("C50-C50")
+  so a block id never reads like a category.
+- chapters are named by number ("2"), and that number is the chapter id used here.
+
+Codes are compared on a dotless lower-case key (`normalize`) and shown dotted upper case
+(`to_dotted`). The package takes about 1.5 s to import, so it is loaded on first use; every
+lookup after that is a dict access (curation calls these for ~160k rows).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Code shape: a letter, two alphanumerics (C4A, M1A and QA0 exist), then up to four more.
+_CODE_SHAPE = re.compile(r"[A-Z][0-9A-Z]{2}(?:[0-9A-Z]{1,4})?")
+# A code inside free text: not glued to other letters or digits; optional dot after the
+# category. A longer alphanumeric run (staging like "T2N1M0") is not split into a code.
+_CODE_IN_TEXT = re.compile(
+    r"(?<![0-9A-Za-z])([A-Za-z][0-9A-Za-z]{2})(?:\.?([0-9A-Za-z]{1,4}))?(?![0-9A-Za-z]|\.[0-9A-Za-z])"
+)
+
+
+@dataclass(frozen=True)
+class _Item:
+    dotted: str
+    billable: bool
+
+
+@dataclass(frozen=True)
+class _Index:
+    items: dict[str, _Item]  # dotless upper-case key -> code, category or subcategory
+    category_position: dict[str, tuple[str, str]]  # category -> (block, chapter)
+    billable: tuple[str, ...]  # dotted, sorted
+
+
+@functools.cache
+def _cm():
+    import simple_icd_10_cm as cm
+
+    return cm
+
+
+@functools.cache
+def _index() -> _Index:
+    cm = _cm()
+    items: dict[str, _Item] = {}
+    positions: dict[str, tuple[str, str]] = {}
+    for name in cm.get_all_codes(with_dots=True):
+        # Chapters ("2") and blocks ("C00-C14") are not codes; a block named like its only
+        # category ("C50") resolves to the category in the package, which is what we want.
+        if name in items or not cm.is_category_or_subcategory(name):
+            continue
+        key = name.replace(".", "")
+        items[key] = _Item(dotted=name, billable=cm.is_leaf(name))
+        if cm.is_category(name):
+            block, chapter = cm.get_ancestors(name)  # always [block, chapter] for a category
+            positions[name] = (block if "-" in block else f"{block}-{block}", chapter)
+    billable = tuple(sorted(item.dotted for item in items.values() if item.billable))
+    return _Index(items=items, category_position=positions, billable=billable)
+
+
+def normalize(code: str) -> str:
+    """Comparison key: no dots, no whitespace, lower case (" C50.412 " -> "c50412")."""
+    return re.sub(r"[\s.]", "", str(code)).lower()
+
+
+@functools.lru_cache(maxsize=65536)
+def to_dotted(code: str) -> str:
+    """Canonical dotted upper case ("c50412" -> "C50.412", "C61" -> "C61").
+
+    Never raises: a string that is not code-shaped comes back stripped and upper-cased.
+    """
+    compact = re.sub(r"\s", "", str(code)).upper()
+    dotless = compact.replace(".", "")
+    if _CODE_SHAPE.fullmatch(dotless):
+        return dotless if len(dotless) == 3 else f"{dotless[:3]}.{dotless[3:]}"
+    return compact
+
+
+def _lookup(code: str) -> _Item | None:
+    return _index().items.get(normalize(code).upper())
+
+
+def is_valid(code: str) -> bool:
+    """True for any ICD-10-CM code, category or subcategory (not chapters or blocks)."""
+    return _lookup(code) is not None
+
+
+def is_billable(code: str) -> bool:
+    """True for a leaf of the tabular list: a code that can be billed (C50.412, C61)."""
+    item = _lookup(code)
+    return item is not None and item.billable
+
+
+def _require_item(code: str) -> _Item:
+    item = _lookup(code)
+    if item is None:
+        raise ValueError(f"'{code}' is not an ICD-10-CM code")
+    return item
+
+
+def category(code: str) -> str:
+    """The 3-character category ("C50.412" -> "C50").
+
+    Read from the code's shape, so a made-up subcode ("C50.999") still has a category, which
+    is what category-level scoring of model answers needs.
+    """
+    dotted = to_dotted(code)
+    if not _CODE_SHAPE.fullmatch(dotted.replace(".", "")):
+        raise ValueError(f"'{code}' does not look like an ICD-10-CM code")
+    return dotted[:3]
+
+
+def _position(code: str) -> tuple[str, str]:
+    # Block and chapter come from the category, so an invalid subcode of a real category
+    # ("C50.999") sits where its category sits.
+    cat = category(code)
+    position = _index().category_position.get(cat)
+    if position is None:
+        raise ValueError(f"'{code}' is not in an ICD-10-CM category ('{cat}' does not exist)")
+    return position
+
+
+def block(code: str) -> str:
+    """The block (section) as a range: "C50.412" -> "C50-C50", "C61" -> "C60-C63"."""
+    return _position(code)[0]
+
+
+def chapter(code: str) -> str:
+    """The chapter number as text: "C50.412" -> "2"."""
+    return _position(code)[1]
+
+
+def chapter_title(code: str) -> str:
+    """The chapter description: "C50.412" -> "Neoplasms (C00-D49)"."""
+    return _cm().get_description(chapter(code))
+
+
+def title(code: str) -> str:
+    """The description of a code, category or subcategory."""
+    return _cm().get_description(_require_item(code).dotted)
+
+
+@functools.cache
+def _chapter_ranges() -> dict[str, list[str]]:
+    chapters: dict[str, list[str]] = {}
+    for cat, (block_id, chapter_id) in _index().category_position.items():
+        chapters.setdefault(chapter_id, []).append(cat)
+        chapters.setdefault(block_id, []).append(cat)
+    return chapters
+
+
+def billable_codes(*, prefixes: Sequence[str] | None = None) -> list[str]:
+    """All billable codes, dotted and sorted; optionally only those under `prefixes`.
+
+    A prefix is a chapter number ("2"), a block ("C50-C50", "C00-C96") or the start of a
+    code ("C", "C50", "C50.4"). A prefix that selects nothing raises ValueError: an empty
+    code list would silently make a constrained decoder unable to answer.
+    """
+    codes = _index().billable
+    if prefixes is None:
+        return list(codes)
+    if isinstance(prefixes, str):
+        prefixes = [prefixes]
+    groups = _chapter_ranges()
+    starts: set[str] = set()
+    for prefix in prefixes:
+        key = re.sub(r"\s", "", str(prefix)).upper()
+        if key.isdigit() or "-" in key:
+            if key not in groups:
+                raise ValueError(f"unknown ICD-10-CM chapter or block '{prefix}'")
+            starts.update(groups[key])
+        else:
+            start = key.replace(".", "")
+            if not start or not any(code.replace(".", "").startswith(start) for code in codes):
+                raise ValueError(f"no billable ICD-10-CM code starts with '{prefix}'")
+            starts.add(start)
+    ordered = tuple(sorted(starts))
+    return [code for code in codes if code.replace(".", "").startswith(ordered)]
+
+
+def find_codes(text: str) -> list[str]:
+    """ICD-10-like codes in free text, dotted, in order of appearance, without repeats.
+
+    "Dx: C50.412 (c50412); ICD C61" -> ["C50.412", "C61"]. A candidate counts when its
+    3-character category exists in ICD-10-CM: staging ("T2N1M0"), receptor status ("HER2")
+    or scores never count, while a made-up subcode of a real category ("C50.999") is kept so
+    that answer extraction can score it as wrong rather than as missing.
+    """
+    categories = _index().category_position
+    found: dict[str, None] = {}
+    for match in _CODE_IN_TEXT.finditer(str(text)):
+        head, tail = match.group(1).upper(), (match.group(2) or "").upper()
+        if head in categories:
+            found.setdefault(f"{head}.{tail}" if tail else head, None)
+    return list(found)

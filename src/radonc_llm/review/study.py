@@ -1,0 +1,331 @@
+"""Build a blinded review study: cases x sources -> items -> per-reviewer queues.
+
+Each item is one case's diagnosis with one regimen from one source: a model named on the
+command line (`--predictions NAME=PATH`) or the reference regimen itself as a control
+(source `reference`). Reviewers never see the source: items and queue entries get opaque
+random ids, and each reviewer's queue is shuffled with its own recorded seed. With
+`overlap=k` every item goes to k different reviewers, always to the least-loaded ones, so
+queues differ in length by at most one item per pass.
+
+The study definition (`study.json`) is self-contained: texts, sources, seeds and queues, plus
+SHA-256 hashes of the input files. The database is loaded from it (`db.load_study`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from radonc_llm.data.cases import Case
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.review.models import REFERENCE_SOURCE, USERNAME_MAX
+from radonc_llm.review.settings import STUDY_FILE
+from radonc_llm.storage import file_sha256, iter_jsonl, write_json_atomic
+
+STUDY_FORMAT = "radonc-review-study/1"
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+USERNAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}$")
+
+
+class PredictionRow(BaseModel):
+    """One line of a prediction file written by `radonc-llm predict` (extra keys allowed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    case_id: str = Field(min_length=1)
+    task: Literal["regimen", "modality", "icd10"]
+    prediction: str | None
+    raw: str
+    malformed: bool
+
+
+class StudyItem(BaseModel):
+    item_id: str
+    case_id: str
+    source: str
+    diagnosis_text: str
+    regimen_text: str
+
+
+class QueueEntry(BaseModel):
+    public_id: str
+    item_id: str
+
+
+class InputFile(BaseModel):
+    path: str
+    sha256: str
+
+
+class StudyDefinition(BaseModel):
+    """What `study.json` holds. `study_id` hashes everything except `created_at`."""
+
+    format: Literal["radonc-review-study/1"] = STUDY_FORMAT
+    study_id: str
+    created_at: datetime
+    seed: int
+    overlap: int
+    sources: list[str]
+    inputs: dict[str, InputFile] = Field(
+        default_factory=dict, description="'cases' and one entry per prediction source."
+    )
+    reviewers: list[str]
+    reviewer_seeds: dict[str, int]
+    items: list[StudyItem]
+    queues: dict[str, list[QueueEntry]]
+
+
+def parse_reviewers(value: str) -> list[str]:
+    """`--reviewers 3` -> reviewer1..reviewer3; `--reviewers alice,bob` -> those usernames."""
+    value = value.strip()
+    if value.isdigit():
+        count = int(value)
+        if count < 1:
+            raise RadoncInputError("need at least one reviewer", field="reviewers")
+        return [f"reviewer{number}" for number in range(1, count + 1)]
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise RadoncInputError("give a number or comma-separated usernames", field="reviewers")
+    for name in names:
+        if not USERNAME.match(name):
+            raise RadoncInputError(
+                f"'{name}' is not a valid username (letters, digits, '_', '.', '-')",
+                field="reviewers",
+            )
+    if len(set(names)) != len(names):
+        raise RadoncInputError("a reviewer is named twice", field="reviewers")
+    return names
+
+
+def parse_prediction_specs(specs: list[str]) -> dict[str, Path]:
+    """Parse `NAME=PATH` options; names are unique and `reference` is reserved."""
+    sources: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not path:
+            raise RadoncInputError(f"'{spec}' is not NAME=PATH", field="predictions")
+        if not SOURCE_NAME.match(name):
+            raise RadoncInputError(
+                f"source name '{name}' may use letters, digits, '_', '.', '-'", field="predictions"
+            )
+        if name == REFERENCE_SOURCE:
+            raise RadoncInputError(
+                f"'{REFERENCE_SOURCE}' is reserved for the reference-regimen control",
+                field="predictions",
+            )
+        if name in sources:
+            raise RadoncInputError(f"source '{name}' is given twice", field="predictions")
+        sources[name] = Path(path)
+    return sources
+
+
+def read_regimen_predictions(path: str | Path) -> dict[str, str]:
+    """Map case_id -> the model's regimen text from a prediction file's regimen rows.
+
+    Reviewers judge what the model said: the normalised `prediction` when there is one,
+    otherwise the model's `raw` text (a malformed answer is shown, not hidden). Rows of the
+    other tasks are read for validity and otherwise ignored.
+    """
+    texts: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for line, obj in iter_jsonl(path):
+        try:
+            row = PredictionRow.model_validate(obj)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or None
+            raise RadoncInputError(first["msg"], file=path, row=line, field=field) from None
+        if row.task != "regimen":
+            continue
+        if row.case_id in texts:
+            raise RadoncInputError(
+                f"second regimen row for case '{row.case_id}' (first on line "
+                f"{first_line[row.case_id]})",
+                file=path,
+                row=line,
+                field="case_id",
+            )
+        first_line[row.case_id] = line
+        texts[row.case_id] = row.prediction if row.prediction else row.raw
+    return texts
+
+
+def _opaque_ids(rng: np.random.Generator, count: int, nbytes: int) -> list[str]:
+    ids: list[str] = []
+    seen: set[str] = set()
+    while len(ids) < count:
+        token = rng.bytes(nbytes).hex()
+        if token not in seen:
+            seen.add(token)
+            ids.append(token)
+    return ids
+
+
+def build_study(
+    cases: list[Case],
+    predictions: dict[str, dict[str, str]],
+    *,
+    reviewers: list[str],
+    overlap: int = 1,
+    seed: int = 0,
+    include_reference: bool = True,
+    sample: int | None = None,
+    inputs: dict[str, InputFile] | None = None,
+    prediction_files: dict[str, Path] | None = None,
+) -> StudyDefinition:
+    """Assign every (case, source) item to `overlap` reviewers and shuffle each queue.
+
+    Every sampled case must have a regimen in every prediction source and every prediction
+    must belong to a known case: nothing is dropped silently. `prediction_files` only
+    names the files in error messages.
+    """
+    if not reviewers:
+        raise RadoncInputError("need at least one reviewer", field="reviewers")
+    if not 1 <= overlap <= len(reviewers):
+        raise RadoncInputError(
+            f"overlap {overlap} must be between 1 and the number of reviewers ({len(reviewers)})",
+            field="overlap",
+        )
+    if not predictions and not include_reference:
+        raise RadoncInputError("nothing to review: no predictions and no reference control")
+    if not cases:
+        raise RadoncInputError("no cases to review", field="cases")
+    files = prediction_files or {}
+    case_ids = {case.case_id for case in cases}
+    for name, texts in predictions.items():
+        unknown = sorted(set(texts) - case_ids)
+        if unknown:
+            raise RadoncInputError(
+                f"{len(unknown)} regimen prediction(s) for cases not in the case file, "
+                f"e.g. '{unknown[0]}'",
+                file=files.get(name, name),
+                field="case_id",
+            )
+        missing = sorted(case_ids - set(texts))
+        if missing:
+            raise RadoncInputError(
+                f"no regimen prediction for {len(missing)} case(s), e.g. '{missing[0]}'",
+                file=files.get(name, name),
+                field="case_id",
+            )
+
+    rng = np.random.default_rng(seed)
+    chosen = list(cases)
+    if sample is not None:
+        if not 1 <= sample <= len(cases):
+            raise RadoncInputError(
+                f"sample {sample} must be between 1 and the number of cases ({len(cases)})",
+                field="sample",
+            )
+        picks = sorted(rng.choice(len(cases), size=sample, replace=False).tolist())
+        chosen = [cases[index] for index in picks]
+
+    sources = ([REFERENCE_SOURCE] if include_reference else []) + sorted(predictions)
+    items: list[StudyItem] = []
+    item_ids = _opaque_ids(rng, len(chosen) * len(sources), 6)
+    for case in chosen:
+        for source in sources:
+            text = case.regimen if source == REFERENCE_SOURCE else predictions[source][case.case_id]
+            items.append(
+                StudyItem(
+                    item_id=item_ids[len(items)],
+                    case_id=case.case_id,
+                    source=source,
+                    diagnosis_text=case.diagnosis_text,
+                    regimen_text=text,
+                )
+            )
+
+    # Balanced assignment: each item (in random order) goes to the `overlap` reviewers with
+    # the fewest items so far; ties are broken by a random reviewer order.
+    loads = dict.fromkeys(reviewers, 0)
+    assigned: dict[str, list[str]] = {name: [] for name in reviewers}
+    for index in rng.permutation(len(items)).tolist():
+        tiebreak = rng.permutation(len(reviewers)).tolist()
+        order = sorted(range(len(reviewers)), key=lambda r: (loads[reviewers[r]], tiebreak[r]))
+        for r in order[:overlap]:
+            loads[reviewers[r]] += 1
+            assigned[reviewers[r]].append(items[index].item_id)
+
+    reviewer_seeds = {name: int(rng.integers(0, 2**31 - 1)) for name in reviewers}
+    public_ids = iter(_opaque_ids(rng, sum(loads.values()), 8))
+    queues: dict[str, list[QueueEntry]] = {}
+    for name in reviewers:
+        queue = sorted(assigned[name])
+        np.random.default_rng(reviewer_seeds[name]).shuffle(queue)
+        queues[name] = [QueueEntry(public_id=next(public_ids), item_id=item) for item in queue]
+
+    draft = StudyDefinition(
+        study_id="",
+        created_at=datetime.now(UTC),
+        seed=seed,
+        overlap=overlap,
+        sources=sources,
+        inputs=inputs or {},
+        reviewers=list(reviewers),
+        reviewer_seeds=reviewer_seeds,
+        items=items,
+        queues=queues,
+    )
+    content = draft.model_dump(mode="json", exclude={"study_id", "created_at"})
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return draft.model_copy(update={"study_id": f"study-{digest[:16]}"})
+
+
+def create_study(
+    cases_path: str | Path,
+    prediction_files: dict[str, Path],
+    *,
+    reviewers: list[str],
+    overlap: int = 1,
+    seed: int = 0,
+    include_reference: bool = True,
+    sample: int | None = None,
+) -> StudyDefinition:
+    """Read the case file and prediction files, then `build_study`."""
+    from radonc_llm.data.cases import read_cases
+
+    cases = read_cases(cases_path)
+    predictions = {name: read_regimen_predictions(path) for name, path in prediction_files.items()}
+    inputs = {"cases": InputFile(path=str(cases_path), sha256=file_sha256(cases_path))}
+    for name, path in prediction_files.items():
+        inputs[name] = InputFile(path=str(path), sha256=file_sha256(path))
+    return build_study(
+        cases,
+        predictions,
+        reviewers=reviewers,
+        overlap=overlap,
+        seed=seed,
+        include_reference=include_reference,
+        sample=sample,
+        inputs=inputs,
+        prediction_files=prediction_files,
+    )
+
+
+def write_study(study: StudyDefinition, study_dir: str | Path) -> Path:
+    path = Path(study_dir) / STUDY_FILE
+    write_json_atomic(path, study.model_dump(mode="json"))
+    return path
+
+
+def read_study(study_dir: str | Path) -> StudyDefinition:
+    path = Path(study_dir) / STUDY_FILE
+    if not path.exists():
+        raise RadoncInputError(
+            "no study.json here; create one with `radonc-llm review create-study`", file=path
+        )
+    try:
+        return StudyDefinition.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise RadoncInputError(first["msg"], file=path, field=field) from None

@@ -1,0 +1,118 @@
+"""Curation of a hand-made export with one patient per kind of problem."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from radonc_llm.cli import app
+from radonc_llm.data.cases import read_cases
+from radonc_llm.data.cohort import curate_export, unaccounted_rows, write_curation
+from radonc_llm.errors import RadoncInputError
+from tests.data.messy_export import EXPECTED, write_messy_export
+
+
+def _exclusion_reason(result, patient_id):
+    """The reason the patient was excluded for (steps name it on every row of theirs)."""
+    reasons = {e.reason for e in result.ledger if e.patient_id == patient_id}
+    step_reasons = {r for r in reasons if r not in {"not_primary_plan", "duplicate_row"}}
+    row_level = {"bad_date", "bad_number", "unknown_status", "duplicate_id", "broken_encoding"}
+    if step_reasons & row_level:
+        return "incomplete_record"
+    return step_reasons.pop() if step_reasons else None
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    return curate_export(write_messy_export(tmp_path_factory.mktemp("raw")))
+
+
+def test_each_patient_is_kept_or_excluded_for_the_right_reason(curated):
+    kept = {case.patient_id for case in curated.cases}
+    for patient_id, reason in EXPECTED.items():
+        if reason is None:
+            assert patient_id in kept, patient_id
+        else:
+            assert patient_id not in kept, patient_id
+            assert _exclusion_reason(curated, patient_id) == reason, patient_id
+
+
+def test_every_input_row_is_accounted_for_exactly_once(curated):
+    assert unaccounted_rows(curated) == []
+    assert curated.input_rows == {"patients": 20, "diagnoses": 22, "treatment_courses": 27}
+
+
+def test_row_level_problems_name_file_row_and_column(curated):
+    by_reason = {e.reason: e for e in curated.ledger}
+    assert by_reason["bad_date"].column == "start_date"
+    assert by_reason["bad_date"].file == "treatment_courses.csv"
+    assert "2021-13-45" in by_reason["bad_date"].detail
+    assert by_reason["bad_number"].column == "fractions"
+    assert by_reason["unknown_status"].column == "status"
+    assert by_reason["broken_encoding"].column == "diagnosis_text"
+    assert by_reason["broken_encoding"].row == 16
+    assert by_reason["malformed_row"].row == 27 and by_reason["malformed_row"].patient_id is None
+    conflicting = [e for e in curated.ledger if e.reason == "duplicate_id"]
+    assert {e.row for e in conflicting} == {14, 15}
+    assert by_reason["duplicate_row"].patient_id == "P12"
+
+
+def test_kept_cases_carry_normalised_labels(curated):
+    cases = {case.patient_id: case for case in curated.cases}
+    assert cases["P07"].regimen_structured.dose_gy == pytest.approx(70.0)
+    assert cases["P07"].regimen.startswith("70 Gy in 35 fractions")
+    assert "cisplatin" in cases["P07"].regimen
+    assert cases["P16"].icd10 == "C61"
+    assert cases["P01"].modality == "photon"
+    assert cases["P01"].source_rows == {"patients": 1, "diagnoses": 1, "treatment_courses": 1}
+    assert cases["P17"].source["plan_id"] == "L17"
+
+
+def test_funnel_counts_each_step(curated):
+    steps = {step["step"]: step for step in curated.funnel}
+    assert steps["patients_in_export"]["patients"] == 21
+    assert steps["complete_record"]["excluded"] == 6  # P09, P10, P11, P13, P14, P19
+    assert steps["plausible_prescription"]["patients"] == len(curated.cases) == 5
+    totals = sum(step["excluded"] for step in curated.funnel)
+    assert steps["patients_in_export"]["patients"] - totals == len(curated.cases)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_jsonl_and_parquet_exports_give_the_same_cases(tmp_path, curated, fmt):
+    result = curate_export(write_messy_export(tmp_path / fmt, fmt=fmt))
+    assert sorted(c.patient_id for c in result.cases) == sorted(c.patient_id for c in curated.cases)
+    assert unaccounted_rows(result) == []
+
+
+def test_missing_column_fails_at_once_naming_file_and_column(tmp_path):
+    raw = write_messy_export(tmp_path / "raw", drop_column=("treatment_courses", "fractions"))
+    with pytest.raises(RadoncInputError) as error:
+        curate_export(raw)
+    assert error.value.file.endswith("treatment_courses.csv")
+    assert error.value.field == "fractions"
+
+
+def test_written_artefacts_reload(tmp_path, curated):
+    write_curation(curated, tmp_path)
+    cases = read_cases(tmp_path / "cases.jsonl")
+    assert len(cases) == len(curated.cases)
+    ledger = [json.loads(line) for line in (tmp_path / "excluded.jsonl").read_text().splitlines()]
+    assert len(ledger) == len(curated.ledger)
+    assert set(ledger[0]) == {"patient_id", "file", "row", "column", "reason", "detail"}
+    funnel = json.loads((tmp_path / "funnel.json").read_text())
+    assert funnel["kept"] == len(cases)
+
+
+def test_cli_prints_funnel_and_reports_bad_input_without_traceback(tmp_path):
+    runner = CliRunner()
+    raw = write_messy_export(tmp_path / "raw")
+    result = runner.invoke(app, ["curate", "--raw", str(raw), "--out", str(tmp_path / "cur")])
+    assert result.exit_code == 0, result.output
+    assert "Cohort funnel" in result.output and "plausible_prescription" in result.output
+    broken = write_messy_export(tmp_path / "broken", drop_column=("diagnoses", "icd10"))
+    result = runner.invoke(app, ["curate", "--raw", str(broken), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "diagnoses.csv" in result.output and "icd10" in result.output
+    assert "Traceback" not in result.output

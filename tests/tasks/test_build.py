@@ -1,0 +1,54 @@
+"""Instruction datasets: one chat example per case and task, answers never in the prompt."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from radonc_llm.cli import app
+from radonc_llm.data.cases import Case, write_cases
+from radonc_llm.tasks.build import build_task_example
+from radonc_llm.tasks.prompts import PROMPT_VERSION, SYSTEM_PROMPT, TASK_PROMPTS
+
+CASE = Case(
+    case_id="c1",
+    patient_id="p1",
+    diagnosis_text="58F L breast UOQ IDC pT1cN0, ER+/PR+/HER2-, s/p lumpectomy",
+    regimen="40.05 Gy in 15 fractions",
+    modality="photon",
+    icd10="c50412",
+)
+
+
+def test_each_task_has_system_user_assistant_and_the_answer():
+    for task, answer in (("regimen", CASE.regimen), ("modality", "photon"), ("icd10", "C50.412")):
+        example = build_task_example(CASE, task)
+        roles = [m["role"] for m in example["messages"]]
+        assert roles == ["system", "user", "assistant"]
+        assert example["messages"][0]["content"] == SYSTEM_PROMPT
+        assert example["messages"][-1]["content"] == answer == example["answer"]
+        assert CASE.diagnosis_text in example["messages"][1]["content"]
+        assert TASK_PROMPTS[task].instruction in example["messages"][1]["content"]
+        assert example["prompt_version"] == PROMPT_VERSION
+
+
+def test_cli_writes_three_task_files(tmp_path):
+    write_cases(tmp_path / "cases.jsonl", [CASE])
+    result = CliRunner().invoke(
+        app, ["tasks", "--cases", str(tmp_path / "cases.jsonl"), "--out", str(tmp_path / "t")]
+    )
+    assert result.exit_code == 0, result.output
+    for task in ("regimen", "modality", "icd10"):
+        rows = [json.loads(x) for x in (tmp_path / "t" / f"{task}.jsonl").read_text().splitlines()]
+        assert len(rows) == 1 and rows[0]["task"] == task
+
+
+def test_case_file_errors_name_file_line_and_field(tmp_path):
+    path = tmp_path / "cases.jsonl"
+    good = CASE.model_dump(exclude_none=True)
+    bad = {**good, "case_id": "c2", "modality": "neutron"}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    result = CliRunner().invoke(app, ["tasks", "--cases", str(path), "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2
+    assert "cases.jsonl, row 2, field 'modality'" in result.output

@@ -1,0 +1,25 @@
+"""Atomic writes and JSONL reading."""
+
+from __future__ import annotations
+
+import pytest
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.storage import atomic_open, read_jsonl, write_jsonl_atomic
+
+
+def test_failed_write_leaves_the_old_file_untouched(tmp_path):
+    path = tmp_path / "a.jsonl"
+    write_jsonl_atomic(path, [{"x": 1}])
+    with pytest.raises(RuntimeError), atomic_open(path) as handle:
+        handle.write("half")
+        raise RuntimeError("killed")
+    assert read_jsonl(path) == [{"x": 1}]
+    assert [p.name for p in tmp_path.iterdir()] == ["a.jsonl"]
+
+
+def test_bad_json_line_is_named(tmp_path):
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"x": 1}\n{"x": \n')
+    with pytest.raises(RadoncInputError, match=r"b.jsonl, row 2"):
+        read_jsonl(path)
