@@ -114,5 +114,424 @@ def tasks(
     console.print(table)
 
 
+@app.command()
+@user_errors
+def predict(
+    cases: Annotated[Path, typer.Option(help="Case JSONL file (e.g. the test split).")],
+    out: Annotated[Path, typer.Option(help="Prediction JSONL; an existing one is resumed.")],
+    model: Annotated[
+        str | None, typer.Option(help="Registry name, training run folder or model folder.")
+    ] = None,
+    tasks: Annotated[
+        list[str] | None, typer.Option(help="regimen, modality, icd10 (repeat or comma-separate).")
+    ] = None,
+    decoding: Annotated[
+        str, typer.Option(help="free, or constrained (modality labels, ICD-10 code trie).")
+    ] = "free",
+    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass.")] = 16,
+    limit: Annotated[int | None, typer.Option(help="Only the first N cases.")] = None,
+    backend: Annotated[str, typer.Option(help="transformers (local) or openai.")] = "transformers",
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible API root, e.g. http://host:8000/v1.")
+    ] = None,
+    model_name: Annotated[str | None, typer.Option(help="Model name the server knows.")] = None,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (local backend).")] = "float32",
+) -> None:
+    """Predict the three tasks for every case; rows are appended as they finish (resumable)."""
+    from radonc_llm.data.cases import read_cases
+    from radonc_llm.infer.backends import OpenAIBackend, TransformersBackend, torch_dtype
+    from radonc_llm.infer.predict import parse_tasks, predict_cases, prediction_table
+
+    task_names = parse_tasks(tasks)
+    case_list = read_cases(cases)
+    if limit is not None:
+        case_list = case_list[: max(limit, 0)]
+    if backend == "openai":
+        if not base_url or not model_name:
+            raise RadoncInputError("--backend openai needs --base-url and --model-name")
+        engine = OpenAIBackend(base_url, model_name)
+    elif backend == "transformers":
+        if not model:
+            raise RadoncInputError("give --model (a registry name, run folder or model folder)")
+        engine = TransformersBackend.load(model, dtype=torch_dtype(dtype))
+    else:
+        raise RadoncInputError(f"unknown backend '{backend}'; expected transformers or openai")
+    summary = predict_cases(
+        engine,
+        case_list,
+        out,
+        tasks=task_names,
+        decoding=decoding,
+        batch_size=batch_size,
+        cases_file=cases,
+        console=console,
+    )
+    if summary.repaired_last_line:
+        console.print("[yellow]note:[/] dropped a cut-short last line left by an interrupted run")
+    rows = {
+        task: {
+            "cases": s.cases,
+            "already_done": s.already_done,
+            "predicted": s.predicted,
+            "malformed": s.malformed,
+            "cases_per_s": s.cases_per_s,
+        }
+        for task, s in summary.tasks.items()
+    }
+    console.print(prediction_table(f"Predictions of {engine.model_name} -> {out}", rows))
+
+
+@app.command()
+@user_errors
+def evaluate(
+    cases: Annotated[Path, typer.Option(help="Case JSONL file with the reference answers.")],
+    predictions: Annotated[
+        list[str], typer.Option(help="NAME=PRED.jsonl, once per system (e.g. base=..., ft=...).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json, per_case.jsonl.")],
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(help="SYSTEM:BASELINE pairs to test; default: every system vs 'base'."),
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+) -> None:
+    """Score prediction files against the cases, with 95% CIs and paired one-sided tests."""
+    from radonc_llm.data.cases import read_cases
+    from radonc_llm.evaluate.run import (
+        evaluate_predictions,
+        parse_compare_args,
+        parse_prediction_args,
+        summary_tables,
+    )
+
+    systems = parse_prediction_args(predictions)
+    pairs = parse_compare_args(compare, list(systems)) if compare else None
+    result = evaluate_predictions(
+        read_cases(cases),
+        systems,
+        out,
+        compare=pairs,
+        n_resamples=bootstrap,
+        seed=seed,
+        cases_file=cases,
+    )
+    for message in result.messages:
+        console.print(f"[yellow]note:[/] {message}")
+    for table in summary_tables(result.metrics):
+        console.print(table)
+    console.print(f"metrics.json and per_case.jsonl in {out}")
+
+
+@app.command()
+@user_errors
+def report(
+    run: Annotated[Path, typer.Option(help="Run directory, e.g. runs/demo.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for report.html, report.md and figures/ (default: RUN/report)."),
+    ] = None,
+) -> None:
+    """Write the study report (self-contained HTML and Markdown) from a run's artefacts."""
+    from radonc_llm.evaluate.report import headline_table, read_run_metrics, write_report
+
+    with console.status("Writing the report"):
+        html, markdown = write_report(run, out)
+    metrics = read_run_metrics(run)
+    if metrics is not None:
+        console.print(headline_table(metrics))
+    console.print(f"Report: {html}\nMarkdown: {markdown}")
+
+
+@app.command()
+@user_errors
+def baseline(
+    train: Annotated[Path, typer.Option(help="Training case JSONL file.")],
+    cases: Annotated[Path, typer.Option(help="Case JSONL file to predict (e.g. the test split).")],
+    out: Annotated[Path, typer.Option(help="Prediction JSONL (same format as predict).")],
+    kind: Annotated[str, typer.Option(help="majority, tfidf-logreg, nearest-regimen or few-shot.")],
+    tasks: Annotated[
+        list[str] | None, typer.Option(help="Tasks (default: all the baseline answers).")
+    ] = None,
+    k: Annotated[int, typer.Option(help="few-shot: number of similar training cases.")] = 3,
+    model: Annotated[str, typer.Option(help="few-shot: the original model.")] = "smollm2-135m",
+    decoding: Annotated[str, typer.Option(help="few-shot: free or constrained.")] = "free",
+    batch_size: Annotated[int, typer.Option(help="few-shot: prompts per forward pass.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the logistic regression.")] = 0,
+) -> None:
+    """Write a reference system's predictions, so that a model's number means something."""
+    from radonc_llm.data.cases import read_cases
+    from radonc_llm.evaluate.baselines import run_baseline
+    from radonc_llm.infer.predict import parse_tasks, prediction_table
+
+    summary = run_baseline(
+        kind,
+        read_cases(train),
+        read_cases(cases),
+        out,
+        tasks=parse_tasks(tasks) if tasks else None,
+        k=k,
+        model=model,
+        decoding=decoding,
+        batch_size=batch_size,
+        seed=seed,
+        console=console,
+    )
+    for message in summary.messages:
+        console.print(f"[yellow]warning:[/] {message}")
+    console.print(prediction_table(f"Baseline {kind} -> {out}", summary.tasks))
+
+
+review_app = typer.Typer(
+    help="Blinded clinical review of generated regimens: build a study, serve it, export it.",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
+StudyDir = Annotated[Path, typer.Option("--study", help="Study folder (study.json, review.db).")]
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="RADONC_REVIEW_DATABASE_URL",
+        help="sqlite:///PATH or postgresql+psycopg://USER@HOST/DB; default: review.db in --study.",
+        show_default=False,
+    ),
+]
+
+
+@review_app.command("create-study")
+@user_errors
+def review_create_study(
+    cases: Annotated[Path, typer.Option(help="Case JSONL: diagnosis and reference regimen.")],
+    predictions: Annotated[
+        list[str], typer.Option(help="NAME=PRED.jsonl, repeatable (e.g. base=..., finetuned=...).")
+    ],
+    reviewers: Annotated[str, typer.Option(help="A number N (reviewer1..N) or user1,user2,...")],
+    study: StudyDir,
+    overlap: Annotated[int, typer.Option(help="Reviewers per item; 2 for agreement.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the assignment and queue order.")] = 0,
+    sample: Annotated[int | None, typer.Option(help="Review a random subset of N cases.")] = None,
+    control: Annotated[
+        bool, typer.Option(help="Add the reference regimen as a blinded control source.")
+    ] = True,
+    db: DbUrl = None,
+) -> None:
+    """Build a blinded study (study.json) and load it into the review database."""
+    from rich.table import Table
+
+    from radonc_llm.review.db import display_url, prepare_database
+    from radonc_llm.review.settings import ReviewSettings
+    from radonc_llm.review.study import (
+        create_study,
+        parse_prediction_specs,
+        parse_reviewers,
+        write_study,
+    )
+
+    settings = ReviewSettings(study_dir=study, database_url=db)
+    if settings.study_file.exists():
+        raise RadoncInputError("a study exists here; choose a new folder", file=settings.study_file)
+    definition = create_study(
+        cases,
+        parse_prediction_specs(predictions),
+        reviewers=parse_reviewers(reviewers),
+        overlap=overlap,
+        seed=seed,
+        include_reference=control,
+        sample=sample,
+    )
+    url = settings.resolved_database_url()
+    prepare_database(url, definition).dispose()
+    write_study(definition, study)
+    table = Table(title=f"Study {definition.study_id} ({display_url(url)})")
+    table.add_column("reviewer")
+    table.add_column("items", justify="right")
+    for name, queue in definition.queues.items():
+        table.add_row(name, str(len(queue)))
+    console.print(table)
+    console.print(
+        f"{len(definition.items)} items from sources {', '.join(definition.sources)}; "
+        f"next: radonc-llm review add-user --study {study} --username NAME"
+    )
+
+
+@review_app.command("add-user")
+@user_errors
+def review_add_user(
+    study: StudyDir,
+    username: Annotated[str, typer.Option(help="Login name; a reviewer's queue has this name.")],
+    admin: Annotated[bool, typer.Option(help="An admin sees progress and results.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input instead of a prompt.")
+    ] = False,
+    reset_password: Annotated[bool, typer.Option(help="Set a new password.")] = False,
+    db: DbUrl = None,
+) -> None:
+    """Create a reviewer or admin account (the password is asked for, never an argument)."""
+    import sys
+
+    from pydantic import ValidationError
+
+    from radonc_llm.review.accounts import add_user
+    from radonc_llm.review.db import prepare_database, session_scope
+    from radonc_llm.review.schemas import UserCreate
+    from radonc_llm.review.settings import ReviewSettings
+    from radonc_llm.review.study import read_study
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = UserCreate(
+            username=username, password=password, role="admin" if admin else "reviewer"
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise RadoncInputError(first["msg"], field=str(first["loc"][0])) from None
+    settings = ReviewSettings(study_dir=study, database_url=db)
+    definition = read_study(study)
+    engine = prepare_database(settings.resolved_database_url(), definition)
+    try:
+        with session_scope(engine) as session:
+            add_user(session, user, settings=settings, reset_password=reset_password)
+    finally:
+        engine.dispose()
+    console.print(f"{user.role} '{user.username}' is ready.")
+    if not admin and username not in definition.reviewers:
+        console.print(
+            f"[yellow]warning:[/] '{username}' has no queue in this study "
+            f"(reviewers: {', '.join(definition.reviewers)})"
+        )
+
+
+@review_app.command("serve")
+@user_errors
+def review_serve(
+    study: StudyDir,
+    db: DbUrl = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    cookie_secure: Annotated[
+        bool, typer.Option(help="Secure cookies: set when served over HTTPS.")
+    ] = False,
+) -> None:
+    """Serve the review pages (migrates the database and loads the study first)."""
+    from radonc_llm.review.app import serve
+    from radonc_llm.review.db import display_url
+    from radonc_llm.review.settings import ReviewSettings
+
+    settings = ReviewSettings(study_dir=study, database_url=db, cookie_secure=cookie_secure)
+    console.print(
+        f"Review of {study} on http://{host}:{port} "
+        f"(database {display_url(settings.resolved_database_url())})"
+    )
+    serve(settings, host=host, port=port, workers=workers)
+
+
+@review_app.command("export")
+@user_errors
+def review_export(
+    study: StudyDir,
+    out: Annotated[Path, typer.Option(help="Folder for ratings.csv/.jsonl, review_metrics.json.")],
+    db: DbUrl = None,
+    treatment: Annotated[str, typer.Option(help="Fine-tuned source name.")] = "finetuned",
+    control: Annotated[str, typer.Option(help="Original-model source name.")] = "base",
+) -> None:
+    """Export ratings, the audit log and review_metrics.json (acceptability, tests, agreement)."""
+    from rich.table import Table
+
+    from radonc_llm.review.export import export_review
+
+    summary = export_review(study, out, database_url=db, treatment=treatment, control=control)
+    metrics = summary.metrics
+    table = Table(title=f"Review {metrics['study_id']}: {summary.n_ratings} ratings -> {out}")
+    for column in ("source", "ratings", "acceptable", "95% CI", "as is"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for source, row in metrics["acceptability"].items():
+        low, high = row["acceptable_ci95"]
+        table.add_row(
+            source,
+            str(row["n"]),
+            f"{row['acceptable_rate']:.1%}",
+            f"{low:.1%}-{high:.1%}",
+            f"{row['as_is_rate']:.1%}",
+        )
+    console.print(table)
+    comparison = metrics["comparison"]
+    if comparison["p_value"] is not None:
+        console.print(
+            f"{treatment} > {control}: one-sided Wilcoxon p = {comparison['p_value']:.4g} "
+            f"({comparison['n_cases']} cases, {comparison['n_nonzero']} non-zero differences)"
+        )
+    else:
+        console.print(f"{treatment} vs {control}: {comparison['note']}")
+    agreement = metrics["agreement"]
+    console.print(
+        f"Fleiss' kappa {agreement['fleiss_kappa']['value']}, "
+        f"Krippendorff's alpha (ordinal) {agreement['krippendorff_alpha']['value']}"
+    )
+
+
+import_app = typer.Typer(
+    help="Import a public head-and-neck cohort (read in place, never copied) into case JSONL.",
+    no_args_is_help=True,
+)
+app.add_typer(import_app, name="import")
+
+ImportPath = Annotated[
+    Path, typer.Argument(help="The cohort's CSV file, or the folder holding it.")
+]
+ImportOut = Annotated[Path, typer.Option(help="Case JSONL to write (atomic).")]
+ImportSplit = Annotated[
+    str | None,
+    typer.Option(help="Put every kept case in this split (train, val, test), e.g. test for an "
+                 "external cohort; default: the source's own split, if it has one."),
+]  # fmt: skip
+ImportExcluded = Annotated[
+    Path | None,
+    typer.Option(help="Exclusion ledger; default excluded.jsonl beside --out "
+                 "(<stem>.excluded.jsonl unless --out is cases.jsonl)."),
+]  # fmt: skip
+
+
+def _import(cohort: str, path: Path, out: Path, split: str | None, excluded: Path | None) -> None:
+    from radonc_llm.data.importers import import_cohort
+    from radonc_llm.data.importers.result import import_table, write_import
+
+    result = import_cohort(cohort, path, split=split)
+    ledger = write_import(result, out, excluded=excluded)
+    console.print(import_table(result))
+    console.print(f"{len(result.cases)} cases -> {out}; {len(result.ledger)} excluded -> {ledger}")
+
+
+@import_app.command("radcure")
+@user_errors
+def import_radcure(
+    path: ImportPath, out: ImportOut, split: ImportSplit = None, excluded: ImportExcluded = None
+) -> None:
+    """RADCURE clinical table (Princess Margaret, Toronto; TCIA, CC BY-NC)."""
+    _import("radcure", path, out, split, excluded)
+
+
+@import_app.command("hnscc-mdacc")
+@user_errors
+def import_hnscc_mdacc(
+    path: ImportPath, out: ImportOut, split: ImportSplit = None, excluded: ImportExcluded = None
+) -> None:
+    """TCIA HNSCC tables (MD Anderson, Houston; CC BY-NC 3.0): a folder with one or both."""
+    _import("hnscc-mdacc", path, out, split, excluded)
+
+
+@import_app.command("hn1")
+@user_errors
+def import_hn1(
+    path: ImportPath, out: ImportOut, split: ImportSplit = None, excluded: ImportExcluded = None
+) -> None:
+    """Head-Neck-Radiomics-HN1 clinical table (MAASTRO, Maastricht; TCIA, CC BY-NC 3.0)."""
+    _import("hn1", path, out, split, excluded)
+
+
 if __name__ == "__main__":
     app()

@@ -219,7 +219,7 @@ class CurationResult:
 def group_by_patient(
     tables: dict[str, RawTable],
 ) -> tuple[dict[str, PatientRecord], list[LedgerEntry]]:
-    """Gather each patient's rows; unreadable rows with no readable patient_id stay unattributed."""
+    """Gather each patient's rows, and the ledger entries that concern no patient's record."""
     records: dict[str, PatientRecord] = {}
     files = {name: table.path.name for name, table in tables.items()}
 
@@ -228,7 +228,9 @@ def group_by_patient(
             records[patient_id] = PatientRecord(patient_id=patient_id, files=files)
         return records[patient_id]
 
-    unattributed: list[LedgerEntry] = []
+    # Rows that are only recorded: unreadable rows with no patient_id, and exact repeats of a
+    # row that stays (a repeat hides nothing, so it does not make a record incomplete).
+    recorded_only: list[LedgerEntry] = []
     for name, table in tables.items():
         for row in table.rows:
             record = record_for(row.values["patient_id"])
@@ -239,11 +241,11 @@ def group_by_patient(
             else:
                 record.courses.append(row)
         for entry in table.ledger:
-            if entry.patient_id is None:
-                unattributed.append(entry)
+            if entry.patient_id is None or entry.reason == "duplicate_row":
+                recorded_only.append(entry)
             else:
                 record_for(entry.patient_id).unreadable.append(entry)
-    return records, unattributed
+    return records, recorded_only
 
 
 def _rows_of(record: PatientRecord) -> list[tuple[str, RawRow]]:

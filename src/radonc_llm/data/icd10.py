@@ -19,8 +19,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Code shape: a letter, two alphanumerics (C4A, M1A and QA0 exist), then up to four more.
-_CODE_SHAPE = re.compile(r"[A-Z][0-9A-Z]{2}(?:[0-9A-Z]{1,4})?")
+# Code shape: a letter, then a digit and an alphanumeric (C61, C4A) or a letter and a digit
+# (QA0), then up to four more alphanumerics. Words like "PHOTON" are not code-shaped.
+_CODE_SHAPE = re.compile(r"[A-Z](?:[0-9][0-9A-Z]|[A-Z][0-9])(?:[0-9A-Z]{1,4})?")
 # A code inside free text: not glued to other letters or digits; optional dot after the
 # category. A longer alphanumeric run (staging like "T2N1M0") is not split into a code.
 _CODE_IN_TEXT = re.compile(

@@ -25,9 +25,10 @@ from radonc_llm.data.cases import MODALITIES
 
 # Terms that name one class. Spaces and hyphens inside a term match any run of spaces,
 # hyphens or nothing, so "3D-CRT" also matches "3D CRT" and "3DCRT".
+# fmt: off
 MODALITY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "photon": (
-        "photon", "photons", "x-ray", "x-rays", "megavoltage", "MV", "kilovoltage", "kV",
+        "photon", "photons", "x-ray", "x-rays", "megavoltage", "MV", "kilovoltage",
         "orthovoltage", "superficial x-ray", "SXRT", "FFF", "linac", "MR-linac", "IMRT",
         "VMAT", "RapidArc", "3D-CRT", "3D conformal", "tomotherapy", "tomo", "CyberKnife",
         "Gamma Knife",
@@ -61,6 +62,7 @@ OTHER_RADIATION_TERMS: tuple[str, ...] = (
     "neutron", "neutrons", "carbon ion", "carbon ions", "heavy ion", "heavy ions",
     "helium ion", "helium ions", "BNCT",
 )
+# fmt: on
 
 _PHOTON_ENERGY = re.compile(
     r"(?<![\w.])(?:\d+(?:\.\d+)?\s*(?:MV|kVp?)|(?:4|6|8|10|15|16|18|20|23|25)X)(?![A-Za-z0-9])",
@@ -79,9 +81,7 @@ def _term_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
         pieces = [re.escape(piece) for piece in re.split(r"[\s-]+", term) if piece]
         parts.append(r"[\s-]*".join(pieces))
     # Letters (not digits) must not touch a term: "67.5GyRBE" and "6MV" still match.
-    return re.compile(
-        r"(?<![A-Za-z&])(?:" + "|".join(parts) + r")(?![A-Za-z0-9&])", re.IGNORECASE
-    )
+    return re.compile(r"(?<![A-Za-z&])(?:" + "|".join(parts) + r")(?![A-Za-z0-9&])", re.IGNORECASE)
 
 
 _CLASS_PATTERNS: dict[str, re.Pattern[str]] = {

@@ -12,7 +12,8 @@ Conventions, the same for every task:
 - Regimen structure is read by the foundation's regimen parser on both sides; dose and
   fraction agreement are scored only where the reference states them (`dose_n`,
   `fractions_n`), and EQD2 error (alpha/beta 10 Gy) only where both sides state dose and
-  fractions (`eqd2_n`).
+  fractions (`eqd2_n`). A prediction without a readable dose matches no concurrent-drug
+  list, not even an empty one.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def normalize_regimen_text(text: str) -> str:
 # --- classification ---------------------------------------------------------------------
 
 
-def _f1_from_indices(true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int) -> tuple[float, float]:
+def _f1_from_indices(
+    true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int
+) -> tuple[float, float]:
     """Macro and weighted F1 from label indices (pred -1 = malformed), as scikit-learn does."""
     true_count = np.bincount(true_idx, minlength=n_labels)
     valid = pred_idx >= 0
@@ -276,7 +279,9 @@ def regimen_case_scores(reference: str, prediction: str | None) -> dict:
         )
     if ref.fractions is not None:
         scores["fractions_match"] = int(pred is not None and pred.fractions == ref.fractions)
-    scores["concurrent_match"] = int(pred is not None and _drugs(pred) == _drugs(ref))
+    # A text without a readable dose is not a regimen: it matches no drug list, not even "none".
+    readable = pred is not None and pred.dose_gy is not None
+    scores["concurrent_match"] = int(readable and _drugs(pred) == _drugs(ref))
     if (
         pred is not None
         and None not in (ref.dose_gy, ref.fractions, pred.dose_gy, pred.fractions)
@@ -307,7 +312,9 @@ def regimen_metrics(
     # The regimen prediction is the raw answer with whitespace normalised: ROUGE reads it.
     for truth, pred in zip(references, predictions, strict=True):
         r1, rl = rouge_f(truth, pred)
-        exact = int(pred is not None and normalize_regimen_text(pred) == normalize_regimen_text(truth))
+        exact = int(
+            pred is not None and normalize_regimen_text(pred) == normalize_regimen_text(truth)
+        )
         rows.append(
             {
                 "correct": exact,

@@ -180,13 +180,33 @@ def resolve_model(name_or_path: str) -> ModelSpec:
     )
 
 
-def load_model(name_or_path: str, *, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+def load_model(
+    name_or_path: str,
+    *,
+    dtype: torch.dtype = torch.float32,
+    quantization: Literal["none", "4bit"] = "none",
+) -> tuple[Any, Any]:
     """Load (model, tokenizer); see the module docstring for what `name_or_path` may be.
 
     The tokenizer always has a pad token (eos where the model defines none). Hub ids never
     download when HF_HUB_OFFLINE is set; a model absent from the local cache fails clearly.
+    `quantization="4bit"` loads a hub or local model in NF4 for QLoRA (CUDA + bitsandbytes).
     """
     spec = resolve_model(name_or_path)
+    if quantization == "4bit":
+        if spec.source not in {"hub", "local"}:
+            raise RadoncInputError(
+                f"4-bit loading needs a hub id or a model folder, not '{name_or_path}'",
+                field="quantization",
+            )
+        model, tokenizer = _load_pretrained(
+            str(spec.path or spec.hub_id),
+            dtype=dtype,
+            local_only=spec.source == "local" or _hub_offline(),
+            quantization_config=_nf4_config(dtype),
+        )
+        _ensure_pad_token(model, tokenizer)
+        return model, tokenizer
     if spec.source == "gguf":
         folder = ensure_smollm2_cache()
         model, tokenizer = _load_pretrained(str(folder), dtype=dtype, local_only=True)
@@ -242,13 +262,31 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _load_pretrained(source: str, *, dtype: torch.dtype, local_only: bool) -> tuple[Any, Any]:
+def _nf4_config(compute_dtype: torch.dtype) -> Any:
+    from transformers import BitsAndBytesConfig
+
+    if not torch.cuda.is_available():
+        raise RadoncInputError("4-bit (QLoRA) needs a CUDA GPU", field="quantization")
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def _load_pretrained(
+    source: str, *, dtype: torch.dtype, local_only: bool, quantization_config: Any = None
+) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    extra = {"quantization_config": quantization_config} if quantization_config else {}
+    if quantization_config is not None:
+        extra["device_map"] = {"": torch.cuda.current_device()}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
         model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, local_files_only=local_only
+            source, dtype=dtype, local_files_only=local_only, **extra
         )
     except OSError as exc:
         hint = (

@@ -3,9 +3,9 @@
 Each item is one case's diagnosis with one regimen from one source: a model named on the
 command line (`--predictions NAME=PATH`) or the reference regimen itself as a control
 (source `reference`). Reviewers never see the source: items and queue entries get opaque
-random ids, and each reviewer's queue is shuffled with its own recorded seed. With
-`overlap=k` every item goes to k different reviewers, always to the least-loaded ones, so
-queues differ in length by at most one item per pass.
+random ids, and each reviewer's queue is shuffled with its own recorded seed, keeping a
+case's items apart (`spread_shuffle`). With `overlap=k` every item goes to k different
+reviewers, always to the least-loaded ones, so queue lengths differ by at most one.
 
 The study definition (`study.json`) is self-contained: texts, sources, seeds and queues, plus
 SHA-256 hashes of the input files. The database is loaded from it (`db.load_study`).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,7 @@ from radonc_llm.storage import file_sha256, iter_jsonl, write_json_atomic
 
 STUDY_FORMAT = "radonc-review-study/1"
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CASE_GAP = 5
 USERNAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}$")
 
 
@@ -169,6 +171,29 @@ def _opaque_ids(rng: np.random.Generator, count: int, nbytes: int) -> list[str]:
     return ids
 
 
+def spread_shuffle(
+    item_ids: list[str], case_of: dict[str, str], rng: np.random.Generator
+) -> list[str]:
+    """A random order in which a case's items are at least CASE_GAP items apart, if possible.
+
+    Two answers for one case side by side would invite comparing them instead of judging
+    each on its own. Greedy scheduling: among the shuffled items whose case is not among
+    the last CASE_GAP placed, take one of the case with the most items left (ties: shuffled
+    order); when none fits, take the next item anyway.
+    """
+    pending = [item_ids[index] for index in rng.permutation(len(item_ids)).tolist()]
+    left = Counter(case_of[item] for item in item_ids)
+    gap = min(CASE_GAP, len(left) - 1)
+    order: list[str] = []
+    while pending:
+        recent = {case_of[item] for item in order[len(order) - gap :]} if gap > 0 else set()
+        fits = [i for i, item in enumerate(pending) if case_of[item] not in recent] or [0]
+        pick = max(fits, key=lambda i: (left[case_of[pending[i]]], -i))
+        left[case_of[pending[pick]]] -= 1
+        order.append(pending.pop(pick))
+    return order
+
+
 def build_study(
     cases: list[Case],
     predictions: dict[str, dict[str, str]],
@@ -257,10 +282,12 @@ def build_study(
 
     reviewer_seeds = {name: int(rng.integers(0, 2**31 - 1)) for name in reviewers}
     public_ids = iter(_opaque_ids(rng, sum(loads.values()), 8))
+    case_of = {item.item_id: item.case_id for item in items}
     queues: dict[str, list[QueueEntry]] = {}
     for name in reviewers:
-        queue = sorted(assigned[name])
-        np.random.default_rng(reviewer_seeds[name]).shuffle(queue)
+        queue = spread_shuffle(
+            sorted(assigned[name]), case_of, np.random.default_rng(reviewer_seeds[name])
+        )
         queues[name] = [QueueEntry(public_id=next(public_ids), item_id=item) for item in queue]
 
     draft = StudyDefinition(

@@ -1,0 +1,215 @@
+"""Pydantic models of the YAML configs, validated at load so a bad config fails before any work.
+
+`load_train_config(path)` reads a `radonc-llm train` recipe; an error names the file, the
+field and the fix (RadoncInputError), never a traceback an hour into training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from radonc_llm.data.cases import TASKS
+from radonc_llm.errors import RadoncInputError
+
+
+class TrainConfig(BaseModel):
+    """A fine-tuning recipe: `radonc-llm train CONFIG.yaml`."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field(
+        "smollm2-135m",
+        description="Registry name (smollm2-135m, llama2-7b, mistral-7b, tiny-llama, "
+        "tiny-mistral), a local model folder or a hub id.",
+    )
+    tasks: list[str] = Field(
+        default_factory=lambda: list(TASKS),
+        description="Tasks to train on; each needs <train_dir>/<task>.jsonl.",
+    )
+    adapter_mode: Literal["multitask", "per_task"] = Field(
+        "multitask",
+        description="One adapter for all tasks (multitask) or one adapter per task, each in "
+        "<output_dir>/<task>/.",
+    )
+    train_dir: Path = Field(
+        Path("data/tasks/train"), description="Folder of task files from `radonc-llm tasks`."
+    )
+    val_dir: Path | None = Field(
+        Path("data/tasks/val"),
+        description="Folder of validation task files; null trains without validation and keeps "
+        "the last weights.",
+    )
+    output_dir: Path = Field(
+        Path("runs/train/smollm2-lora-multitask"), description="Run folder to write."
+    )
+    max_train_examples_per_task: int | None = Field(
+        None,
+        gt=0,
+        description="Use at most this many training examples per task (a seeded "
+        "sample); null uses all.",
+    )
+    max_val_examples_per_task: int | None = Field(
+        None, gt=0, description="Validate on at most this many examples per task; null uses all."
+    )
+    max_length: int = Field(
+        512, gt=8, description="Longest tokenised example allowed; a longer one is an error."
+    )
+
+    lora_rank: int = Field(16, gt=0, description="LoRA rank r.")
+    lora_alpha: float = Field(32, gt=0, description="LoRA alpha; the update is scaled by alpha/r.")
+    lora_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input; 0 is fastest on a CPU."
+    )
+    lora_target_modules: list[str] | None = Field(
+        None,
+        description="Module names to adapt; null takes the model's preset "
+        "(all attention and MLP projections).",
+    )
+
+    epochs: float = Field(2.0, gt=0, description="Passes over the training examples.")
+    max_steps: int | None = Field(
+        None, gt=0, description="Stop after this many optimizer steps (overrides epochs)."
+    )
+    micro_batch_size: int = Field(16, gt=0, description="Examples per forward pass per process.")
+    gradient_accumulation_steps: int = Field(
+        1,
+        gt=0,
+        description="Micro-batches per optimizer step; the global batch is "
+        "micro_batch_size x gradient_accumulation_steps x processes.",
+    )
+    learning_rate: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on LoRA weights.")
+    warmup_ratio: float = Field(
+        0.03, ge=0, lt=1, description="Fraction of steps with linear warm-up."
+    )
+    lr_scheduler: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="Learning-rate decay after warm-up."
+    )
+    max_grad_norm: float | None = Field(
+        1.0, gt=0, description="Clip the gradient norm; null disables clipping."
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="auto: bf16 where the hardware computes it natively (CUDA with bf16, or a "
+        "CPU with AVX512-BF16/AMX), else fp32.",
+    )
+    quantization: Literal["none", "4bit"] = Field(
+        "none", description="4bit = QLoRA (bitsandbytes NF4); needs CUDA."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward: less memory, ~30% slower (7B)."
+    )
+    length_grouping: bool = Field(
+        True, description="Batch examples of similar length together (little padding)."
+    )
+    seed: int = Field(0, description="Seed of weights init, data order and dropout.")
+
+    eval_every_steps: int | None = Field(
+        None, gt=0, description="Also validate every N steps (always at each epoch end)."
+    )
+    checkpoint_every_steps: int = Field(
+        100, gt=0, description="Save a resumable checkpoint every N optimizer steps."
+    )
+    keep_checkpoints: int = Field(1, gt=0, description="Resumable checkpoints kept on disk.")
+    log_every_steps: int = Field(10, gt=0, description="Write train loss every N steps.")
+    num_threads: int | None = Field(
+        None, gt=0, description="CPU threads per process; null keeps torch's default."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_known(cls, value: str) -> str:
+        from radonc_llm.models.registry import resolve_model
+
+        try:
+            resolve_model(value)
+        except RadoncInputError as exc:
+            raise ValueError(exc.reason) from None
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_are_known(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one task")
+        unknown = [task for task in value if task not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; expected some of {list(TASKS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a task is listed twice")
+        return value
+
+    @field_validator("train_dir", "val_dir")
+    @classmethod
+    def _task_files_have_examples(cls, value: Path | None, info) -> Path | None:
+        tasks = info.data.get("tasks")
+        if value is None or not tasks:
+            return value
+        for task in tasks:
+            path = Path(value) / f"{task}.jsonl"
+            if not path.is_file():
+                raise ValueError(f"missing data file {path} (write it with `radonc-llm tasks`)")
+            if not _has_a_line(path):
+                raise ValueError(f"{path} holds no examples of task '{task}'")
+        return value
+
+    @field_validator("quantization")
+    @classmethod
+    def _quantization_needs_cuda(cls, value: str) -> str:
+        if value == "4bit":
+            import importlib.util
+
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError("4bit (QLoRA) needs a CUDA GPU; use 'none' on a CPU")
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise ValueError("4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes")
+        return value
+
+    def for_task(self, task: str) -> TrainConfig:
+        """The config of one task's adapter in per-task mode."""
+        return self.model_copy(
+            update={
+                "tasks": [task],
+                "adapter_mode": "multitask",
+                "output_dir": self.output_dir / task,
+            }
+        )
+
+
+def _has_a_line(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return any(line.strip() for line in handle)
+
+
+def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """Read and validate a training YAML; the first problem fails naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise RadoncInputError("config file not found", file=path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RadoncInputError(f"not valid YAML ({exc})", file=path) from None
+    if not isinstance(raw, dict):
+        raise RadoncInputError("expected a mapping of field: value", file=path)
+    raw.update(overrides)
+    return validate_config(TrainConfig, raw, file=path)
+
+
+def validate_config(model: type[BaseModel], raw: dict, *, file: str | Path | None = None):
+    """Validate `raw` against a config model; turn the first error into a RadoncInputError."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            reason = f"unknown field; known fields: {', '.join(model.model_fields)}"
+        raise RadoncInputError(reason, file=file, field=field) from None

@@ -1,0 +1,711 @@
+"""Free-text radiotherapy regimens <-> `RegimenStructured`, dose arithmetic and sanity checks.
+
+`parse_regimen` reads what clinicians write ("70Gy/35fx", "7000 cGy in 35 fx", "5 x 5 Gy",
+"45 Gy/30 fx BID w/ cis/etoposide", "40.05 Gy/15 fx + boost 10 Gy/5 fx") and
+`render_regimen` writes one canonical form ("45 Gy in 30 fractions BID with concurrent
+cisplatin and etoposide"); parse(render(x)) == x. Both curation (recorded plans) and
+evaluation (model answers) use this module, so one vocabulary of techniques, schedules and
+drugs lives here.
+
+Reading rules, each a clinical convention:
+- "d Gy x N" and "N x d Gy" are N fractions of d Gy; "D Gy/N" is D Gy in N fractions.
+- cGy is converted to Gy; GyRBE, Gy(RBE), CGE and GyE are all written GyRBE.
+- Ranges ("66-70 Gy", "33-35 fx") are guideline ranges, not prescriptions: no value is read.
+- The first dose outside a boost clause is the prescription; "boost ..." up to the next
+  clause ("with", "+", ";", a drug) is the boost, kept as canonical text ("10 Gy in 5
+  fractions", "to 60 Gy") and a technique written right before "boost" ("HDR boost") is the
+  boost's.
+- A schedule word next to a drug ("weekly cisplatin", "capecitabine 825 mg/m2 BID") is the
+  drug's, not the radiotherapy's; it is kept in the extra field `concurrent_schedule`.
+- Drugs given before or after radiotherapy are not concurrent: a clause with "after",
+  "adjuvant", "induction", "maintenance" ... or a drug before the dose followed by "then"
+  ("ABVD x2 then 20 Gy/10 fx") is left out.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+import re
+from dataclasses import dataclass
+
+from radonc_llm.data.cases import RegimenStructured
+
+# ---------------------------------------------------------------------------------------------
+# Vocabularies (canonical name -> what people write). Spaces and hyphens inside an entry match
+# any run of spaces or hyphens, or nothing ("5-FU" matches "5FU", "5 FU").
+
+SCHEDULES: tuple[str, ...] = ("daily", "BID", "weekly", "every other day")
+# A drug may also be given every 3 weeks (cisplatin 100 mg/m2); radiotherapy never is.
+DRUG_SCHEDULES: tuple[str, ...] = (*SCHEDULES, "every 3 weeks")
+
+# fmt: off
+SCHEDULE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "every 3 weeks": (
+        "every 3 weeks", "every three weeks", "3-weekly", "three-weekly", "q3w", "q3 weeks",
+        "q3wk", "q3weeks", "q 3 weeks", "q21d", "q21 days",
+    ),
+    "every other day": (
+        "every other day", "every second day", "alternate days", "alternate day",
+        "on alternate days", "QOD", "q.o.d.", "q.o.d",
+    ),
+    "BID": (
+        "BID", "b.i.d.", "b.i.d", "twice daily", "twice a day", "twice-daily", "2x daily",
+        "2x/day", "two fractions per day", "two fractions a day",
+    ),
+    "weekly": ("weekly", "once weekly", "once a week", "every week", "qweek", "qwk", "q1w"),
+    "daily": ("daily", "once daily", "once a day", "every day", "QD", "q.d."),
+}
+
+TECHNIQUE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "IMRT": (
+        "IMRT", "intensity modulated radiation therapy", "intensity modulated radiotherapy",
+        "intensity modulated",
+    ),
+    "VMAT": ("VMAT", "RapidArc", "volumetric modulated arc therapy", "volumetric modulated arc"),
+    "3D-CRT": ("3D-CRT", "3D conformal radiotherapy", "3D conformal radiation therapy",
+               "3D conformal"),
+    "SBRT": (
+        "SBRT", "SABR", "stereotactic body radiation therapy", "stereotactic body radiotherapy",
+        "stereotactic ablative radiotherapy", "stereotactic ablative body radiotherapy",
+    ),
+    "SRS": ("SRS", "stereotactic radiosurgery", "radiosurgery", "Gamma Knife"),
+    "FSRT": (
+        "FSRT", "HSRT", "fractionated stereotactic radiotherapy",
+        "hypofractionated stereotactic radiotherapy",
+    ),
+    "HDR": ("HDR", "high dose rate"),
+    "LDR": ("LDR", "low dose rate", "seed implant", "permanent seed implant", "seeds"),
+    "PDR": ("PDR", "pulsed dose rate"),
+    "plaque": ("plaque", "episcleral plaque"),
+    "IMPT": ("IMPT", "intensity modulated proton therapy", "intensity modulated proton"),
+    "PBS": ("PBS", "pencil beam scanning", "pencil beam"),
+    "TSEBT": ("TSEBT", "TSET", "total skin electron beam therapy", "total skin electron"),
+    "Tomotherapy": ("Tomotherapy", "helical tomotherapy"),
+}
+BRACHYTHERAPY_TECHNIQUES: frozenset[str] = frozenset({"HDR", "LDR", "PDR", "plaque"})
+STEREOTACTIC_TECHNIQUES: frozenset[str] = frozenset({"SBRT", "SRS", "FSRT"})
+
+DRUG_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "cisplatin": ("cisplatin", "cis", "cisplat", "cis-platinum", "CDDP", "DDP", "Platinol"),
+    "carboplatin": ("carboplatin", "carbo", "CBDCA", "Paraplatin"),
+    "oxaliplatin": ("oxaliplatin", "oxali", "Eloxatin"),
+    "paclitaxel": ("paclitaxel", "Taxol", "pacli"),
+    "docetaxel": ("docetaxel", "Taxotere", "doce"),
+    "temozolomide": ("temozolomide", "TMZ", "Temodar", "Temodal"),
+    "capecitabine": ("capecitabine", "cape", "Xeloda"),
+    "fluorouracil": ("fluorouracil", "5-fluorouracil", "5-FU", "5FU"),
+    "mitomycin": ("mitomycin", "mitomycin C", "MMC", "mito", "Mutamycin"),
+    "etoposide": ("etoposide", "VP-16", "etop", "VePesid"),
+    "cetuximab": ("cetuximab", "Erbitux", "cetux"),
+    "gemcitabine": ("gemcitabine", "gem", "Gemzar"),
+    "irinotecan": ("irinotecan", "CPT-11"),
+    "leucovorin": ("leucovorin", "folinic acid"),
+    "trastuzumab": ("trastuzumab", "Herceptin"),
+    "durvalumab": ("durvalumab", "Imfinzi", "durva"),
+    "pembrolizumab": ("pembrolizumab", "Keytruda", "pembro"),
+    "nivolumab": ("nivolumab", "Opdivo", "nivo"),
+    "rituximab": ("rituximab", "Rituxan"),
+    "cyclophosphamide": ("cyclophosphamide", "Cytoxan"),
+    "doxorubicin": ("doxorubicin", "Adriamycin"),
+    "vincristine": ("vincristine", "Oncovin"),
+    "vinblastine": ("vinblastine",),
+    "bleomycin": ("bleomycin",),
+    "dacarbazine": ("dacarbazine", "DTIC"),
+    "prednisone": ("prednisone",),
+    "procarbazine": ("procarbazine",),
+    "lomustine": ("lomustine", "CCNU"),
+    "hydroxyurea": ("hydroxyurea", "Hydrea"),
+    "tamoxifen": ("tamoxifen",),
+    "letrozole": ("letrozole", "Femara"),
+    "anastrozole": ("anastrozole", "Arimidex"),
+    "bicalutamide": ("bicalutamide", "Casodex"),
+    "leuprolide": ("leuprolide", "leuprorelin", "Lupron"),
+    "goserelin": ("goserelin", "Zoladex"),
+    "memantine": ("memantine", "Namenda"),
+    # Androgen deprivation is prescribed as a class more often than as one agent.
+    "ADT": ("ADT", "androgen deprivation therapy", "androgen deprivation"),
+}
+# Regimen abbreviations that stand for several drugs, expanded in this order.
+DRUG_COMBINATIONS: dict[str, tuple[str, ...]] = {
+    "R-CHOP": ("rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"),
+    "CHOP": ("cyclophosphamide", "doxorubicin", "vincristine", "prednisone"),
+    "ABVD": ("doxorubicin", "bleomycin", "vinblastine", "dacarbazine"),
+    "PCV": ("procarbazine", "lomustine", "vincristine"),
+    "FOLFOX": ("fluorouracil", "leucovorin", "oxaliplatin"),
+    "FOLFIRINOX": ("fluorouracil", "leucovorin", "irinotecan", "oxaliplatin"),
+    "CAPOX": ("capecitabine", "oxaliplatin"),
+    "XELOX": ("capecitabine", "oxaliplatin"),
+    "TPF": ("docetaxel", "cisplatin", "fluorouracil"),
+}
+# fmt: on
+
+# ---------------------------------------------------------------------------------------------
+# Patterns
+
+_NUMBER_WORDS: dict[str, int] = {"single": 1, "a single": 1}
+_UNITS = "one two three four five six seven eight nine".split()
+_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_NUMBER_WORDS.update({word: i + 1 for i, word in enumerate(_UNITS)})
+_NUMBER_WORDS.update({word: i + 10 for i, word in enumerate(_TEENS)})
+for _i, _tens in enumerate(_TENS):
+    _NUMBER_WORDS[_tens] = 20 + 10 * _i
+    for _j, _unit in enumerate(_UNITS):
+        _NUMBER_WORDS[f"{_tens}-{_unit}"] = 20 + 10 * _i + _j + 1
+        _NUMBER_WORDS[f"{_tens} {_unit}"] = 20 + 10 * _i + _j + 1
+
+
+def _phrase(term: str) -> str:
+    pieces = [re.escape(piece) for piece in re.split(r"[\s-]+", term) if piece]
+    return r"[\s-]*".join(pieces)
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\s-]+", "", text).lower()
+
+
+def _vocabulary(table: dict[str, tuple[str, ...]]) -> tuple[str, dict[str, str]]:
+    """A regex alternation of every synonym (longest first) and a lookup to the canonical."""
+    written: dict[str, str] = {}  # squashed -> as written
+    lookup: dict[str, str] = {}  # squashed -> canonical
+    for canonical, synonyms in table.items():
+        for synonym in (canonical, *synonyms):
+            written.setdefault(_squash(synonym), synonym)
+            lookup[_squash(synonym)] = canonical
+    body = "|".join(_phrase(written[key]) for key in sorted(written, key=len, reverse=True))
+    return f"(?:{body})", lookup
+
+
+def _word_pattern(alternation: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![A-Za-z0-9]){alternation}(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+_SCHED_ALT, _SCHEDULE_LOOKUP = _vocabulary(SCHEDULE_SYNONYMS)
+_TECHNIQUE_ALT, _TECHNIQUE_LOOKUP = _vocabulary(TECHNIQUE_SYNONYMS)
+_DRUG_ALT, _DRUG_LOOKUP = _vocabulary({**DRUG_SYNONYMS, **dict.fromkeys(DRUG_COMBINATIONS, ())})
+_SCHEDULE_RE = _word_pattern(_SCHED_ALT)
+_TECHNIQUE_RE = _word_pattern(_TECHNIQUE_ALT)
+_DRUG_RE = _word_pattern(_DRUG_ALT)
+
+_NUM = r"\d+(?:[.,]\d+)?"
+_UNIT = r"c?Gy\s*\(\s*RBE\s*\)|c?Gy[\s-]?RBE|c?GyE|CGE|c?Gy"
+_COUNT_WORDS = "|".join(sorted((re.escape(w) for w in _NUMBER_WORDS), key=len, reverse=True))
+_COUNT = rf"\d+|{_COUNT_WORDS}"
+_FX = r"(?:fractions?|fracs?|fxs?|fr|#)(?![A-Za-z])"
+_TIMES = r"[x×*]"
+_START = r"(?<![\w.,/-])"  # a number that is not the tail of "I-125", "4.5" or "C50"
+_END = r"(?![A-Za-z0-9])"
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+# In priority order; a span read by one pattern is not read again by a later one.
+_DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("range", _compile(rf"{_START}{_NUM}\s*(?:-|–|to)\s*{_NUM}\s*(?:{_UNIT}){_END}")),
+    ("range", _compile(rf"{_START}\d+\s*(?:-|–|to)\s*\d+\s*{_FX}")),
+    (
+        "total_fx",
+        _compile(
+            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*(?:(?:in|over|,|/|:)\s*)?"
+            rf"(?P<n>{_COUNT})\s*(?:(?:{_SCHED_ALT})\s*)?{_FX}"
+        ),
+    ),
+    ("total_fx", _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*/\s*(?P<n>\d+)f?{_END}")),
+    (
+        "per_fx_times",
+        _compile(
+            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*(?:(?:{_SCHED_ALT})\s*)?{_TIMES}\s*(?P<n>\d+)"
+            rf"(?![\d.]|\s*(?:{_UNIT}){_END})(?:\s*{_FX})?"
+        ),
+    ),
+    (
+        "per_fx_times",
+        _compile(
+            rf"{_START}(?P<n>\d+)\s*(?:{_FX}\s*)?(?:{_TIMES}|of|at|@)\s*"
+            rf"(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}"
+        ),
+    ),
+    (
+        "per_fx",
+        _compile(
+            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*(?:/|per|a|each)\s*"
+            rf"(?:fraction|fx|fr|treatment|day)s?{_END}"
+        ),
+    ),
+    ("total", _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}")),
+    (
+        "fx",
+        _compile(rf"(?<![\w.,/-])(?P<n>{_COUNT})\s*(?:(?:{_SCHED_ALT})\s*)?{_FX}"),
+    ),
+    ("fx", _compile(r"(?<![\w.,/-])(?P<n>\d+)f(?![A-Za-z0-9])")),
+]
+
+_BOOST_RE = _compile(r"(?<![A-Za-z])(?:boost|SIB)(?![A-Za-z])")
+# A boost clause ends where the next clause starts.
+_BOOST_END_RE = _compile(
+    r"\bwith\b|\bw/|\bconcurrent|\bconcomitant|\+|;|\bthen\b|\bfollowed by\b|\bboost\b"
+)
+_CLAUSE_SEPARATOR_RE = _compile(
+    r"\+|;|,|\(|\)|\bwith\b|\bw/|\bconcurrent(?:ly)?\b|\bconcomitant(?:ly)?\b|\bthen\b"
+    r"|\bfollowed by\b|->|→"
+)
+_SEQUENTIAL_RE = _compile(
+    r"\b(?:after|following|adjuvant|induction|neoadjuvant|maintenance|consolidation|"
+    r"consolidative|prior|before|previous|previously|s/p|post)\b"
+)
+_SEQUENCE_RE = _compile(r"\bthen\b|\bfollowed by\b|->|→")
+_THEN_RE = _compile(r"\bthen\b|\bfollowed by\b|->|→|\bprior to\b|\bbefore\b")
+_DRUG_PREFIX_GAP = _compile(r"\s*(?:(?:concurrent|concomitant)\s*)?(?:chemo(?:therapy)?\s*)?")
+_DRUG_SUFFIX_GAP = _compile(
+    r"\s*(?:\(?\s*\d+(?:\.\d+)?\s*mg(?:\s*/\s*(?:m2|m²|m\^2|kg))?\s*\)?)?\s*,?\s*"
+)
+
+
+@dataclass(frozen=True)
+class _DoseMention:
+    kind: str
+    start: int
+    end: int
+    total: float | None = None
+    fractions: int | None = None
+    per_fraction: float | None = None
+    unit: str = "Gy"
+
+
+def _number(text: str) -> float:
+    if "," in text:
+        whole, part = text.split(",", 1)
+        # "7,000 cGy" groups thousands; "40,05 Gy" is a European decimal comma.
+        return float(whole + part) if len(part) == 3 else float(f"{whole}.{part}")
+    return float(text)
+
+
+def _count(text: str) -> int:
+    text = re.sub(r"\s+", " ", text.strip().lower())
+    return int(text) if text.isdigit() else _NUMBER_WORDS[text]
+
+
+def _clean(value: float) -> float:
+    # Products like 1.8 * 28 carry float noise (50.400000000000006); doses have <= 4 decimals.
+    return round(value, 4)
+
+
+def _dose_mentions(text: str) -> list[_DoseMention]:
+    mentions: list[_DoseMention] = []
+    masked = text
+    for kind, pattern in _DOSE_PATTERNS:
+        for match in pattern.finditer(masked):
+            groups = match.groupdict()
+            n = _count(groups["n"]) if groups.get("n") else None
+            d, unit = None, "Gy"
+            if groups.get("d"):
+                d, unit = normalize_dose(_number(groups["d"]), groups["u"])
+            values: dict = {"fractions": n, "unit": unit}
+            if kind in ("total_fx", "total"):
+                values["total"] = d
+            elif kind == "per_fx_times":
+                values.update(total=_clean(d * n), per_fraction=d)
+            elif kind == "per_fx":
+                values["per_fraction"] = d
+            mentions.append(_DoseMention(kind, match.start(), match.end(), **values))
+        masked = pattern.sub(lambda m: " " * len(m.group(0)), masked)
+    return sorted(mentions, key=lambda m: m.start)
+
+
+@dataclass
+class _Core:
+    dose_gy: float | None = None
+    fractions: int | None = None
+    dose_unit: str = "Gy"
+    dose_start: int | None = None
+
+
+def _read_dose(text: str) -> _Core:
+    mentions = _dose_mentions(text)
+    core = _Core()
+    main = next((m for m in mentions if m.total is not None), None)
+    per_fraction = next((m for m in mentions if m.kind == "per_fx"), None)
+    fraction_only = next((m for m in mentions if m.kind == "fx"), None)
+    if main is not None:
+        core.dose_gy, core.fractions, core.dose_unit = main.total, main.fractions, main.unit
+        core.dose_start = main.start
+        if core.fractions is None and fraction_only is not None:
+            core.fractions = fraction_only.fractions
+        if core.fractions is None and per_fraction is not None and per_fraction.per_fraction:
+            count = core.dose_gy / per_fraction.per_fraction
+            if count >= 1 and abs(count - round(count)) < 1e-6:
+                core.fractions = round(count)
+    elif per_fraction is not None and fraction_only is not None:
+        core.fractions = fraction_only.fractions
+        core.dose_gy = _clean(per_fraction.per_fraction * core.fractions)
+        core.dose_unit = per_fraction.unit
+        core.dose_start = min(per_fraction.start, fraction_only.start)
+    elif fraction_only is not None:
+        core.fractions = fraction_only.fractions
+    return core
+
+
+def _first_canonical(pattern: re.Pattern[str], lookup: dict[str, str], text: str) -> str | None:
+    match = pattern.search(text)
+    return lookup[_squash(match.group(0))] if match else None
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    return text[:start] + " " * (end - start) + text[end:]
+
+
+def _clause_end(text: str, start: int) -> int:
+    stop = _BOOST_END_RE.search(text, start)
+    drug = _DRUG_RE.search(text, start)
+    return min(stop.start() if stop else len(text), drug.start() if drug else len(text))
+
+
+def _boost_clause(text: str) -> tuple[re.Match[str], int] | None:
+    """The keyword that opens the boost clause and where the clause ends.
+
+    "boost"/"SIB" opens it; without one, a dosed course after "then"/"followed by" that
+    comes after the first dose is a sequential boost ("45 Gy/25 fx then HDR 28 Gy/4 fx").
+    """
+    match = _BOOST_RE.search(text)
+    if match is not None:
+        return match, _clause_end(text, match.end())
+    if not _SEQUENCE_RE.search(text):
+        return None
+    first_dose = _read_dose(text).dose_start
+    if first_dose is None:
+        return None
+    for match in _SEQUENCE_RE.finditer(text, first_dose):
+        end = _clause_end(text, match.end())
+        if _read_dose(text[match.end() : end]).dose_gy is not None:
+            return match, end
+    return None
+
+
+def _split_boost(text: str) -> tuple[str, str | None]:
+    """Return (text with the boost clause blanked, canonical boost text or None)."""
+    found = _boost_clause(text)
+    if found is None:
+        return text, None
+    match, seg_end = found
+    segment = text[match.end() : seg_end]
+    # A technique written right before the keyword ("HDR boost") belongs to the boost.
+    clause_start, own_technique = match.start(), None
+    if match.group(0).lower() == "boost":  # an integrated boost (SIB) shares the technique
+        for technique in _TECHNIQUE_RE.finditer(text, 0, match.start()):
+            if not text[technique.end() : match.start()].strip(" -"):
+                clause_start = technique.start()
+                own_technique = _TECHNIQUE_LOOKUP[_squash(technique.group(0))]
+    main_text = _blank(text, clause_start, seg_end)
+
+    segment = re.sub(r"\s+", " ", segment).strip(" :,-")
+    prefix = ""
+    lead = re.match(r"(to|of)\b\s*", segment, re.IGNORECASE)
+    if lead:
+        prefix = "to " if lead.group(1).lower() == "to" else ""
+        segment = segment[lead.end() :]
+    core = _read_dose(segment)
+    technique = own_technique or _first_canonical(_TECHNIQUE_RE, _TECHNIQUE_LOOKUP, segment)
+    if core.dose_gy is None and core.fractions is None:
+        raw = " ".join(part for part in (prefix + segment, own_technique) if part)
+        return main_text, raw
+    schedule = _first_canonical(_SCHEDULE_RE, _SCHEDULE_LOOKUP, segment)
+    sub = RegimenStructured(
+        dose_gy=core.dose_gy,
+        fractions=core.fractions,
+        dose_unit=core.dose_unit,
+        schedule=schedule if schedule in SCHEDULES else None,
+        technique=technique,
+    )
+    return main_text, prefix + render_regimen(sub)
+
+
+@dataclass(frozen=True)
+class _DrugMention:
+    start: int
+    end: int
+    drugs: tuple[str, ...]
+
+
+def _drug_mentions(text: str) -> list[_DrugMention]:
+    mentions = []
+    for match in _DRUG_RE.finditer(text):
+        name = _DRUG_LOOKUP[_squash(match.group(0))]
+        drugs = DRUG_COMBINATIONS.get(name, (name,))
+        mentions.append(_DrugMention(match.start(), match.end(), drugs))
+    return mentions
+
+
+def _is_concurrent(text: str, drug: _DrugMention, dose_start: int | None) -> bool:
+    separators = list(_CLAUSE_SEPARATOR_RE.finditer(text))
+    before = [s for s in separators if s.end() <= drug.start]
+    after = [s for s in separators if s.start() >= drug.end]
+    clause_start = before[-1].end() if before else 0
+    clause_end = after[0].start() if after else len(text)
+    if _SEQUENTIAL_RE.search(text, clause_start, clause_end):
+        return False
+    opener = before[-1].group(0).lower() if before else ""
+    if opener in ("then", "->", "→") or opener.startswith("followed"):
+        return False
+    # Given before the radiotherapy: "ABVD x2 then 20 Gy/10 fx".
+    return not (
+        dose_start is not None
+        and drug.end <= dose_start
+        and _THEN_RE.search(text, drug.end, dose_start)
+    )
+
+
+def _schedules(text: str, drugs: list[_DrugMention], concurrent: list[_DrugMention]):
+    """The radiotherapy schedule and the concurrent drugs' schedule written in `text`."""
+    rt_schedule = drug_schedule = None
+    for match in _SCHEDULE_RE.finditer(text):
+        name = _SCHEDULE_LOOKUP[_squash(match.group(0))]
+        following = next((d for d in drugs if d.start >= match.end()), None)
+        preceding = next((d for d in reversed(drugs) if d.end <= match.start()), None)
+        attached = None
+        if following and _DRUG_PREFIX_GAP.fullmatch(text, match.end(), following.start):
+            attached = following
+        elif preceding and _DRUG_SUFFIX_GAP.fullmatch(text, preceding.end, match.start()):
+            attached = preceding
+        if attached is not None:
+            if attached in concurrent and drug_schedule is None:
+                drug_schedule = name
+        elif rt_schedule is None and name in SCHEDULES:
+            rt_schedule = name
+    return rt_schedule, drug_schedule
+
+
+@functools.lru_cache(maxsize=32768)
+def _parse_cached(text: str) -> RegimenStructured:
+    main_text, boost = _split_boost(text)
+    core = _read_dose(main_text)
+    drugs = _drug_mentions(main_text)
+    concurrent_mentions = [d for d in drugs if _is_concurrent(main_text, d, core.dose_start)]
+    concurrent: dict[str, None] = {}
+    for mention in concurrent_mentions:
+        concurrent.update(dict.fromkeys(mention.drugs))
+    # Drug names are blanked so that "cis" never reads as a technique or schedule.
+    plain = main_text
+    for mention in drugs:
+        plain = _blank(plain, mention.start, mention.end)
+    rt_schedule, drug_schedule = _schedules(main_text, drugs, concurrent_mentions)
+    regimen = RegimenStructured(
+        dose_gy=core.dose_gy,
+        fractions=core.fractions,
+        dose_unit=core.dose_unit,
+        schedule=rt_schedule,
+        technique=_first_canonical(_TECHNIQUE_RE, _TECHNIQUE_LOOKUP, plain),
+        boost=boost,
+        concurrent=list(concurrent),
+    )
+    if drug_schedule is not None and concurrent:
+        regimen.concurrent_schedule = drug_schedule
+    return regimen
+
+
+def parse_regimen(text: str) -> RegimenStructured:
+    """Read a free-text regimen; parts not found stay None/empty. Never raises on junk.
+
+    The drugs' own schedule, when written ("weekly cisplatin"), is in the extra field
+    `concurrent_schedule` ("weekly", "daily", "BID", "every other day", "every 3 weeks").
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    # Cached: curation parses the same few hundred technique strings ~160k times.
+    return _parse_cached(text).model_copy(deep=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def format_dose(value: float) -> str:
+    """A dose without trailing zeros: 70 -> "70", 40.05 -> "40.05", 67.50 -> "67.5"."""
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def render_regimen(r: RegimenStructured) -> str:
+    """Canonical clinical text: "70 Gy in 35 fractions IMRT with concurrent weekly cisplatin".
+
+    Order: dose and unit, fractions, radiotherapy schedule, technique, boost, concurrent drugs
+    (their schedule before the names when daily/weekly, after them otherwise).
+    """
+    parts: list[str] = []
+    if r.dose_gy is not None:
+        parts.append(f"{format_dose(r.dose_gy)} {r.dose_unit}")
+    if r.fractions is not None:
+        parts.append(f"in {r.fractions} fraction{'' if r.fractions == 1 else 's'}")
+    if r.schedule:
+        parts.append(r.schedule)
+    if r.technique:
+        parts.append(r.technique)
+    if r.boost is not None:
+        parts.append(f"with boost {r.boost}".rstrip())
+    if r.concurrent:
+        drug_schedule = (r.model_extra or {}).get("concurrent_schedule")
+        drugs = _join(list(r.concurrent))
+        if drug_schedule in ("daily", "weekly"):
+            drugs = f"{drug_schedule} {drugs}"
+        elif drug_schedule:
+            drugs = f"{drugs} {drug_schedule}"
+        parts.append(f"with concurrent {drugs}")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dose arithmetic
+
+_GY_UNITS = {"gy": (1.0, "Gy"), "cgy": (0.01, "Gy")}
+_RBE_UNITS = {
+    "gyrbe": (1.0, "GyRBE"),
+    "gy(rbe)": (1.0, "GyRBE"),
+    "gye": (1.0, "GyRBE"),
+    "cge": (1.0, "GyRBE"),  # cobalt gray equivalent: the older name of Gy(RBE), not centi-
+    "cgyrbe": (0.01, "GyRBE"),
+    "cgye": (0.01, "GyRBE"),
+    "cgy(rbe)": (0.01, "GyRBE"),
+}
+
+
+def normalize_dose(value: float, unit: str) -> tuple[float, str]:
+    """(value, unit) -> (value in Gy, "Gy" or "GyRBE"): 7000 cGy -> (70.0, "Gy")."""
+    key = re.sub(r"[\s-]", "", str(unit)).lower()
+    factor_unit = _GY_UNITS.get(key) or _RBE_UNITS.get(key)
+    if factor_unit is None:
+        raise ValueError(
+            f"unknown dose unit '{unit}': expected Gy, cGy or GyRBE (also Gy(RBE), CGE, GyE)"
+        )
+    factor, canonical = factor_unit
+    return _clean(float(value) * factor), canonical
+
+
+def _check_course(dose_gy: float, fractions: float) -> None:
+    if not (isinstance(dose_gy, numbers.Real) and math.isfinite(dose_gy) and dose_gy >= 0):
+        raise ValueError(f"dose must be a finite number >= 0 Gy, got {dose_gy!r}")
+    if not (isinstance(fractions, numbers.Real) and math.isfinite(fractions) and fractions > 0):
+        raise ValueError(f"fractions must be a positive number, got {fractions!r}")
+
+
+def dose_per_fraction(dose_gy: float, fractions: int) -> float:
+    """d = D / N."""
+    _check_course(dose_gy, fractions)
+    return dose_gy / fractions
+
+
+def bed(dose_gy: float, fractions: int, *, alpha_beta: float = 10.0) -> float:
+    """Biologically effective dose, BED = D (1 + d / (alpha/beta)), linear-quadratic model."""
+    if not alpha_beta > 0:
+        raise ValueError(f"alpha_beta must be > 0 Gy, got {alpha_beta!r}")
+    return dose_gy * (1 + dose_per_fraction(dose_gy, fractions) / alpha_beta)
+
+
+def eqd2(dose_gy: float, fractions: int, *, alpha_beta: float = 10.0) -> float:
+    """Equivalent dose in 2 Gy fractions, EQD2 = BED / (1 + 2 / (alpha/beta))."""
+    return bed(dose_gy, fractions, alpha_beta=alpha_beta) / (1 + 2 / alpha_beta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plausibility of a prescription. Limits follow common practice (see the domain reference);
+# they flag records to look at, they are not clinical advice.
+
+_MAX_ANY_TOTAL_GY = 160.0  # LDR I-125 prostate monotherapy 145 Gy is the largest in use
+_MAX_EBRT_TOTAL_GY = 82.0  # 81 Gy/45 fx prostate; 81.6 Gy/68 fx BID head and neck (RTOG 9003)
+_MAX_EBRT_FRACTIONS = 45  # 81 Gy/45 fx; 1.8-2 Gy courses stay within 45
+_MAX_BID_FRACTIONS = 70  # hyperfractionation: 81.6 Gy in 68 fractions of 1.2 Gy twice daily
+_MAX_CONVENTIONAL_PER_FX = 25.0  # above this only stereotactic or brachytherapy
+_MAX_SBRT_PER_FX = 40.0  # single-fraction lung SBRT is 34 Gy (RTOG 0915)
+_MAX_SRS_GY = 90.0  # trigeminal neuralgia SRS: up to 90 Gy maximum dose in 1 fraction
+_MAX_LDR_TOTAL_GY = 160.0  # I-125 145 Gy, Pd-103 125 Gy, Cs-131 115 Gy
+_MAX_PLAQUE_GY = 100.0  # uveal melanoma plaques: 70-100 Gy to the apex (85 Gy COMS)
+_MAX_HDR_TOTAL_GY = 60.0  # HDR/PDR courses: cervix 28 Gy/4, APBI 34 Gy/10, skin 40 Gy/10
+_MAX_HDR_FRACTIONS = 10  # APBI 34 Gy in 10 fractions BID is the longest common HDR course
+_MAX_PDR_PULSES = 200  # PDR records may count hourly pulses as fractions
+_MIN_PER_FX = 0.5  # low-dose benign/palliative courses go down to 0.5 Gy per fraction
+_MIN_TSEBT_PER_FX = 0.25  # total skin electrons: per-field doses are recorded as fractions
+
+
+def _canonical_technique(technique: str | None) -> str | None:
+    if not technique:
+        return None
+    return _first_canonical(_TECHNIQUE_RE, _TECHNIQUE_LOOKUP, str(technique))
+
+
+def check_prescription(
+    dose_gy: float,
+    fractions: int,
+    *,
+    modality: str | None = None,
+    technique: str | None = None,
+    schedule: str | None = None,
+) -> str | None:
+    """None if the prescription is plausible, else a short reason.
+
+    `modality` and `technique` may be free text ("brachytherapy", "HDR", "SBRT"); `schedule`
+    "BID" allows the longer hyperfractionated courses.
+    """
+    from radonc_llm.data.modality import modality_class
+
+    if isinstance(dose_gy, bool) or not isinstance(dose_gy, numbers.Real):
+        return f"total dose must be a number, got {dose_gy!r}"
+    if not math.isfinite(dose_gy) or dose_gy <= 0:
+        return f"total dose must be positive, got {dose_gy:g} Gy"
+    if isinstance(fractions, bool) or not isinstance(fractions, numbers.Real):
+        return f"number of fractions must be a whole number, got {fractions!r}"
+    if not math.isfinite(fractions) or fractions != int(fractions) or fractions < 1:
+        return f"number of fractions must be a positive whole number, got {fractions:g}"
+    fractions = int(fractions)
+    per_fx = dose_gy / fractions
+    tech = _canonical_technique(technique)
+    modality_name = modality_class(modality) if modality else None
+    brachy = modality_name == "brachytherapy" or tech in BRACHYTHERAPY_TECHNIQUES
+    bid = (
+        schedule is not None
+        and _first_canonical(_SCHEDULE_RE, _SCHEDULE_LOOKUP, str(schedule)) == "BID"
+    )
+
+    if dose_gy > _MAX_ANY_TOTAL_GY:
+        hint = f" (a cGy value recorded as Gy? {format_dose(dose_gy / 100)} Gy)"
+        return f"total dose {format_dose(dose_gy)} Gy is implausible{hint}"
+    if per_fx < _MIN_PER_FX and not (tech == "TSEBT" and per_fx >= _MIN_TSEBT_PER_FX):
+        return f"{format_dose(per_fx)} Gy per fraction is below any clinical schedule"
+
+    if brachy:
+        if tech in ("LDR", "plaque"):
+            limit = _MAX_PLAQUE_GY if tech == "plaque" else _MAX_LDR_TOTAL_GY
+            if dose_gy > limit:
+                return f"{tech} dose {format_dose(dose_gy)} Gy is above {format_dose(limit)} Gy"
+            if fractions > 2:
+                return f"{tech} is one implant, not {fractions} fractions"
+            return None
+        max_fractions = _MAX_PDR_PULSES if tech == "PDR" else _MAX_HDR_FRACTIONS
+        if fractions > max_fractions:
+            return f"{fractions} brachytherapy fractions is more than {max_fractions}"
+        if tech in ("HDR", "PDR") and dose_gy > _MAX_HDR_TOTAL_GY:
+            return f"{tech} total {format_dose(dose_gy)} Gy is above {_MAX_HDR_TOTAL_GY:g} Gy"
+        if tech in ("HDR", "PDR") and per_fx > _MAX_CONVENTIONAL_PER_FX:
+            return f"{format_dose(per_fx)} Gy per {tech} fraction is above 25 Gy"
+        return None
+
+    max_fractions = _MAX_BID_FRACTIONS if bid else _MAX_EBRT_FRACTIONS
+    if fractions > max_fractions:
+        return f"{fractions} fractions is more than {max_fractions} for external beam"
+    if tech == "SRS":
+        if dose_gy > _MAX_SRS_GY:
+            return f"SRS dose {format_dose(dose_gy)} Gy is above {_MAX_SRS_GY:g} Gy"
+        return None
+    if tech in ("SBRT", "FSRT"):
+        if per_fx > _MAX_SBRT_PER_FX:
+            return f"{format_dose(per_fx)} Gy per {tech} fraction is above {_MAX_SBRT_PER_FX:g} Gy"
+    elif per_fx > _MAX_CONVENTIONAL_PER_FX:
+        return f"{format_dose(per_fx)} Gy per fraction is only used with SRS/SBRT or brachytherapy"
+    if dose_gy > _MAX_EBRT_TOTAL_GY:
+        return f"total {format_dose(dose_gy)} Gy is unusual for external beam (above ~81 Gy)"
+    return None

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, paired statistics, baselines and the report."""

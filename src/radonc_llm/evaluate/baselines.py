@@ -1,0 +1,245 @@
+"""Reference systems, so that a model's number means something. Same prediction format.
+
+- `majority`: the most frequent training answer of each task (ties: the first seen).
+- `tfidf-logreg`: TF-IDF of the diagnosis note (words and word pairs) + logistic regression;
+  modality and ICD-10 only (a regimen is not a class).
+- `nearest-regimen`: the regimen of the most similar training case (TF-IDF cosine).
+- `few-shot`: the original model, prompted with the k most similar training cases as earlier
+  chat turns, then the case; runs through the same resumable prediction loop as `predict`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radonc_llm.data.cases import TASKS, Case
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.infer.backends import Answer
+from radonc_llm.infer.predict import prediction_row
+from radonc_llm.storage import write_jsonl_atomic
+from radonc_llm.tasks.build import task_answer
+from radonc_llm.tasks.prompts import PROMPT_VERSION, SYSTEM_PROMPT, user_message
+
+BASELINE_TASKS: dict[str, tuple[str, ...]] = {
+    "majority": TASKS,
+    "tfidf-logreg": ("modality", "icd10"),
+    "nearest-regimen": ("regimen",),
+    "few-shot": TASKS,
+}
+BASELINE_KINDS: tuple[str, ...] = tuple(BASELINE_TASKS)
+
+
+def majority_answers(train: Sequence[Case], cases: Sequence[Case], task: str) -> list[str]:
+    counts = Counter(task_answer(case, task) for case in train)
+    top = max(counts.values())
+    answer = next(a for a in (task_answer(c, task) for c in train) if counts[a] == top)
+    return [answer] * len(cases)
+
+
+def _vectorizer():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
+
+
+def tfidf_logreg_answers(
+    train: Sequence[Case], cases: Sequence[Case], task: str, *, seed: int = 0
+) -> list[str]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    labels = [task_answer(case, task) for case in train]
+    if len(set(labels)) == 1:
+        return [labels[0]] * len(cases)
+    model = make_pipeline(_vectorizer(), LogisticRegression(max_iter=2000, random_state=seed))
+    model.fit([case.diagnosis_text for case in train], labels)
+    return [str(label) for label in model.predict([case.diagnosis_text for case in cases])]
+
+
+class NearestCases:
+    """Training cases ranked by TF-IDF cosine similarity of their diagnosis notes."""
+
+    def __init__(self, train: Sequence[Case]) -> None:
+        self.train = list(train)
+        self._vectorizer = _vectorizer()
+        self._matrix = self._vectorizer.fit_transform([case.diagnosis_text for case in self.train])
+
+    def nearest(self, case: Case, k: int) -> list[Case]:
+        """The k most similar training cases, most similar first; never the same patient."""
+        similarity = self._matrix @ self._vectorizer.transform([case.diagnosis_text]).T
+        scores = np.asarray(similarity.todense()).ravel()
+        order = np.argsort(-scores, kind="stable")
+        picked = []
+        for index in order:
+            candidate = self.train[index]
+            if candidate.patient_id == case.patient_id or candidate.case_id == case.case_id:
+                continue
+            picked.append(candidate)
+            if len(picked) == k:
+                break
+        return picked
+
+
+def nearest_regimen_answers(train: Sequence[Case], cases: Sequence[Case]) -> list[str]:
+    index = NearestCases(train)
+    return [index.nearest(case, 1)[0].regimen for case in cases]
+
+
+def few_shot_messages(case: Case, task: str, examples: Sequence[Case]) -> list[dict[str, str]]:
+    """System prompt, then each example as a user/assistant exchange (most similar last),
+    then the case: the same prompts as `predict`, with worked examples in front."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    for example in reversed(list(examples)):
+        messages.append({"role": "user", "content": user_message(task, example.diagnosis_text)})
+        messages.append({"role": "assistant", "content": task_answer(example, task)})
+    messages.append({"role": "user", "content": user_message(task, case.diagnosis_text)})
+    return messages
+
+
+@dataclass
+class BaselineSummary:
+    kind: str
+    out: Path
+    tasks: dict[str, dict[str, int]] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+
+def _overlap_messages(train: Sequence[Case], cases: Sequence[Case]) -> list[str]:
+    shared = {c.patient_id for c in train} & {c.patient_id for c in cases}
+    if not shared:
+        return []
+    return [
+        f"{len(shared)} patient(s) appear in both the training and the evaluated cases "
+        f"(e.g. {sorted(shared)[:3]}): the baseline sees them in training"
+    ]
+
+
+def run_baseline(
+    kind: str,
+    train: Sequence[Case],
+    cases: Sequence[Case],
+    out: str | Path,
+    *,
+    tasks: Sequence[str] | None = None,
+    k: int = 3,
+    model: str = "smollm2-135m",
+    decoding: str = "free",
+    batch_size: int = 16,
+    backend: Any = None,
+    seed: int = 0,
+    console: Any = None,
+    show_progress: bool = True,
+) -> BaselineSummary:
+    """Write the baseline's predictions for `cases` to `out` (the prediction file format)."""
+    if kind not in BASELINE_TASKS:
+        raise RadoncInputError(
+            f"unknown baseline '{kind}'; expected {', '.join(BASELINE_KINDS)}", field="kind"
+        )
+    if not train:
+        raise RadoncInputError("the training file holds no cases", field="train")
+    supported = BASELINE_TASKS[kind]
+    tasks = tuple(tasks) if tasks else supported
+    unsupported = [task for task in tasks if task not in supported]
+    if unsupported:
+        raise RadoncInputError(
+            f"baseline {kind} does not answer {', '.join(unsupported)} "
+            f"(it answers {', '.join(supported)})",
+            field="tasks",
+        )
+    summary = BaselineSummary(kind=kind, out=Path(out), messages=_overlap_messages(train, cases))
+    if kind == "few-shot":
+        return _run_few_shot(
+            train,
+            cases,
+            out,
+            summary,
+            tasks=tasks,
+            k=k,
+            model=model,
+            decoding=decoding,
+            batch_size=batch_size,
+            backend=backend,
+            console=console,
+            show_progress=show_progress,
+        )
+    run_info = {
+        "model": f"baseline:{kind}",
+        "backend": "baseline",
+        "decoding": "none",
+        "prompt_version": PROMPT_VERSION,
+    }
+    rows = []
+    for task in tasks:
+        if kind == "majority":
+            answers = majority_answers(train, cases, task)
+        elif kind == "tfidf-logreg":
+            answers = tfidf_logreg_answers(train, cases, task, seed=seed)
+        else:
+            answers = nearest_regimen_answers(train, cases)
+        task_rows = [
+            {**prediction_row(case.case_id, task, Answer(raw=answer), seconds=0.0), **run_info}
+            for case, answer in zip(cases, answers, strict=True)
+        ]
+        summary.tasks[task] = {
+            "cases": len(task_rows),
+            "malformed": sum(row["malformed"] for row in task_rows),
+        }
+        rows.extend(task_rows)
+    write_jsonl_atomic(out, rows)
+    return summary
+
+
+def _run_few_shot(
+    train,
+    cases,
+    out,
+    summary,
+    *,
+    tasks,
+    k,
+    model,
+    decoding,
+    batch_size,
+    backend,
+    console,
+    show_progress,
+) -> BaselineSummary:
+    from radonc_llm.infer.backends import TransformersBackend
+    from radonc_llm.infer.predict import predict_cases
+
+    if k < 1:
+        raise RadoncInputError("few-shot needs k >= 1 examples", field="k")
+    index = NearestCases(train)
+    neighbours: dict[str, list[Case]] = {}
+
+    def messages_for(case: Case, task: str) -> list[dict[str, str]]:
+        if case.case_id not in neighbours:
+            neighbours[case.case_id] = index.nearest(case, k)
+        return few_shot_messages(case, task, neighbours[case.case_id])
+
+    backend = backend if backend is not None else TransformersBackend.load(model)
+    result = predict_cases(
+        backend,
+        cases,
+        out,
+        tasks=tasks,
+        decoding=decoding,
+        batch_size=batch_size,
+        messages_for=messages_for,
+        model_label=f"few-shot(k={k}):{backend.model_name}",
+        console=console,
+        show_progress=show_progress,
+    )
+    for task, task_summary in result.tasks.items():
+        summary.tasks[task] = {
+            "cases": task_summary.cases,
+            "malformed": task_summary.malformed,
+            "already_done": task_summary.already_done,
+        }
+    return summary

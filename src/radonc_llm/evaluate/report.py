@@ -1,0 +1,1119 @@
+"""The study report: `runs/<name>/report/report.html` and `report.md` from a run's artefacts.
+
+Read top to bottom, the report is the results section of the study: cohort, splits, training,
+the main table, then each task in detail, examples, clinical review and the run manifest.
+Each section reads the artefacts of one stage (the run directory layout is fixed, see
+`write_report`); a section whose artefact is absent says so in one line, and an artefact
+that cannot be read is named with its reason, so a partial run still gives a report.
+
+The HTML file is self-contained (inline CSS, figures as base64 PNG, no scripts, no external
+address) and every text from the data is escaped by Jinja2's autoescape. `report.md` carries
+the same tables and points to the same figures, written as files in `figures/` beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import statistics as pystats
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table as RichTable
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.evaluate import figures
+from radonc_llm.evaluate.report_document import (
+    DASH,
+    Cell,
+    Report,
+    ReportBuilder,
+    Section,
+    TextBlock,
+    as_number,
+    flatten_rows,
+    fmt_count,
+    fmt_duration,
+    fmt_p,
+    fmt_score,
+    fmt_share,
+    generic_tables,
+    metric_with_ci,
+    render_html,
+    render_markdown,
+    sentence_case,
+)
+from radonc_llm.storage import atomic_open, iter_jsonl, write_text_atomic
+
+TASK_TITLES = {"modality": "Modality", "icd10": "ICD-10-CM code", "regimen": "Regimen"}
+SYSTEM_LABELS = {
+    "base": "Original model",
+    "finetuned": "Fine-tuned model",
+    "majority": "Majority class",
+    "tfidf-logreg": "TF-IDF + logistic regression",
+    "nearest-regimen": "Nearest training regimen",
+    "few-shot": "Few-shot prompting",
+}
+REFERENCE_SYSTEM = "base"
+TUNED_SYSTEM = "finetuned"
+# Funnel steps of data/cohort.py, as a reader of the flow diagram says them.
+FUNNEL_LABELS = {
+    "complete_record": "incomplete record",
+    "single_diagnosis": "more than one diagnosis",
+    "billable_icd10": "no billable ICD-10-CM code",
+    "primary_plan": "no clear primary plan",
+    "mappable_modality": "modality not mappable",
+    "plausible_prescription": "implausible prescription",
+}
+# Where the evaluation's per-case scores may be: the first that exists is read.
+PER_CASE_FILES = ("per_case.jsonl", "per_case_scores.jsonl", "case_scores.jsonl", "scores.jsonl")
+EXAMPLES_PER_KIND = 2
+NOTE_EXCERPT_CHARS = 420
+
+
+METRIC_WORDS = {
+    "accuracy": "correct (0/1)",
+    "exact_accuracy": "exact code correct (0/1)",
+    "rouge1_f": "ROUGE-1 F",
+    "rougeL_f": "ROUGE-L F",
+}
+
+
+def _metric_words(metric: Any) -> str:
+    return METRIC_WORDS.get(str(metric), str(metric).replace("_", " ")) if metric else DASH
+
+
+def system_label(system: str) -> str:
+    return SYSTEM_LABELS.get(system, system)
+
+
+def order_systems(names: Iterable[str]) -> list[str]:
+    known = list(SYSTEM_LABELS)
+    return sorted(set(names), key=lambda n: (known.index(n) if n in known else len(known), n))
+
+
+def _excerpt(text: str, limit: int = NOTE_EXCERPT_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+# --- reading the run --------------------------------------------------------------------
+
+
+class RunArtefacts:
+    """The files of one run directory, read on first use; absent files read as None."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._cache: dict[str, Any] = {}
+
+    def path(self, relative: str) -> Path:
+        return self.run_dir / relative
+
+    def rel(self, relative: str) -> str:
+        return str(Path(self.run_dir.name) / relative)
+
+    def json(self, relative: str) -> Any:
+        if relative not in self._cache:
+            path = self.path(relative)
+            if not path.is_file():
+                self._cache[relative] = None
+            else:
+                try:
+                    self._cache[relative] = json.loads(path.read_text(encoding="utf-8"))
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise RadoncInputError(f"not valid JSON ({exc})", file=path) from None
+        return self._cache[relative]
+
+    def jsonl(self, relative: str) -> list[dict] | None:
+        if relative not in self._cache:
+            path = self.path(relative)
+            self._cache[relative] = [obj for _, obj in iter_jsonl(path)] if path.is_file() else None
+        return self._cache[relative]
+
+    @property
+    def metrics(self) -> dict | None:
+        metrics = self.json("evaluate/metrics.json")
+        if metrics is not None and not isinstance(metrics.get("systems"), Mapping):
+            raise RadoncInputError(
+                "has no 'systems' object", file=self.path("evaluate/metrics.json"), field="systems"
+            )
+        return metrics
+
+    def test_cases(self) -> dict[str, dict] | None:
+        rows = self.jsonl("split/test.jsonl")
+        return None if rows is None else {str(row.get("case_id")): row for row in rows}
+
+    def predictions(self, system: str, task: str) -> dict[str, dict] | None:
+        rows = self.jsonl(f"predict/{system}.jsonl")
+        if rows is None:
+            return None
+        return {str(r.get("case_id")): r for r in rows if r.get("task", task) == task}
+
+    def per_case(self, system: str, task: str) -> dict[str, dict] | None:
+        """Per-case scores written by the evaluation, keyed by case_id (None if absent)."""
+        for name in PER_CASE_FILES:
+            rows = self.jsonl(f"evaluate/{name}")
+            if rows is not None:
+                return {
+                    str(r.get("case_id")): r
+                    for r in rows
+                    if r.get("system", r.get("name")) == system and r.get("task") == task
+                }
+        return None
+
+
+# --- sections ---------------------------------------------------------------------------
+
+
+def _summary_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("summary", "Summary")
+    funnel = art.json("curate/funnel.json")
+    split = art.json("split/split.json")
+    sentences = []
+    if funnel and funnel.get("steps"):
+        total = funnel["steps"][0].get("patients")
+        sentences.append(
+            f"Of {fmt_count(total)} patients in the export, {fmt_count(funnel.get('kept'))} "
+            "met every curation criterion and gave one case each."
+        )
+    if split and isinstance(split.get("splits"), Mapping):
+        parts = [
+            f"{fmt_count(block.get('cases'))} {name}"
+            for name, block in split["splits"].items()
+            if isinstance(block, Mapping)
+        ]
+        sentences.append(f"Cases were split by patient into {', '.join(parts)} cases.")
+    metrics = art.metrics
+    if metrics:
+        for task, (metric, label, share) in HEADLINE_METRIC.items():
+            tuned = metrics["systems"].get(TUNED_SYSTEM, {}).get(task)
+            base = metrics["systems"].get(REFERENCE_SYSTEM, {}).get(task)
+            if not tuned or not base:
+                continue
+            fmt = fmt_share if share else fmt_score
+            t_value, t_ci = metric_with_ci(tuned, *metric)
+            b_value, b_ci = metric_with_ci(base, *metric)
+            comparison = _main_comparison(metrics, task, TUNED_SYSTEM)
+            tested = ""
+            if comparison:
+                tested = (
+                    f" (one-sided Wilcoxon p {_p_phrase(comparison.get('p_value'))}; "
+                    f"Holm-adjusted p {_p_phrase(comparison.get('p_holm'))})"
+                )
+            sentences.append(
+                f"{TASK_TITLES[task]}: {label} {_ci_phrase(fmt, t_value, t_ci)} for the fine-tuned "
+                f"model versus {_ci_phrase(fmt, b_value, b_ci)} for the original model{tested}."
+            )
+    if not sentences:
+        section.missing(
+            "Nothing to summarise yet: the run has no curation, split or evaluation output."
+        )
+    else:
+        section.text(" ".join(sentences))
+    return section
+
+
+def _ci_phrase(fmt: Callable, value: float | None, ci: tuple[float, float] | None) -> str:
+    text = fmt(value)
+    if ci:
+        low, high = (fmt(ci[0]), fmt(ci[1]))
+        text += f" (95% CI {low}–{high})"
+    return text
+
+
+def _p_phrase(value: Any) -> str:
+    text = fmt_p(value)
+    return text.replace("<", "< ") if text.startswith("<") else f"= {text}"
+
+
+def _cohort_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("cohort", "Cohort")
+    funnel = art.json("curate/funnel.json")
+    if funnel is None:
+        section.missing(f"No curation output yet ({art.rel('curate/funnel.json')} is absent).")
+        return section
+    steps = funnel["steps"]
+    total = steps[0]["patients"] or 1
+    rows = [
+        [
+            "Patients in the export"
+            if i == 0
+            else sentence_case(FUNNEL_LABELS.get(s["step"], s["step"])),
+            DASH if i == 0 else fmt_count(s["excluded"]),
+            fmt_count(s["patients"]),
+            f"{100 * s['patients'] / total:.1f}%",
+        ]
+        for i, s in enumerate(steps)
+    ]
+    section.text(
+        "Patients were kept when their record was complete, held one diagnosis with a billable "
+        "ICD-10-CM code and one clear primary treatment plan whose modality mapped to one of four "
+        "classes and whose prescription was plausible. Each step excludes patients that fail it "
+        f"(Table {rb.n_tables + 1}, Figure {rb.n_figures + 1}); every input row is either in a kept case or in the exclusion "
+        "ledger."
+    )
+    section.blocks.append(
+        rb.table(
+            "funnel", "Cohort funnel: patients excluded at each curation step, in order.",
+            ["Step (exclusion reason)", "Excluded", "Remaining", "% of export"], rows,
+            note=f"{fmt_count(funnel.get('input_rows'))} input rows; "
+            f"{fmt_count(funnel.get('ledger_rows'))} rows in the exclusion ledger.",
+        )
+    )  # fmt: skip
+    section.blocks.append(
+        rb.figure(
+            "funnel-flow",
+            "Flow of patients through curation. Boxes on the right give the patients excluded "
+            "at each step.",
+            figures.funnel_flow_png(steps, FUNNEL_LABELS),
+        )
+    )
+    reasons = funnel.get("ledger_reasons") or {}
+    if reasons:
+        rows_total = sum(reasons.values()) or 1
+        section.blocks.append(
+            rb.table(
+                "ledger", "Exclusion ledger: input rows by reason (a patient's rows share a reason).",
+                ["Reason", "Rows", "% of ledger"],
+                [[r, fmt_count(n), f"{100 * n / rows_total:.1f}%"] for r, n in reasons.items()],
+            )
+        )  # fmt: skip
+    return section
+
+
+def _chapter_label(chapter: str) -> str:
+    try:
+        import simple_icd_10_cm as cm
+
+        return f"{chapter}. {cm.get_description(str(chapter))}"
+    except Exception:  # noqa: BLE001 - an unknown chapter still gets a row
+        return f"Chapter {chapter}"
+
+
+def _split_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("splits", "Data splits")
+    summary = art.json("split/split.json")
+    if summary is None:
+        section.missing(f"No split yet ({art.rel('split/split.json')} is absent).")
+        return section
+    splits = summary["splits"]
+    names = list(splits)
+    fractions = summary.get("fractions")
+    section.text(
+        "Patients, not cases, were assigned to the training, validation and test splits "
+        f"(seed {summary.get('seed', DASH)}"
+        + (f", target shares {' / '.join(f'{f:g}' for f in fractions)}" if fractions else "")
+        + "), stratified by modality and site, so no patient contributes to two splits."
+    )
+
+    def share_rows(field_name: str, label: Callable[[str], str] = str) -> list[list[str]]:
+        keys: dict[str, int] = {}
+        for name in names:
+            for key, count in (splits[name].get(field_name) or {}).items():
+                keys[key] = keys.get(key, 0) + count
+        rows = []
+        for key in sorted(keys, key=lambda k: (-keys[k], k)):
+            row = [label(key)]
+            for name in names:
+                count = (splits[name].get(field_name) or {}).get(key, 0)
+                cases = splits[name].get("cases") or 0
+                row.append(f"{count:,} ({100 * count / cases:.1f}%)" if cases else f"{count:,}")
+            rows.append(row)
+        return rows
+
+    header = ["", *(f"{n.capitalize()}" for n in names)]
+    size_rows = [
+        ["Patients", *(fmt_count(splits[n].get("patients")) for n in names)],
+        ["Cases", *(fmt_count(splits[n].get("cases")) for n in names)],
+    ]
+    modality_rows = share_rows("modality")
+    groups = {len(size_rows): "Modality, n (%)"}
+    section.blocks.append(
+        rb.table(
+            "split-makeup", "Size and modality make-up of each split.", header,
+            size_rows + modality_rows, groups=groups,
+        )
+    )  # fmt: skip
+    section.blocks.append(
+        rb.table(
+            "split-chapters", "ICD-10-CM chapter of the diagnosis in each split, n (%).",
+            ["ICD-10-CM chapter", *header[1:]], share_rows("icd10_chapter", _chapter_label),
+        )
+    )  # fmt: skip
+    section.blocks.append(
+        rb.table(
+            "split-sites", "Treatment site in each split, n (%).",
+            ["Site", *header[1:]], share_rows("site", lambda s: s.replace("_", " ")),
+        )
+    )  # fmt: skip
+    return section
+
+
+def _loss_series(rows: Sequence[Mapping]) -> tuple[dict[str, tuple[list, list]], str]:
+    """Loss curves from metrics.jsonl rows, whatever the trainer's key names.
+
+    Reads rows like {"step", "split": "train"|"val", "loss"} as well as flat ones
+    ({"step", "train_loss"}, {"epoch", "val_loss"}, {"loss"}, {"eval_loss"}).
+    """
+    x_key = next((k for k in ("step", "global_step", "epoch") if any(k in r for r in rows)), None)
+    series: dict[str, dict[float, float]] = {}
+
+    def name_of(kind: str) -> str:
+        kind = kind.lower()
+        if kind in {"val", "valid", "validation", "eval", "dev"}:
+            return "validation loss"
+        return "training loss" if kind in {"train", "training", ""} else f"{kind} loss"
+
+    for index, row in enumerate(rows):
+        x = as_number(row.get(x_key)) if x_key else float(index)
+        if x is None:
+            continue
+        kind = next(
+            (row[k] for k in ("split", "phase", "kind", "stage") if isinstance(row.get(k), str)),
+            None,
+        )
+        for key, value in row.items():
+            number = as_number(value)
+            if number is None or not key.endswith("loss"):
+                continue
+            if key == "loss":
+                name = name_of(kind or "train")
+            else:
+                name = name_of(key[: -len("loss")].rstrip("_"))
+            series.setdefault(name, {})[x] = number
+    ordered = dict(sorted(series.items(), key=lambda item: item[0] != "training loss"))
+    curves = {
+        name: (sorted(points), [points[x] for x in sorted(points)])
+        for name, points in ordered.items()
+    }
+    xlabel = {"epoch": "Epoch", None: "Logged point"}.get(x_key, "Optimizer step")
+    return curves, xlabel
+
+
+def _training_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("training", "Fine-tuning")
+    manifest = art.json("train/manifest.json")
+    rows = art.jsonl("train/metrics.jsonl")
+    if manifest is None and rows is None:
+        section.missing(f"No training run yet ({art.rel('train/')} holds no manifest or metrics).")
+        return section
+    if rows is None:
+        section.missing(f"No training curves: {art.rel('train/metrics.jsonl')} is absent.")
+    else:
+        curves, xlabel = _loss_series(rows)
+        if not curves:
+            section.missing(
+                f"No training curves: {art.rel('train/metrics.jsonl')} holds no loss values."
+            )
+        else:
+            section.blocks.append(
+                rb.figure(
+                    "training-curves",
+                    "Training and validation loss of the fine-tuned model (mean cross-entropy "
+                    "over answer tokens).",
+                    figures.training_curves_png(curves, xlabel=xlabel),
+                )
+            )
+            summary_rows = []
+            for name, (x, y) in curves.items():
+                best = min(range(len(y)), key=y.__getitem__)
+                summary_rows.append(
+                    [name.capitalize(), fmt_count(len(y)), fmt_score(y[0]), fmt_score(y[-1]),
+                     f"{fmt_score(y[best])} at {xlabel.lower()} {x[best]:g}"]
+                )  # fmt: skip
+            section.blocks.append(
+                rb.table(
+                    "training-loss", "Loss at the start, the end and its minimum.",
+                    ["Curve", "Points", "First", "Last", "Lowest"], summary_rows,
+                )
+            )  # fmt: skip
+    if manifest is not None:
+        rows = flatten_rows(manifest, skip={"stages", "versions", "packages", "hardware"}, limit=40)
+        section.blocks.append(
+            rb.table(
+                "training-setup", "Fine-tuning set-up, from the training run's manifest.",
+                ["Setting", "Value"], rows, css="keyvalue",
+            )
+        )  # fmt: skip
+    return section
+
+
+HEADLINE_METRIC: dict[str, tuple[tuple[str, ...], str, bool]] = {
+    # task -> (metric names in metrics.json, words for it, shown as a percentage)
+    "modality": (("accuracy",), "accuracy", True),
+    "icd10": (("exact_accuracy", "accuracy"), "exact-code accuracy", True),
+    "regimen": (("rouge1_f",), "mean ROUGE-1 F", False),
+}
+# The "Accuracy" column: exact agreement, named differently per task in metrics.json.
+ACCURACY_NAMES = {
+    "modality": ("accuracy",),
+    "icd10": ("exact_accuracy", "accuracy"),
+    "regimen": ("exact_match", "accuracy"),
+}
+HEADLINE_HEADER = [
+    "System", "Accuracy (95% CI)", "ROUGE-1 F (95% CI)", "Macro-F1 (95% CI)", "Malformed", "n",
+    "p (Wilcoxon)", "p (Holm)", "Effect r",
+]  # fmt: skip
+
+
+def _main_comparison(metrics: Mapping, task: str, system: str) -> dict | None:
+    """The Wilcoxon test of `system` against the original model for `task`, if it was run."""
+    candidates = [
+        c for c in metrics.get("comparisons") or []
+        if c.get("task") == task and c.get("system") == system
+        and c.get("baseline") == REFERENCE_SYSTEM and c.get("test", "wilcoxon") == "wilcoxon"
+    ]  # fmt: skip
+    primary = HEADLINE_METRIC.get(task, ((),))[0]
+    candidates.sort(key=lambda c: c.get("metric") not in primary)
+    return candidates[0] if candidates else None
+
+
+def headline_rows(metrics: Mapping) -> list[tuple[str, list[list[str]]]]:
+    """The main table as text: per task, one row per system (HEADLINE_HEADER columns)."""
+    systems = metrics.get("systems") or {}
+    groups = []
+    for task in TASK_TITLES:
+        rows = []
+        for system in order_systems(systems):
+            block = (systems.get(system) or {}).get(task)
+            if not block:
+                continue
+            accuracy = metric_with_ci(block, *ACCURACY_NAMES[task])
+            rouge = metric_with_ci(block, "rouge1_f")
+            macro = metric_with_ci(block, "macro_f1")
+            if system == REFERENCE_SYSTEM:
+                tests = ["reference", DASH, DASH]
+            else:
+                comparison = _main_comparison(metrics, task, system) or {}
+                effect = as_number(comparison.get("effect_size"))
+                tests = [
+                    fmt_p(comparison.get("p_value")), fmt_p(comparison.get("p_holm")),
+                    f"{effect:+.2f}" if effect is not None else DASH,
+                ]  # fmt: skip
+            rows.append(
+                [
+                    system_label(system), fmt_share(*accuracy), fmt_score(*rouge), fmt_score(*macro),
+                    fmt_share(block.get("malformed_rate")), fmt_count(block.get("n")), *tests,
+                ]
+            )  # fmt: skip
+        if rows:
+            groups.append((TASK_TITLES[task], rows))
+    return groups
+
+
+def headline_table(metrics: Mapping) -> RichTable:
+    """The main table for the console: per task, every system with 95% CIs and p-values."""
+    table = RichTable(title="Main results on the test cases (95% bootstrap CIs)")
+    table.add_column("Task")
+    for index, name in enumerate(HEADLINE_HEADER):
+        table.add_column(name, justify="left" if index == 0 else "right")
+    for task, rows in headline_rows(metrics):
+        for index, row in enumerate(rows):
+            table.add_row(task if index == 0 else "", *row, end_section=index == len(rows) - 1)
+    return table
+
+
+def _headline_note(metrics: Mapping) -> str:
+    """How the p-values were computed, in the evaluation's own words where it recorded them."""
+    from radonc_llm.evaluate.statistics import ZERO_METHOD_NOTE
+
+    tests = (metrics.get("settings") or {}).get("tests") or {}
+    scored = sorted(
+        {f"{TASK_TITLES.get(c.get('task'), c.get('task'))}: {_metric_words(c.get('metric'))}"
+         for c in metrics.get("comparisons") or [] if c.get("test", "wilcoxon") == "wilcoxon"}
+    )  # fmt: skip
+    zeros = tests.get("wilcoxon_zero_differences", ZERO_METHOD_NOTE)
+    family = tests.get("multiplicity", "Holm-adjusted across the family of comparisons")
+    return (
+        "Accuracy is exact agreement with the reference (ICD-10-CM: the full code; regimen: the "
+        "whole text after normalising case and spacing); malformed answers count as wrong. "
+        "p (Wilcoxon): one-sided paired signed-rank test that the system scores higher than the "
+        f"original model on per-case scores ({'; '.join(scored) or 'none run'}); {zeros}. "
+        f"p (Holm): {family}. Effect r: matched-pairs "
+        "rank-biserial correlation (positive favours the system)."
+    )
+
+
+def _results_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("results", "Main results")
+    metrics = art.metrics
+    if metrics is None:
+        section.missing(f"No evaluation yet ({art.rel('evaluate/metrics.json')} is absent).")
+        return section
+    groups = headline_rows(metrics)
+    rows, starts = [], {}
+    for task, task_rows in groups:
+        starts[len(rows)] = task
+        rows.extend(task_rows)
+    n = metrics.get("n_cases") or max(
+        (
+            b.get("n") or 0
+            for s in metrics["systems"].values()
+            for b in s.values()
+            if isinstance(b, Mapping)
+        ),
+        default=0,
+    )
+    section.text(
+        f"Table {rb.n_tables + 1} gives, for each task, the original and the fine-tuned model and "
+        f"the baselines on the same {fmt_count(n)} test cases, with percentile bootstrap 95% "
+        "confidence intervals over cases."
+    )
+    section.blocks.append(
+        rb.table(
+            "headline", "Main results per task: original model, fine-tuned model and baselines.",
+            HEADLINE_HEADER, rows, groups=starts, note=_headline_note(metrics), css="headline",
+        )
+    )  # fmt: skip
+    for message in metrics.get("messages") or []:
+        section.blocks.append(TextBlock(f"Evaluation note: {message}", kind="note"))
+    comparisons = metrics.get("comparisons") or []
+    systems = order_systems(metrics["systems"])
+    if comparisons:
+        ordered = sorted(
+            comparisons,
+            key=lambda c: (list(TASK_TITLES).index(c["task"]) if c.get("task") in TASK_TITLES else 9,
+                           systems.index(c["system"]) if c.get("system") in systems else 99,
+                           str(c.get("baseline")), c.get("test") != "wilcoxon"),
+        )  # fmt: skip
+        rows, starts = [], {}
+        for c in ordered:
+            task = TASK_TITLES.get(c.get("task"), str(c.get("task")))
+            if task not in starts.values():
+                starts[len(rows)] = task
+            effect = as_number(c.get("effect_size"))
+            rows.append(
+                [
+                    f"{system_label(str(c.get('system')))} vs {system_label(str(c.get('baseline'))).lower()}",
+                    _metric_words(c.get("metric")),
+                    {"wilcoxon": "Wilcoxon", "mcnemar_exact": "McNemar (exact)"}.get(
+                        c.get("test"), str(c.get("test", DASH))),
+                    str(c.get("alternative", DASH)), fmt_score(c.get("statistic"), digits=1),
+                    fmt_count(c.get("n")), fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")),
+                    f"{effect:+.2f}" if effect is not None else DASH,
+                ]
+            )  # fmt: skip
+        section.blocks.append(
+            rb.table(
+                "comparisons", "All paired comparisons, with Holm-adjusted p-values.",
+                ["Comparison", "Metric", "Test", "Alternative", "Statistic", "n", "p",
+                 "p (Holm)", "Effect r"], rows, groups=starts,
+                note="Wilcoxon: one-sided paired signed-rank test on per-case scores, statistic R+ "
+                "(sum of ranks of positive differences). McNemar (exact): binomial test on the "
+                "discordant cases, statistic the number of cases only the system got right.",
+            )
+        )  # fmt: skip
+    return section
+
+
+def _two_models(metrics: Mapping, task: str) -> list[str]:
+    systems = metrics["systems"]
+    return [s for s in (REFERENCE_SYSTEM, TUNED_SYSTEM) if (systems.get(s) or {}).get(task)]
+
+
+def _modality_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("modality", "Modality")
+    metrics = art.metrics
+    if metrics is None:
+        section.missing("No evaluation yet: no confusion matrices or per-class scores.")
+        return section
+    shown = _two_models(metrics, "modality")
+    if not shown:
+        section.missing(
+            "metrics.json has no modality results for the original or fine-tuned model."
+        )
+        return section
+    panels = []
+    for system in shown:
+        confusion = metrics["systems"][system]["modality"].get("confusion")
+        if isinstance(confusion, Mapping) and confusion.get("matrix"):
+            panels.append((system_label(system), confusion["labels"], confusion["matrix"]))
+        elif isinstance(confusion, list) and confusion:
+            from radonc_llm.data.cases import MODALITIES
+            from radonc_llm.evaluate.metrics import MALFORMED_LABEL
+
+            panels.append((system_label(system), [*MODALITIES, MALFORMED_LABEL], confusion))
+    if panels:
+        section.blocks.append(
+            rb.figure(
+                "modality-confusion",
+                "Confusion matrices of modality: rows are the reference modality, columns the "
+                "model's answer (counts; shading is the share of the row).",
+                figures.confusion_png(panels),
+            )
+        )
+    else:
+        section.missing("metrics.json holds no confusion matrix for modality.")
+    per_class = {s: metrics["systems"][s]["modality"].get("per_class") or {} for s in shown}
+    if any(per_class.values()):
+        rows, starts = [], {}
+        for system in shown:
+            starts[len(rows)] = system_label(system)
+            for label, scores in per_class[system].items():
+                rows.append(
+                    [label, *(fmt_score(scores.get(k)) for k in ("precision", "recall", "f1")),
+                     fmt_count(scores.get("support"))]
+                )  # fmt: skip
+            block = metrics["systems"][system]["modality"]
+            for name, title in (("macro_f1", "Macro average"), ("weighted_f1", "Weighted average")):
+                rows.append(
+                    [
+                        title,
+                        DASH,
+                        DASH,
+                        fmt_score(*metric_with_ci(block, name)),
+                        fmt_count(block.get("n")),
+                    ]
+                )
+        section.blocks.append(
+            rb.table(
+                "modality-per-class", "Precision, recall and F1 of each modality class.",
+                ["Class", "Precision", "Recall", "F1 (95% CI)", "Support"], rows, groups=starts,
+                note="Support: reference cases of the class. Malformed answers count against "
+                "recall. The macro average weighs the classes equally, the weighted average by "
+                "support; their 95% CIs are bootstrap intervals over cases.",
+            )
+        )  # fmt: skip
+    return section
+
+
+def _icd10_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("icd10", "ICD-10-CM codes")
+    metrics = art.metrics
+    if metrics is None:
+        section.missing("No evaluation yet: no ICD-10-CM accuracy by level.")
+        return section
+    systems = [
+        s for s in order_systems(metrics["systems"]) if (metrics["systems"][s] or {}).get("icd10")
+    ]
+    if not systems:
+        section.missing("metrics.json has no ICD-10-CM results.")
+        return section
+    levels = (
+        ("exact_accuracy", "Exact code"),
+        ("category_accuracy", "Category (3 characters)"),
+        ("chapter_accuracy", "Chapter"),
+    )
+    rows, bars = [], []
+    for system in systems:
+        block = metrics["systems"][system]["icd10"]
+        values = [metric_with_ci(block, name) for name, _ in levels]
+        macro = metric_with_ci(block, "macro_f1")
+        rows.append(
+            [system_label(system), *(fmt_share(v, ci) for v, ci in values), fmt_score(*macro),
+             fmt_share(block.get("malformed_rate")), fmt_count(block.get("n"))]
+        )  # fmt: skip
+        bars.append(
+            (system, system_label(system), [v for v, _ in values], [ci for _, ci in values])
+        )
+    section.text(
+        "A code can be right at three levels: the exact billable code, its three-character "
+        "category (e.g. C50, breast) or its chapter (e.g. neoplasms)."
+    )
+    section.blocks.append(
+        rb.table(
+            "icd10-levels", "ICD-10-CM accuracy by level (95% CI).",
+            ["System", *(title for _, title in levels), "Macro-F1 (95% CI)", "Malformed", "n"], rows,
+        )
+    )  # fmt: skip
+    section.blocks.append(
+        rb.figure(
+            "icd10-levels",
+            "ICD-10-CM accuracy by level for every system; error bars are bootstrap 95% CIs.",
+            figures.level_bars_png(bars, [title for _, title in levels], order=systems),
+        )
+    )
+    return section
+
+
+@dataclass
+class RegimenCase:
+    case_id: str
+    reference: str
+    note: str
+    site: str | None
+    answers: dict[str, str | None]  # system -> extracted prediction (None: malformed/missing)
+    rouge1: dict[str, float]
+
+
+def _regimen_cases(
+    art: RunArtefacts, systems: Sequence[str]
+) -> tuple[list[RegimenCase], str | None]:
+    """Reference and answers of each system on the evaluated cases; or why they are missing.
+
+    The evaluation's per_case.jsonl is the source (the cases it scored, its ROUGE-1); without
+    it, prediction files are joined with split/test.jsonl and ROUGE-1 is computed the same way.
+    """
+    cases = art.test_cases() or {}
+    scored = {system: art.per_case(system, "regimen") for system in systems}
+    if all(scored.values()):
+        evaluated = list(dict.fromkeys(cid for rows in scored.values() for cid in rows))
+    else:
+        if not cases:
+            return (
+                [],
+                f"{art.rel('evaluate/per_case.jsonl')} and {art.rel('split/test.jsonl')} are absent",
+            )
+        scored = {}
+        for system in systems:
+            rows = art.predictions(system, "regimen")
+            if rows is None:
+                return [], f"{art.rel(f'predict/{system}.jsonl')} is absent"
+            scored[system] = rows
+        evaluated = [cid for cid in cases if any(cid in scored[s] for s in systems)]
+    if not evaluated:
+        return [], "no regimen answers match the evaluated cases"
+    from radonc_llm.evaluate.metrics import rouge_f
+
+    out = []
+    for case_id in evaluated:
+        case = cases.get(case_id, {})
+        rows = {system: scored[system].get(case_id) or {} for system in systems}
+        reference = next(
+            (r["reference"] for r in rows.values() if isinstance(r.get("reference"), str)), None
+        )
+        row = RegimenCase(
+            case_id=case_id, reference=reference or str(case.get("regimen", "")),
+            note=str(case.get("diagnosis_text", "")), site=case.get("site"), answers={}, rouge1={},
+        )  # fmt: skip
+        for system in systems:
+            prediction = rows[system].get("prediction")
+            row.answers[system] = prediction if isinstance(prediction, str) else None
+            stored = as_number(rows[system].get("rouge1_f"))
+            row.rouge1[system] = (
+                stored if stored is not None else rouge_f(row.reference, row.answers[system])[0]
+            )
+        out.append(row)
+    return out, None
+
+
+def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("regimen", "Treatment regimens")
+    metrics = art.metrics
+    if metrics is None:
+        section.missing(
+            "No evaluation yet: no regimen agreement, ROUGE-1 distributions or dose plots."
+        )
+        return section
+    systems = [
+        s for s in order_systems(metrics["systems"]) if (metrics["systems"][s] or {}).get("regimen")
+    ]
+    if not systems:
+        section.missing("metrics.json has no regimen results.")
+        return section
+    parts = (
+        ("rouge1_f", "ROUGE-1 F", False), ("rougeL_f", "ROUGE-L F", False),
+        ("exact_match", "Exact text", True), ("dose_match", "Total dose", True),
+        ("fractions_match", "Fractions", True), ("concurrent_match", "Concurrent drugs", True),
+        ("eqd2_abs_error", "EQD2 |error| (Gy)", False),
+    )  # fmt: skip
+    rows = []
+    for system in systems:
+        block = metrics["systems"][system]["regimen"]
+        cells = []
+        for name, _, share in parts:
+            value, ci = metric_with_ci(block, name)
+            digits = 2 if name.startswith("eqd2") else 3
+            main = fmt_share(value) if share else fmt_score(value, digits=digits)
+            interval = None
+            if ci:
+                low, high = (fmt_share(c) if share else fmt_score(c, digits=digits) for c in ci)
+                interval = f"({low}–{high})"
+            cells.append(Cell(main, interval))
+        rows.append([system_label(system), *cells, fmt_count(block.get("n"))])
+    alpha_beta = next(
+        (metrics["systems"][s]["regimen"].get("eqd2_alpha_beta") for s in systems), None
+    )
+    section.blocks.append(
+        rb.table(
+            "regimen-agreement", "Agreement of the generated regimen with the prescribed one (95% CI).",
+            ["System", *(title for _, title, _ in parts), "n"], rows,
+            note="Dose, fractions and concurrent drugs are read from both texts by the regimen "
+            "parser and scored where the reference states them; EQD2 error (α/β = "
+            f"{alpha_beta if alpha_beta is not None else 10:g} Gy) where both state dose and fractions.",
+        )
+    )  # fmt: skip
+
+    pair = _two_models(metrics, "regimen")
+    cases, why = _regimen_cases(art, pair) if pair else ([], "neither model has regimen results")
+    if why:
+        section.missing(f"No ROUGE-1 distributions or dose agreement plots: {why}.")
+        return section
+    section.blocks.append(
+        rb.figure(
+            "rouge1-distribution",
+            "Distribution of per-case ROUGE-1 F of the generated regimens; dashed lines mark the medians.",
+            figures.rouge_distribution_png(
+                {s: (system_label(s), [c.rouge1[s] for c in cases]) for s in pair}, order=systems
+            ),
+        )
+    )
+    panels = _agreement_panels(cases, art, pair)
+    if isinstance(panels, str):
+        section.missing(f"No dose agreement plots: {panels}.")
+    else:
+        section.blocks.append(
+            rb.figure(
+                "dose-agreement",
+                "Prescribed versus predicted total dose (top) and number of fractions (bottom) per "
+                "case; the dashed line is perfect agreement. Each panel shows the answers that state "
+                "the quantity (readable) and the share of those equal to the prescription (exact).",
+                figures.agreement_png(panels, order=systems, n_cases=len(cases)),
+            )
+        )
+    return section
+
+
+def _agreement_panels(cases: Sequence[RegimenCase], art: RunArtefacts, systems: Sequence[str]):
+    try:
+        from radonc_llm.data.regimen import parse_regimen
+    except ImportError:
+        return "the regimen parser (radonc_llm.data.regimen) is not available"
+    test_cases = art.test_cases() or {}
+    panels = []
+    for system in systems:
+        doses: tuple[list, list] = ([], [])
+        fractions: tuple[list, list] = ([], [])
+        for case in cases:
+            structured = test_cases.get(case.case_id, {}).get("regimen_structured") or {}
+            reference = parse_regimen(case.reference) if not structured else None
+            ref_dose = structured.get("dose_gy") if structured else reference.dose_gy
+            ref_fx = structured.get("fractions") if structured else reference.fractions
+            predicted = parse_regimen(case.answers[system] or "")
+            if as_number(ref_dose) is not None and predicted.dose_gy is not None:
+                doses[0].append(float(ref_dose))
+                doses[1].append(float(predicted.dose_gy))
+            if as_number(ref_fx) is not None and predicted.fractions is not None:
+                fractions[0].append(float(ref_fx))
+                fractions[1].append(float(predicted.fractions))
+        panels.append((system, system_label(system), "dose", *doses))
+        panels.append((system, system_label(system), "fractions", *fractions))
+    if not any(panel[3] for panel in panels):
+        return "no answer states a readable dose or fraction count"
+    return panels
+
+
+def _examples_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("examples", "Examples")
+    metrics = art.metrics
+    pair = _two_models(metrics, "regimen") if metrics else []
+    if not pair:
+        section.missing("No examples: the run has no evaluated regimens yet.")
+        return section
+    cases, why = _regimen_cases(art, pair)
+    if why:
+        section.missing(f"No examples: {why}.")
+        return section
+    pair = sorted(pair, key=lambda s: s != TUNED_SYSTEM)  # the tuned model's answer first
+    ranker = pair[0]
+    ranked = sorted(cases, key=lambda c: (-c.rouge1[ranker], c.case_id))
+    median = pystats.median(c.rouge1[ranker] for c in ranked)
+    chosen: dict[str, RegimenCase] = {}
+    picks = [
+        ("Best", ranked[:EXAMPLES_PER_KIND]),
+        ("Typical", sorted(ranked, key=lambda c: (abs(c.rouge1[ranker] - median), c.case_id))),
+        ("Worst", ranked[::-1]),
+    ]
+    rows, groups = [], {}
+    for kind, candidates in picks:
+        taken = [c for c in candidates if c.case_id not in chosen][:EXAMPLES_PER_KIND]
+        if not taken:
+            continue
+        groups[len(rows)] = kind
+        for case in taken:
+            chosen[case.case_id] = case
+            rows.append(
+                [
+                    Cell(case.case_id, case.site),
+                    Cell(_excerpt(case.note)),
+                    Cell(case.reference),
+                    *(
+                        Cell(case.answers[s] or "(malformed or missing answer)", f"ROUGE-1 F {case.rouge1[s]:.2f}")
+                        for s in pair
+                    ),
+                ]
+            )  # fmt: skip
+    section.text(
+        f"Cases ranked by the {system_label(ranker).lower()}'s ROUGE-1 F: the {EXAMPLES_PER_KIND} best, "
+        f"the {EXAMPLES_PER_KIND} nearest the median ({median:.2f}) and the {EXAMPLES_PER_KIND} worst "
+        f"of {len(cases):,} evaluated cases."
+    )
+    section.blocks.append(
+        rb.table(
+            "examples", "Generated regimens side by side with the prescribed (reference) regimen.",
+            ["Case", "Diagnosis note (excerpt)", "Reference regimen", *(system_label(s) for s in pair)],
+            rows, groups=groups, css="examples",
+        )
+    )  # fmt: skip
+    return section
+
+
+def _review_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("review", "Clinical review")
+    review = art.json("review/review_metrics.json")
+    if review is None:
+        section.missing(
+            f"No clinical review yet ({art.rel('review/review_metrics.json')} is absent)."
+        )
+        return section
+    section.text(
+        "Clinicians rated generated and reference regimens, blinded to their source, as "
+        "acceptable as is, acceptable with minor edits, or unacceptable."
+    )
+    for key, caption, header, rows in generic_tables(review):
+        section.blocks.append(
+            rb.table(f"review-{key}", f"Clinical review: {caption}.", header, rows)
+        )
+    return section
+
+
+def _manifest_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
+    section = Section("manifest", "Run manifest")
+    manifest = art.json("manifest.json")
+    if manifest is None:
+        section.missing(f"No run manifest ({art.rel('manifest.json')} is absent).")
+        return section
+    stages = manifest.get("stages") or {}
+    if stages:
+        rows = []
+        for name, stage in stages.items():
+            stage = stage if isinstance(stage, Mapping) else {"status": stage}
+            seconds = as_number(stage.get("seconds"))
+            rows.append(
+                [name, str(stage.get("status", DASH)),
+                 fmt_duration(seconds) if seconds is not None else DASH,
+                 str(stage.get("input_hash") or DASH)[:16]]
+            )  # fmt: skip
+        total = sum(
+            as_number((s or {}).get("seconds")) or 0
+            for s in stages.values()
+            if isinstance(s, Mapping)
+        )
+        rows.append(["Total", "", fmt_duration(total), ""])
+        section.blocks.append(
+            rb.table(
+                "stages", "Stages of the run: status, wall-clock time and input hash.",
+                ["Stage", "Status", "Time", "Input hash (first 16)"], rows, align="llrl",
+            )
+        )  # fmt: skip
+    section.blocks.append(
+        rb.table(
+            "manifest", "Run manifest: versions, commit, seeds, data hashes and hardware.",
+            ["Entry", "Value"], flatten_rows(manifest, skip={"stages"}), css="keyvalue",
+        )
+    )  # fmt: skip
+    return section
+
+
+# --- assembling and writing -------------------------------------------------------------
+
+SECTIONS: tuple[tuple[str, str, Callable[[RunArtefacts, ReportBuilder], Section]], ...] = (
+    ("summary", "Summary", _summary_section),
+    ("cohort", "Cohort", _cohort_section),
+    ("splits", "Data splits", _split_section),
+    ("training", "Fine-tuning", _training_section),
+    ("results", "Main results", _results_section),
+    ("modality", "Modality", _modality_section),
+    ("icd10", "ICD-10-CM codes", _icd10_section),
+    ("regimen", "Treatment regimens", _regimen_section),
+    ("examples", "Examples", _examples_section),
+    ("review", "Clinical review", _review_section),
+    ("manifest", "Run manifest", _manifest_section),
+)
+
+
+def read_run_metrics(run_dir: str | Path) -> dict | None:
+    """The run's evaluate/metrics.json (None before the evaluation has run)."""
+    return RunArtefacts(Path(run_dir)).metrics
+
+
+def build_report(run_dir: str | Path) -> Report:
+    """Read a run directory and build every section (nothing is written)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RadoncInputError("run directory not found", file=run_dir)
+    art = RunArtefacts(run_dir)
+    rb = ReportBuilder()
+    sections = []
+    for key, title, build in SECTIONS:
+        tables, figures_before = rb.n_tables, rb.n_figures
+        try:
+            sections.append(build(art, rb))
+        except RadoncInputError as exc:
+            rb.n_tables, rb.n_figures = tables, figures_before
+            section = Section(key, title)
+            section.missing(f"Could not read this section's input: {exc.message}")
+            sections.append(section)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            # An artefact of an unexpected shape costs one section, not the report.
+            rb.n_tables, rb.n_figures = tables, figures_before
+            warnings.warn(f"report section '{key}' failed: {exc!r}", stacklevel=2)
+            section = Section(key, title)
+            section.missing(
+                f"This section could not be built from the run's files ({type(exc).__name__}: {exc})."
+            )
+            sections.append(section)
+    manifest = _safe(lambda: art.json("manifest.json")) or {}
+    model = _first(manifest, ("model", "base_model", "config.model", "config.model.name"))
+    commit = _first(manifest, ("git_commit", "commit", "git.commit"))
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    bits = [f"Run {run_dir.name}"]
+    if model:
+        bits.append(f"model {model}")
+    if commit:
+        bits.append(f"commit {str(commit)[:12]}")
+    bits.append(f"generated {generated}")
+    return Report(
+        title="Fine-tuning a language model on radiation oncology records: results",
+        run_name=run_dir.name,
+        subtitle=" · ".join(bits),
+        sections=sections,
+    )
+
+
+def _safe(read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except RadoncInputError:
+        return None
+
+
+def _first(obj: Mapping, dotted_keys: Sequence[str]) -> str | None:
+    for dotted in dotted_keys:
+        value: Any = obj
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """Write report.html (self-contained) and report.md with its figures; returns both paths.
+
+    `out_dir` defaults to `<run_dir>/report`. The run directory is read as laid out by
+    `radonc-llm run`: curate/{funnel.json}, split/{split.json,test.jsonl},
+    train/{manifest.json,metrics.jsonl}, predict/<system>.jsonl, evaluate/metrics.json (and
+    per-case scores), review/review_metrics.json, manifest.json.
+    """
+    run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir is not None else run_dir / "report"
+    report = build_report(run_dir)
+    figure_dir = out / "figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    written = set()
+    for figure in report.figures:
+        with atomic_open(figure_dir / figure.file_name, "wb") as handle:
+            handle.write(figure.png)
+        written.add(figure.file_name)
+    for stale in figure_dir.glob("fig*.png"):
+        if stale.name not in written:
+            stale.unlink()
+    html_path, md_path = out / "report.html", out / "report.md"
+    write_text_atomic(html_path, render_html(report))
+    write_text_atomic(md_path, render_markdown(report))
+    return html_path, md_path

@@ -1,0 +1,504 @@
+"""`radonc-llm evaluate`: prediction files -> metrics.json, per_case.jsonl, manifest.json.
+
+Set-up (read the cases and every prediction file, counting what could not be used), score
+(every case of the case file, per system and task), compare (paired tests per task, Holm
+across tasks), save. A case with no usable prediction is malformed, never skipped; unreadable,
+duplicated and unknown rows are counted in `inputs` and reported as messages.
+
+Pairs compared: each `--compare SYSTEM:BASELINE`, or by default every system against the one
+named `base`. Tests are one-sided: the alternative is that SYSTEM scores higher.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from radonc_llm.data.cases import TASKS, Case
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.evaluate import statistics
+from radonc_llm.evaluate.metrics import (
+    DOSE_TOLERANCE_GY,
+    EQD2_ALPHA_BETA,
+    TASK_METRICS,
+    TASK_TEST_SCORES,
+)
+from radonc_llm.infer.extract import extract_answer
+from radonc_llm.storage import file_sha256, write_json_atomic, write_jsonl_atomic
+from radonc_llm.tasks.build import task_answer
+from radonc_llm.tasks.prompts import PROMPT_VERSION
+
+DEFAULT_BASELINE = "base"
+ALTERNATIVE = "greater"
+_SHOWN = 5  # messages listed per kind of problem before "... and N more"
+
+
+@dataclass
+class Usable:
+    """The answer a prediction file gives for one (case, task)."""
+
+    prediction: str | None
+    raw: str
+    line: int
+
+
+@dataclass
+class PredictionFile:
+    """A system's prediction file as read: usable answers and everything that was not."""
+
+    name: str
+    path: Path
+    answers: dict[tuple[str, str], Usable] = field(default_factory=dict)
+    rows: int = 0
+    unreadable: list[tuple[int, str]] = field(default_factory=list)
+    duplicates: list[tuple[int, str, str, int]] = field(default_factory=list)
+    conflicting: set[tuple[str, str]] = field(default_factory=set)
+    unknown_cases: list[tuple[int, str]] = field(default_factory=list)
+    tasks: set[str] = field(default_factory=set)
+    models: set[str] = field(default_factory=set)
+    decodings: set[str] = field(default_factory=set)
+    prompt_versions: set[str] = field(default_factory=set)
+    missing: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "path": str(self.path),
+            "sha256": file_sha256(self.path),
+            "rows": self.rows,
+            "unreadable": len(self.unreadable),
+            "duplicates": len(self.duplicates),
+            "conflicting": len(self.conflicting),
+            "unknown_case": len(self.unknown_cases),
+            "missing": dict(self.missing),
+            "tasks_evaluated": sorted(self.tasks, key=TASKS.index),
+            "models": sorted(self.models),
+            "decodings": sorted(self.decodings),
+            "prompt_versions": sorted(self.prompt_versions),
+        }
+
+
+def _answer_of(task: str, row: dict) -> tuple[str | None, str]:
+    """Normalised prediction (None = malformed) and the raw text, via the task's extractor."""
+    raw = row.get("raw")
+    prediction = row.get("prediction")
+    raw_text = raw if isinstance(raw, str) else (prediction if isinstance(prediction, str) else "")
+    if row.get("malformed") is True:
+        return None, raw_text
+    if prediction is not None:
+        return extract_answer(task, str(prediction)).prediction, raw_text
+    if isinstance(raw, str):
+        return extract_answer(task, raw).prediction, raw_text
+    return None, raw_text
+
+
+def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> PredictionFile:
+    """Read a prediction file without stopping at bad rows; every problem is counted."""
+    path = Path(path)
+    if not path.is_file():
+        raise RadoncInputError("prediction file not found", file=path, field=name)
+    result = PredictionFile(name=name, path=path)
+    first_line: dict[tuple[str, str], int] = {}
+    with path.open("rb") as handle:
+        for number, raw_line in enumerate(handle, start=1):
+            if not raw_line.strip():
+                continue
+            result.rows += 1
+            try:
+                row = json.loads(raw_line.decode("utf-8"))
+            except UnicodeDecodeError:
+                result.unreadable.append((number, "not valid UTF-8"))
+                continue
+            except json.JSONDecodeError as exc:
+                result.unreadable.append((number, f"not valid JSON ({exc.msg})"))
+                continue
+            if not isinstance(row, dict):
+                result.unreadable.append((number, "not a JSON object"))
+                continue
+            case_id, task = row.get("case_id"), row.get("task")
+            if case_id is None or task is None:
+                result.unreadable.append((number, "no case_id or no task"))
+                continue
+            if task not in TASKS:
+                result.unreadable.append((number, f"unknown task {task!r}"))
+                continue
+            case_id = str(case_id)
+            if case_id not in case_ids:
+                result.unknown_cases.append((number, case_id))
+                continue
+            for attribute, key in (
+                ("models", "model"),
+                ("decodings", "decoding"),
+                ("prompt_versions", "prompt_version"),
+            ):
+                if row.get(key) is not None:
+                    getattr(result, attribute).add(str(row[key]))
+            result.tasks.add(task)
+            key = (case_id, task)
+            prediction, raw_text = _answer_of(task, row)
+            if key in result.answers or key in result.conflicting:
+                result.duplicates.append((number, case_id, task, first_line[key]))
+                earlier = result.answers.get(key)
+                if earlier is not None and earlier.prediction != prediction:
+                    # Two different answers to one question: neither can be trusted.
+                    result.conflicting.add(key)
+                    del result.answers[key]
+                continue
+            first_line[key] = number
+            result.answers[key] = Usable(prediction=prediction, raw=raw_text, line=number)
+    for task in result.tasks:
+        result.missing[task] = sum(
+            1
+            for case_id in case_ids
+            if (case_id, task) not in result.answers and (case_id, task) not in result.conflicting
+        )
+    return result
+
+
+def _listing(items: list[str]) -> str:
+    shown = "; ".join(items[:_SHOWN])
+    return shown + (f"; ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+
+
+def file_messages(file: PredictionFile, n_cases: int) -> list[str]:
+    """What a reader must know about a prediction file, one line per kind of problem."""
+    head = f"{file.name} ({file.path})"
+    out = []
+    if file.unreadable:
+        out.append(
+            f"{head}: {len(file.unreadable)} unreadable row(s) ignored: "
+            + _listing([f"line {n}: {why}" for n, why in file.unreadable])
+        )
+    if file.unknown_cases:
+        out.append(
+            f"{head}: {len(file.unknown_cases)} row(s) for cases not in the case file ignored: "
+            + _listing([f"line {n}: {cid!r}" for n, cid in file.unknown_cases])
+        )
+    if file.duplicates:
+        out.append(
+            f"{head}: {len(file.duplicates)} duplicate row(s): "
+            + _listing([f"line {n} repeats {c}/{t} (line {f})" for n, c, t, f in file.duplicates])
+            + "; identical answers counted once"
+        )
+    if file.conflicting:
+        out.append(
+            f"{head}: {len(file.conflicting)} (case, task) pair(s) with conflicting answers "
+            "scored as malformed: " + _listing([f"{c}/{t}" for c, t in sorted(file.conflicting)])
+        )
+    for task in TASKS:
+        if task not in file.tasks:
+            out.append(f"{head}: no {task} predictions; {task} not evaluated for this system")
+        elif file.missing.get(task):
+            out.append(
+                f"{head}: {file.missing[task]} of {n_cases} case(s) have no {task} prediction; "
+                "scored as malformed"
+            )
+    if len(file.models) > 1 or len(file.decodings) > 1 or len(file.prompt_versions) > 1:
+        out.append(
+            f"{head}: rows from more than one system (models {sorted(file.models)}, decodings "
+            f"{sorted(file.decodings)}, prompt versions {sorted(file.prompt_versions)})"
+        )
+    stale = file.prompt_versions - {PROMPT_VERSION}
+    if stale:
+        out.append(f"{head}: made with prompt version {sorted(stale)}, current is {PROMPT_VERSION}")
+    return out
+
+
+def parse_prediction_args(values: Sequence[str]) -> dict[str, Path]:
+    """`NAME=PATH` options -> {name: path}; names unique, at least one."""
+    systems: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise RadoncInputError(
+                f"expected NAME=PATH, got {value!r} (e.g. base=preds/base.jsonl)",
+                field="predictions",
+            )
+        if name in systems:
+            raise RadoncInputError(f"system name {name!r} given twice", field="predictions")
+        systems[name] = Path(path)
+    if not systems:
+        raise RadoncInputError("give at least one --predictions NAME=PATH", field="predictions")
+    return systems
+
+
+def parse_compare_args(
+    values: Sequence[str] | None, systems: Sequence[str]
+) -> list[tuple[str, str]]:
+    """`SYSTEM:BASELINE` options, or by default every system against `base`."""
+    if not values:
+        if DEFAULT_BASELINE not in systems:
+            return []
+        return [(name, DEFAULT_BASELINE) for name in systems if name != DEFAULT_BASELINE]
+    pairs = []
+    for value in values:
+        system, sep, baseline = value.partition(":")
+        if not sep or system not in systems or baseline not in systems or system == baseline:
+            raise RadoncInputError(
+                f"expected SYSTEM:BASELINE with two different names from {list(systems)}, "
+                f"got {value!r}",
+                field="compare",
+            )
+        pairs.append((system, baseline))
+    return list(dict.fromkeys(pairs))
+
+
+def compare_systems(
+    per_case: dict[str, dict[str, list[dict]]], pairs: Sequence[tuple[str, str]]
+) -> list[dict]:
+    """Paired one-sided tests per task, with Holm's correction across the tasks of each
+    (system, baseline, test) family."""
+    comparisons: list[dict] = []
+    for system, baseline in pairs:
+        for task in TASKS:
+            if task not in per_case.get(system, {}) or task not in per_case.get(baseline, {}):
+                continue
+            metric, score_field, binary = TASK_TEST_SCORES[task]
+            x = [row[score_field] for row in per_case[system][task]]
+            y = [row[score_field] for row in per_case[baseline][task]]
+            tests = [statistics.wilcoxon_signed_rank(x, y, alternative=ALTERNATIVE)]
+            if binary:
+                tests.append(statistics.mcnemar_exact(x, y, alternative=ALTERNATIVE))
+            for result in tests:
+                comparisons.append(
+                    {
+                        "task": task,
+                        "metric": metric,
+                        "system": system,
+                        "baseline": baseline,
+                        "test": result.test,
+                        "alternative": result.alternative,
+                        "statistic": result.statistic,
+                        "p_value": result.p_value,
+                        "p_holm": None,
+                        "effect_size": result.effect_size,
+                        "n": result.n,
+                        "n_nonzero": result.n_nonzero,
+                        "method": result.method,
+                        "mean_system": result.mean_system,
+                        "mean_baseline": result.mean_baseline,
+                        "effect_size_name": "matched-pairs rank-biserial",
+                        "holm_family": f"{system} vs {baseline}, {result.test}, across tasks",
+                    }
+                )
+    families: dict[str, list[dict]] = {}
+    for row in comparisons:
+        families.setdefault(row["holm_family"], []).append(row)
+    for rows in families.values():
+        for row, adjusted in zip(rows, statistics.holm([r["p_value"] for r in rows]), strict=True):
+            row["p_holm"] = adjusted
+    return comparisons
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    messages: list[str]
+    out: Path
+
+
+def evaluate_predictions(
+    cases: Sequence[Case],
+    predictions: dict[str, str | Path],
+    out: str | Path,
+    *,
+    compare: Sequence[tuple[str, str]] | None = None,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    cases_file: str | Path | None = None,
+) -> Evaluation:
+    """Score every system on every case, compare pairs, write metrics.json and per_case.jsonl."""
+    started = dt.datetime.now(dt.UTC)
+    if not cases:
+        raise RadoncInputError("the case file holds no cases", file=cases_file)
+    out = Path(out)
+    case_ids = {case.case_id for case in cases}
+    messages: list[str] = []
+    files = {name: read_prediction_file(name, path, case_ids) for name, path in predictions.items()}
+    for file in files.values():
+        messages.extend(file_messages(file, len(cases)))
+    pairs = list(compare) if compare is not None else parse_compare_args(None, list(files))
+    if compare is None and not pairs and len(files) > 1:
+        messages.append(
+            f"no system is named {DEFAULT_BASELINE!r} and no --compare was given: "
+            "no statistical comparisons"
+        )
+
+    systems: dict[str, dict] = {}
+    per_case: dict[str, dict[str, list[dict]]] = {}
+    per_case_rows: list[dict] = []
+    for name, file in files.items():
+        systems[name] = {}
+        per_case[name] = {}
+        for task in TASKS:
+            if task not in file.tasks:
+                continue
+            references = [task_answer(case, task) for case in cases]
+            usable = [file.answers.get((case.case_id, task)) for case in cases]
+            predicted = [u.prediction if u is not None else None for u in usable]
+            raws = [u.raw if u is not None else "" for u in usable]
+            block, rows = TASK_METRICS[task](
+                references, predicted, raws, n_resamples=n_resamples, seed=seed
+            )
+            systems[name][task] = block
+            per_case[name][task] = rows
+            for case, reference, prediction, raw, row in zip(
+                cases, references, predicted, raws, rows, strict=True
+            ):
+                per_case_rows.append(
+                    {
+                        "system": name,
+                        "case_id": case.case_id,
+                        "task": task,
+                        "reference": reference,
+                        "prediction": prediction,
+                        "raw": raw,
+                        **row,
+                    }
+                )
+    comparisons = compare_systems(per_case, pairs)
+    metrics = {
+        "systems": systems,
+        "comparisons": comparisons,
+        "inputs": {name: file.summary() for name, file in files.items()},
+        "n_cases": len(cases),
+        "settings": {
+            "prompt_version": PROMPT_VERSION,
+            "bootstrap": {
+                "resamples": n_resamples,
+                "confidence": 0.95,
+                "seed": seed,
+                "method": "percentile, cases resampled with replacement",
+            },
+            "tests": {
+                "alternative": f"{ALTERNATIVE}: the system scores higher than the baseline",
+                "wilcoxon_zero_method": statistics.ZERO_METHOD,
+                "wilcoxon_zero_differences": statistics.ZERO_METHOD_NOTE,
+                "per_case_scores": {
+                    task: f"{score} ({metric})"
+                    for task, (metric, score, _) in TASK_TEST_SCORES.items()
+                },
+                "mcnemar": "exact binomial test on discordant pairs (classification tasks)",
+                "effect_size": "matched-pairs rank-biserial correlation",
+                "multiplicity": "Holm across tasks within each (system, baseline, test)",
+            },
+            "rouge": "rouge-score F-measure, no stemming; modality and icd10 on the raw answer",
+            "eqd2_alpha_beta": EQD2_ALPHA_BETA,
+            "dose_tolerance_gy": DOSE_TOLERANCE_GY,
+        },
+        "messages": messages,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "metrics.json", metrics)
+    write_jsonl_atomic(out / "per_case.jsonl", per_case_rows)
+    versions = {}
+    for package in ("radonc-llm", "scikit-learn", "scipy", "rouge-score", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    write_json_atomic(
+        out / "manifest.json",
+        {
+            "command": "evaluate",
+            "cases_file": str(cases_file) if cases_file else None,
+            "cases_sha256": file_sha256(cases_file) if cases_file else None,
+            "predictions": {name: file.summary()["sha256"] for name, file in files.items()},
+            "compare": [f"{a}:{b}" for a, b in pairs],
+            "seed": seed,
+            "versions": versions,
+            "started": started.isoformat(),
+            "finished": dt.datetime.now(dt.UTC).isoformat(),
+        },
+    )
+    return Evaluation(metrics=metrics, messages=messages, out=out)
+
+
+# Metrics shown in the terminal per task; metrics.json holds all of them.
+TABLE_METRICS: dict[str, tuple[str, ...]] = {
+    "modality": ("accuracy", "macro_f1", "weighted_f1", "rouge1_f", "malformed_rate"),
+    "icd10": (
+        "exact_accuracy",
+        "category_accuracy",
+        "chapter_accuracy",
+        "macro_f1",
+        "rouge1_f",
+        "malformed_rate",
+    ),
+    "regimen": (
+        "rouge1_f",
+        "rougeL_f",
+        "exact_match",
+        "dose_match",
+        "fractions_match",
+        "concurrent_match",
+        "eqd2_abs_error",
+    ),
+}
+
+
+def _cell(block: dict, metric: str) -> str:
+    value = block.get(metric)
+    if value is None:
+        return "-"
+    interval = (block.get("ci95") or {}).get(metric)
+    text = f"{value:.3f}"
+    return f"{text} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else text
+
+
+def summary_tables(metrics: dict) -> list:
+    """Rich tables: one per task (systems x metrics, with 95% CIs) and one of comparisons."""
+    from rich.table import Table
+
+    tables = []
+    for task in TASKS:
+        names = [name for name, blocks in metrics["systems"].items() if task in blocks]
+        if not names:
+            continue
+        table = Table(title=f"{task} (n = {metrics['n_cases']}; value [95% CI])")
+        table.add_column("system")
+        for metric in TABLE_METRICS[task]:
+            table.add_column(metric, justify="right")
+        for name in names:
+            block = metrics["systems"][name][task]
+            table.add_row(name, *(_cell(block, metric) for metric in TABLE_METRICS[task]))
+        tables.append(table)
+    if metrics["comparisons"]:
+        table = Table(title="Paired comparisons (one-sided: system > baseline; Holm across tasks)")
+        for column in (
+            "task",
+            "metric",
+            "system",
+            "baseline",
+            "test",
+            "statistic",
+            "p",
+            "p (Holm)",
+            "rank-biserial",
+            "n",
+        ):
+            table.add_column(
+                column,
+                justify="left"
+                if column in ("task", "metric", "system", "baseline", "test")
+                else "right",
+            )
+        for row in metrics["comparisons"]:
+            table.add_row(
+                row["task"],
+                row["metric"],
+                row["system"],
+                row["baseline"],
+                row["test"],
+                f"{row['statistic']:g}",
+                f"{row['p_value']:.4g}",
+                f"{row['p_holm']:.4g}",
+                f"{row['effect_size']:+.3f}",
+                str(row["n"]),
+            )
+        tables.append(table)
+    return tables

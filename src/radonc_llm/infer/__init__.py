@@ -1,0 +1,1 @@
+"""Prediction: batched generation, constrained decoding, backends, answer extraction, the resumable prediction file."""

@@ -1,0 +1,223 @@
+"""Batched greedy generation with the KV cache, sharing the prompt prefix across a batch.
+
+Why not `model.generate`: every prompt of a task starts with the same system prompt and
+instruction (about 60 tokens of ~100), so we encode that shared prefix once, reuse its KV
+cache for every row, and run only the case-specific suffix. Rows are laid out as
+`[shared prefix][left padding][suffix]`; the attention mask hides the padding and
+`position_ids = attention_mask.cumsum(-1) - 1` keeps each row's positions contiguous, so a
+row's tokens see exactly what they would see alone (batched output equals one-at-a-time
+output up to float rounding). Finished rows leave the batch, so a batch costs as many steps
+as its longest answer needs and no more rows than are still writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated answer: text without the end-of-turn token, and whether it stopped."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    stopped: bool
+
+
+@dataclass
+class PromptState:
+    """A batch after its prompts ran: the cache, the mask so far, and the next-token logits."""
+
+    cache: Any
+    attention_mask: torch.Tensor  # (batch, cache length), 1 = real token
+    next_position: torch.Tensor  # (batch,), position id of the next token
+    logits: torch.Tensor  # (batch, vocab), logits for the first answer token
+
+
+def chat_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
+    """Token ids of a chat up to the assistant's answer (`add_generation_prompt=True`)."""
+    text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+    # The template writes the special tokens itself: adding them again would double BOS.
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def end_of_turn_ids(tokenizer: Any) -> tuple[int, ...]:
+    """Tokens that end an answer: ChatML's `<|im_end|>` where the vocabulary has it, and eos."""
+    ids: list[int] = []
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+        ids.append(im_end)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError("the tokenizer defines neither <|im_end|> nor an eos token")
+    return tuple(ids)
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad = tokenizer.pad_token_id
+    return pad if pad is not None else end_of_turn_ids(tokenizer)[0]
+
+
+def _common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    first = prompts[0]
+    # Keep at least one token per row outside the prefix: its logits start the answer.
+    limit = min(len(p) for p in prompts) - 1
+    length = 0
+    while length < limit and all(p[length] == first[length] for p in prompts):
+        length += 1
+    return length
+
+
+def _forward(model: Any, input_ids, attention_mask, position_ids, cache, *, last_only: bool):
+    kwargs = {"logits_to_keep": 1} if last_only else {}
+    return model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        cache=cache,
+        use_cache=True,
+        **kwargs,
+    )
+
+
+def _new_cache(model: Any):
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config)
+
+
+class PrefixCache:
+    """Keeps the KV cache of the last shared prompt prefix, so later batches reuse it."""
+
+    def __init__(self) -> None:
+        self.prefix: tuple[int, ...] = ()
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def lookup(self, model: Any, prefix: Sequence[int]) -> int:
+        """Make the cache hold a prefix of `prefix`; return its length (0 = none)."""
+        prefix = tuple(prefix)
+        if self.prefix and prefix[: len(self.prefix)] == self.prefix:
+            return len(self.prefix)
+        if not prefix:
+            self.prefix, self.layers = (), []
+            return 0
+        cache = _new_cache(model)
+        ids = torch.tensor([prefix], dtype=torch.long)
+        positions = torch.arange(len(prefix)).unsqueeze(0)
+        _forward(model, ids, torch.ones_like(ids), positions, cache, last_only=True)
+        self.prefix = prefix
+        self.layers = [(layer.keys, layer.values) for layer in cache.layers]
+        return len(prefix)
+
+    def expanded(self, model: Any, batch_size: int):
+        cache = _new_cache(model)
+        for layer, (keys, values) in zip(cache.layers, self.layers, strict=True):
+            layer.update(keys.expand(batch_size, -1, -1, -1), values.expand(batch_size, -1, -1, -1))
+        return cache
+
+
+@torch.inference_mode()
+def run_prompts(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    prefix_cache: PrefixCache | None = None,
+) -> PromptState:
+    """Run a batch of prompts (token ids) through the model, sharing their common prefix."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    prefix_cache = prefix_cache if prefix_cache is not None else PrefixCache()
+    shared = prefix_cache.lookup(model, prompts[0][: _common_prefix_length(prompts)])
+    batch = len(prompts)
+    suffixes = [list(p[shared:]) for p in prompts]
+    width = max(len(s) for s in suffixes)
+    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
+    suffix_mask = torch.zeros((batch, width), dtype=torch.long)
+    for row, suffix in enumerate(suffixes):
+        input_ids[row, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
+        suffix_mask[row, width - len(suffix) :] = 1
+    attention_mask = torch.cat([torch.ones((batch, shared), dtype=torch.long), suffix_mask], dim=1)
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    cache = prefix_cache.expanded(model, batch) if shared else _new_cache(model)
+    out = _forward(model, input_ids, attention_mask, positions[:, shared:], cache, last_only=True)
+    return PromptState(
+        cache=out.cache,
+        attention_mask=attention_mask,
+        next_position=positions[:, -1] + 1,
+        logits=out.logits[:, -1, :].float(),
+    )
+
+
+@torch.inference_mode()
+def step(model: Any, state: PromptState, tokens: torch.Tensor, *, last_only: bool = True):
+    """Feed one token (or a few) per row; update `state` in place and return the logits."""
+    batch, count = tokens.shape
+    state.attention_mask = torch.cat(
+        [state.attention_mask, torch.ones((batch, count), dtype=torch.long)], dim=1
+    )
+    positions = state.next_position.unsqueeze(1) + torch.arange(count).unsqueeze(0)
+    out = _forward(model, tokens, state.attention_mask, positions, state.cache, last_only=last_only)
+    state.cache = out.cache
+    state.next_position = state.next_position + count
+    state.logits = out.logits[:, -1, :].float()
+    return out.logits
+
+
+def keep_rows(state: PromptState, rows: torch.Tensor) -> None:
+    """Drop every batch row not in `rows` (indices into the current batch)."""
+    state.cache.batch_select_indices(rows)
+    state.attention_mask = state.attention_mask[rows]
+    state.next_position = state.next_position[rows]
+    state.logits = state.logits[rows]
+
+
+@torch.inference_mode()
+def greedy_generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    prefix_cache: PrefixCache | None = None,
+) -> list[Generation]:
+    """Greedy answers for one batch of prompts, stopping each row at end of turn."""
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be at least 1")
+    stop_ids = torch.tensor(end_of_turn_ids(tokenizer), dtype=torch.long)
+    state = run_prompts(model, prompts, pad_id=_pad_id(tokenizer), prefix_cache=prefix_cache)
+    active = torch.arange(len(prompts))  # original row of each current batch row
+    generated: list[list[int]] = [[] for _ in prompts]
+    stopped = [False] * len(prompts)
+    for position in range(max_new_tokens):
+        next_tokens = state.logits.argmax(dim=-1)
+        is_stop = torch.isin(next_tokens, stop_ids)
+        for row, token, stop in zip(
+            active.tolist(), next_tokens.tolist(), is_stop.tolist(), strict=True
+        ):
+            if stop:
+                stopped[row] = True
+            else:
+                generated[row].append(token)
+        if position == max_new_tokens - 1:
+            break
+        if is_stop.any():
+            keep = (~is_stop).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            keep_rows(state, keep)
+            active, next_tokens = active[keep], next_tokens[keep]
+        step(model, state, next_tokens.unsqueeze(1))
+    return [
+        Generation(
+            text=tokenizer.decode(ids, skip_special_tokens=True).strip(),
+            token_ids=tuple(ids),
+            stopped=stop,
+        )
+        for ids, stop in zip(generated, stopped, strict=True)
+    ]

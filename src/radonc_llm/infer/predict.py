@@ -1,0 +1,269 @@
+"""A prediction run: cases x tasks -> prompts -> backend -> extracted answers -> prediction file.
+
+Set-up, loop, save, in that order. Within a task, cases run longest prompt first (similar
+lengths share a batch, so little padding) with ties kept in file order; this order is fixed,
+so a resumed run appends exactly the rows an uninterrupted one would have. Every finished
+batch is appended before the next starts. A manifest (`<out>.manifest.json`) records the
+settings, input hashes, versions and per-task speed of the latest run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from radonc_llm.data.cases import TASKS, Case
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.infer.backends import DECODINGS, Answer, Backend
+from radonc_llm.infer.extract import extract_answer
+from radonc_llm.infer.store import PredictionStore
+from radonc_llm.storage import file_sha256, write_json_atomic
+from radonc_llm.tasks.prompts import PROMPT_VERSION, prompt_messages
+
+MessagesFor = Callable[[Case, str], list[dict[str, str]]]
+
+
+def default_messages(case: Case, task: str) -> list[dict[str, str]]:
+    return prompt_messages(task, case.diagnosis_text)
+
+
+class CasesPerSecondColumn(ProgressColumn):
+    """Throughput of the current task in cases per second."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- cases/s" if speed is None else f"{speed:.1f} cases/s", style="cyan")
+
+
+@dataclass
+class TaskSummary:
+    task: str
+    cases: int = 0
+    already_done: int = 0
+    predicted: int = 0
+    malformed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def cases_per_s(self) -> float | None:
+        return self.predicted / self.seconds if self.seconds > 0 else None
+
+
+@dataclass
+class PredictSummary:
+    out: Path
+    tasks: dict[str, TaskSummary] = field(default_factory=dict)
+    repaired_last_line: bool = False
+
+
+def parse_tasks(values: Sequence[str] | None) -> tuple[str, ...]:
+    """Task names from repeated or comma-separated options; default: all three."""
+    if not values:
+        return TASKS
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TASKS]
+    if unknown:
+        raise RadoncInputError(
+            f"unknown task {', '.join(unknown)}; expected {', '.join(TASKS)}", field="tasks"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def prediction_row(case_id: str, task: str, answer: Answer, *, seconds: float) -> dict:
+    """One prediction row; constrained answers are already valid, free text is extracted."""
+    if answer.prediction is not None:
+        prediction, malformed, reason = answer.prediction, False, None
+    else:
+        extraction = extract_answer(task, answer.raw)
+        prediction, malformed, reason = (
+            extraction.prediction,
+            extraction.malformed,
+            extraction.reason,
+        )
+    return {
+        "case_id": case_id,
+        "task": task,
+        "prediction": prediction,
+        "raw": answer.raw,
+        "malformed": malformed,
+        "malformed_reason": reason,
+        "logprob": answer.logprob,
+        "scores": answer.scores,
+        "n_new_tokens": answer.n_new_tokens,
+        "stopped": answer.stopped,
+        "latency_s": round(seconds, 4),
+    }
+
+
+def _ordered(cases: Sequence[Case], task: str, messages_for: MessagesFor) -> list[Case]:
+    def length(item: tuple[int, Case]) -> tuple[int, int]:
+        index, case = item
+        chars = sum(len(m["content"]) for m in messages_for(case, task))
+        return (-chars, index)
+
+    return [case for _, case in sorted(enumerate(cases), key=length)]
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for package in ("radonc-llm", "torch", "transformers", "peft", "httpx"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def predict_cases(
+    backend: Backend,
+    cases: Sequence[Case],
+    out: str | Path,
+    *,
+    tasks: Sequence[str] = TASKS,
+    decoding: str = "free",
+    batch_size: int = 16,
+    messages_for: MessagesFor = default_messages,
+    model_label: str | None = None,
+    cases_file: str | Path | None = None,
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> PredictSummary:
+    """Predict every (case, task) not yet in `out`; append rows batch by batch.
+
+    `model_label` names the system in every row (default: the backend's model name); a
+    resumed run must use the same label, decoding and prompt version as the file it extends.
+    """
+    if decoding not in DECODINGS:
+        raise RadoncInputError(
+            f"unknown decoding '{decoding}'; expected {', '.join(DECODINGS)}", field="decoding"
+        )
+    if decoding == "constrained" and not backend.supports_constrained:
+        raise RadoncInputError(
+            f"the {backend.name} backend cannot constrain decoding (it needs the model's "
+            "logits); use --decoding free or the transformers backend",
+            field="decoding",
+        )
+    if batch_size < 1:
+        raise RadoncInputError("batch size must be at least 1", field="batch_size")
+    tasks = parse_tasks(tasks)
+    out = Path(out)
+    run_info = {
+        "model": model_label or backend.model_name,
+        "backend": backend.name,
+        "decoding": decoding,
+        "prompt_version": PROMPT_VERSION,
+    }
+    started = dt.datetime.now(dt.UTC)
+    summary = PredictSummary(out=out)
+    with PredictionStore(out, run_info=run_info) as store:
+        summary.repaired_last_line = store.repaired_last_line
+        todo = {}
+        for task in tasks:
+            pending = [c for c in cases if (c.case_id, task) not in store.done]
+            summary.tasks[task] = TaskSummary(
+                task=task, cases=len(cases), already_done=len(cases) - len(pending)
+            )
+            todo[task] = _ordered(pending, task, messages_for)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            CasesPerSecondColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not show_progress,
+        )
+        with progress:
+            bars = {task: progress.add_task(task, total=len(todo[task])) for task in tasks}
+            for task in tasks:
+                task_summary = summary.tasks[task]
+                pending = todo[task]
+                progress.start_task(bars[task])
+                for start in range(0, len(pending), batch_size):
+                    batch = pending[start : start + batch_size]
+                    began = time.perf_counter()
+                    answers = backend.answer(
+                        task, [messages_for(case, task) for case in batch], decoding=decoding
+                    )
+                    seconds = time.perf_counter() - began
+                    if len(answers) != len(batch):
+                        raise RuntimeError(f"backend returned {len(answers)} of {len(batch)}")
+                    for case, answer in zip(batch, answers, strict=True):
+                        row = prediction_row(
+                            case.case_id, task, answer, seconds=seconds / len(batch)
+                        )
+                        store.append(row)
+                        task_summary.malformed += int(row["malformed"])
+                    task_summary.predicted += len(batch)
+                    task_summary.seconds += seconds
+                    progress.advance(bars[task], len(batch))
+    write_json_atomic(
+        out.with_name(out.stem + ".manifest.json"),
+        {
+            "command": "predict",
+            **run_info,
+            "tasks": list(tasks),
+            "batch_size": batch_size,
+            "cases_file": str(cases_file) if cases_file else None,
+            "cases_sha256": file_sha256(cases_file) if cases_file else None,
+            "cases": len(cases),
+            "started": started.isoformat(),
+            "finished": dt.datetime.now(dt.UTC).isoformat(),
+            "per_task": {
+                name: {
+                    "cases": s.cases,
+                    "already_done": s.already_done,
+                    "predicted": s.predicted,
+                    "malformed_new": s.malformed,
+                    "seconds": round(s.seconds, 3),
+                    "cases_per_s": s.cases_per_s,
+                }
+                for name, s in summary.tasks.items()
+            },
+            "versions": _versions(),
+            "hardware": {
+                "machine": platform.machine(),
+                "processor": platform.processor(),
+                "cpu_count": os.cpu_count(),
+            },
+        },
+    )
+    return summary
+
+
+def prediction_table(title: str, rows: dict[str, dict]) -> Table:
+    """Per task: cases, already done, predicted now, malformed, cases/s."""
+    table = Table(title=title)
+    for column in ("task", "cases", "already done", "predicted", "malformed", "cases/s"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task, row in rows.items():
+        rate = row.get("cases_per_s")
+        table.add_row(
+            task,
+            str(row.get("cases", "")),
+            str(row.get("already_done", 0)),
+            str(row.get("predicted", row.get("cases", ""))),
+            str(row.get("malformed", "")),
+            "-" if rate is None else f"{rate:.1f}",
+        )
+    return table

@@ -1,0 +1,175 @@
+"""Engines, migrations and study loading for SQLite (WAL) and PostgreSQL (psycopg 3).
+
+Transactions on SQLite: Python's sqlite3 module opens a transaction only at the first
+INSERT/UPDATE/DELETE, so a save that starts with its UPDATE takes the write lock before it
+reads anything and waits (busy timeout) instead of failing on a stale snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.review.models import Assignment, Item, StudyRecord, utcnow
+from radonc_llm.review.study import StudyDefinition
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30
+# Any fixed 64-bit number: serialises concurrent migrations on one PostgreSQL database.
+PG_MIGRATION_LOCK = 7_410_225_831
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_db_engine(url: str, *, pool_size: int = 20, max_overflow: int = 30) -> Engine:
+    """An engine for `sqlite:///PATH` (WAL, foreign keys, busy timeout) or PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise RadoncInputError(
+            "not a database URL; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+            field="db",
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise RadoncInputError("use a SQLite file (sqlite:///PATH), not memory", field="db")
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(
+            parsed, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+        )
+    raise RadoncInputError(
+        f"unsupported database '{backend}'; use sqlite:///PATH or postgresql+psycopg://...",
+        field="db",
+    )
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a committed rating survives a power cut too, as an audit trail should.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.close()
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def definition_sha256(study: StudyDefinition) -> str:
+    content = study.model_dump(mode="json", exclude={"created_at"})
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def load_study(session: Session, study: StudyDefinition) -> bool:
+    """Load items and queues once; True when loaded now, False when already there.
+
+    A database holds one study: a different study (or an edited study.json) is refused.
+    """
+    existing = session.scalars(select(StudyRecord)).all()
+    digest = definition_sha256(study)
+    if existing:
+        record = existing[0]
+        if record.study_id != study.study_id or record.definition_sha256 != digest:
+            raise RadoncInputError(
+                f"the database already holds study '{record.study_id}', not this "
+                f"'{study.study_id}'; give each study its own database",
+                field="db",
+            )
+        return False
+    session.add(
+        StudyRecord(
+            study_id=study.study_id,
+            seed=study.seed,
+            definition_sha256=digest,
+            loaded_at=utcnow(),
+        )
+    )
+    rows = {
+        item.item_id: Item(
+            item_key=item.item_id,
+            case_id=item.case_id,
+            source=item.source,
+            diagnosis_text=item.diagnosis_text,
+            regimen_text=item.regimen_text,
+        )
+        for item in study.items
+    }
+    session.add_all(rows.values())
+    session.flush()
+    for reviewer, queue in study.queues.items():
+        session.add_all(
+            Assignment(
+                public_id=entry.public_id,
+                item_id=rows[entry.item_id].id,
+                reviewer=reviewer,
+                position=position,
+                revision=0,
+            )
+            for position, entry in enumerate(queue, start=1)
+        )
+    session.commit()
+    return True
+
+
+def prepare_database(url: str, study: StudyDefinition) -> Engine:
+    """Migrate the database at `url` and load `study` into it; returns the engine."""
+    engine = create_db_engine(url)
+    try:
+        migrate(engine)
+        with Session(engine) as session:
+            load_study(session, study)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory() as session:
+        yield session
+
+
+def count_rows(session: Session, model: type) -> int:
+    return session.scalar(select(func.count()).select_from(model)) or 0

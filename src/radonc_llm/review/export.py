@@ -1,0 +1,183 @@
+"""`radonc-llm review export`: ratings (CSV and JSONL), the audit log and review_metrics.json.
+
+The export only reads the database; every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.review.db import create_db_engine, definition_sha256, display_url
+from radonc_llm.review.metrics import review_metrics
+from radonc_llm.review.models import (
+    RATING_SCORES,
+    Assignment,
+    AuditEvent,
+    Item,
+    Rating,
+    StudyRecord,
+    User,
+)
+from radonc_llm.review.ratings import progress, rating_records
+from radonc_llm.review.settings import ReviewSettings
+from radonc_llm.review.study import StudyDefinition, read_study
+from radonc_llm.storage import atomic_open, write_json_atomic, write_jsonl_atomic
+
+RATING_COLUMNS = (
+    "study_id",
+    "assignment_id",
+    "item_id",
+    "case_id",
+    "source",
+    "reviewer",
+    "position",
+    "rating",
+    "rating_score",
+    "reason",
+    "comment",
+    "corrected_regimen",
+    "rated_by",
+    "created_at",
+    "updated_at",
+    "n_changes",
+)
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    out_dir: Path
+    n_ratings: int
+    n_audit_events: int
+    metrics: dict[str, Any]
+
+
+def rating_rows(session: Session, study_id: str) -> list[dict[str, Any]]:
+    changes = dict(
+        session.execute(
+            select(AuditEvent.assignment_id, func.count()).group_by(AuditEvent.assignment_id)
+        ).all()
+    )
+    rows = session.execute(
+        select(Rating, Assignment, Item, User.username)
+        .join(Assignment, Rating.assignment_id == Assignment.id)
+        .join(Item, Assignment.item_id == Item.id)
+        .join(User, Rating.rated_by == User.id)
+        .order_by(Assignment.reviewer, Assignment.position)
+    ).all()
+    return [
+        {
+            "study_id": study_id,
+            "assignment_id": assignment.public_id,
+            "item_id": item.item_key,
+            "case_id": item.case_id,
+            "source": item.source,
+            "reviewer": assignment.reviewer,
+            "position": assignment.position,
+            "rating": rating.rating,
+            "rating_score": RATING_SCORES[rating.rating],
+            "reason": rating.reason,
+            "comment": rating.comment,
+            "corrected_regimen": rating.corrected_regimen,
+            "rated_by": username,
+            "created_at": rating.created_at.isoformat(),
+            "updated_at": rating.updated_at.isoformat(),
+            "n_changes": changes.get(assignment.id, 0),
+        }
+        for rating, assignment, item, username in rows
+    ]
+
+
+def audit_rows(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(AuditEvent, Assignment.public_id)
+        .join(Assignment, AuditEvent.assignment_id == Assignment.id)
+        .order_by(AuditEvent.id)
+    ).all()
+    return [
+        {
+            "event_id": event.id,
+            "at": event.at.isoformat(),
+            "username": event.username,
+            "assignment_id": public_id,
+            "action": event.action,
+            "old": event.old_value,
+            "new": event.new_value,
+        }
+        for event, public_id in rows
+    ]
+
+
+def _check_loaded(session: Session, study: StudyDefinition, url: str) -> None:
+    has_schema = inspect(session.get_bind()).has_table(StudyRecord.__tablename__)
+    record = session.scalar(select(StudyRecord)) if has_schema else None
+    if record is None:
+        raise RadoncInputError(
+            f"the database {display_url(url)} holds no study; run `radonc-llm review "
+            "create-study` or `review serve` first",
+            field="db",
+        )
+    if record.study_id != study.study_id or record.definition_sha256 != definition_sha256(study):
+        raise RadoncInputError(
+            f"the database holds study '{record.study_id}', not '{study.study_id}'", field="db"
+        )
+
+
+def export_review(
+    study_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    database_url: str | None = None,
+    treatment: str = "finetuned",
+    control: str = "base",
+) -> ExportSummary:
+    """Write ratings.csv, ratings.jsonl, audit_log.jsonl and review_metrics.json."""
+    study = read_study(study_dir)
+    url = ReviewSettings(study_dir=study_dir, database_url=database_url).resolved_database_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
+        raise RadoncInputError("no review database here", file=parsed.database, field="db")
+    out_dir = Path(out_dir)
+    engine = create_db_engine(url, pool_size=1, max_overflow=0)
+    try:
+        with Session(engine) as session:
+            _check_loaded(session, study, url)
+            ratings = rating_rows(session, study.study_id)
+            audit = audit_rows(session)
+            records = rating_records(session)
+            per_reviewer = {name: progress(session, name) for name in study.reviewers}
+    finally:
+        engine.dispose()
+
+    with atomic_open(out_dir / "ratings.csv") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RATING_COLUMNS)
+        writer.writeheader()
+        writer.writerows(ratings)
+    write_jsonl_atomic(out_dir / "ratings.jsonl", ratings)
+    write_jsonl_atomic(out_dir / "audit_log.jsonl", audit)
+    metrics = {
+        "study_id": study.study_id,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "sources": study.sources,
+        "progress": {
+            "assigned": sum(p.total for p in per_reviewer.values()),
+            "rated": sum(p.rated for p in per_reviewer.values()),
+            "per_reviewer": {
+                name: {"rated": p.rated, "total": p.total} for name, p in per_reviewer.items()
+            },
+        },
+        "n_audit_events": len(audit),
+        **review_metrics(records, treatment=treatment, control=control, sources=study.sources),
+    }
+    write_json_atomic(out_dir / "review_metrics.json", metrics)
+    return ExportSummary(
+        out_dir=out_dir, n_ratings=len(ratings), n_audit_events=len(audit), metrics=metrics
+    )

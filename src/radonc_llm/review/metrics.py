@@ -1,0 +1,256 @@
+"""Statistics of a review: acceptability per source, the paired test, inter-rater agreement.
+
+Ratings are ordinal: acceptable as is (2) > acceptable with minor edits (1) > unacceptable
+(0). "Acceptable" means either of the first two, as in the study this project reproduces
+(clinically acceptable regimens). Degenerate inputs (nothing rated, one category only, no
+item rated twice) give `None` and a `note`, never NaN or an exception.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from radonc_llm.review.models import ACCEPTABLE_RATINGS, RATING_SCORES, RATINGS
+
+CATEGORIES = sorted(RATING_SCORES.values())
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    item_id: str
+    case_id: str
+    source: str
+    reviewer: str
+    rating: str
+
+    @property
+    def score(self) -> int:
+        return RATING_SCORES[self.rating]
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> list[float] | None:
+    """Wilson score interval of a proportion; None when n is 0."""
+    if n == 0:
+        return None
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
+    return [float(low), float(high)]
+
+
+def acceptability_by_source(records: Sequence[RatingRecord]) -> dict[str, dict[str, Any]]:
+    """Per source: rating counts, acceptable rate and as-is rate with Wilson 95% CIs.
+
+    The unit is one rating; with overlap an item rated by two reviewers counts twice.
+    """
+    by_source: dict[str, list[RatingRecord]] = defaultdict(list)
+    for record in records:
+        by_source[record.source].append(record)
+    result = {}
+    for source in sorted(by_source):
+        ratings = [record.rating for record in by_source[source]]
+        n = len(ratings)
+        acceptable = sum(rating in ACCEPTABLE_RATINGS for rating in ratings)
+        as_is = ratings.count("acceptable")
+        result[source] = {
+            "n": n,
+            "counts": {key: ratings.count(key) for key in RATINGS},
+            "acceptable_rate": acceptable / n,
+            "acceptable_ci95": wilson_interval(acceptable, n),
+            "as_is_rate": as_is / n,
+            "as_is_ci95": wilson_interval(as_is, n),
+        }
+    return result
+
+
+def case_scores(records: Sequence[RatingRecord]) -> dict[tuple[str, str], float]:
+    """Mean ordinal score per (case_id, source) over the reviewers who rated it."""
+    scores: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for record in records:
+        scores[(record.case_id, record.source)].append(record.score)
+    return {key: float(np.mean(values)) for key, values in scores.items()}
+
+
+def paired_comparison(
+    records: Sequence[RatingRecord], *, treatment: str, control: str
+) -> dict[str, Any]:
+    """One-sided Wilcoxon signed-rank: are `treatment`'s per-case ratings higher?
+
+    Cases rated under both sources are paired on their mean score. Zero differences are
+    dropped before ranking (SciPy's zero_method="wilcox"); `n_nonzero` says how many pairs
+    remained.
+    """
+    from scipy.stats import wilcoxon
+
+    scores = case_scores(records)
+    cases = sorted(
+        {case for case, source in scores if source == treatment}
+        & {case for case, source in scores if source == control}
+    )
+    treated = np.array([scores[(case, treatment)] for case in cases])
+    controls = np.array([scores[(case, control)] for case in cases])
+    differences = treated - controls
+    result: dict[str, Any] = {
+        "test": "wilcoxon_signed_rank",
+        "treatment": treatment,
+        "control": control,
+        "alternative": "greater",
+        "zero_method": "wilcox",
+        "unit": "case (mean ordinal rating over its reviewers)",
+        "n_cases": len(cases),
+        "n_nonzero": int(np.count_nonzero(differences)),
+        "mean_treatment": float(treated.mean()) if cases else None,
+        "mean_control": float(controls.mean()) if cases else None,
+        "median_difference": float(np.median(differences)) if cases else None,
+        "statistic": None,
+        "p_value": None,
+        "note": None,
+    }
+    if not cases:
+        result["note"] = f"no case was rated under both '{treatment}' and '{control}'"
+    elif result["n_nonzero"] == 0:
+        result["note"] = "every paired difference is zero; the test is undefined"
+    else:
+        test = wilcoxon(treated, controls, alternative="greater", zero_method="wilcox")
+        result["statistic"] = _finite(test.statistic)
+        result["p_value"] = _finite(test.pvalue)
+    return result
+
+
+def _item_ratings(records: Sequence[RatingRecord]) -> dict[str, dict[str, int]]:
+    items: dict[str, dict[str, int]] = defaultdict(dict)
+    for record in records:
+        items[record.item_id][record.reviewer] = record.score
+    return items
+
+
+def cohen_kappas(records: Sequence[RatingRecord]) -> list[dict[str, Any]]:
+    """Cohen's kappa (unweighted and linear-weighted) for every pair of reviewers."""
+    from sklearn.metrics import cohen_kappa_score
+
+    items = _item_ratings(records)
+    reviewers = sorted({record.reviewer for record in records})
+    pairs = []
+    for first, second in itertools.combinations(reviewers, 2):
+        shared = sorted(i for i, by in items.items() if first in by and second in by)
+        entry: dict[str, Any] = {"reviewers": [first, second], "n": len(shared)}
+        if len(shared) < 2:
+            entry.update(kappa=None, kappa_linear=None, note="fewer than 2 shared items")
+        else:
+            a = [items[i][first] for i in shared]
+            b = [items[i][second] for i in shared]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kappa = cohen_kappa_score(a, b, labels=CATEGORIES, replace_undefined_by=np.nan)
+                linear = cohen_kappa_score(
+                    a, b, labels=CATEGORIES, weights="linear", replace_undefined_by=np.nan
+                )
+            entry.update(kappa=_finite(kappa), kappa_linear=_finite(linear), note=None)
+            if entry["kappa"] is None:
+                entry["note"] = "undefined: both reviewers used a single category"
+        pairs.append(entry)
+    return pairs
+
+
+def fleiss(records: Sequence[RatingRecord]) -> dict[str, Any]:
+    """Fleiss' kappa over items rated at least twice.
+
+    Fleiss' kappa needs the same number of ratings per item: with k the smallest count among
+    those items, each item contributes the ratings of its first k reviewers (by name).
+    """
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    items = _item_ratings(records)
+    multi = {item: by for item, by in items.items() if len(by) >= 2}
+    if not multi:
+        return {"value": None, "n_items": 0, "raters_per_item": None, "note": "no item rated twice"}
+    k = min(len(by) for by in multi.values())
+    table = np.zeros((len(multi), len(CATEGORIES)), dtype=int)
+    for row, item in enumerate(sorted(multi)):
+        for reviewer in sorted(multi[item])[:k]:
+            table[row, CATEGORIES.index(multi[item][reviewer])] += 1
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = _finite(fleiss_kappa(table, method="fleiss"))
+    return {
+        "value": value,
+        "n_items": len(multi),
+        "raters_per_item": k,
+        "note": None if value is not None else "undefined: a single category was used",
+    }
+
+
+def krippendorff_ordinal(records: Sequence[RatingRecord]) -> dict[str, Any]:
+    """Krippendorff's alpha (ordinal) over all ratings; missing ratings are allowed."""
+    import krippendorff
+
+    items = _item_ratings(records)
+    n_pairable = sum(len(by) >= 2 for by in items.values())
+    if n_pairable == 0:
+        return {"value": None, "level": "ordinal", "n_items": 0, "note": "no item rated twice"}
+    reviewers = sorted({record.reviewer for record in records})
+    keys = sorted(items)
+    data = np.full((len(reviewers), len(keys)), np.nan)
+    for column, item in enumerate(keys):
+        for reviewer, score in items[item].items():
+            data[reviewers.index(reviewer), column] = score
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = _finite(
+            krippendorff.alpha(
+                reliability_data=data, level_of_measurement="ordinal", value_domain=CATEGORIES
+            )
+        )
+    return {
+        "value": value,
+        "level": "ordinal",
+        "n_items": n_pairable,
+        "note": None if value is not None else "undefined: a single category was used",
+    }
+
+
+def agreement(records: Sequence[RatingRecord]) -> dict[str, Any]:
+    return {
+        "cohen_kappa": cohen_kappas(records),
+        "fleiss_kappa": fleiss(records),
+        "krippendorff_alpha": krippendorff_ordinal(records),
+    }
+
+
+def review_metrics(
+    records: Sequence[RatingRecord], *, treatment: str, control: str, sources: Sequence[str]
+) -> dict[str, Any]:
+    """The statistics block of `review_metrics.json`."""
+    if treatment in sources and control in sources:
+        comparison = paired_comparison(records, treatment=treatment, control=control)
+    else:
+        comparison = {
+            "test": "wilcoxon_signed_rank",
+            "treatment": treatment,
+            "control": control,
+            "p_value": None,
+            "note": f"the study has no source '{treatment}' and '{control}' to compare "
+            f"(sources: {', '.join(sources)})",
+        }
+    return {
+        "scale": RATING_SCORES,
+        "acceptable_ratings": sorted(ACCEPTABLE_RATINGS),
+        "n_ratings": len(records),
+        "rating_counts": dict(Counter(record.rating for record in records)),
+        "acceptability": acceptability_by_source(records),
+        "comparison": comparison,
+        "agreement": agreement(records),
+    }

@@ -1,0 +1,308 @@
+"""The pages: sign-in, the reviewer's queue and item pages, and the admin's progress page.
+
+Order of checks on a form post: signed in (else redirect to sign-in), CSRF token (403),
+item in the reviewer's own queue (404), field validation (422 with the reasons), save.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import func, select, text
+
+from radonc_llm.review.accounts import (
+    authenticate,
+    end_session,
+    find_session,
+    login_blocked,
+    start_session,
+)
+from radonc_llm.review.deps import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    CsrfForm,
+    CurrentAdmin,
+    CurrentLogin,
+    CurrentReviewer,
+    SessionDep,
+    SettingsDep,
+    tokens_match,
+)
+from radonc_llm.review.metrics import acceptability_by_source
+from radonc_llm.review.models import AuditEvent, LoginSession, User
+from radonc_llm.review.ratings import (
+    AssignmentNotFound,
+    neighbour,
+    next_unrated,
+    own_assignment,
+    progress,
+    queue,
+    rating_records,
+    save_rating,
+)
+from radonc_llm.review.schemas import RatingCreate, RatingPublic, describe_rating_errors
+from radonc_llm.review.settings import ReviewSettings
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+RATING_FIELDS = ("rating", "reason", "comment", "corrected_regimen")
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(
+        request, name, context, status_code=status_code
+    )
+
+
+def set_cookie(
+    response: Response, name: str, value: str, *, settings: ReviewSettings, path: str, max_age: int
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure,
+    )
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(status_code=204)
+
+
+@router.get("/healthz")
+def healthz(db: SessionDep) -> JSONResponse:
+    db.execute(text("SELECT 1"))
+    return JSONResponse({"status": "ok"})
+
+
+def login_form(
+    request: Request, settings: ReviewSettings, *, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """The sign-in page with a fresh double-submit CSRF token (cookie + hidden field)."""
+    token = secrets.token_urlsafe(32)
+    response = render(
+        request,
+        "login.html",
+        {"csrf_token": token, "error": error, "user": None},
+        status_code=status_code,
+    )
+    set_cookie(
+        response, LOGIN_CSRF_COOKIE, token, settings=settings, path="/login", max_age=3600
+    )
+    return response
+
+
+@router.get("/login")
+def login_page(request: Request, db: SessionDep, settings: SettingsDep) -> Response:
+    if find_session(db, request.cookies.get(SESSION_COOKIE)) is not None:
+        return redirect("/")
+    return login_form(request, settings)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    if not tokens_match(csrf_token, request.cookies.get(LOGIN_CSRF_COOKIE)):
+        raise HTTPException(
+            403, "The sign-in form expired or did not come from this site. Reload and sign in."
+        )
+    username = username.strip()
+    client = request.client.host if request.client else "unknown"
+    if login_blocked(db, username, client, settings):
+        logger.warning("sign-in refused: too many wrong passwords (user %r)", username[:64])
+        minutes = round(settings.login_window_minutes)
+        return login_form(
+            request,
+            settings,
+            error=f"Too many wrong passwords. Wait {minutes} minutes, then try again.",
+            status_code=429,
+        )
+    user = authenticate(db, username, password, client=client, settings=settings)
+    if user is None:
+        logger.info("wrong password or unknown user %r", username[:64])
+        return login_form(
+            request, settings, error="Wrong username or password.", status_code=401
+        )
+    token = start_session(db, user, settings=settings)
+    response = redirect("/")
+    set_cookie(
+        response,
+        SESSION_COOKIE,
+        token,
+        settings=settings,
+        path="/",
+        max_age=int(settings.session_hours * 3600),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(db: SessionDep, login: CurrentLogin, form: CsrfForm) -> Response:
+    end_session(db, login)
+    response = redirect("/login")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def home(login: CurrentLogin) -> Response:
+    return redirect("/admin" if login.user.is_admin else "/resume")
+
+
+@router.get("/resume")
+def resume(db: SessionDep, user: CurrentReviewer) -> Response:
+    """Where the reviewer stopped: the first unrated item, or the queue when all are done."""
+    found = next_unrated(db, user.username)
+    return redirect(f"/items/{found.public_id}" if found else "/queue")
+
+
+@router.get("/queue")
+def queue_page(
+    request: Request, db: SessionDep, user: CurrentReviewer, login: CurrentLogin
+) -> HTMLResponse:
+    entries = queue(db, user.username)
+    return render(
+        request,
+        "queue.html",
+        {
+            "user": user,
+            "csrf_token": login.csrf_token,
+            "entries": entries,
+            "progress": progress(db, user.username),
+            "resume": next_unrated(db, user.username),
+        },
+    )
+
+
+def item_page(
+    request: Request,
+    db: SessionDep,
+    user: User,
+    login: LoginSession,
+    public_id: str,
+    *,
+    values: dict[str, str] | None = None,
+    errors: list[str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    try:
+        assignment = own_assignment(db, user.username, public_id)
+    except AssignmentNotFound:
+        raise HTTPException(404) from None
+    saved = RatingPublic.model_validate(assignment.rating) if assignment.rating else None
+    if values is None:
+        values = saved.model_dump() if saved else {}
+        values = {key: values.get(key) or "" for key in RATING_FIELDS}
+    previous = neighbour(db, user.username, assignment.position, -1)
+    following = neighbour(db, user.username, assignment.position, +1)
+    saved_position = request.query_params.get("saved", "")
+    return render(
+        request,
+        "item.html",
+        {
+            "user": user,
+            "csrf_token": login.csrf_token,
+            "assignment": assignment,
+            "item": assignment.item,
+            "saved": saved,
+            "values": values,
+            "errors": errors or [],
+            "progress": progress(db, user.username),
+            "previous": previous,
+            "following": following,
+            "just_saved": int(saved_position) if saved_position.isdigit() else None,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/items/{public_id}")
+def show_item(
+    request: Request, db: SessionDep, user: CurrentReviewer, login: CurrentLogin, public_id: str
+) -> HTMLResponse:
+    return item_page(request, db, user, login, public_id)
+
+
+@router.post("/items/{public_id}")
+def rate_item(
+    request: Request,
+    db: SessionDep,
+    user: CurrentReviewer,
+    login: CurrentLogin,
+    form: CsrfForm,
+    public_id: str,
+) -> Response:
+    try:
+        own_assignment(db, user.username, public_id)
+    except AssignmentNotFound:
+        raise HTTPException(404) from None
+    values = {key: form.get(key, "") for key in RATING_FIELDS}
+    if not all(isinstance(value, str) for value in values.values()):
+        raise HTTPException(400, "Send the rating as a plain form, without file uploads.")
+    try:
+        submitted = RatingCreate.model_validate(values)
+    except ValidationError as exc:
+        return item_page(
+            request,
+            db,
+            user,
+            login,
+            public_id,
+            values=values,
+            errors=describe_rating_errors(exc),
+            status_code=422,
+        )
+    try:
+        assignment, _changed = save_rating(db, user, public_id, submitted)
+    except AssignmentNotFound:
+        raise HTTPException(404) from None
+    following = next_unrated(db, user.username, after=assignment.position)
+    if following is None:
+        return redirect(f"/queue?saved={assignment.position}")
+    return redirect(f"/items/{following.public_id}?saved={assignment.position}")
+
+
+@router.get("/admin")
+def admin_page(
+    request: Request, db: SessionDep, user: CurrentAdmin, login: CurrentLogin
+) -> HTMLResponse:
+    study = request.app.state.study
+    accounts = set(db.scalars(select(User.username)))
+    reviewers = [
+        {"name": name, "progress": progress(db, name), "has_account": name in accounts}
+        for name in study.reviewers
+    ]
+    return render(
+        request,
+        "admin.html",
+        {
+            "user": user,
+            "csrf_token": login.csrf_token,
+            "study": study,
+            "reviewers": reviewers,
+            "acceptability": acceptability_by_source(rating_records(db)),
+            "audit_events": db.scalar(select(func.count()).select_from(AuditEvent)) or 0,
+        },
+    )

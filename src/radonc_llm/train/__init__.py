@@ -1,0 +1,1 @@
+"""Fine-tuning: the training loop, batching, checkpoints and export."""

@@ -1,0 +1,275 @@
+"""Training examples: read task files, tokenise with the chat template, batch by length.
+
+An example is tokenised exactly as prediction will see it: the prompt is the chat template
+rendered up to the assistant turn (`add_generation_prompt=True`), the answer is what the full
+conversation adds after it, cut just after the end-of-turn token. Only answer tokens carry
+loss, and the end-of-turn token is one of them so the tuned model learns to stop.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.storage import iter_jsonl
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class TokenizedExample:
+    """Token ids of prompt + answer; positions from `prompt_length` on are answer tokens."""
+
+    example_id: str
+    task: str
+    input_ids: tuple[int, ...]
+    prompt_length: int
+
+    @property
+    def answer_length(self) -> int:
+        return len(self.input_ids) - self.prompt_length
+
+    def labels(self) -> list[int]:
+        """Hugging Face style labels: the prompt masked with -100, the answer kept."""
+        return [IGNORE_INDEX] * self.prompt_length + list(self.input_ids[self.prompt_length :])
+
+
+def read_task_rows(
+    data_dir: str | Path,
+    tasks: Sequence[str],
+    *,
+    max_per_task: int | None = None,
+    seed: int = 0,
+) -> list[tuple[Path, int, dict]]:
+    """(file, line, row) of every example of the tasks, checked; optionally a seeded sample."""
+    rows: list[tuple[Path, int, dict]] = []
+    for task in tasks:
+        path = Path(data_dir) / f"{task}.jsonl"
+        task_rows = [
+            (path, line, _checked_row(path, line, row, task)) for line, row in iter_jsonl(path)
+        ]
+        if not task_rows:
+            raise RadoncInputError(f"no examples of task '{task}'", file=path)
+        if max_per_task is not None and len(task_rows) > max_per_task:
+            keep = sorted(
+                random.Random(f"{seed}:{task}").sample(range(len(task_rows)), max_per_task)
+            )
+            task_rows = [task_rows[i] for i in keep]
+        rows.extend(task_rows)
+    return rows
+
+
+def _checked_row(path: Path, line: int, row: dict, task: str) -> dict:
+    messages = row.get("messages")
+    if not isinstance(messages, list) or len(messages) < 2:
+        raise RadoncInputError(
+            "expected a list of chat messages ending with the assistant's answer",
+            file=path,
+            row=line,
+            field="messages",
+        )
+    for index, message in enumerate(messages):
+        if not (
+            isinstance(message, dict)
+            and isinstance(message.get("role"), str)
+            and isinstance(message.get("content"), str)
+        ):
+            raise RadoncInputError(
+                "each message needs a string role and content",
+                file=path,
+                row=line,
+                field=f"messages.{index}",
+            )
+    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+        raise RadoncInputError(
+            "the last message must be the assistant's non-empty answer",
+            file=path,
+            row=line,
+            field=f"messages.{len(messages) - 1}",
+        )
+    if row.get("task", task) != task:
+        raise RadoncInputError(
+            f"task '{row.get('task')}' in the file of task '{task}'",
+            file=path,
+            row=line,
+            field="task",
+        )
+    return row
+
+
+def tokenize_rows(
+    rows: Sequence[tuple[Path, int, dict]], tokenizer: Any, *, max_length: int
+) -> list[TokenizedExample]:
+    """Tokenise every row; an example longer than `max_length` is an error, never cut."""
+    examples = []
+    for path, line, row in rows:
+        prompt_ids, answer_ids = tokenize_messages(tokenizer, row["messages"])
+        if len(prompt_ids) + len(answer_ids) > max_length:
+            raise RadoncInputError(
+                f"{len(prompt_ids) + len(answer_ids)} tokens, more than max_length={max_length}; "
+                "raise max_length in the config",
+                file=path,
+                row=line,
+                field="messages",
+            )
+        examples.append(
+            TokenizedExample(
+                example_id=str(row.get("example_id", f"{path.stem}:{line}")),
+                task=path.stem,
+                input_ids=tuple(prompt_ids + answer_ids),
+                prompt_length=len(prompt_ids),
+            )
+        )
+    return examples
+
+
+def render_chat(tokenizer: Any, messages: Sequence[dict], *, add_generation_prompt: bool) -> str:
+    """The chat template as text; templates without a system role get it folded into the user
+    turn (Mistral-Instruct v0.2 refuses a system message)."""
+    try:
+        return tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+    except Exception:  # jinja2 raises TemplateError via `raise_exception` in the template
+        if messages[0]["role"] != "system":
+            raise
+        system, first, *rest = messages
+        folded = {"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"}
+        return tokenizer.apply_chat_template(
+            [folded, *rest], tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+
+def tokenize_messages(tokenizer: Any, messages: Sequence[dict]) -> tuple[list[int], list[int]]:
+    """(prompt ids, answer ids) of a conversation whose last message is the answer."""
+    prompt_text = render_chat(tokenizer, messages[:-1], add_generation_prompt=True)
+    full_text = render_chat(tokenizer, messages, add_generation_prompt=False)
+    if not full_text.startswith(prompt_text):
+        raise ValueError("chat template renders the prompt differently inside the conversation")
+    # The prompt is tokenised alone, exactly as prediction tokenises it.
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(full_text[len(prompt_text) :], add_special_tokens=False)["input_ids"]
+    # Keep the end-of-turn token in the loss and drop what the template adds after it ("\n").
+    eos = tokenizer.eos_token_id
+    if eos in answer_ids:
+        answer_ids = answer_ids[: answer_ids.index(eos) + 1]
+    else:
+        answer_ids = [*answer_ids, eos]
+    return list(prompt_ids), list(answer_ids)
+
+
+# -- order and batches --------------------------------------------------------------------------
+
+
+def epoch_batches(
+    lengths: Sequence[int],
+    *,
+    global_batch: int,
+    seed: int,
+    epoch: int,
+    group_by_length: bool = True,
+) -> list[list[int]]:
+    """The optimizer steps of one epoch: lists of example indices, a function of (seed, epoch).
+
+    Length grouping: shuffle, sort within windows of 64 global batches, cut into batches and
+    shuffle the batches, so each batch holds similar lengths (little padding) while the order
+    stays random. Every example appears exactly once; the last batch may be smaller.
+    """
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    if group_by_length:
+        window = global_batch * 64
+        order = [
+            index
+            for start in range(0, len(order), window)
+            for index in sorted(order[start : start + window], key=lambda i: -lengths[i])
+        ]
+    batches = [order[start : start + global_batch] for start in range(0, len(order), global_batch)]
+    if group_by_length:
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        batches = [batches[i] for i in shuffled]
+    return batches
+
+
+def shard_step(
+    batch: Sequence[int],
+    lengths: Sequence[int],
+    *,
+    micro_batches: int,
+    num_processes: int,
+    process_index: int,
+) -> list[list[int]]:
+    """This process's `micro_batches` micro-batches of one optimizer step (some may be empty).
+
+    The step's examples are sorted by length and cut into micro_batches x num_processes
+    contiguous slices; the processes take turns, so concurrent micro-batches have similar
+    lengths and no process waits long for the others.
+    """
+    ordered = sorted(batch, key=lambda i: -lengths[i])
+    slices = micro_batches * num_processes
+    bounds = [round(k * len(ordered) / slices) for k in range(slices + 1)]
+    parts = [ordered[bounds[k] : bounds[k + 1]] for k in range(slices)]
+    return [parts[j * num_processes + process_index] for j in range(micro_batches)]
+
+
+@dataclass
+class AnswerBatch:
+    """A right-padded batch and where its answer tokens are.
+
+    `answer_rows`/`answer_cols` index the hidden states that predict answer tokens (position t
+    predicts token t + 1); `targets` are those tokens.
+    """
+
+    input_ids: torch.Tensor
+    answer_rows: torch.Tensor
+    answer_cols: torch.Tensor
+    targets: torch.Tensor
+    num_tokens: int
+
+    @property
+    def num_answer_tokens(self) -> int:
+        return int(self.targets.numel())
+
+    def to(self, device: torch.device | str) -> AnswerBatch:
+        return AnswerBatch(
+            input_ids=self.input_ids.to(device),
+            answer_rows=self.answer_rows.to(device),
+            answer_cols=self.answer_cols.to(device),
+            targets=self.targets.to(device),
+            num_tokens=self.num_tokens,
+        )
+
+
+def collate(examples: Sequence[TokenizedExample], *, pad_id: int) -> AnswerBatch:
+    width = max(len(example.input_ids) for example in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    rows, cols, targets = [], [], []
+    for row, example in enumerate(examples):
+        ids = torch.tensor(example.input_ids, dtype=torch.long)
+        input_ids[row, : len(ids)] = ids
+        positions = torch.arange(example.prompt_length - 1, len(ids) - 1)
+        rows.append(torch.full_like(positions, row))
+        cols.append(positions)
+        targets.append(ids[example.prompt_length :])
+    return AnswerBatch(
+        input_ids=input_ids,
+        answer_rows=torch.cat(rows),
+        answer_cols=torch.cat(cols),
+        targets=torch.cat(targets),
+        num_tokens=sum(len(example.input_ids) for example in examples),
+    )
+
+
+def padded_labels(examples: Sequence[TokenizedExample]) -> torch.Tensor:
+    """Labels for a right-padded batch as Hugging Face models take them (prompt and pad -100)."""
+    width = max(len(example.input_ids) for example in examples)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    for row, example in enumerate(examples):
+        labels[row, : len(example.input_ids)] = torch.tensor(example.labels())
+    return labels

@@ -1,0 +1,219 @@
+import pytest
+
+from radonc_llm.data import icd10
+
+# Codes named in the domain reference, all billable ICD-10-CM codes.
+REFERENCE_CODES = [
+    "C61",
+    "C50.412",
+    "C50.911",
+    "C34.11",
+    "C34.2",
+    "C09.9",
+    "C32.0",
+    "C71.1",
+    "D32.0",
+    "C79.31",
+    "C79.51",
+    "C20",
+    "C21.0",
+    "C15.5",
+    "C25.0",
+    "C22.0",
+    "C53.9",
+    "C54.1",
+    "C67.9",
+    "C62.91",
+    "C44.310",
+    "C4A.30",
+    "C84.00",
+    "L91.0",
+    "C81.12",
+    "C83.38",
+    "C88.40",
+    "C41.0",
+    "C69.31",
+    "C71.6",
+    "D44.4",
+    "D33.3",
+    "G50.0",
+    "C37",
+    "C45.0",
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [(" C50.412 ", "c50412"), ("c50412", "c50412"), ("C61", "c61"), ("C50. 412", "c50412")],
+)
+def test_normalize(raw, key):
+    assert icd10.normalize(raw) == key
+
+
+@pytest.mark.parametrize(
+    ("raw", "dotted"),
+    [
+        ("c50412", "C50.412"),
+        ("C50.412", "C50.412"),
+        (" c50.412\n", "C50.412"),
+        ("C61", "C61"),
+        ("c4a30", "C4A.30"),
+        ("S72001A", "S72.001A"),
+        # Not codes: a best-effort upper-case form, never an exception.
+        ("photon", "PHOTON"),
+        ("c00-c96", "C00-C96"),
+        ("", ""),
+        ("12", "12"),
+    ],
+)
+def test_to_dotted(raw, dotted):
+    assert icd10.to_dotted(raw) == dotted
+
+
+@pytest.mark.parametrize("code", REFERENCE_CODES)
+def test_reference_codes_are_valid_and_billable(code):
+    assert icd10.is_valid(code)
+    assert icd10.is_billable(code)
+    assert icd10.is_billable(code.replace(".", "").lower())
+
+
+@pytest.mark.parametrize(
+    ("code", "valid", "billable"),
+    [
+        ("C50", True, False),  # category
+        ("C50.4", True, False),  # subcategory
+        ("c50.41", True, False),
+        ("S72.001", True, False),  # needs a 7th character
+        ("S72.001A", True, True),
+        ("C50.999", False, False),  # shaped like a code, not in ICD-10-CM
+        ("C99", False, False),
+        ("2", False, False),  # a chapter is not a code
+        ("C00-C96", False, False),  # nor is a block
+        ("C50-C50", False, False),
+        ("photon", False, False),
+        ("", False, False),
+    ],
+)
+def test_validity_and_billability(code, valid, billable):
+    assert icd10.is_valid(code) is valid
+    assert icd10.is_billable(code) is billable
+
+
+def test_hierarchy_of_a_breast_code():
+    code = "c50412"
+    assert icd10.category(code) == "C50"
+    # C50 is alone in its block: the package names that block "C50"; we show it as a range.
+    assert icd10.block(code) == "C50-C50"
+    assert icd10.chapter(code) == "2"
+    assert icd10.chapter_title(code) == "Neoplasms (C00-D49)"
+    assert icd10.title(code) == "Malignant neoplasm of upper-outer quadrant of left female breast"
+
+
+@pytest.mark.parametrize(
+    ("code", "block", "chapter"),
+    [
+        ("C61", "C60-C63", "2"),
+        ("C79.31", "C76-C80", "2"),
+        ("C4A.30", "C43-C44", "2"),
+        ("D32.0", "D10-D36", "2"),
+        ("L91.0", "L80-L99", "12"),
+        ("G50.0", "G50-G59", "6"),
+        ("S72.001A", "S70-S79", "19"),
+    ],
+)
+def test_block_and_chapter(code, block, chapter):
+    assert icd10.block(code) == block
+    assert icd10.chapter(code) == chapter
+
+
+def test_made_up_subcode_sits_under_its_real_category():
+    assert not icd10.is_valid("C50.999")
+    assert icd10.category("C50.999") == "C50"
+    assert icd10.chapter("C50.999") == "2"
+
+
+@pytest.mark.parametrize("call", [icd10.block, icd10.chapter, icd10.chapter_title])
+def test_position_of_unknown_category_raises(call):
+    with pytest.raises(ValueError, match="C99"):
+        call("C99.1")
+
+
+def test_title_and_category_of_non_codes_raise():
+    with pytest.raises(ValueError, match="not an ICD-10-CM code"):
+        icd10.title("C50.999")
+    with pytest.raises(ValueError, match="does not look like"):
+        icd10.category("photon")
+
+
+def test_billable_codes_are_sorted_dotted_and_billable():
+    codes = icd10.billable_codes()
+    assert codes == sorted(codes)
+    assert len(codes) == len(set(codes))
+    assert len(codes) > 70_000
+    assert {"C61", "C50.412", "S72.001A"} <= set(codes)
+    assert "C50" not in codes and "S72.001" not in codes
+    assert all(icd10.to_dotted(code) == code for code in codes[::500])
+    assert all(icd10.is_billable(code) for code in codes[::500])
+
+
+def test_billable_codes_by_prefix():
+    assert icd10.billable_codes(prefixes=["C50.41"]) == ["C50.411", "C50.412", "C50.419"]
+    neoplasms = icd10.billable_codes(prefixes=["2"])
+    # Measured on simple-icd-10-cm 1.5.0 (April 2026 tables).
+    assert len(neoplasms) == 1727
+    assert all(code[0] in "CD" for code in neoplasms)
+    assert icd10.billable_codes(prefixes=["C"]) == [c for c in neoplasms if c.startswith("C")]
+    assert icd10.billable_codes(prefixes=["c61", "C50.41"]) == [
+        "C50.411",
+        "C50.412",
+        "C50.419",
+        "C61",
+    ]
+    assert icd10.billable_codes(prefixes=["C50-C50"]) == icd10.billable_codes(prefixes=["C50"])
+    assert icd10.billable_codes(prefixes="C61") == ["C61"]  # one prefix given as a string
+    # Overlapping prefixes do not repeat codes.
+    assert icd10.billable_codes(prefixes=["C50", "C50.4"]) == icd10.billable_codes(prefixes=["C50"])
+
+
+@pytest.mark.parametrize("prefix", ["99", "Q99.99", "C99", "X00-X01", ""])
+def test_billable_codes_rejects_prefixes_that_select_nothing(prefix):
+    with pytest.raises(ValueError, match="ICD-10-CM"):
+        icd10.billable_codes(prefixes=[prefix])
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("C50.412", ["C50.412"]),
+        ("c50412", ["C50.412"]),
+        ("ICD: C61", ["C61"]),
+        ("ICD-10: C61.", ["C61"]),
+        ("The code is C34.11 (malignant neoplasm of upper lobe).", ["C34.11"]),
+        ("C34.1/C34.2 or c34.11", ["C34.1", "C34.2", "C34.11"]),
+        ("C61, C61 and c61", ["C61"]),
+        ("Dx C50.999", ["C50.999"]),  # a made-up subcode is extracted, scored wrong later
+        ("C4A.30", ["C4A.30"]),
+        # Clinical shorthand that looks code-like is not a code.
+        ("cT2N1M0, T2N1M0, HER2-, GS 4+3=7 (GG3), KPS 80, ECOG 1, PSA 12.4", []),
+        ("pT1cN0(sn) ER+/PR+", []),
+        ("C50.4121234", []),  # too long to be a code
+        ("photon", []),
+        ("", []),
+    ],
+)
+def test_find_codes(text, codes):
+    assert icd10.find_codes(text) == codes
+
+
+def test_case_model_uses_the_dotted_form():
+    from radonc_llm.data.cases import Case
+
+    case = Case(
+        case_id="1",
+        patient_id="p",
+        diagnosis_text="x",
+        regimen="70 Gy in 35 fractions",
+        modality="photon",
+        icd10="c50412",
+    )
+    assert case.icd10 == "C50.412"

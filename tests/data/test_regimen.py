@@ -1,0 +1,422 @@
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from radonc_llm.data.cases import RegimenStructured
+from radonc_llm.data.regimen import (
+    DRUG_COMBINATIONS,
+    DRUG_SYNONYMS,
+    SCHEDULES,
+    TECHNIQUE_SYNONYMS,
+    bed,
+    check_prescription,
+    dose_per_fraction,
+    eqd2,
+    format_dose,
+    normalize_dose,
+    parse_regimen,
+    render_regimen,
+)
+
+
+def parts(text: str) -> dict:
+    """The parsed regimen as a dict without defaults, for compact expectations."""
+    return parse_regimen(text).model_dump(exclude_none=True, exclude_defaults=True)
+
+
+# -- parsing what clinicians write ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "70 Gy in 35 fractions IMRT with concurrent weekly cisplatin",
+            {
+                "dose_gy": 70,
+                "fractions": 35,
+                "technique": "IMRT",
+                "concurrent": ["cisplatin"],
+                "concurrent_schedule": "weekly",
+            },
+        ),
+        ("70Gy/35fx", {"dose_gy": 70, "fractions": 35}),
+        ("60 Gy / 30 fx + TMZ", {"dose_gy": 60, "fractions": 30, "concurrent": ["temozolomide"]}),
+        ("7000 cGy in 35 fx", {"dose_gy": 70, "fractions": 35}),
+        ("7,000 cGy/35 fx", {"dose_gy": 70, "fractions": 35}),
+        ("SBRT 54 Gy in 3 fractions", {"dose_gy": 54, "fractions": 3, "technique": "SBRT"}),
+        (
+            "45 Gy/30 fx BID w/ cis/etoposide",
+            {
+                "dose_gy": 45,
+                "fractions": 30,
+                "schedule": "BID",
+                "concurrent": ["cisplatin", "etoposide"],
+            },
+        ),
+        ("HDR 28 Gy/4 fx", {"dose_gy": 28, "fractions": 4, "technique": "HDR"}),
+        ("LDR I-125 145 Gy", {"dose_gy": 145, "technique": "LDR"}),
+        (
+            "40.05 Gy/15 fx + boost 10 Gy/5 fx",
+            {"dose_gy": 40.05, "fractions": 15, "boost": "10 Gy in 5 fractions"},
+        ),
+        ("40,05 Gy/15 fx", {"dose_gy": 40.05, "fractions": 15}),
+        ("67.5 GyRBE in 15 fractions", {"dose_gy": 67.5, "fractions": 15, "dose_unit": "GyRBE"}),
+        (
+            "74 Gy(RBE)/37 fx IMPT",
+            {"dose_gy": 74, "fractions": 37, "dose_unit": "GyRBE", "technique": "IMPT"},
+        ),
+        (
+            "70 CGE in 35 fractions PBS",
+            {"dose_gy": 70, "fractions": 35, "dose_unit": "GyRBE", "technique": "PBS"},
+        ),
+        ("8 Gy x1", {"dose_gy": 8, "fractions": 1}),
+        ("8Gy/1F", {"dose_gy": 8, "fractions": 1}),
+        ("5 x 5 Gy", {"dose_gy": 25, "fractions": 5}),
+        ("2 Gy x 30", {"dose_gy": 60, "fractions": 30}),
+        ("3 x 18 Gy SABR", {"dose_gy": 54, "fractions": 3, "technique": "SBRT"}),
+        ("35 fractions of 2 Gy", {"dose_gy": 70, "fractions": 35}),
+        ("1.8 Gy x 28 = 50.4 Gy", {"dose_gy": 50.4, "fractions": 28}),
+        ("50.4 Gy (1.8 Gy/fx)", {"dose_gy": 50.4, "fractions": 28}),
+        ("70 Gy at 2 Gy per fraction", {"dose_gy": 70, "fractions": 35}),
+        ("30 Gy in ten fractions", {"dose_gy": 30, "fractions": 10}),
+        ("single fraction 8 Gy", {"dose_gy": 8, "fractions": 1}),
+        ("66 Gy/33#", {"dose_gy": 66, "fractions": 33}),
+        ("30 Gy in 5 weekly fractions", {"dose_gy": 30, "fractions": 5, "schedule": "weekly"}),
+        (
+            "APBI 30 Gy/5 fx every other day",
+            {"dose_gy": 30, "fractions": 5, "schedule": "every other day"},
+        ),
+        ("1.2 Gy b.i.d. x 68", {"dose_gy": 81.6, "fractions": 68, "schedule": "BID"}),
+        (
+            "60 Gy/30 fx + concurrent carboplatin/paclitaxel, then durvalumab",
+            {"dose_gy": 60, "fractions": 30, "concurrent": ["carboplatin", "paclitaxel"]},
+        ),
+        ("20 Gy/10 fx ISRT after ABVD x2", {"dose_gy": 20, "fractions": 10}),
+        ("ABVD x2 then 20 Gy/10 fx", {"dose_gy": 20, "fractions": 10}),
+        ("R-CHOP x6 -> 30 Gy/15 fx", {"dose_gy": 30, "fractions": 15}),
+        (
+            "60 Gy/30 fx with concurrent TMZ then adjuvant TMZ x 6 cycles",
+            {"dose_gy": 60, "fractions": 30, "concurrent": ["temozolomide"]},
+        ),
+        (
+            "pelvis 45 Gy/25 fx + HDR boost 15 Gy/1 fx",
+            {"dose_gy": 45, "fractions": 25, "boost": "15 Gy in 1 fraction HDR"},
+        ),
+        (
+            "CSI 23.4 Gy/13 fx + boost to 54 Gy",
+            {"dose_gy": 23.4, "fractions": 13, "boost": "to 54 Gy"},
+        ),
+        (
+            "50.4 Gy/28 fx + capecitabine 825 mg/m2 BID",
+            {
+                "dose_gy": 50.4,
+                "fractions": 28,
+                "concurrent": ["capecitabine"],
+                "concurrent_schedule": "BID",
+            },
+        ),
+        (
+            "cisplatin 100 mg/m² q3w with 70 Gy/35 fx",
+            {
+                "dose_gy": 70,
+                "fractions": 35,
+                "concurrent": ["cisplatin"],
+                "concurrent_schedule": "every 3 weeks",
+            },
+        ),
+        (
+            "54 Gy/30 fx + 5-FU/mitomycin [RTOG 0529]",
+            {"dose_gy": 54, "fractions": 30, "concurrent": ["fluorouracil", "mitomycin"]},
+        ),
+        ("78 Gy/39 fx + ADT", {"dose_gy": 78, "fractions": 39, "concurrent": ["ADT"]}),
+        (
+            "VMAT 60 Gy/30 fx + cDDP",
+            {"dose_gy": 60, "fractions": 30, "technique": "VMAT", "concurrent": ["cisplatin"]},
+        ),
+        (
+            "3D conformal 50 Gy/25 fx with Xeloda",
+            {"dose_gy": 50, "fractions": 25, "technique": "3D-CRT", "concurrent": ["capecitabine"]},
+        ),
+        ("TSEBT 36 Gy in 36 fx", {"dose_gy": 36, "fractions": 36, "technique": "TSEBT"}),
+        # Ranges are guideline ranges, not a prescription: no dose is read from them.
+        ("66-70 Gy/33-35 fx", {}),
+        ("", {}),
+        ("TBD", {}),
+        ("see note", {}),
+    ],
+)
+def test_parse_reads_clinical_shorthand(text, expected):
+    assert parts(text) == expected
+
+
+def test_parse_expands_drug_synonyms_and_combinations():
+    assert parse_regimen("carboplatin/paclitaxel").concurrent == ["carboplatin", "paclitaxel"]
+    assert parse_regimen("5-FU/mitomycin").concurrent == ["fluorouracil", "mitomycin"]
+    assert parse_regimen("5FU + MMC").concurrent == ["fluorouracil", "mitomycin"]
+    assert parse_regimen("carbo/taxol").concurrent == ["carboplatin", "paclitaxel"]
+    assert parse_regimen("cape").concurrent == ["capecitabine"]
+    assert parse_regimen("FOLFOX").concurrent == ["fluorouracil", "leucovorin", "oxaliplatin"]
+    # One drug named twice (brand and generic) is listed once.
+    assert parse_regimen("cisplatin (CDDP) weekly").concurrent == ["cisplatin"]
+
+
+def test_parse_does_not_read_drugs_inside_words():
+    # "cis" inside "precise", "gem" inside "management", "mito" inside "mitotic".
+    assert parse_regimen("precise management of mitotic figures").concurrent == []
+
+
+def test_rt_schedule_is_not_confused_with_the_drug_schedule():
+    weekly_rt = parse_regimen("30 Gy in 5 fractions weekly with concurrent cisplatin")
+    assert weekly_rt.schedule == "weekly"
+    assert "concurrent_schedule" not in (weekly_rt.model_extra or {})
+    weekly_drug = parse_regimen("70 Gy/35 fx with weekly cisplatin")
+    assert weekly_drug.schedule is None
+    assert weekly_drug.concurrent_schedule == "weekly"
+
+
+def test_boost_technique_and_dose_do_not_leak_into_the_main_course():
+    r = parse_regimen("IMRT 45 Gy/25 fx then HDR boost 7 Gy x 4")
+    assert (r.dose_gy, r.fractions, r.technique) == (45, 25, "IMRT")
+    assert r.boost == "28 Gy in 4 fractions HDR"
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_parse_never_raises_on_junk(text):
+    regimen = parse_regimen(text)
+    assert isinstance(regimen, RegimenStructured)
+    assert isinstance(render_regimen(regimen), str)
+
+
+def test_parse_returns_independent_objects():
+    first = parse_regimen("60 Gy/30 fx + TMZ")
+    first.concurrent.append("cisplatin")
+    assert parse_regimen("60 Gy/30 fx + TMZ").concurrent == ["temozolomide"]
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("structured", "text"),
+    [
+        (
+            RegimenStructured(
+                dose_gy=70,
+                fractions=35,
+                technique="IMRT",
+                concurrent=["cisplatin"],
+                concurrent_schedule="weekly",
+            ),
+            "70 Gy in 35 fractions IMRT with concurrent weekly cisplatin",
+        ),
+        (RegimenStructured(dose_gy=54, fractions=3, technique="SBRT"), "54 Gy in 3 fractions SBRT"),
+        (RegimenStructured(dose_gy=8, fractions=1), "8 Gy in 1 fraction"),
+        (
+            RegimenStructured(
+                dose_gy=45, fractions=30, schedule="BID", concurrent=["cisplatin", "etoposide"]
+            ),
+            "45 Gy in 30 fractions BID with concurrent cisplatin and etoposide",
+        ),
+        (
+            RegimenStructured(dose_gy=40.05, fractions=15, boost="10 Gy in 5 fractions"),
+            "40.05 Gy in 15 fractions with boost 10 Gy in 5 fractions",
+        ),
+        (
+            RegimenStructured(dose_gy=67.50, fractions=15, dose_unit="GyRBE"),
+            "67.5 GyRBE in 15 fractions",
+        ),
+        (
+            RegimenStructured(concurrent=["fluorouracil", "leucovorin", "oxaliplatin"]),
+            "with concurrent fluorouracil, leucovorin and oxaliplatin",
+        ),
+        (RegimenStructured(), ""),
+    ],
+)
+def test_render_canonical_text(structured, text):
+    assert render_regimen(structured) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(70.0, "70"), (40.05, "40.05"), (67.5, "67.5"), (1.8, "1.8"), (36.25, "36.25"), (0.0, "0")],
+)
+def test_format_dose_has_no_trailing_zeros(value, text):
+    assert format_dose(value) == text
+
+
+CANONICAL_DRUGS = sorted(DRUG_SYNONYMS)
+CANONICAL_TECHNIQUES = sorted(TECHNIQUE_SYNONYMS)
+doses = st.integers(min_value=1, max_value=20000).map(lambda hundredths: hundredths / 100)
+
+
+@st.composite
+def regimen_cores(draw, *, need_dose: bool = False) -> RegimenStructured:
+    dose = draw(doses if need_dose else st.none() | doses)
+    unit = draw(st.sampled_from(["Gy", "GyRBE"])) if dose is not None else "Gy"
+    return RegimenStructured(
+        dose_gy=dose,
+        fractions=draw(st.none() | st.integers(min_value=1, max_value=60)),
+        dose_unit=unit,
+        schedule=draw(st.none() | st.sampled_from(SCHEDULES)),
+        technique=draw(st.none() | st.sampled_from(CANONICAL_TECHNIQUES)),
+    )
+
+
+@st.composite
+def regimens(draw) -> RegimenStructured:
+    regimen = draw(regimen_cores())
+    if draw(st.booleans()):
+        boost = render_regimen(draw(regimen_cores(need_dose=True)))
+        regimen.boost = draw(st.sampled_from(["", "to "])) + boost
+    regimen.concurrent = draw(st.lists(st.sampled_from(CANONICAL_DRUGS), unique=True, max_size=4))
+    if regimen.concurrent and draw(st.booleans()):
+        regimen.concurrent_schedule = draw(
+            st.sampled_from(["daily", "BID", "weekly", "every other day", "every 3 weeks"])
+        )
+    return regimen
+
+
+@given(regimens())
+@settings(max_examples=400, deadline=None)
+def test_parse_of_render_is_identity(regimen):
+    assert parse_regimen(render_regimen(regimen)) == regimen
+
+
+@given(regimens())
+@settings(max_examples=100, deadline=None)
+def test_render_is_stable(regimen):
+    text = render_regimen(regimen)
+    assert render_regimen(parse_regimen(text)) == text
+
+
+def test_combination_names_are_not_canonical_drugs():
+    # Combinations expand to canonical drugs that are themselves in the vocabulary.
+    for drugs in DRUG_COMBINATIONS.values():
+        assert set(drugs) <= set(DRUG_SYNONYMS)
+
+
+# -- units and dose arithmetic -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [
+        (7000, "cGy", (70.0, "Gy")),
+        (5040, "cgy", (50.4, "Gy")),
+        (70, "Gy", (70.0, "Gy")),
+        (70, " GY ", (70.0, "Gy")),
+        (70, "GyRBE", (70.0, "GyRBE")),
+        (70, "Gy(RBE)", (70.0, "GyRBE")),
+        (70, "Gy (RBE)", (70.0, "GyRBE")),
+        (70, "CGE", (70.0, "GyRBE")),
+        (7400, "cGy(RBE)", (74.0, "GyRBE")),
+    ],
+)
+def test_normalize_dose(value, unit, expected):
+    assert normalize_dose(value, unit) == expected
+
+
+@pytest.mark.parametrize("unit", ["mGy", "Sv", "rad", "", "MU"])
+def test_normalize_dose_rejects_unknown_units(unit):
+    with pytest.raises(ValueError, match="unknown dose unit"):
+        normalize_dose(70, unit)
+
+
+def test_dose_arithmetic_matches_hand_calculation():
+    assert dose_per_fraction(70, 35) == pytest.approx(2.0)
+    # 70 Gy/35 fx, a/b 10: BED = 70 (1 + 2/10) = 84; EQD2 = 84 / 1.2 = 70.
+    assert bed(70, 35) == pytest.approx(84.0)
+    assert eqd2(70, 35) == pytest.approx(70.0)
+    # 60 Gy/20 fx, a/b 1.5 (prostate, CHHiP): d = 3; BED = 60 (1 + 3/1.5) = 180;
+    # EQD2 = 180 / (1 + 2/1.5) = 180 / (7/3) = 77.142857...
+    assert bed(60, 20, alpha_beta=1.5) == pytest.approx(180.0)
+    assert eqd2(60, 20, alpha_beta=1.5) == pytest.approx(540 / 7)
+    # 54 Gy/3 fx SBRT, a/b 10: d = 18; BED = 54 x 2.8 = 151.2; EQD2 = 151.2 / 1.2 = 126.
+    assert bed(54, 3) == pytest.approx(151.2)
+    assert eqd2(54, 3) == pytest.approx(126.0)
+    # 40.05 Gy/15 fx, a/b 3 (late effects): d = 2.67; BED = 40.05 x 1.89 = 75.6945;
+    # EQD2 = 75.6945 / (5/3) = 45.4167.
+    assert eqd2(40.05, 15, alpha_beta=3) == pytest.approx(45.4167, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("dose", "fractions", "alpha_beta"),
+    [(70, 0, 10), (70, -5, 10), (-1, 5, 10), (math.nan, 5, 10), (70, 35, 0), (70, 35, -3)],
+)
+def test_dose_arithmetic_rejects_impossible_courses(dose, fractions, alpha_beta):
+    with pytest.raises(ValueError):
+        eqd2(dose, fractions, alpha_beta=alpha_beta)
+
+
+# -- plausibility --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dose", "fractions", "kwargs"),
+    [
+        (70, 35, {}),
+        (60, 20, {"modality": "photon"}),
+        (40.05, 15, {}),
+        (26, 5, {}),
+        (8, 1, {}),
+        (81, 45, {}),
+        (81.6, 68, {"schedule": "BID"}),
+        (54, 3, {"technique": "SBRT"}),
+        (34, 1, {"technique": "SBRT"}),
+        (24, 1, {"technique": "SRS"}),
+        (90, 1, {"technique": "SRS"}),  # trigeminal neuralgia maximum dose
+        (74, 37, {"modality": "proton"}),
+        (28, 4, {"modality": "brachytherapy", "technique": "HDR"}),
+        (15, 1, {"technique": "HDR"}),
+        (34, 10, {"technique": "HDR", "schedule": "BID"}),
+        (145, 1, {"technique": "LDR"}),
+        (145, 1, {"modality": "LDR I-125 seeds"}),
+        (85, 1, {"technique": "plaque"}),
+        (36, 36, {"technique": "TSEBT"}),
+        (12, 3, {"modality": "electron"}),
+        (3, 6, {}),  # 0.5 Gy per fraction, low-dose benign course
+    ],
+)
+def test_plausible_prescriptions_pass(dose, fractions, kwargs):
+    assert check_prescription(dose, fractions, **kwargs) is None
+
+
+@pytest.mark.parametrize(
+    ("dose", "fractions", "kwargs", "reason"),
+    [
+        (7000, 35, {}, "cGy"),
+        (0, 5, {}, "positive"),
+        (-70, 35, {}, "positive"),
+        (math.inf, 35, {}, "positive"),
+        (70, 0, {}, "fractions"),
+        (70, 2.5, {}, "whole number"),
+        (90, 50, {}, "50 fractions"),
+        (120, 90, {"schedule": "BID"}, "90 fractions"),
+        (34, 1, {}, "SRS/SBRT"),  # single 34 Gy without a stereotactic technique
+        (30, 1, {"modality": "photon"}, "SRS/SBRT"),
+        (86.4, 48, {}, "48 fractions"),
+        (90, 40, {}, "external beam"),
+        (120, 1, {"technique": "SRS"}, "SRS"),
+        (50, 1, {"technique": "SBRT"}, "SBRT"),
+        (1, 10, {}, "below"),
+        (170, 1, {"technique": "LDR"}, "implausible"),
+        (120, 1, {"technique": "plaque"}, "plaque"),
+        (70, 20, {"technique": "HDR"}, "brachytherapy fractions"),
+        (80, 4, {"technique": "HDR"}, "HDR total"),
+        (145, 5, {"technique": "LDR"}, "one implant"),
+    ],
+)
+def test_implausible_prescriptions_give_a_reason(dose, fractions, kwargs, reason):
+    problem = check_prescription(dose, fractions, **kwargs)
+    assert problem is not None
+    assert reason in problem
+
+
+def test_cgy_typed_as_gy_is_rejected_with_a_hint():
+    assert check_prescription(7000, 35) == (
+        "total dose 7000 Gy is implausible (a cGy value recorded as Gy? 70 Gy)"
+    )

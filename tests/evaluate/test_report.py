@@ -1,0 +1,255 @@
+"""The study report: every section, table and figure from a complete run; one line per
+absent artefact from a partial one; escaped data; and the page as a browser shows it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from radonc_llm.cli import app
+from radonc_llm.evaluate.report import SECTIONS, headline_table, write_report
+from tests.evaluate.synthetic_run import HOSTILE, write_synthetic_run
+
+TABLES = [
+    "funnel", "ledger", "split-makeup", "split-chapters", "split-sites", "training-loss",
+    "training-setup", "headline", "comparisons", "modality-per-class", "icd10-levels",
+    "regimen-agreement", "examples", "review-acceptability", "stages", "manifest",
+]  # fmt: skip
+FIGURES = [
+    "funnel-flow", "training-curves", "modality-confusion", "icd10-levels",
+    "rouge1-distribution", "dose-agreement",
+]  # fmt: skip
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return write_synthetic_run(tmp_path_factory.mktemp("runs") / "demo")
+
+
+@pytest.fixture(scope="module")
+def rendered(run_dir) -> dict:
+    html_path, md_path = write_report(run_dir)
+    return {
+        "html_path": html_path,
+        "md_path": md_path,
+        "html": html_path.read_text(encoding="utf-8"),
+        "md": md_path.read_text(encoding="utf-8"),
+    }
+
+
+def _copy(run_dir: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report"))
+    return copy
+
+
+def _table(html: str, key: str) -> str:
+    match = re.search(rf'<table id="table-{key}".*?</table>', html, flags=re.S)
+    assert match, f"table {key} not in the report"
+    return match.group(0)
+
+
+def _row(table_html: str, first_cell: str) -> str:
+    rows = re.findall(r"<tr>(.*?)</tr>", table_html, flags=re.S)
+    matching = [row for row in rows if re.search(rf"<td[^>]*>{re.escape(first_cell)}</td>", row)]
+    assert matching, f"no row starting with {first_cell!r}"
+    return matching[0]
+
+
+def _missing_lines(html: str) -> list[str]:
+    return re.findall(r'<p class="missing">(.*?)</p>', html, flags=re.S)
+
+
+def test_complete_run_gives_every_section_table_and_figure_numbered_in_order(rendered):
+    html = rendered["html"]
+    for key, _, _ in SECTIONS:
+        assert f'id="sec-{key}"' in html
+    for key in TABLES:
+        assert f'id="table-{key}"' in html, key
+    for key in FIGURES:
+        assert f'data-key="{key}"' in html, key
+    tables = [int(n) for n in re.findall(r'<span class="label">Table (\d+)\.</span>', html)]
+    figures = [int(n) for n in re.findall(r'<span class="label">Figure (\d+)\.</span>', html)]
+    assert tables == list(range(1, len(tables) + 1)) and len(tables) >= len(TABLES)
+    assert figures == list(range(1, len(FIGURES) + 1))
+    assert _missing_lines(html) == []
+
+
+def test_html_is_self_contained(rendered):
+    html = rendered["html"]
+    sources = re.findall(r'\bsrc="([^"]*)"', html)
+    assert len(sources) == len(FIGURES)
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    assert not re.search(r'(href|src)="(https?:)?//', html)
+    assert "<script" not in html and "<link" not in html and "@import" not in html
+
+
+def test_headline_table_holds_the_evaluations_numbers(run_dir, rendered):
+    metrics = json.loads((run_dir / "evaluate/metrics.json").read_text())
+    headline = _table(rendered["html"], "headline")
+
+    tuned = metrics["systems"]["finetuned"]["modality"]
+    low, high = tuned["ci95"]["accuracy"]
+    expected = f"{100 * tuned['accuracy']:.1f}% ({100 * low:.1f}–{100 * high:.1f})"
+    assert expected in _row(headline.split("ICD-10-CM code")[0], "Fine-tuned model")
+
+    # The ICD-10 row of the majority baseline: its Wilcoxon and Holm p-values against base.
+    wilcoxon = next(
+        c for c in metrics["comparisons"]
+        if (c["task"], c["system"], c["test"]) == ("icd10", "majority", "wilcoxon")
+    )  # fmt: skip
+    icd10_part = headline.split("ICD-10-CM code")[1].split("Regimen")[0]
+    row = _row(icd10_part, "Majority class")
+    assert f">{wilcoxon['p_value']:.3f}<" in row and f">{wilcoxon['p_holm']:.3f}<" in row
+    assert f"{wilcoxon['effect_size']:+.2f}" in row
+    # The original model is the reference of every test; regimen has no macro-F1.
+    assert ">reference<" in _row(icd10_part, "Original model")
+    regimen = metrics["systems"]["finetuned"]["regimen"]
+    regimen_row = _row(headline.split("Regimen")[-1], "Fine-tuned model")
+    assert f"{regimen['rouge1_f']:.3f} (" in regimen_row
+
+
+def test_text_from_the_data_is_escaped(rendered):
+    assert HOSTILE not in rendered["html"]
+    assert "&lt;script&gt;alert(" in rendered["html"]
+    assert "<script>" not in rendered["md"] and "&lt;script>" in rendered["md"]
+
+
+def test_markdown_carries_the_same_tables_and_its_figure_files(rendered):
+    md, html = rendered["md"], rendered["html"]
+    assert len(re.findall(r"^\*\*Table \d+\.\*\*", md, flags=re.M)) == html.count("<table")
+    links = re.findall(r"!\[Figure \d+\]\((figures/[^)]+\.png)\)", md)
+    assert len(links) == len(FIGURES)
+    for link in links:
+        data = (rendered["md_path"].parent / link).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5_000
+    assert "| Fine-tuned model |" in md
+
+
+def test_an_empty_run_gives_one_line_per_section(tmp_path):
+    run = tmp_path / "runs" / "empty"
+    run.mkdir(parents=True)
+    html_path, md_path = write_report(run)
+    html = html_path.read_text()
+    missing = _missing_lines(html)
+    assert len(missing) == len(SECTIONS)
+    assert "<table" not in html and "<figure" not in html
+    assert any("curate/funnel.json is absent" in line for line in missing)
+    assert any("No clinical review yet" in line for line in missing)
+    assert md_path.read_text().count("\n> ") == len(SECTIONS)
+
+
+def test_a_partial_run_says_what_is_missing_and_keeps_the_rest(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    (run / "train/metrics.jsonl").unlink()
+    shutil.rmtree(run / "review")
+    (run / "evaluate/per_case.jsonl").unlink()
+    html = write_report(run)[0].read_text()
+    missing = _missing_lines(html)
+    assert len(missing) == 2
+    assert "No training curves" in missing[0] and "No clinical review yet" in missing[1]
+    assert 'id="table-headline"' in html and 'id="table-training-setup"' in html
+    # Without the per-case file, the regimen figures come from the prediction files.
+    assert 'data-key="rouge1-distribution"' in html and 'id="table-examples"' in html
+
+    shutil.rmtree(run / "predict")
+    html = write_report(run)[0].read_text()
+    missing = _missing_lines(html)
+    assert any("No ROUGE-1 distributions" in line and "predict/base.jsonl" in line for line in missing)
+    assert any(line.startswith("No examples") for line in missing)
+
+
+def test_an_unreadable_artefact_is_named_in_its_section(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    (run / "evaluate/metrics.json").write_text("{not json")
+    html = write_report(run)[0].read_text()
+    missing = _missing_lines(html)
+    assert missing and all("metrics.json" in line for line in missing)
+    assert any("not valid JSON" in line for line in missing)
+    assert 'id="table-funnel"' in html and 'data-key="training-curves"' in html
+
+
+def test_training_curves_from_flat_per_epoch_keys(tmp_path):
+    run = tmp_path / "flat"
+    rows = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.2 / e} for e in (1, 2, 3)]
+    (run / "train").mkdir(parents=True)
+    (run / "train/metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    html = write_report(run)[0].read_text()
+    assert 'data-key="training-curves"' in html
+    table = _table(html, "training-loss")
+    assert "Validation loss" in table and "0.733 at epoch 3" in table
+
+
+def test_headline_table_for_the_console(run_dir):
+    metrics = json.loads((run_dir / "evaluate/metrics.json").read_text())
+    console = Console(record=True, width=240)
+    console.print(headline_table(metrics))
+    text = console.export_text()
+    assert "Fine-tuned model" in text and "Nearest training regimen" in text
+    assert f"{100 * metrics['systems']['finetuned']['icd10']['exact_accuracy']:.1f}%" in text
+    assert headline_table({"systems": {}}).row_count == 0
+
+
+def test_report_command(run_dir, tmp_path):
+    out = tmp_path / "elsewhere"
+    result = CliRunner().invoke(app, ["report", "--run", str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.html").is_file() and (out / "figures").is_dir()
+    assert "Fine-tuned model" in result.output
+
+    result = CliRunner().invoke(app, ["report", "--run", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "run directory not found" in result.output
+
+
+@pytest.mark.browser
+def test_report_in_headless_chromium(rendered, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    # Fails rather than skips: a machine without the browser cannot vouch for the page.
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: apt-get install -y chromium"
+    screenshot = tmp_path / "report.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(rendered["html_path"].as_uri())
+            page.screenshot(path=str(screenshot), full_page=True)
+
+            headline = page.locator("#table-headline")
+            assert headline.is_visible()
+            box = headline.bounding_box()
+            assert box and box["width"] > 400 and box["height"] > 200
+            assert page.locator("#table-headline tbody tr").count() >= 12
+            images = page.evaluate(
+                """() => Array.from(document.querySelectorAll('figure img')).map(img => {
+                    const r = img.getBoundingClientRect();
+                    return {key: img.closest('figure').dataset.key, complete: img.complete,
+                            natural: img.naturalWidth, width: r.width, height: r.height};
+                })"""
+            )
+            assert [image["key"] for image in images] == FIGURES
+            for image in images:
+                assert image["complete"] and image["natural"] > 0, image
+                assert image["width"] > 100 and image["height"] > 100, image
+                assert page.locator(f'figure[data-key="{image["key"]}"] img').is_visible()
+            external = [url for url in requests if not url.startswith(("file:", "data:"))]
+            assert external == []
+        finally:
+            browser.close()
+    data = screenshot.read_bytes()
+    assert data.startswith(b"\x89PNG")
+    assert int.from_bytes(data[20:24], "big") > 4000  # the full page, not one viewport

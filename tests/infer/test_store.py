@@ -1,0 +1,153 @@
+"""The prediction file: resumable after a kill, same rows as an uninterrupted run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.infer.backends import Answer, TransformersBackend
+from radonc_llm.infer.predict import predict_cases
+from radonc_llm.infer.store import PredictionStore
+
+
+class Killed(Exception):
+    pass
+
+
+class FakeBackend:
+    """Deterministic answers from the prompt text; can die after a number of batches."""
+
+    name = "fake"
+    model_name = "fake-model"
+    supports_constrained = False
+
+    def __init__(self, die_after_batches: int | None = None) -> None:
+        self.die_after = die_after_batches
+        self.batches = 0
+        self.seen: list[str] = []
+
+    def answer(self, task, conversations, *, decoding):
+        if self.die_after is not None and self.batches >= self.die_after:
+            raise Killed()
+        self.batches += 1
+        out = []
+        for messages in conversations:
+            digest = hashlib.sha256(messages[-1]["content"].encode()).hexdigest()
+            self.seen.append(messages[-1]["content"])
+            raw = {
+                "modality": ["photon", "IMRT", "proton or photon", "electrons"][int(digest, 16) % 4],
+                "icd10": ["C61", "c50412", "no idea", "C71.1"][int(digest, 16) % 4],
+                "regimen": f"{int(digest[:2], 16) % 70 + 1} Gy in {int(digest[2:4], 16) % 30 + 1} fractions",
+            }[task]
+            out.append(Answer(raw=raw))
+        return out
+
+
+def _rows(path):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        row.pop("latency_s")
+    return rows
+
+
+def test_rows_hold_the_promised_fields(tmp_path, cases):
+    out = tmp_path / "pred.jsonl"
+    summary = predict_cases(FakeBackend(), cases, out, batch_size=3, show_progress=False)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3 * len(cases)
+    assert {(r["case_id"], r["task"]) for r in rows} == {
+        (c.case_id, t) for c in cases for t in ("regimen", "modality", "icd10")
+    }
+    for row in rows:
+        for key in ("case_id", "task", "prediction", "raw", "malformed", "model", "decoding"):
+            assert key in row
+        assert row["malformed"] == (row["prediction"] is None)
+        assert row["prompt_version"] == "1" and row["model"] == "fake-model"
+    assert any(r["malformed"] for r in rows)  # "proton or photon", "no idea"
+    assert summary.tasks["modality"].malformed == sum(
+        r["malformed"] for r in rows if r["task"] == "modality"
+    )
+    manifest = json.loads((tmp_path / "pred.manifest.json").read_text())
+    assert manifest["per_task"]["icd10"]["predicted"] == len(cases)
+
+
+def test_killed_run_resumes_to_the_same_file(tmp_path, cases):
+    whole = tmp_path / "whole.jsonl"
+    predict_cases(FakeBackend(), cases, whole, batch_size=3, show_progress=False)
+
+    resumed = tmp_path / "resumed.jsonl"
+    with pytest.raises(Killed):
+        predict_cases(FakeBackend(die_after_batches=4), cases, resumed, batch_size=3,
+                      show_progress=False)
+    written = len(resumed.read_text().splitlines())
+    assert 0 < written < 3 * len(cases)
+    # The kill also cut an append short: half a row without its newline.
+    with resumed.open("a") as handle:
+        handle.write('{"case_id": "c0')
+    backend = FakeBackend()
+    summary = predict_cases(backend, cases, resumed, batch_size=3, show_progress=False)
+    assert summary.repaired_last_line
+    assert len(backend.seen) == 3 * len(cases) - written  # done rows are not asked again
+    assert _rows(resumed) == _rows(whole)
+
+    again = FakeBackend()
+    predict_cases(again, cases, resumed, batch_size=3, show_progress=False)
+    assert again.seen == [] and _rows(resumed) == _rows(whole)
+
+
+def test_resumed_local_model_run_matches_uninterrupted(tmp_path, tiny, cases):
+    model, tokenizer = tiny
+    whole, part = tmp_path / "whole.jsonl", tmp_path / "part.jsonl"
+    backend = TransformersBackend(model, tokenizer, model_name="tiny")
+    predict_cases(backend, cases, whole, decoding="constrained", batch_size=3, show_progress=False)
+    predict_cases(backend, cases[:5], part, decoding="constrained", batch_size=2,
+                  tasks=["modality"], show_progress=False)
+    predict_cases(backend, cases, part, decoding="constrained", batch_size=3, show_progress=False)
+    got = {(r["case_id"], r["task"]): r for r in _rows(part)}
+    expected = {(r["case_id"], r["task"]): r for r in _rows(whole)}
+    assert got.keys() == expected.keys()
+    for key, row in expected.items():
+        assert got[key]["prediction"] == row["prediction"]
+        assert got[key]["raw"] == row["raw"]
+    constrained = [r for r in expected.values() if r["task"] in ("modality", "icd10")]
+    assert constrained and not any(r["malformed"] for r in constrained)
+
+
+def test_store_refuses_another_system_and_damaged_rows(tmp_path, cases):
+    out = tmp_path / "pred.jsonl"
+    predict_cases(FakeBackend(), cases[:2], out, tasks=["modality"], show_progress=False)
+    with pytest.raises(RadoncInputError, match="decoding"):
+        with PredictionStore(out, run_info={"model": "fake-model", "decoding": "constrained"}):
+            pass
+    lines = out.read_text().splitlines()
+    out.write_text(lines[0] + "\n{not json\n" + lines[1] + "\n")
+    with pytest.raises(RadoncInputError, match="row 2") as error:
+        with PredictionStore(out, run_info={}):
+            pass
+    assert str(out) in error.value.message
+    out.write_text(lines[0] + "\n" + lines[0] + "\n")
+    with pytest.raises(RadoncInputError, match="repeats case"):
+        with PredictionStore(out, run_info={}):
+            pass
+
+
+def test_last_row_without_newline_is_kept(tmp_path, cases):
+    out = tmp_path / "pred.jsonl"
+    predict_cases(FakeBackend(), cases[:2], out, tasks=["modality"], show_progress=False)
+    out.write_text(out.read_text().rstrip("\n"))
+    backend = FakeBackend()
+    predict_cases(backend, cases[:3], out, tasks=["modality"], show_progress=False)
+    assert len(backend.seen) == 1
+    assert len(out.read_text().splitlines()) == 3
+
+
+def test_constrained_decoding_needs_a_local_model(tmp_path, cases):
+    with pytest.raises(RadoncInputError, match="cannot constrain"):
+        predict_cases(FakeBackend(), cases, tmp_path / "p.jsonl", decoding="constrained",
+                      show_progress=False)
+    with pytest.raises(RadoncInputError, match="unknown task"):
+        predict_cases(FakeBackend(), cases, tmp_path / "p.jsonl", tasks=["staging"],
+                      show_progress=False)
