@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -39,6 +40,51 @@ def user_errors(func: F) -> F:
 @app.callback()
 def main() -> None:
     """radonc-llm: curate -> tasks -> train -> predict -> evaluate -> report -> review."""
+
+
+@app.command()
+@user_errors
+def synth(
+    out: Annotated[
+        Path, typer.Option(help="Folder for patients.csv, diagnoses.csv, treatment_courses.csv.")
+    ],
+    patients: Annotated[
+        int, typer.Option(help="Number of patients (the study had 15,724).")
+    ] = 15724,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed writes the same export.")] = 0,
+) -> None:
+    """Write a synthetic raw export (ARIA/MOSAIQ-style) with the mess curation must handle."""
+    from pydantic import ValidationError
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from radonc_llm.data.synth import SynthConfig, write_synthetic_export
+
+    try:
+        config = SynthConfig(patients=patients, seed=seed)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise RadoncInputError(first["msg"], field=str(first["loc"][0])) from None
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Synthesising patients", total=patients)
+        summary = write_synthetic_export(
+            config, out, progress=lambda done: progress.update(task, completed=done)
+        )
+    table = Table(title=f"Synthetic export in {out} (seed {seed})")
+    table.add_column("item")
+    table.add_column("count", justify="right")
+    table.add_row("patients", f"{summary.patients:,}")
+    for name, rows in summary.rows.items():
+        table.add_row(f"rows in {name}.csv", f"{rows:,}")
+    table.add_row("sites", str(summary.sites))
+    table.add_row("patients with an excluding fault", f"{sum(summary.faults.values()):,}")
+    table.add_row(
+        "expected kept by curation",
+        f"{summary.expected_kept:,} ({summary.expected_kept_share:.1%})",
+    )
+    for modality, count in summary.expected_kept_modality.items():
+        table.add_row(f"  kept {modality}", f"{count:,}")
+    console.print(table)
 
 
 @app.command()
@@ -112,6 +158,61 @@ def tasks(
     for task, count in counts.items():
         table.add_row(task, str(count))
     console.print(table)
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[
+        Path, typer.Argument(help="Training YAML, e.g. configs/smollm2/lora_multitask.yaml.")
+    ],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")
+    ] = False,
+) -> None:
+    """Fine-tune a LoRA adapter (runs under `accelerate launch` for DDP/FSDP/DeepSpeed too)."""
+    from rich.table import Table
+
+    from radonc_llm.config import load_train_config
+    from radonc_llm.train.loop import train as run_training
+
+    settings = load_train_config(config)
+    results = run_training(settings, resume=resume)
+    if os.environ.get("RANK", "0") != "0":  # under `accelerate launch`, one table is enough
+        return
+    runs = results.get("results", {"": results}) if "runs" in results else {"": results}
+    table = Table(title=f"Training run in {settings.output_dir}")
+    for column in ("adapter", "status", "steps", "best val loss", "train loss", "tokens/s"):
+        table.add_column(column)
+    for task, row in runs.items():
+        best = row.get("best_val_loss")
+        table.add_row(
+            task or "multitask",
+            str(row["status"]),
+            f"{row['steps']}/{row['total_steps']}",
+            "-" if best is None else f"{best:.4f}",
+            f"{row['final_train_loss']:.4f}",
+            f"{row['tokens_per_s']:.0f}",
+        )
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def export(
+    run: Annotated[
+        Path, typer.Argument(help="Training run folder (holds manifest.json, adapter/).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder to write.")],
+    merge: Annotated[
+        bool, typer.Option("--merge/--adapter-only", help="Merge the adapter into the base model.")
+    ] = True,
+) -> None:
+    """Write a run's adapter merged into its base model (or the adapter alone)."""
+    from radonc_llm.train.export import export_run
+
+    export_run(run, out, merge=merge)
+    console.print(f"{'merged model' if merge else 'adapter'} written to {out}")
 
 
 @app.command()

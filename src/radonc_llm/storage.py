@@ -18,6 +18,9 @@ from typing import IO, Any
 
 from radonc_llm.errors import RadoncInputError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
@@ -25,6 +28,8 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # mkstemp creates owner-only files; artefacts get the usual permissions (umask applies).
+    os.chmod(tmp, 0o666 & ~_UMASK)
     binary = "b" in mode
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
@@ -77,13 +82,17 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise RadoncInputError(f"not valid UTF-8 ({exc.reason})", file=path, row=number) from None
+                raise RadoncInputError(
+                    f"not valid UTF-8 ({exc.reason})", file=path, row=number
+                ) from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RadoncInputError(f"not valid JSON ({exc.msg})", file=path, row=number) from None
+                raise RadoncInputError(
+                    f"not valid JSON ({exc.msg})", file=path, row=number
+                ) from None
             if not isinstance(obj, dict):
                 raise RadoncInputError("expected a JSON object", file=path, row=number)
             yield number, obj

@@ -66,7 +66,7 @@ def test_kept_cases_carry_normalised_labels(curated):
     assert "cisplatin" in cases["P07"].regimen
     assert cases["P16"].icd10 == "C61"
     assert cases["P01"].modality == "photon"
-    assert cases["P01"].source_rows == {"patients": 1, "diagnoses": 1, "treatment_courses": 1}
+    assert cases["P01"].source_rows == {"patients": [1], "diagnoses": [1], "treatment_courses": [1]}
     assert cases["P17"].source["plan_id"] == "L17"
 
 

@@ -234,26 +234,52 @@ def write_synthetic_run(run_dir: Path, *, seed: int = 7) -> Path:
         }
     write_json_atomic(run_dir / "split/split.json", summary)
 
+    # As train/loop.py logs: windowed train loss per logged step, validation loss per epoch
+    # with per-task losses beside it.
     curve = []
     for step in range(1, 41):
+        loss = 2.6 * 0.94**step + 0.3 + rng.random() * 0.05
         curve.append(
             {
                 "step": step,
                 "epoch": step / 20,
                 "split": "train",
-                "loss": 2.6 * 0.94**step + 0.3 + rng.random() * 0.05,
+                "loss": loss,
+                "lr": 1e-3,
+                "tokens_per_s": 250.0,
             }
         )
         if step % 10 == 0:
+            val = 2.4 * 0.95**step + 0.45
             curve.append(
-                {"step": step, "epoch": step / 20, "split": "val", "loss": 2.4 * 0.95**step + 0.45}
+                {
+                    "step": step,
+                    "epoch": step / 20,
+                    "split": "val",
+                    "loss": val,
+                    "loss_regimen": val * 1.3,
+                    "loss_modality": val * 0.4,
+                }
             )
     write_jsonl_atomic(run_dir / "train/metrics.jsonl", curve)
     write_json_atomic(
         run_dir / "train/manifest.json",
         {
+            "kind": "train",
             "model": "smollm2-135m",
-            "config": {"lora_rank": 16, "lr": 1e-3, "epochs": 2},
+            "config": {
+                "model": "smollm2-135m",
+                "lora_rank": 16,
+                "learning_rate": 1e-3,
+                "epochs": 2,
+                "tasks": ["regimen", "modality", "icd10"],
+            },
+            "git_commit": "0123456789abcdef0123456789abcdef01234567",
+            "packages": {"torch": "2.13.0", "peft": "0.21.0"},
+            "seeds": {"seed": 0},
+            "precision": "bf16",
+            "hardware": {"cpu_count": 2},
+            "status": "done",
             "best_val_loss": 0.61,
         },
     )
@@ -282,19 +308,38 @@ def write_synthetic_run(run_dir: Path, *, seed: int = 7) -> Path:
         n_resamples=200,
     )
 
+    # As `radonc-llm review export` writes it, from made-up ratings of two reviewers.
+    from radonc_llm.review.metrics import RatingRecord, review_metrics
+
+    odds = {"finetuned": (0.5, 0.3), "base": (0.05, 0.15), "reference": (0.8, 0.15)}
+    records = []
+    for case in test[:16]:
+        for source, (as_is, minor) in odds.items():
+            for reviewer in ("dr_a", "dr_b"):
+                draw = rng.random()
+                rating = (
+                    "acceptable"
+                    if draw < as_is
+                    else "minor_edits"
+                    if draw < as_is + minor
+                    else "unacceptable"
+                )
+                records.append(
+                    RatingRecord(
+                        f"{case['case_id']}:{source}", case["case_id"], source, reviewer, rating
+                    )
+                )
     write_json_atomic(
         run_dir / "review/review_metrics.json",
         {
-            "n_ratings": 96,
-            "acceptability": {
-                "finetuned": {"n": 32, "acceptable_rate": 0.72, "acceptable_ci95": [0.55, 0.86]},
-                "base": {"n": 32, "acceptable_rate": 0.09, "acceptable_ci95": [0.02, 0.22]},
-                "reference": {"n": 32, "acceptable_rate": 0.94, "acceptable_ci95": [0.81, 0.99]},
+            "study_id": "demo-review",
+            "sources": list(odds),
+            "progress": {
+                "assigned": len(records),
+                "rated": len(records),
+                "per_reviewer": {"dr_a": {}, "dr_b": {}},
             },
-            "comparisons": [
-                {"system": "finetuned", "baseline": "base", "test": "wilcoxon", "p_value": 0.0004}
-            ],
-            "agreement": {"cohen_kappa": 0.61, "krippendorff_alpha": 0.58},
+            **review_metrics(records, treatment="finetuned", control="base", sources=list(odds)),
         },
     )
     write_json_atomic(

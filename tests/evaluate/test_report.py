@@ -17,19 +17,43 @@ from radonc_llm.evaluate.report import SECTIONS, headline_table, write_report
 from tests.evaluate.synthetic_run import HOSTILE, write_synthetic_run
 
 TABLES = [
-    "funnel", "ledger", "split-makeup", "split-chapters", "split-sites", "training-loss",
-    "training-setup", "headline", "comparisons", "modality-per-class", "icd10-levels",
-    "regimen-agreement", "examples", "review-acceptability", "stages", "manifest",
-]  # fmt: skip
+    "funnel",
+    "ledger",
+    "split-makeup",
+    "split-chapters",
+    "split-sites",
+    "training-loss",
+    "training-setup",
+    "headline",
+    "comparisons",
+    "modality-per-class",
+    "icd10-levels",
+    "regimen-agreement",
+    "examples",
+    "review-acceptability",
+    "review-comparison",
+    "review-agreement",
+    "stages",
+    "manifest",
+]
 FIGURES = [
-    "funnel-flow", "training-curves", "modality-confusion", "icd10-levels",
-    "rouge1-distribution", "dose-agreement",
-]  # fmt: skip
+    "funnel-flow",
+    "training-curves",
+    "modality-confusion",
+    "icd10-levels",
+    "rouge1-distribution",
+    "dose-agreement",
+]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +91,12 @@ def _row(table_html: str, first_cell: str) -> str:
     return matching[0]
 
 
+def _group(table_html: str, name: str) -> str:
+    """The rows under one group heading of a table (up to the next heading)."""
+    after = table_html.split(f'scope="rowgroup">{name}</th>', 1)[1]
+    return after.split('scope="rowgroup"', 1)[0]
+
+
 def _missing_lines(html: str) -> list[str]:
     return re.findall(r'<p class="missing">(.*?)</p>', html, flags=re.S)
 
@@ -102,21 +132,22 @@ def test_headline_table_holds_the_evaluations_numbers(run_dir, rendered):
     tuned = metrics["systems"]["finetuned"]["modality"]
     low, high = tuned["ci95"]["accuracy"]
     expected = f"{100 * tuned['accuracy']:.1f}% ({100 * low:.1f}–{100 * high:.1f})"
-    assert expected in _row(headline.split("ICD-10-CM code")[0], "Fine-tuned model")
+    assert expected in _row(_group(headline, "Modality"), "Fine-tuned model")
 
     # The ICD-10 row of the majority baseline: its Wilcoxon and Holm p-values against base.
     wilcoxon = next(
-        c for c in metrics["comparisons"]
+        c
+        for c in metrics["comparisons"]
         if (c["task"], c["system"], c["test"]) == ("icd10", "majority", "wilcoxon")
-    )  # fmt: skip
-    icd10_part = headline.split("ICD-10-CM code")[1].split("Regimen")[0]
+    )
+    icd10_part = _group(headline, "ICD-10-CM code")
     row = _row(icd10_part, "Majority class")
     assert f">{wilcoxon['p_value']:.3f}<" in row and f">{wilcoxon['p_holm']:.3f}<" in row
     assert f"{wilcoxon['effect_size']:+.2f}" in row
     # The original model is the reference of every test; regimen has no macro-F1.
     assert ">reference<" in _row(icd10_part, "Original model")
     regimen = metrics["systems"]["finetuned"]["regimen"]
-    regimen_row = _row(headline.split("Regimen")[-1], "Fine-tuned model")
+    regimen_row = _row(_group(headline, "Regimen"), "Fine-tuned model")
     assert f"{regimen['rouge1_f']:.3f} (" in regimen_row
 
 
@@ -166,7 +197,9 @@ def test_a_partial_run_says_what_is_missing_and_keeps_the_rest(run_dir, tmp_path
     shutil.rmtree(run / "predict")
     html = write_report(run)[0].read_text()
     missing = _missing_lines(html)
-    assert any("No ROUGE-1 distributions" in line and "predict/base.jsonl" in line for line in missing)
+    assert any(
+        "No ROUGE-1 distributions" in line and "predict/base.jsonl" in line for line in missing
+    )
     assert any(line.startswith("No examples") for line in missing)
 
 
@@ -206,7 +239,8 @@ def test_report_command(run_dir, tmp_path):
     result = CliRunner().invoke(app, ["report", "--run", str(run_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "report.html").is_file() and (out / "figures").is_dir()
-    assert "Fine-tuned model" in result.output
+    assert "Main results on the test cases" in result.output
+    assert str(out / "report.html") in result.output.replace("\n", "")
 
     result = CliRunner().invoke(app, ["report", "--run", str(tmp_path / "nope")])
     assert result.exit_code == 2

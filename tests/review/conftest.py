@@ -31,7 +31,12 @@ HOSTILE_DIAGNOSIS = '<script>alert("pwned")</script> 67-year-old man, prostate a
 CASES = [
     (HOSTILE_DIAGNOSIS, "70 Gy/28 fx", "photon", "C61"),
     ("58-year-old woman, left breast IDC after lumpectomy", "40.05 Gy/15 fx", "photon", "C50.412"),
-    ("Inoperable peripheral NSCLC stage I, right upper lobe", "54 Gy/3 fx SBRT", "photon", "C34.11"),
+    (
+        "Inoperable peripheral NSCLC stage I, right upper lobe",
+        "54 Gy/3 fx SBRT",
+        "photon",
+        "C34.11",
+    ),
     ("Glioblastoma, frontal lobe, age 55", "60 Gy/30 fx + temozolomide", "photon", "C71.1"),
     ("Painful bone metastasis of the spine", "8 Gy/1 fx", "photon", "C79.51"),
     ("Rectal adenocarcinoma cT3N1", "50.4 Gy/28 fx + capecitabine", "photon", "C20"),
@@ -78,8 +83,13 @@ def prediction_rows(texts: dict[str, str | None]) -> list[dict]:
             }
         )
         rows.append(
-            {"case_id": case_id, "task": "modality", "prediction": "photon", "raw": "photon",
-             "malformed": False}
+            {
+                "case_id": case_id,
+                "task": "modality",
+                "prediction": "photon",
+                "raw": "photon",
+                "malformed": False,
+            }
         )
     return rows
 

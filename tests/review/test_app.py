@@ -71,7 +71,10 @@ def test_reviewer_rates_resumes_and_every_change_is_audited(app_client, new_clie
     assert 'value="unacceptable" data-key="3" checked' in page.text
     rate(app_client, url, page.text, rating="minor_edits", reason="fractionation")
     # Saving the same values again is not a change and adds no event.
-    assert rate(app_client, url, page.text, rating="minor_edits", reason="fractionation").status_code == 303
+    assert (
+        rate(app_client, url, page.text, rating="minor_edits", reason="fractionation").status_code
+        == 303
+    )
     with Session(engine) as session:
         first = assignment_of(session, url)
         events = session.scalars(
@@ -115,7 +118,7 @@ def test_case_text_and_comments_are_escaped(app_client, engine):
         )
         url = f"/items/{hostile.public_id}"
     page = app_client.get(url)
-    assert '&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;' in page.text
+    assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in page.text
     assert "<script>alert" not in page.text
     comment = '<img src=x onerror="alert(1)"></textarea><script>alert(2)</script>'
     rate(app_client, url, page.text, rating="unacceptable", reason="other", comment=comment)
@@ -154,14 +157,19 @@ def test_missing_or_forged_csrf_is_refused(app_client, new_client, engine):
     bob = new_client()
     sign_in(bob, "bob")
     bobs_token = csrf_of(bob.get("/queue").text)
-    assert app_client.post(url, data={"rating": "acceptable", "csrf_token": bobs_token}).status_code == 403
+    assert (
+        app_client.post(url, data={"rating": "acceptable", "csrf_token": bobs_token}).status_code
+        == 403
+    )
     assert app_client.post("/logout", data={}).status_code == 403
     with Session(engine) as session:
         assert session.scalars(select(Rating)).all() == []
     assert app_client.get(url).status_code == 200  # still signed in
     # The sign-in form has its own token (double-submit cookie).
     stranger = new_client()
-    refused = stranger.post("/login", data={"username": "alice", "password": "x", "csrf_token": "y"})
+    refused = stranger.post(
+        "/login", data={"username": "alice", "password": "x", "csrf_token": "y"}
+    )
     assert refused.status_code == 403
 
 
@@ -186,11 +194,18 @@ def test_oversized_and_invalid_fields_are_refused_with_a_message(app_client, eng
     sign_in(app_client, "alice")
     url, html = open_first_item(app_client)
     too_long = rate(
-        app_client, url, html, rating="unacceptable", reason="dose",
+        app_client,
+        url,
+        html,
+        rating="unacceptable",
+        reason="dose",
         comment="x" * (COMMENT_MAX_CHARS + 1),
     )
     assert too_long.status_code == 422
-    assert f"Comment is too long: {COMMENT_MAX_CHARS + 1} characters, the limit is {COMMENT_MAX_CHARS}." in too_long.text
+    assert (
+        f"Comment is too long: {COMMENT_MAX_CHARS + 1} characters, the limit is {COMMENT_MAX_CHARS}."
+        in too_long.text
+    )
     no_reason = rate(app_client, url, html, rating="unacceptable")
     assert no_reason.status_code == 422
     assert "Choose a reason category" in no_reason.text

@@ -185,5 +185,7 @@ def test_sign_in_rate_with_keyboard_sign_out_and_resume(live_server, page, tmp_p
     page.goto(f"{live_server}/items/{hostile}")
     expect(page.locator("#diagnosis")).to_have_text(HOSTILE_DIAGNOSIS)
     shot(page, tmp_path / "6-hostile.png")
-    expected = ["Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"]
+    expected = [
+        "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    ]
     assert page.problems == expected  # the refused form only: no dialog, CSP violation, ...

@@ -65,7 +65,9 @@ def test_concurrent_saves_of_one_item_keep_a_gapless_audit_chain(prepared):
                 start.wait()
                 for step in range(6):
                     comment = f"thread {number} step {step}"
-                    save_rating(session, user, public_id, RatingCreate(rating="acceptable", comment=comment))
+                    save_rating(
+                        session, user, public_id, RatingCreate(rating="acceptable", comment=comment)
+                    )
         except Exception as exc:  # reported below: a thread's exception would vanish
             errors.append(exc)
 
@@ -88,7 +90,10 @@ def test_concurrent_saves_of_one_item_keep_a_gapless_audit_chain(prepared):
         rating = session.scalar(select(Rating))
         assert count_rows(session, Rating) == 1
         assert rating.comment == events[-1].new_value["comment"]
-        assert session.scalar(select(Assignment.revision).where(Assignment.public_id == public_id)) == 48
+        assert (
+            session.scalar(select(Assignment.revision).where(Assignment.public_id == public_id))
+            == 48
+        )
 
 
 def test_unsupported_database_urls_are_clear_errors(tmp_path):

@@ -63,12 +63,18 @@ def test_cli_builds_a_study_adds_users_and_exports_metrics(
     engine = prepare_database(db_url, read_study(study))
     settings = ReviewSettings(study_dir=study, database_url=db_url)
     with Session(engine, expire_on_commit=False) as session:
-        assert authenticate(session, "alice", "a long enough password", client="t", settings=settings)
+        assert authenticate(
+            session, "alice", "a long enough password", client="t", settings=settings
+        )
         users = {user.username: user for user in session.scalars(select(User))}
         assignments = session.scalars(select(Assignment)).unique().all()
         for assignment in assignments:
             rating = BY_SOURCE[assignment.item.source]
-            if assignment.reviewer == "bob" and assignment.item.case_id == "case1" and rating == "acceptable":
+            if (
+                assignment.reviewer == "bob"
+                and assignment.item.case_id == "case1"
+                and rating == "acceptable"
+            ):
                 rating = "minor_edits"
             reason = None if rating == "acceptable" else "dose"
             save_rating(

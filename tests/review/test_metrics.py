@@ -67,7 +67,10 @@ def test_paired_wilcoxon_degenerate_inputs():
     none = paired_comparison(records("base", {"a": [2]}), treatment="finetuned", control="base")
     assert none["n_cases"] == 0 and none["p_value"] is None
     block = review_metrics(same, treatment="tuned", control="base", sources=["base", "finetuned"])
-    assert block["comparison"]["p_value"] is None and "no source 'tuned'" in block["comparison"]["note"]
+    assert (
+        block["comparison"]["p_value"] is None
+        and "no source 'tuned'" in block["comparison"]["note"]
+    )
 
 
 def test_cohen_kappa_by_hand():

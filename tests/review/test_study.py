@@ -76,7 +76,10 @@ def test_queues_are_reproducible_from_the_seed(cases_file, prediction_files, tmp
 
 def test_sample_and_no_control(cases_file, prediction_files):
     study = create_study(
-        cases_file, {"base": prediction_files["base"]}, reviewers=["a"], sample=4,
+        cases_file,
+        {"base": prediction_files["base"]},
+        reviewers=["a"],
+        sample=4,
         include_reference=False,
     )
     assert study.sources == ["base"]
@@ -100,18 +103,50 @@ def test_reviewer_and_source_options():
 
 
 def bad_row(tmp_path: Path, row: dict, *, before: list[dict] | None = None) -> Path:
-    good = {"case_id": "case1", "task": "regimen", "prediction": "x", "raw": "x", "malformed": False}
+    good = {
+        "case_id": "case1",
+        "task": "regimen",
+        "prediction": "x",
+        "raw": "x",
+        "malformed": False,
+    }
     return write_jsonl(tmp_path / "bad.jsonl", (before or [good]) + [row])
 
 
 @pytest.mark.parametrize(
     ("row", "field", "reason"),
     [
-        ({"task": "regimen", "prediction": "x", "raw": "x", "malformed": False}, "case_id", "required"),
-        ({"case_id": "c", "task": "dose", "prediction": "x", "raw": "x", "malformed": False}, "task", "regimen"),
-        ({"case_id": "c", "task": "regimen", "prediction": 5, "raw": "x", "malformed": False}, "prediction", "string"),
-        ({"case_id": "c", "task": "regimen", "prediction": None, "malformed": True}, "raw", "required"),
-        ({"case_id": "case1", "task": "regimen", "prediction": "y", "raw": "y", "malformed": False}, "case_id", "line 1"),
+        (
+            {"task": "regimen", "prediction": "x", "raw": "x", "malformed": False},
+            "case_id",
+            "required",
+        ),
+        (
+            {"case_id": "c", "task": "dose", "prediction": "x", "raw": "x", "malformed": False},
+            "task",
+            "regimen",
+        ),
+        (
+            {"case_id": "c", "task": "regimen", "prediction": 5, "raw": "x", "malformed": False},
+            "prediction",
+            "string",
+        ),
+        (
+            {"case_id": "c", "task": "regimen", "prediction": None, "malformed": True},
+            "raw",
+            "required",
+        ),
+        (
+            {
+                "case_id": "case1",
+                "task": "regimen",
+                "prediction": "y",
+                "raw": "y",
+                "malformed": False,
+            },
+            "case_id",
+            "line 1",
+        ),
     ],
 )
 def test_bad_prediction_rows_name_file_line_and_field(tmp_path, row, field, reason):
@@ -130,7 +165,16 @@ def test_missing_and_unknown_cases_are_errors(cases_file, prediction_files, tmp_
     assert caught.value.file == str(missing)
     extra = write_jsonl(
         tmp_path / "extra.jsonl",
-        rows + [{"case_id": "ghost", "task": "regimen", "prediction": "x", "raw": "x", "malformed": False}],
+        rows
+        + [
+            {
+                "case_id": "ghost",
+                "task": "regimen",
+                "prediction": "x",
+                "raw": "x",
+                "malformed": False,
+            }
+        ],
     )
     with pytest.raises(RadoncInputError, match="not in the case file.*ghost"):
         create_study(cases_file, {"base": extra}, reviewers=["a"])

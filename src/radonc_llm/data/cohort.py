@@ -57,6 +57,7 @@ class PatientRecord:
     files: dict[str, str] = field(default_factory=dict)
     icd10: str | None = None
     plan: RawRow | None = None
+    boost_plans: list[RawRow] = field(default_factory=list)
     modality: str | None = None
     regimen: RegimenStructured | None = None
 
@@ -157,12 +158,7 @@ def require_plausible_prescription(record: PatientRecord) -> None:
         dose_gy, dose_unit = normalize_dose(dose, unit)
     except ValueError as exc:
         raise Excluded("bad_dose_unit", str(exc), **_plan_location(record, "dose_unit")) from None
-    # The parser reads technique, schedule and drug names from the recorded free text.
-    described = parse_regimen(
-        f"{plan['technique']} with concurrent {plan['concurrent']}"
-        if plan["concurrent"]
-        else plan["technique"]
-    )
+    described = _describe_plan(plan)
     problem = check_prescription(
         dose_gy, fractions, modality=record.modality, technique=described.technique
     )
@@ -172,15 +168,63 @@ def require_plausible_prescription(record: PatientRecord) -> None:
             f"{dose:g} {unit} in {fractions} fractions: {problem}",
             **_plan_location(record, "dose"),
         )
-    record.regimen = RegimenStructured(
-        dose_gy=dose_gy,
-        fractions=fractions,
-        dose_unit=dose_unit,
-        schedule=described.schedule,
-        technique=described.technique,
-        boost=described.boost,
-        concurrent=described.concurrent,
+    record.boost_plans = _boost_plans(record)
+    boosts = [_plan_regimen(row.values) for row in record.boost_plans]
+    record.regimen = described.model_copy(
+        update={
+            "dose_gy": dose_gy,
+            "fractions": fractions,
+            "dose_unit": dose_unit,
+            "boost": " + ".join(render_regimen(boost) for boost in boosts) or described.boost,
+        }
     )
+
+
+def _describe_plan(plan: dict) -> RegimenStructured:
+    """Technique, schedule and drugs as the parser reads them from the recorded free text."""
+    text = plan["technique"]
+    if plan["concurrent"]:
+        text = f"{text} with concurrent {plan['concurrent']}"
+    return parse_regimen(text)
+
+
+def _plan_regimen(plan: dict) -> RegimenStructured:
+    dose_gy, dose_unit = normalize_dose(plan["dose"], plan["dose_unit"])
+    described = _describe_plan(plan)
+    return RegimenStructured(
+        dose_gy=dose_gy,
+        fractions=plan["fractions"],
+        dose_unit=dose_unit,
+        technique=described.technique,
+    )
+
+
+def _boost_plans(record: PatientRecord) -> list[RawRow]:
+    """Sequential boosts: other active plans of the primary plan's course that start after it.
+
+    A plan of the same course that starts earlier is a prior phase (e.g. pelvic EBRT before a
+    cervix HDR boost); it stays out of the answer and is recorded in the ledger.
+    """
+    primary = record.plan.values
+    boosts = []
+    for row in record.courses:
+        plan = row.values
+        if row is record.plan or plan["course_id"] != primary["course_id"]:
+            continue
+        if plan["status"] not in ACTIVE_STATUSES or plan["dose"] is None or not plan["fractions"]:
+            continue
+        starts_after = (
+            plan["start_date"] is not None
+            and primary["start_date"] is not None
+            and plan["start_date"] > primary["start_date"]
+        )
+        try:
+            normalize_dose(plan["dose"], plan["dose_unit"])
+        except ValueError:
+            continue
+        if starts_after:
+            boosts.append(row)
+    return sorted(boosts, key=lambda row: row.values["start_date"])
 
 
 STEPS: list[tuple[str, Callable[[PatientRecord], None]]] = [
@@ -274,13 +318,14 @@ def build_case(record: PatientRecord, birth_year: int) -> Case:
             "diagnosis_id": diagnosis["diagnosis_id"],
             "course_id": plan["course_id"],
             "plan_id": plan["plan_id"],
+            "boost_plan_ids": [row.values["plan_id"] for row in record.boost_plans],
             "recorded_modality": plan["modality"],
             "recorded_icd10": diagnosis["icd10"],
         },
         source_rows={
-            "patients": record.patient.row,
-            "diagnoses": record.diagnoses[0].row,
-            "treatment_courses": record.plan.row,
+            "patients": [record.patient.row],
+            "diagnoses": [record.diagnoses[0].row],
+            "treatment_courses": [row.row for row in (record.plan, *record.boost_plans)],
         },
     )
 
@@ -353,7 +398,7 @@ def _unselected_course_entries(record: PatientRecord) -> list[LedgerEntry]:
             f"(primary: {record.plan.values['plan_id']})",
         )
         for row in record.courses
-        if row is not record.plan
+        if row is not record.plan and not any(row is boost for boost in record.boost_plans)
     ]
 
 
@@ -383,8 +428,9 @@ def unaccounted_rows(result: CurationResult) -> list[str]:
     """
     counts: Counter[tuple[str, int]] = Counter()
     for case in result.cases:
-        for table, row in case.source_rows.items():  # type: ignore[attr-defined]
-            counts[(result.files[table], row)] += 1
+        for table, rows in case.source_rows.items():  # type: ignore[attr-defined]
+            for row in rows:
+                counts[(result.files[table], row)] += 1
     for entry in result.ledger:
         counts[(entry.file, entry.row)] += 1
     problems = []

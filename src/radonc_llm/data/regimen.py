@@ -402,16 +402,13 @@ def _split_boost(text: str) -> tuple[str, str | None]:
     main_text = _blank(text, clause_start, seg_end)
 
     segment = re.sub(r"\s+", " ", segment).strip(" :,-")
-    prefix = ""
-    lead = re.match(r"(to|of)\b\s*", segment, re.IGNORECASE)
-    if lead:
-        prefix = "to " if lead.group(1).lower() == "to" else ""
-        segment = segment[lead.end() :]
     core = _read_dose(segment)
+    if core.dose_gy is None and core.fractions is None:  # no dose: keep the words as written
+        return main_text, " ".join(part for part in (segment, own_technique) if part)
+    # "boost to 60 Gy" is a cumulative dose, "boost of 10 Gy" the boost's own.
+    lead = re.match(r"(to|of)\b\s*", segment, re.IGNORECASE)
+    prefix = "to " if lead and lead.group(1).lower() == "to" else ""
     technique = own_technique or _first_canonical(_TECHNIQUE_RE, _TECHNIQUE_LOOKUP, segment)
-    if core.dose_gy is None and core.fractions is None:
-        raw = " ".join(part for part in (prefix + segment, own_technique) if part)
-        return main_text, raw
     schedule = _first_canonical(_SCHEDULE_RE, _SCHEDULE_LOOKUP, segment)
     sub = RegimenStructured(
         dose_gy=core.dose_gy,

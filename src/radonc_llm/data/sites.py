@@ -44,7 +44,12 @@ UNMAPPABLE_MODALITY: tuple[str, ...] = (
 )  # fmt: skip
 
 CURATIVE_INTENTS: tuple[str, ...] = (
-    "curative", "definitive", "adjuvant", "neoadjuvant", "salvage", "consolidation",
+    "curative",
+    "definitive",
+    "adjuvant",
+    "neoadjuvant",
+    "salvage",
+    "consolidation",
 )
 
 
@@ -158,8 +163,13 @@ def _breast_codes() -> tuple[SiteCode, ...]:
                     else f"Malignant neoplasm of {name} of {where}"
                 )
                 codes.append(
-                    SiteCode(f"C50.{quadrant}{sex_digit}{side_digit}", title,
-                             weights[quadrant], side=side, sex=sex)  # fmt: skip
+                    SiteCode(
+                        f"C50.{quadrant}{sex_digit}{side_digit}",
+                        title,
+                        weights[quadrant],
+                        side=side,
+                        sex=sex,
+                    )  # fmt: skip
                 )
     return tuple(codes)
 
@@ -169,17 +179,23 @@ _SCC = (("squamous cell carcinoma", "SCC"), ("squamous cell carcinoma", "SCC"),
 _BCC = (("basal cell carcinoma", "BCC"), ("nodular basal cell carcinoma", "BCC"),
         ("infiltrative basal cell carcinoma", "BCC"))  # fmt: skip
 _CSCC = (("cutaneous squamous cell carcinoma", "cSCC"), ("squamous cell carcinoma", "SCC"))
-_ECOG01 = "ECOG {0-1}|ECOG 0|ECOG 1|KPS {80-100}"
-_CIS_Q3W = ("cisplatin 100 mg/m2 every 3 weeks", "cisplatin 100 mg/m2 q3w", "cisplatin 100mg/m2 q3w")
+_ECOG01 = "ECOG {0-1}|ECOG 0|ECOG 1|KPS {8-10}0"
+_CIS_Q3W = (
+    "cisplatin 100 mg/m2 every 3 weeks",
+    "cisplatin 100 mg/m2 q3w",
+    "cisplatin 100mg/m2 q3w",
+)
 _CIS_WEEKLY = ("weekly cisplatin 40 mg/m2", "cisplatin 40 mg/m2 weekly", "cisplatin 40mg/m2 weekly")
 _CARBO_TAX = ("weekly carboplatin AUC2/paclitaxel 45 mg/m2", "carboplatin AUC2 + paclitaxel "
               "45 mg/m2 weekly", "weekly carboplatin/paclitaxel")  # fmt: skip
 _CAPE = ("capecitabine 825 mg/m2 BID", "capecitabine 825mg/m2 twice daily", "capecitabine")
-_FU_MMC = ("5-FU/MMC", "5-FU + mitomycin C", "mitomycin C/5-FU")
+_FU_MMC = ("5-FU/MMC", "5-FU + mitomycin C", "5FU/MMC")
 _TMZ = ("TMZ 75 mg/m2 daily", "temozolomide 75 mg/m2 daily", "temozolomide 75mg/m2")
-_ADT6 = ("ADT (leuprolide) 6 months", "ADT x6 mo", "leuprolide 6 months")
-_ADT24 = ("ADT (leuprolide) 24 months", "ADT x24 mo", "leuprolide 2 years")
+_ADT6 = ("ADT 6 months", "ADT x6 mo", "androgen deprivation 6 months")
+_ADT24 = ("ADT 24 months", "ADT x24 mo", "androgen deprivation 2 years")
 
+# One row per variant reads better than one argument per line: keep the table compact.
+# fmt: off
 SITES: tuple[Site, ...] = (
     Site(
         name="prostate", prefixes=("C61",), plan_tag="PROS", weight=150,
@@ -596,24 +612,24 @@ SITES: tuple[Site, ...] = (
             _rx("gbm_stupp_60", 60, 30, "VMAT", "photon", "resection cavity + FLAIR",
                 "status post gross total resection|status post subtotal resection|status post "
                 "biopsy only", "MGMT methylated|MGMT unmethylated|MGMT promoter methylated",
-                "KPS {70-100}", "|IDH-wt",
+                "KPS {7-10}0", "|IDH-wt",
                 concurrent=_TMZ, intent="definitive", weight=14, age=(30, 70, 58),
                 codes=("C71.0", "C71.1", "C71.2", "C71.3", "C71.4", "C71.8"),
                 situation="glioblastoma, age <= 70"),
             _rx("gbm_elderly_4005", 40.05, 15, "VMAT", "photon", "resection cavity + FLAIR",
                 "status post resection|status post biopsy", "MGMT methylated|MGMT unmethylated",
-                "KPS {70-80}", concurrent=_TMZ, intent="definitive", weight=6, age=(71, 85, 76),
+                "KPS {7-8}0", concurrent=_TMZ, intent="definitive", weight=6, age=(71, 85, 76),
                 codes=("C71.0", "C71.1", "C71.2", "C71.3", "C71.4", "C71.8"),
                 situation="glioblastoma, elderly/frail"),
             _rx("gbm_frail_25", 25, 5, "3D-CRT", "photon", "enhancing tumour + margin",
-                "status post biopsy|biopsy only", "KPS {40-60}", "MGMT unmethylated|MGMT unknown",
+                "status post biopsy|biopsy only", "KPS {4-6}0", "MGMT unmethylated|MGMT unknown",
                 "frail|dependent for ADLs", intent="palliative", weight=3, age=(71, 88, 79),
                 codes=("C71.0", "C71.1", "C71.2", "C71.3", "C71.4", "C71.8"),
                 situation="glioblastoma, elderly/frail"),
             _rx("lgg_54", 54, 30, "VMAT", "photon", "residual tumour + cavity",
                 "status post subtotal resection, residual FLAIR signal|status post STR",
                 "high-risk LGG (age over 40, residual)|residual disease after surgery",
-                "KPS {80-100}", "adjuvant TMZ to follow|PCV to follow",
+                "KPS {8-10}0", "adjuvant TMZ to follow|PCV to follow",
                 intent="adjuvant", weight=3, age=(41, 65, 48),
                 codes=("C71.0", "C71.1", "C71.2", "C71.3", "C71.4"),
                 histology=(("IDH-mutant astrocytoma, WHO grade 2", "LGG (astrocytoma G2)"),
@@ -621,7 +637,7 @@ SITES: tuple[Site, ...] = (
                 situation="low-grade glioma"),
             _rx("lgg_504", 50.4, 28, "VMAT", "photon", "residual tumour + cavity",
                 "status post subtotal resection|status post STR", "1p/19q codeleted",
-                "KPS {80-100}", "PCV to follow",
+                "KPS {8-10}0", "PCV to follow",
                 intent="adjuvant", weight=2, age=(36, 65, 46),
                 codes=("C71.0", "C71.1", "C71.2", "C71.3"),
                 histology=(("oligodendroglioma, IDH-mutant and 1p/19q-codeleted, grade 2",
@@ -630,7 +646,7 @@ SITES: tuple[Site, ...] = (
             _rx("lgg_proton", 54, 30, "PBS", "proton", "residual tumour + cavity",
                 "status post subtotal resection|status post STR",
                 "young adult with long expected survival, tumour near the optic chiasm|tumour "
-                "abutting the chiasm and hippocampus, long expected survival", "KPS {90-100}",
+                "abutting the chiasm and hippocampus, long expected survival", "KPS {9-10}0",
                 intent="adjuvant", weight=2, age=(18, 35, 27),
                 codes=("C71.0", "C71.1", "C71.2"),
                 histology=(("IDH-mutant astrocytoma, WHO grade 2", "LGG (astrocytoma G2)"),),
@@ -668,12 +684,12 @@ SITES: tuple[Site, ...] = (
         regimens=(
             _rx("meningioma_54", 54, 30, "IMRT", "photon", "meningioma + dural tail",
                 "cavernous sinus location, not resectable|residual after STR, progressive on MRI",
-                "{2.5-4.5} cm", "KPS {70-100}", "|diplopia|visual symptoms",
+                "{2.5-4.5} cm", "KPS {7-10}0", "|diplopia|visual symptoms",
                 intent="definitive", weight=3, situation="meningioma"),
             _rx("meningioma_srs_14", 14, 1, "SRS", "photon", "meningioma",
                 "convexity lesion {1.2-2.8} cm, growing on serial MRI|small ({1.2-2.8} cm) "
                 "convexity lesion, enlarging", "away from the optic apparatus|over 3 mm from the "
-                "optic chiasm", "KPS {80-100}",
+                "optic chiasm", "KPS {8-10}0",
                 intent="definitive", weight=2, recorded="photon_gamma", situation="meningioma"),
         ),
     ),
@@ -688,33 +704,33 @@ SITES: tuple[Site, ...] = (
         regimens=(
             _rx("bmet_srs_24", 24, 1, "SRS", "photon", "brain metastases",
                 "{1-3} lesions, largest {0.6-1.9} cm|{1-3} metastases, all under 2 cm",
-                "KPS {70-100}", "extracranial disease controlled|stable extracranial disease",
+                "KPS {7-10}0", "extracranial disease controlled|stable extracranial disease",
                 intent="palliative", weight=6, recorded="photon_stereotactic",
                 situation="brain metastases, 1-4 lesions"),
             _rx("bmet_srs_20", 20, 1, "SRS", "photon", "brain metastases",
-                "{1-4} lesions, largest {2.1-2.9} cm", "KPS {70-100}",
+                "{1-4} lesions, largest {2.1-2.9} cm", "KPS {7-10}0",
                 "extracranial disease controlled|stable extracranial disease",
                 intent="palliative", weight=3, recorded="photon_stereotactic",
                 situation="brain metastases, 1-4 lesions"),
             _rx("bmet_cavity_27", 27, 3, "SRS", "photon", "resection cavity",
                 "status post resection of the dominant lesion, cavity {2.5-4.0} cm|post-operative "
-                "cavity {2.5-4.0} cm", "KPS {70-100}",
+                "cavity {2.5-4.0} cm", "KPS {7-10}0",
                 intent="palliative", weight=3, recorded="photon_stereotactic",
                 situation="brain metastases, 1-4 lesions"),
             _rx("bmet_30_5", 30, 5, "SRS", "photon", "brain metastasis",
                 "single lesion {3.1-4.0} cm, not resectable|one {3.1-4.0} cm lesion near eloquent "
-                "cortex", "KPS {70-100}",
+                "cortex", "KPS {7-10}0",
                 intent="palliative", weight=2, recorded="photon_stereotactic",
                 situation="brain metastases, 1-4 lesions"),
             _rx("bmet_hawbrt_30", 30, 10, "VMAT", "photon",
                 "whole brain (hippocampal avoidance)",
                 "{10-25} lesions|innumerable (over 10) metastases|multiple (over 10) brain "
-                "metastases", "KPS {70-90}",
+                "metastases", "KPS {7-9}0",
                 "no lesions within 5 mm of the hippocampi|hippocampi uninvolved",
                 concurrent=("memantine 20 mg daily", "memantine"),
                 intent="palliative", weight=6, situation="brain metastases, many"),
             _rx("bmet_wbrt_20", 20, 5, "3D-CRT", "photon", "whole brain",
-                "multiple metastases ({5-20})|numerous metastases", "KPS {40-60}",
+                "multiple metastases ({5-20})|numerous metastases", "KPS {4-6}0",
                 "progressive extracranial disease, poor prognosis|uncontrolled systemic disease",
                 intent="palliative", weight=4, situation="brain metastases, many"),
         ),
@@ -1048,7 +1064,7 @@ SITES: tuple[Site, ...] = (
         regimens=(
             _rx("mf_tsebt_12", 12, 3, "TSEBT", "electron", "total skin",
                 "stage IB|stage IIA",
-                "widespread patch/plaque disease, {15-60}% BSA|generalised plaques (T2)",
+                "widespread patches and plaques, {15-60}% BSA|generalised plaques (T2)",
                 "progressed on topical steroids and phototherapy|refractory to skin-directed "
                 "therapy", intent="palliative", weight=2, situation="mycosis fungoides"),
             _rx("mf_tsebt_30", 30, 20, "TSEBT", "electron", "total skin",
@@ -1196,7 +1212,7 @@ SITES: tuple[Site, ...] = (
             _rx("chordoma_skull_base_74", 74, 37, "PBS", "proton", "skull base residual",
                 "status post endoscopic endonasal subtotal resection|status post partial "
                 "resection", "residual abutting the brainstem|residual tumour near the "
-                "brainstem and chiasm", "KPS {80-100}",
+                "brainstem and chiasm", "KPS {8-10}0",
                 intent="adjuvant", weight=2, codes=("C41.0",), situation="skull-base chordoma"),
             _rx("chondrosarcoma_skull_base_70", 70, 35, "PBS", "proton", "skull base residual",
                 "grade {1-2}", "status post resection, residual at the petroclival junction",
@@ -1205,7 +1221,7 @@ SITES: tuple[Site, ...] = (
                 situation="skull-base chordoma/chondrosarcoma"),
             _rx("chordoma_sacral_702", 70.2, 39, "PBS", "proton", "sacral tumour",
                 "unresectable without loss of sphincter function|status post en bloc resection, "
-                "close margin", "KPS {70-100}",
+                "close margin", "KPS {7-10}0",
                 intent="definitive", weight=1.5, codes=("C41.4",),
                 situation="sacral chordoma (beside the guideline table)"),
         ),
@@ -1334,6 +1350,7 @@ SITES: tuple[Site, ...] = (
         ),
     ),
 )
+# fmt: on
 
 SITES_BY_NAME: dict[str, Site] = {site.name: site for site in SITES}
 

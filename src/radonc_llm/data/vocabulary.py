@@ -14,6 +14,7 @@ Two rules keep the synthetic task honest:
 
 from __future__ import annotations
 
+import math
 import random
 import re
 
@@ -184,7 +185,12 @@ SUBSITE_PHRASES: dict[str, tuple[str, ...]] = {
     "C69.32": ("left choroid", "L choroidal", "left eye (choroid)", "OS choroid"),
     "C69.41": ("right ciliary body", "R ciliary body", "OD ciliary body"),
     "C69.42": ("left ciliary body", "L ciliary body", "OS ciliary body"),
-    "C49.0": ("parameningeal", "infratemporal fossa", "pterygoid fossa", "parameningeal head/neck"),
+    "C49.0": (
+        "parameningeal soft tissue",
+        "infratemporal fossa",
+        "pterygoid fossa",
+        "soft tissue of the parapharyngeal space",
+    ),
     "C69.61": ("right orbit", "R orbital", "right orbital"),
     "C69.62": ("left orbit", "L orbital", "left orbital"),
     "D44.4": ("sellar/suprasellar", "suprasellar"),
@@ -220,7 +226,11 @@ def _breast_phrases(quadrant: str, side: str) -> tuple[str, ...]:
         return (f"{full} breast", f"{short} breast", f"{full} breast (quadrant not documented)")
     phrases = []
     for name in _BREAST_QUADRANTS[quadrant]:
-        phrases += [f"{short} breast {name}", f"{name} of the {full} breast", f"{full} breast, {name}"]
+        phrases += [
+            f"{short} breast {name}",
+            f"{name} of the {full} breast",
+            f"{full} breast, {name}",
+        ]
     for clock in _BREAST_CLOCK.get((quadrant, side), ()):
         phrases += [f"{full} breast at {clock} o'clock", f"{short} breast {clock}:00"]
     return tuple(phrases)
@@ -249,7 +259,7 @@ DX_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "breast": {
         "full": ("{hist} of the {sub}", "{sub} {hist}", "{hist}, {sub}", "breast cancer, {sub}"),
-        "short": ("{sub} {hs}", "{hs} {sub}", "{sub} breast ca"),
+        "short": ("{sub} {hs}", "{hs} {sub}", "{hs}, {sub}"),
     },
     "lung": {
         "full": ("{hist} of the {sub}", "{sub} {hist}", "{hist}, {sub}", "{sub} lung cancer ({hist})"),
@@ -370,8 +380,22 @@ CHEMORT_PHRASES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 REFERRERS: tuple[str, ...] = (
-    "Okafor", "Lindqvist", "Moreau", "Patel", "Nakamura", "Schmidt", "O'Brien", "Rossi",
-    "Kowalski", "Haddad", "Fernandes", "MacLeod", "Chen", "Novak", "Abebe", "Jensen",
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Patel",
+    "Nakamura",
+    "Schmidt",
+    "O'Brien",
+    "Rossi",
+    "Kowalski",
+    "Haddad",
+    "Fernandes",
+    "MacLeod",
+    "Chen",
+    "Novak",
+    "Abebe",
+    "Jensen",
 )
 
 # --- shorthand, abbreviation, casing, typos -----------------------------------------------------
@@ -424,9 +448,12 @@ SHORTHAND: dict[str, tuple[str, ...]] = {
     "management": ("mgmt",),
     "multidisciplinary team": ("MDT",),
 }
+# Case-sensitive with capitalised variants listed: twice as fast as IGNORECASE on long notes.
+_SHORTHAND_KEYS = sorted(
+    {form for key in SHORTHAND for form in (key, key[0].upper() + key[1:])}, key=len, reverse=True
+)
 _SHORTHAND_RE = re.compile(
-    r"(?<![\w/])(" + "|".join(re.escape(k) for k in sorted(SHORTHAND, key=len, reverse=True)) + r")(?![\w/])",
-    re.IGNORECASE,
+    r"(?<![\w/])(" + "|".join(re.escape(key) for key in _SHORTHAND_KEYS) + r")(?![\w/])"
 )
 
 
@@ -470,15 +497,38 @@ def make_typo(word: str, rng: random.Random) -> str:
 
 
 _WORD_RE = re.compile(r"[A-Za-z]{5,}")
+# Words that carry the laterality deciding a code (C50.411 vs C50.412, "lingula" is left lung)
+# are never misspelt; "left" and the short forms are too short to get typos anyway.
+_NO_TYPO = frozenset({"right", "Right", "RIGHT", "lingula", "Lingula", "LINGULA"})
+
+
+def _words_to_skip(rng: random.Random, rate: float) -> int:
+    """Words without a typo before the next one: geometric, so each word has `rate`."""
+    if rate >= 1:
+        return 0
+    return int(math.log(1.0 - rng.random()) / math.log(1.0 - rate))
 
 
 def add_typos(text: str, rng: random.Random, rate: float) -> str:
     """Put a typo into each word of five or more letters with probability `rate`."""
     if rate <= 0:
         return text
-    return _WORD_RE.sub(
-        lambda m: make_typo(m.group(0), rng) if rng.random() < rate else m.group(0), text
-    )
+    skip = _words_to_skip(rng, rate)
+    # An eligible word and its separator take six characters: most notes need no scan at all.
+    if skip >= (len(text) + 1) // 6:
+        return text
+    out, last = [], 0
+    for match in _WORD_RE.finditer(text):
+        if skip:
+            skip -= 1
+            continue
+        skip = _words_to_skip(rng, rate)
+        if match.group(0) in _NO_TYPO:
+            continue
+        out += [text[last : match.start()], make_typo(match.group(0), rng)]
+        last = match.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 # --- what a note must never say ---------------------------------------------------------------

@@ -82,11 +82,15 @@ def funnel_flow_png(steps: Sequence[Mapping], labels: Mapping[str, str]) -> byte
     def box(x: float, y: float, w: float, text: str, *, fill: str, edge: str) -> None:
         axes.add_patch(
             FancyBboxPatch(
-                (x - w / 2, y - 0.2), w, 0.4,
+                (x - w / 2, y - 0.2),
+                w,
+                0.4,
                 boxstyle="round,pad=0.02,rounding_size=0.06",
-                facecolor=fill, edgecolor=edge, linewidth=0.8,
+                facecolor=fill,
+                edgecolor=edge,
+                linewidth=0.8,
             )
-        )  # fmt: skip
+        )
         axes.text(x, y, text, ha="center", va="center", fontsize=8)
 
     first = steps[0]
@@ -105,13 +109,23 @@ def funnel_flow_png(steps: Sequence[Mapping], labels: Mapping[str, str]) -> byte
         last = index == len(kept)
         label = "Cases kept (one per patient)" if last else "Remaining"
         box(
-            3.0, y, 4.6, f"{label}\nn = {step['patients']:,}",
-            fill="#dcebf7" if last else "#ffffff", edge="#2b5d8a",
-        )  # fmt: skip
+            3.0,
+            y,
+            4.6,
+            f"{label}\nn = {step['patients']:,}",
+            fill="#dcebf7" if last else "#ffffff",
+            edge="#2b5d8a",
+        )
         reason = labels.get(step["step"], str(step["step"]).replace("_", " "))
         axes.annotate("", xy=(6.05, y + 0.3), xytext=(3.0, y + 0.3), arrowprops=arrow)
-        box(7.85, y + 0.3, 3.6, f"Excluded: {reason}\nn = {step['excluded']:,}",
-            fill="#fbf3ea", edge="#b26b1f")  # fmt: skip
+        box(
+            7.85,
+            y + 0.3,
+            3.6,
+            f"Excluded: {reason}\nn = {step['excluded']:,}",
+            fill="#fbf3ea",
+            edge="#b26b1f",
+        )
     return _png(figure)
 
 
@@ -125,11 +139,14 @@ def training_curves_png(
     for index, (name, (x, y)) in enumerate(series.items()):
         is_val = "val" in name or "eval" in name
         axes.plot(
-            x, y, label=name,
+            x,
+            y,
+            label=name,
             color="#D55E00" if is_val else ("#0072B2" if index == 0 else OTHER_COLOURS[index]),
             linewidth=1.4 if is_val else 1.0,
-            marker="o" if is_val else None, markersize=3.5,
-        )  # fmt: skip
+            marker="o" if is_val else None,
+            markersize=3.5,
+        )
     axes.set_xlabel(xlabel)
     axes.set_ylabel("Loss (answer tokens)")
     axes.legend(frameon=False)
@@ -145,6 +162,14 @@ def confusion_png(panels: Sequence[tuple[str, Sequence[str], Sequence[Sequence[i
     for index, (title, labels, matrix) in enumerate(panels):
         axes = figure.add_subplot(1, n, index + 1)
         counts = np.asarray(matrix, dtype=float)
+        # A reference is never malformed: its empty row would only take space.
+        rows = [
+            i
+            for i, label in enumerate(labels[: len(counts)])
+            if not (label == "(malformed)" and counts[i].sum() == 0)
+        ]
+        counts = counts[rows]
+        row_labels = [labels[i] for i in rows]
         totals = counts.sum(axis=1, keepdims=True)
         share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
         axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
@@ -152,12 +177,18 @@ def confusion_png(panels: Sequence[tuple[str, Sequence[str], Sequence[Sequence[i
         for i in range(n_rows):
             for j in range(n_cols):
                 axes.text(
-                    j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7.5,
+                    j,
+                    i,
+                    f"{int(counts[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7.5,
                     color="white" if share[i, j] > 0.6 else "#222222",
-                )  # fmt: skip
-        short = [_short_label(label) for label in labels]
-        axes.set_xticks(range(n_cols), short[:n_cols], rotation=35, ha="right")
-        axes.set_yticks(range(n_rows), short[:n_rows])
+                )
+        axes.set_xticks(
+            range(n_cols), [_short_label(x) for x in labels[:n_cols]], rotation=35, ha="right"
+        )
+        axes.set_yticks(range(n_rows), [_short_label(y) for y in row_labels])
         axes.set_xlabel("Predicted")
         if index == 0:
             axes.set_ylabel("Reference")
@@ -191,11 +222,14 @@ def level_bars_png(
         lower = [h - ci[0] if ci else 0.0 for h, ci in zip(heights, cis, strict=True)]
         upper = [ci[1] - h if ci else 0.0 for h, ci in zip(heights, cis, strict=True)]
         axes.bar(
-            x - 0.4 + width * (index + 0.5), heights, width * 0.92,
+            x - 0.4 + width * (index + 0.5),
+            heights,
+            width * 0.92,
             yerr=[np.maximum(lower, 0), np.maximum(upper, 0)],
-            color=system_colour(system, order), label=label,
+            color=system_colour(system, order),
+            label=label,
             error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"},
-        )  # fmt: skip
+        )
     axes.set_xticks(x, list(levels))
     axes.set_ylim(0, 1.05)
     axes.set_ylabel(ylabel)
@@ -241,6 +275,7 @@ def agreement_png(
     *,
     order: Sequence[str],
     n_cases: int,
+    tolerance: float,
     quantities: Sequence[tuple[str, str]] = (
         ("dose", "total dose (Gy)"),
         ("fractions", "fractions"),
@@ -250,7 +285,7 @@ def agreement_png(
     """Prescribed (x) versus predicted (y) per case, identity line, one row per quantity.
 
     `panels` holds (system, label, quantity, prescribed, predicted) for the cases whose answer
-    states the quantity. Points are jittered a little (seeded) because many cases share the
+    states the quantity; "exact" is agreement within `tolerance`, as the evaluation scores it. Points are jittered a little (seeded) because many cases share the
     same standard prescription.
     """
     systems = list(dict.fromkeys(panel[0] for panel in panels))
@@ -268,15 +303,26 @@ def agreement_png(
         if x.size:
             jitter = span * 0.006
             axes.scatter(
-                x + rng.normal(0, jitter, x.size), y + rng.normal(0, jitter, y.size),
-                s=10, alpha=0.55, color=system_colour(system, order), linewidths=0,
-            )  # fmt: skip
-            exact = float(np.mean(np.isclose(x, y, atol=0.01)))
+                x + rng.normal(0, jitter, x.size),
+                y + rng.normal(0, jitter, y.size),
+                s=10,
+                alpha=0.55,
+                color=system_colour(system, order),
+                linewidths=0,
+            )
+            exact = float(np.mean(np.abs(x - y) <= tolerance))
             text = f"readable: {x.size} of {n_cases}\nexact: {exact:.0%}"
         else:
             text = f"readable: 0 of {n_cases}"
-        axes.text(0.04, 0.96, text, transform=axes.transAxes, va="top", fontsize=7.5,
-                  bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "#cccccc"})  # fmt: skip
+        axes.text(
+            0.04,
+            0.96,
+            text,
+            transform=axes.transAxes,
+            va="top",
+            fontsize=7.5,
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "#cccccc"},
+        )
         axes.set_xlim(0, span)
         axes.set_ylim(0, span)
         axes.set_aspect("equal")

@@ -26,6 +26,7 @@ from rich.table import Table as RichTable
 
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.evaluate import figures
+from radonc_llm.evaluate.metrics import DOSE_TOLERANCE_GY, rouge_f
 from radonc_llm.evaluate.report_document import (
     DASH,
     Cell,
@@ -34,6 +35,7 @@ from radonc_llm.evaluate.report_document import (
     Section,
     TextBlock,
     as_number,
+    ci_of,
     flatten_rows,
     fmt_count,
     fmt_duration,
@@ -68,8 +70,8 @@ FUNNEL_LABELS = {
     "mappable_modality": "modality not mappable",
     "plausible_prescription": "implausible prescription",
 }
-# Where the evaluation's per-case scores may be: the first that exists is read.
-PER_CASE_FILES = ("per_case.jsonl", "per_case_scores.jsonl", "case_scores.jsonl", "scores.jsonl")
+# The evaluation's per-case scores (evaluate/run.py): one row per system, task and case.
+PER_CASE_FILE = "evaluate/per_case.jsonl"
 EXAMPLES_PER_KIND = 2
 NOTE_EXCERPT_CHARS = 420
 
@@ -88,6 +90,11 @@ def _metric_words(metric: Any) -> str:
 
 def system_label(system: str) -> str:
     return SYSTEM_LABELS.get(system, system)
+
+
+def _lower_first(label: str) -> str:
+    """ "Original model" -> "original model" inside a sentence; "TF-IDF ..." stays as it is."""
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
 def order_systems(names: Iterable[str]) -> list[str]:
@@ -155,15 +162,14 @@ class RunArtefacts:
 
     def per_case(self, system: str, task: str) -> dict[str, dict] | None:
         """Per-case scores written by the evaluation, keyed by case_id (None if absent)."""
-        for name in PER_CASE_FILES:
-            rows = self.jsonl(f"evaluate/{name}")
-            if rows is not None:
-                return {
-                    str(r.get("case_id")): r
-                    for r in rows
-                    if r.get("system", r.get("name")) == system and r.get("task") == task
-                }
-        return None
+        rows = self.jsonl(PER_CASE_FILE)
+        if rows is None:
+            return None
+        return {
+            str(r.get("case_id")): r
+            for r in rows
+            if r.get("system") == system and r.get("task") == task
+        }
 
 
 # --- sections ---------------------------------------------------------------------------
@@ -253,17 +259,19 @@ def _cohort_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         "Patients were kept when their record was complete, held one diagnosis with a billable "
         "ICD-10-CM code and one clear primary treatment plan whose modality mapped to one of four "
         "classes and whose prescription was plausible. Each step excludes patients that fail it "
-        f"(Table {rb.n_tables + 1}, Figure {rb.n_figures + 1}); every input row is either in a kept case or in the exclusion "
-        "ledger."
+        f"(Table {rb.n_tables + 1}, Figure {rb.n_figures + 1}); every input row is either in a "
+        "kept case or in the exclusion ledger."
     )
     section.blocks.append(
         rb.table(
-            "funnel", "Cohort funnel: patients excluded at each curation step, in order.",
-            ["Step (exclusion reason)", "Excluded", "Remaining", "% of export"], rows,
+            "funnel",
+            "Cohort funnel: patients excluded at each curation step, in order.",
+            ["Step (exclusion reason)", "Excluded", "Remaining", "% of export"],
+            rows,
             note=f"{fmt_count(funnel.get('input_rows'))} input rows; "
             f"{fmt_count(funnel.get('ledger_rows'))} rows in the exclusion ledger.",
         )
-    )  # fmt: skip
+    )
     section.blocks.append(
         rb.figure(
             "funnel-flow",
@@ -277,20 +285,24 @@ def _cohort_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         rows_total = sum(reasons.values()) or 1
         section.blocks.append(
             rb.table(
-                "ledger", "Exclusion ledger: input rows by reason (a patient's rows share a reason).",
+                "ledger",
+                "Exclusion ledger: input rows by reason (a patient's rows share a reason).",
                 ["Reason", "Rows", "% of ledger"],
-                [[r, fmt_count(n), f"{100 * n / rows_total:.1f}%"] for r, n in reasons.items()],
+                [
+                    [sentence_case(r), fmt_count(n), f"{100 * n / rows_total:.1f}%"]
+                    for r, n in reasons.items()
+                ],
             )
-        )  # fmt: skip
+        )
     return section
 
 
 def _chapter_label(chapter: str) -> str:
-    try:
-        import simple_icd_10_cm as cm
+    import simple_icd_10_cm as cm
 
+    try:
         return f"{chapter}. {cm.get_description(str(chapter))}"
-    except Exception:  # noqa: BLE001 - an unknown chapter still gets a row
+    except ValueError:  # not a chapter number: the row still shows what split.json holds
         return f"Chapter {chapter}"
 
 
@@ -334,22 +346,29 @@ def _split_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     groups = {len(size_rows): "Modality, n (%)"}
     section.blocks.append(
         rb.table(
-            "split-makeup", "Size and modality make-up of each split.", header,
-            size_rows + modality_rows, groups=groups,
+            "split-makeup",
+            "Size and modality make-up of each split.",
+            header,
+            size_rows + modality_rows,
+            groups=groups,
         )
-    )  # fmt: skip
+    )
     section.blocks.append(
         rb.table(
-            "split-chapters", "ICD-10-CM chapter of the diagnosis in each split, n (%).",
-            ["ICD-10-CM chapter", *header[1:]], share_rows("icd10_chapter", _chapter_label),
+            "split-chapters",
+            "ICD-10-CM chapter of the diagnosis in each split, n (%).",
+            ["ICD-10-CM chapter", *header[1:]],
+            share_rows("icd10_chapter", _chapter_label),
         )
-    )  # fmt: skip
+    )
     section.blocks.append(
         rb.table(
-            "split-sites", "Treatment site in each split, n (%).",
-            ["Site", *header[1:]], share_rows("site", lambda s: s.replace("_", " ")),
+            "split-sites",
+            "Treatment site in each split, n (%).",
+            ["Site", *header[1:]],
+            share_rows("site", lambda s: s.replace("_", " ")),
         )
-    )  # fmt: skip
+    )
     return section
 
 
@@ -422,23 +441,33 @@ def _training_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             for name, (x, y) in curves.items():
                 best = min(range(len(y)), key=y.__getitem__)
                 summary_rows.append(
-                    [name.capitalize(), fmt_count(len(y)), fmt_score(y[0]), fmt_score(y[-1]),
-                     f"{fmt_score(y[best])} at {xlabel.lower()} {x[best]:g}"]
-                )  # fmt: skip
+                    [
+                        name.capitalize(),
+                        fmt_count(len(y)),
+                        fmt_score(y[0]),
+                        fmt_score(y[-1]),
+                        f"{fmt_score(y[best])} at {xlabel.lower()} {x[best]:g}",
+                    ]
+                )
             section.blocks.append(
                 rb.table(
-                    "training-loss", "Loss at the start, the end and its minimum.",
-                    ["Curve", "Points", "First", "Last", "Lowest"], summary_rows,
+                    "training-loss",
+                    "Loss at the start, the end and its minimum.",
+                    ["Curve", "Points", "First", "Last", "Lowest"],
+                    summary_rows,
                 )
-            )  # fmt: skip
+            )
     if manifest is not None:
         rows = flatten_rows(manifest, skip={"stages", "versions", "packages", "hardware"}, limit=40)
         section.blocks.append(
             rb.table(
-                "training-setup", "Fine-tuning set-up, from the training run's manifest.",
-                ["Setting", "Value"], rows, css="keyvalue",
+                "training-setup",
+                "Fine-tuning set-up, from the training run's manifest.",
+                ["Setting", "Value"],
+                rows,
+                css="keyvalue",
             )
-        )  # fmt: skip
+        )
     return section
 
 
@@ -455,18 +484,28 @@ ACCURACY_NAMES = {
     "regimen": ("exact_match", "accuracy"),
 }
 HEADLINE_HEADER = [
-    "System", "Accuracy (95% CI)", "ROUGE-1 F (95% CI)", "Macro-F1 (95% CI)", "Malformed", "n",
-    "p (Wilcoxon)", "p (Holm)", "Effect r",
-]  # fmt: skip
+    "System",
+    "Accuracy (95% CI)",
+    "ROUGE-1 F (95% CI)",
+    "Macro-F1 (95% CI)",
+    "Malformed",
+    "n",
+    "p (Wilcoxon)",
+    "p (Holm)",
+    "Effect r",
+]
 
 
 def _main_comparison(metrics: Mapping, task: str, system: str) -> dict | None:
     """The Wilcoxon test of `system` against the original model for `task`, if it was run."""
     candidates = [
-        c for c in metrics.get("comparisons") or []
-        if c.get("task") == task and c.get("system") == system
-        and c.get("baseline") == REFERENCE_SYSTEM and c.get("test", "wilcoxon") == "wilcoxon"
-    ]  # fmt: skip
+        c
+        for c in metrics.get("comparisons") or []
+        if c.get("task") == task
+        and c.get("system") == system
+        and c.get("baseline") == REFERENCE_SYSTEM
+        and c.get("test", "wilcoxon") == "wilcoxon"
+    ]
     primary = HEADLINE_METRIC.get(task, ((),))[0]
     candidates.sort(key=lambda c: c.get("metric") not in primary)
     return candidates[0] if candidates else None
@@ -491,15 +530,21 @@ def headline_rows(metrics: Mapping) -> list[tuple[str, list[list[str]]]]:
                 comparison = _main_comparison(metrics, task, system) or {}
                 effect = as_number(comparison.get("effect_size"))
                 tests = [
-                    fmt_p(comparison.get("p_value")), fmt_p(comparison.get("p_holm")),
+                    fmt_p(comparison.get("p_value")),
+                    fmt_p(comparison.get("p_holm")),
                     f"{effect:+.2f}" if effect is not None else DASH,
-                ]  # fmt: skip
+                ]
             rows.append(
                 [
-                    system_label(system), fmt_share(*accuracy), fmt_score(*rouge), fmt_score(*macro),
-                    fmt_share(block.get("malformed_rate")), fmt_count(block.get("n")), *tests,
+                    system_label(system),
+                    fmt_share(*accuracy),
+                    fmt_score(*rouge),
+                    fmt_score(*macro),
+                    fmt_share(block.get("malformed_rate")),
+                    fmt_count(block.get("n")),
+                    *tests,
                 ]
-            )  # fmt: skip
+            )
         if rows:
             groups.append((TASK_TITLES[task], rows))
     return groups
@@ -523,9 +568,12 @@ def _headline_note(metrics: Mapping) -> str:
 
     tests = (metrics.get("settings") or {}).get("tests") or {}
     scored = sorted(
-        {f"{TASK_TITLES.get(c.get('task'), c.get('task'))}: {_metric_words(c.get('metric'))}"
-         for c in metrics.get("comparisons") or [] if c.get("test", "wilcoxon") == "wilcoxon"}
-    )  # fmt: skip
+        {
+            f"{TASK_TITLES.get(c.get('task'), c.get('task'))}: {_metric_words(c.get('metric'))}"
+            for c in metrics.get("comparisons") or []
+            if c.get("test", "wilcoxon") == "wilcoxon"
+        }
+    )
     zeros = tests.get("wilcoxon_zero_differences", ZERO_METHOD_NOTE)
     family = tests.get("multiplicity", "Holm-adjusted across the family of comparisons")
     return (
@@ -565,10 +613,15 @@ def _results_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     )
     section.blocks.append(
         rb.table(
-            "headline", "Main results per task: original model, fine-tuned model and baselines.",
-            HEADLINE_HEADER, rows, groups=starts, note=_headline_note(metrics), css="headline",
+            "headline",
+            "Main results per task: original model, fine-tuned model and baselines.",
+            HEADLINE_HEADER,
+            rows,
+            groups=starts,
+            note=_headline_note(metrics),
+            css="headline",
         )
-    )  # fmt: skip
+    )
     for message in metrics.get("messages") or []:
         section.blocks.append(TextBlock(f"Evaluation note: {message}", kind="note"))
     comparisons = metrics.get("comparisons") or []
@@ -576,10 +629,13 @@ def _results_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     if comparisons:
         ordered = sorted(
             comparisons,
-            key=lambda c: (list(TASK_TITLES).index(c["task"]) if c.get("task") in TASK_TITLES else 9,
-                           systems.index(c["system"]) if c.get("system") in systems else 99,
-                           str(c.get("baseline")), c.get("test") != "wilcoxon"),
-        )  # fmt: skip
+            key=lambda c: (
+                list(TASK_TITLES).index(c["task"]) if c.get("task") in TASK_TITLES else 9,
+                systems.index(c["system"]) if c.get("system") in systems else 99,
+                str(c.get("baseline")),
+                c.get("test") != "wilcoxon",
+            ),
+        )
         rows, starts = [], {}
         for c in ordered:
             task = TASK_TITLES.get(c.get("task"), str(c.get("task")))
@@ -588,25 +644,42 @@ def _results_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             effect = as_number(c.get("effect_size"))
             rows.append(
                 [
-                    f"{system_label(str(c.get('system')))} vs {system_label(str(c.get('baseline'))).lower()}",
+                    f"{system_label(str(c.get('system')))} vs "
+                    + _lower_first(system_label(str(c.get("baseline")))),
                     _metric_words(c.get("metric")),
                     {"wilcoxon": "Wilcoxon", "mcnemar_exact": "McNemar (exact)"}.get(
-                        c.get("test"), str(c.get("test", DASH))),
-                    str(c.get("alternative", DASH)), fmt_score(c.get("statistic"), digits=1),
-                    fmt_count(c.get("n")), fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")),
+                        c.get("test"), str(c.get("test", DASH))
+                    ),
+                    str(c.get("alternative", DASH)),
+                    fmt_score(c.get("statistic"), digits=1),
+                    fmt_count(c.get("n")),
+                    fmt_p(c.get("p_value")),
+                    fmt_p(c.get("p_holm")),
                     f"{effect:+.2f}" if effect is not None else DASH,
                 ]
-            )  # fmt: skip
+            )
         section.blocks.append(
             rb.table(
-                "comparisons", "All paired comparisons, with Holm-adjusted p-values.",
-                ["Comparison", "Metric", "Test", "Alternative", "Statistic", "n", "p",
-                 "p (Holm)", "Effect r"], rows, groups=starts,
+                "comparisons",
+                "All paired comparisons, with Holm-adjusted p-values.",
+                [
+                    "Comparison",
+                    "Metric",
+                    "Test",
+                    "Alternative",
+                    "Statistic",
+                    "n",
+                    "p",
+                    "p (Holm)",
+                    "Effect r",
+                ],
+                rows,
+                groups=starts,
                 note="Wilcoxon: one-sided paired signed-rank test on per-case scores, statistic R+ "
                 "(sum of ranks of positive differences). McNemar (exact): binomial test on the "
                 "discordant cases, statistic the number of cases only the system got right.",
             )
-        )  # fmt: skip
+        )
     return section
 
 
@@ -632,11 +705,6 @@ def _modality_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         confusion = metrics["systems"][system]["modality"].get("confusion")
         if isinstance(confusion, Mapping) and confusion.get("matrix"):
             panels.append((system_label(system), confusion["labels"], confusion["matrix"]))
-        elif isinstance(confusion, list) and confusion:
-            from radonc_llm.data.cases import MODALITIES
-            from radonc_llm.evaluate.metrics import MALFORMED_LABEL
-
-            panels.append((system_label(system), [*MODALITIES, MALFORMED_LABEL], confusion))
     if panels:
         section.blocks.append(
             rb.figure(
@@ -655,9 +723,12 @@ def _modality_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             starts[len(rows)] = system_label(system)
             for label, scores in per_class[system].items():
                 rows.append(
-                    [label, *(fmt_score(scores.get(k)) for k in ("precision", "recall", "f1")),
-                     fmt_count(scores.get("support"))]
-                )  # fmt: skip
+                    [
+                        label,
+                        *(fmt_score(scores.get(k)) for k in ("precision", "recall", "f1")),
+                        fmt_count(scores.get("support")),
+                    ]
+                )
             block = metrics["systems"][system]["modality"]
             for name, title in (("macro_f1", "Macro average"), ("weighted_f1", "Weighted average")):
                 rows.append(
@@ -671,13 +742,16 @@ def _modality_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                 )
         section.blocks.append(
             rb.table(
-                "modality-per-class", "Precision, recall and F1 of each modality class.",
-                ["Class", "Precision", "Recall", "F1 (95% CI)", "Support"], rows, groups=starts,
+                "modality-per-class",
+                "Precision, recall and F1 of each modality class.",
+                ["Class", "Precision", "Recall", "F1 (95% CI)", "Support"],
+                rows,
+                groups=starts,
                 note="Support: reference cases of the class. Malformed answers count against "
                 "recall. The macro average weighs the classes equally, the weighted average by "
                 "support; their 95% CIs are bootstrap intervals over cases.",
             )
-        )  # fmt: skip
+        )
     return section
 
 
@@ -704,9 +778,14 @@ def _icd10_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         values = [metric_with_ci(block, name) for name, _ in levels]
         macro = metric_with_ci(block, "macro_f1")
         rows.append(
-            [system_label(system), *(fmt_share(v, ci) for v, ci in values), fmt_score(*macro),
-             fmt_share(block.get("malformed_rate")), fmt_count(block.get("n"))]
-        )  # fmt: skip
+            [
+                system_label(system),
+                *(fmt_share(v, ci) for v, ci in values),
+                fmt_score(*macro),
+                fmt_share(block.get("malformed_rate")),
+                fmt_count(block.get("n")),
+            ]
+        )
         bars.append(
             (system, system_label(system), [v for v, _ in values], [ci for _, ci in values])
         )
@@ -716,10 +795,12 @@ def _icd10_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     )
     section.blocks.append(
         rb.table(
-            "icd10-levels", "ICD-10-CM accuracy by level (95% CI).",
-            ["System", *(title for _, title in levels), "Macro-F1 (95% CI)", "Malformed", "n"], rows,
+            "icd10-levels",
+            "ICD-10-CM accuracy by level (95% CI).",
+            ["System", *(title for _, title in levels), "Macro-F1 (95% CI)", "Malformed", "n"],
+            rows,
         )
-    )  # fmt: skip
+    )
     section.blocks.append(
         rb.figure(
             "icd10-levels",
@@ -756,7 +837,7 @@ def _regimen_cases(
         if not cases:
             return (
                 [],
-                f"{art.rel('evaluate/per_case.jsonl')} and {art.rel('split/test.jsonl')} are absent",
+                f"{art.rel(PER_CASE_FILE)} and {art.rel('split/test.jsonl')} are absent",
             )
         scored = {}
         for system in systems:
@@ -767,8 +848,6 @@ def _regimen_cases(
         evaluated = [cid for cid in cases if any(cid in scored[s] for s in systems)]
     if not evaluated:
         return [], "no regimen answers match the evaluated cases"
-    from radonc_llm.evaluate.metrics import rouge_f
-
     out = []
     for case_id in evaluated:
         case = cases.get(case_id, {})
@@ -777,9 +856,13 @@ def _regimen_cases(
             (r["reference"] for r in rows.values() if isinstance(r.get("reference"), str)), None
         )
         row = RegimenCase(
-            case_id=case_id, reference=reference or str(case.get("regimen", "")),
-            note=str(case.get("diagnosis_text", "")), site=case.get("site"), answers={}, rouge1={},
-        )  # fmt: skip
+            case_id=case_id,
+            reference=reference or str(case.get("regimen", "")),
+            note=str(case.get("diagnosis_text", "")),
+            site=case.get("site"),
+            answers={},
+            rouge1={},
+        )
         for system in systems:
             prediction = rows[system].get("prediction")
             row.answers[system] = prediction if isinstance(prediction, str) else None
@@ -806,11 +889,14 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         section.missing("metrics.json has no regimen results.")
         return section
     parts = (
-        ("rouge1_f", "ROUGE-1 F", False), ("rougeL_f", "ROUGE-L F", False),
-        ("exact_match", "Exact text", True), ("dose_match", "Total dose", True),
-        ("fractions_match", "Fractions", True), ("concurrent_match", "Concurrent drugs", True),
+        ("rouge1_f", "ROUGE-1 F", False),
+        ("rougeL_f", "ROUGE-L F", False),
+        ("exact_match", "Exact text", True),
+        ("dose_match", "Total dose", True),
+        ("fractions_match", "Fractions", True),
+        ("concurrent_match", "Concurrent drugs", True),
         ("eqd2_abs_error", "EQD2 |error| (Gy)", False),
-    )  # fmt: skip
+    )
     rows = []
     for system in systems:
         block = metrics["systems"][system]["regimen"]
@@ -830,13 +916,15 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     )
     section.blocks.append(
         rb.table(
-            "regimen-agreement", "Agreement of the generated regimen with the prescribed one (95% CI).",
-            ["System", *(title for _, title, _ in parts), "n"], rows,
+            "regimen-agreement",
+            "Agreement of the generated regimen with the prescribed one (95% CI).",
+            ["System", *(title for _, title, _ in parts), "n"],
+            rows,
             note="Dose, fractions and concurrent drugs are read from both texts by the regimen "
             "parser and scored where the reference states them; EQD2 error (α/β = "
             f"{alpha_beta if alpha_beta is not None else 10:g} Gy) where both state dose and fractions.",
         )
-    )  # fmt: skip
+    )
 
     pair = _two_models(metrics, "regimen")
     cases, why = _regimen_cases(art, pair) if pair else ([], "neither model has regimen results")
@@ -852,7 +940,7 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             ),
         )
     )
-    panels = _agreement_panels(cases, art, pair)
+    panels = _agreement_panels(cases, pair)
     if isinstance(panels, str):
         section.missing(f"No dose agreement plots: {panels}.")
     else:
@@ -862,33 +950,34 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                 "Prescribed versus predicted total dose (top) and number of fractions (bottom) per "
                 "case; the dashed line is perfect agreement. Each panel shows the answers that state "
                 "the quantity (readable) and the share of those equal to the prescription (exact).",
-                figures.agreement_png(panels, order=systems, n_cases=len(cases)),
+                figures.agreement_png(
+                    panels, order=systems, n_cases=len(cases), tolerance=DOSE_TOLERANCE_GY
+                ),
             )
         )
     return section
 
 
-def _agreement_panels(cases: Sequence[RegimenCase], art: RunArtefacts, systems: Sequence[str]):
-    try:
-        from radonc_llm.data.regimen import parse_regimen
-    except ImportError:
-        return "the regimen parser (radonc_llm.data.regimen) is not available"
-    test_cases = art.test_cases() or {}
+def _agreement_panels(
+    cases: Sequence[RegimenCase], systems: Sequence[str]
+) -> list[tuple[str, str, str, list[float], list[float]]] | str:
+    """(system, label, quantity, prescribed, predicted) per panel, both sides read by the
+    regimen parser as the evaluation reads them; or why there is nothing to plot."""
+    from radonc_llm.data.regimen import parse_regimen
+
+    references = {case.case_id: parse_regimen(case.reference) for case in cases}
     panels = []
     for system in systems:
-        doses: tuple[list, list] = ([], [])
-        fractions: tuple[list, list] = ([], [])
+        doses: tuple[list[float], list[float]] = ([], [])
+        fractions: tuple[list[float], list[float]] = ([], [])
         for case in cases:
-            structured = test_cases.get(case.case_id, {}).get("regimen_structured") or {}
-            reference = parse_regimen(case.reference) if not structured else None
-            ref_dose = structured.get("dose_gy") if structured else reference.dose_gy
-            ref_fx = structured.get("fractions") if structured else reference.fractions
+            reference = references[case.case_id]
             predicted = parse_regimen(case.answers[system] or "")
-            if as_number(ref_dose) is not None and predicted.dose_gy is not None:
-                doses[0].append(float(ref_dose))
-                doses[1].append(float(predicted.dose_gy))
-            if as_number(ref_fx) is not None and predicted.fractions is not None:
-                fractions[0].append(float(ref_fx))
+            if reference.dose_gy is not None and predicted.dose_gy is not None:
+                doses[0].append(reference.dose_gy)
+                doses[1].append(predicted.dose_gy)
+            if reference.fractions is not None and predicted.fractions is not None:
+                fractions[0].append(float(reference.fractions))
                 fractions[1].append(float(predicted.fractions))
         panels.append((system, system_label(system), "dose", *doses))
         panels.append((system, system_label(system), "fractions", *fractions))
@@ -928,15 +1017,18 @@ def _examples_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             chosen[case.case_id] = case
             rows.append(
                 [
-                    Cell(case.case_id, case.site),
+                    Cell(case.case_id, (case.site or "").replace("_", " ") or None),
                     Cell(_excerpt(case.note)),
                     Cell(case.reference),
                     *(
-                        Cell(case.answers[s] or "(malformed or missing answer)", f"ROUGE-1 F {case.rouge1[s]:.2f}")
+                        Cell(
+                            case.answers[s] or "(malformed or missing answer)",
+                            f"ROUGE-1 F {case.rouge1[s]:.2f}",
+                        )
                         for s in pair
                     ),
                 ]
-            )  # fmt: skip
+            )
     section.text(
         f"Cases ranked by the {system_label(ranker).lower()}'s ROUGE-1 F: the {EXAMPLES_PER_KIND} best, "
         f"the {EXAMPLES_PER_KIND} nearest the median ({median:.2f}) and the {EXAMPLES_PER_KIND} worst "
@@ -944,11 +1036,19 @@ def _examples_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     )
     section.blocks.append(
         rb.table(
-            "examples", "Generated regimens side by side with the prescribed (reference) regimen.",
-            ["Case", "Diagnosis note (excerpt)", "Reference regimen", *(system_label(s) for s in pair)],
-            rows, groups=groups, css="examples",
+            "examples",
+            "Generated regimens side by side with the prescribed (reference) regimen.",
+            [
+                "Case",
+                "Diagnosis note (excerpt)",
+                "Reference regimen",
+                *(system_label(s) for s in pair),
+            ],
+            rows,
+            groups=groups,
+            css="examples",
         )
-    )  # fmt: skip
+    )
     return section
 
 
@@ -960,15 +1060,119 @@ def _review_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             f"No clinical review yet ({art.rel('review/review_metrics.json')} is absent)."
         )
         return section
+    acceptability = review.get("acceptability")
+    if not isinstance(acceptability, Mapping) or not acceptability:
+        # Not the shape review/export.py writes: show what is there, table by table.
+        for key, caption, header, rows in generic_tables(review):
+            section.blocks.append(
+                rb.table(f"review-{key}", f"Clinical review: {caption}.", header, rows)
+            )
+        return section
+    from radonc_llm.review.models import RATINGS
+
+    progress = review.get("progress") or {}
+    reviewers = len(progress.get("per_reviewer") or {})
     section.text(
-        "Clinicians rated generated and reference regimens, blinded to their source, as "
-        "acceptable as is, acceptable with minor edits, or unacceptable."
+        f"{fmt_count(review.get('n_ratings'))} ratings by {reviewers or DASH} reviewer(s) of "
+        f"{fmt_count(progress.get('assigned'))} assigned items. Reviewers saw each regimen without "
+        f"its source and rated it {', '.join(repr(v.lower()) for v in RATINGS.values())}; "
+        "acceptable means as is or with minor edits."
     )
-    for key, caption, header, rows in generic_tables(review):
-        section.blocks.append(
-            rb.table(f"review-{key}", f"Clinical review: {caption}.", header, rows)
+    rows = []
+    for source, block in acceptability.items():
+        counts = block.get("counts") or {}
+        rows.append(
+            [
+                _source_label(source),
+                fmt_count(block.get("n")),
+                fmt_share(block.get("acceptable_rate"), ci_of(block.get("acceptable_ci95"))),
+                fmt_share(block.get("as_is_rate"), ci_of(block.get("as_is_ci95"))),
+                *(fmt_count(counts.get(key, 0)) for key in RATINGS),
+            ]
         )
+    section.blocks.append(
+        rb.table(
+            "review-acceptability",
+            "Clinical acceptability of the regimens by source (95% Wilson CI).",
+            ["Source", "Ratings", "Acceptable (95% CI)", "As is (95% CI)", *RATINGS.values()],
+            rows,
+            note="One rating is the unit: an item rated by two reviewers counts twice.",
+        )
+    )
+    comparison = review.get("comparison")
+    if isinstance(comparison, Mapping):
+        treatment, control = comparison.get("treatment"), comparison.get("control")
+        row = [
+            f"{_source_label(str(treatment))} vs {_lower_first(_source_label(str(control)))}",
+            fmt_count(comparison.get("n_cases")),
+            fmt_score(comparison.get("mean_treatment"), digits=2),
+            fmt_score(comparison.get("mean_control"), digits=2),
+            fmt_score(comparison.get("median_difference"), digits=2),
+            fmt_score(comparison.get("statistic"), digits=1),
+            fmt_p(comparison.get("p_value")),
+        ]
+        section.blocks.append(
+            rb.table(
+                "review-comparison",
+                "Paired comparison of the clinical ratings.",
+                [
+                    "Comparison",
+                    "Cases",
+                    "Mean score",
+                    "Mean score (control)",
+                    "Median difference",
+                    "Statistic",
+                    "p (one-sided)",
+                ],
+                [row],
+                note="Per case, the mean ordinal rating over its reviewers (2 as is, 1 minor edits, "
+                "0 unacceptable); one-sided Wilcoxon signed-rank test, zero differences dropped."
+                + (f" {comparison['note']}." if comparison.get("note") else ""),
+            )
+        )
+    agreement = review.get("agreement")
+    if isinstance(agreement, Mapping):
+        rows = []
+        for pair in agreement.get("cohen_kappa") or []:
+            names = " and ".join(str(r) for r in pair.get("reviewers") or [])
+            rows.append(
+                [
+                    f"Cohen's kappa, {names}",
+                    fmt_count(pair.get("n")),
+                    fmt_score(pair.get("kappa"), digits=2),
+                    f"linear-weighted {fmt_score(pair.get('kappa_linear'), digits=2)}"
+                    + (f"; {pair['note']}" if pair.get("note") else ""),
+                ]
+            )
+        for key, title in (
+            ("fleiss_kappa", "Fleiss' kappa"),
+            ("krippendorff_alpha", "Krippendorff's alpha (ordinal)"),
+        ):
+            block = agreement.get(key)
+            if isinstance(block, Mapping):
+                rows.append(
+                    [
+                        title,
+                        fmt_count(block.get("n_items")),
+                        fmt_score(block.get("value"), digits=2),
+                        block.get("note") or "",
+                    ]
+                )
+        if rows:
+            section.blocks.append(
+                rb.table(
+                    "review-agreement",
+                    "Agreement between reviewers on items rated more than once.",
+                    ["Statistic", "Items", "Value", "Note"],
+                    rows,
+                    align="lrrl",
+                )
+            )
     return section
+
+
+def _source_label(source: str) -> str:
+    return "Reference (prescribed)" if source == "reference" else system_label(source)
 
 
 def _manifest_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
@@ -984,10 +1188,13 @@ def _manifest_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             stage = stage if isinstance(stage, Mapping) else {"status": stage}
             seconds = as_number(stage.get("seconds"))
             rows.append(
-                [name, str(stage.get("status", DASH)),
-                 fmt_duration(seconds) if seconds is not None else DASH,
-                 str(stage.get("input_hash") or DASH)[:16]]
-            )  # fmt: skip
+                [
+                    name,
+                    str(stage.get("status", DASH)),
+                    fmt_duration(seconds) if seconds is not None else DASH,
+                    str(stage.get("input_hash") or DASH)[:16],
+                ]
+            )
         total = sum(
             as_number((s or {}).get("seconds")) or 0
             for s in stages.values()
@@ -996,16 +1203,22 @@ def _manifest_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         rows.append(["Total", "", fmt_duration(total), ""])
         section.blocks.append(
             rb.table(
-                "stages", "Stages of the run: status, wall-clock time and input hash.",
-                ["Stage", "Status", "Time", "Input hash (first 16)"], rows, align="llrl",
+                "stages",
+                "Stages of the run: status, wall-clock time and input hash.",
+                ["Stage", "Status", "Time", "Input hash (first 16)"],
+                rows,
+                align="llrl",
             )
-        )  # fmt: skip
+        )
     section.blocks.append(
         rb.table(
-            "manifest", "Run manifest: versions, commit, seeds, data hashes and hardware.",
-            ["Entry", "Value"], flatten_rows(manifest, skip={"stages"}), css="keyvalue",
+            "manifest",
+            "Run manifest: versions, commit, seeds, data hashes and hardware.",
+            ["Entry", "Value"],
+            flatten_rows(manifest, skip={"stages"}),
+            css="keyvalue",
         )
-    )  # fmt: skip
+    )
     return section
 
 

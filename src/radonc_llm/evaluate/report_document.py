@@ -106,10 +106,16 @@ class ReportBuilder:
         self.n_tables += 1
         cells = [[c if isinstance(c, Cell) else Cell(str(c)) for c in row] for row in rows]
         return TableBlock(
-            number=self.n_tables, key=key, caption=caption, header=list(header), rows=cells,
-            note=note, groups=dict(groups or {}), css=css,
+            number=self.n_tables,
+            key=key,
+            caption=caption,
+            header=list(header),
+            rows=cells,
+            note=note,
+            groups=dict(groups or {}),
+            css=css,
             align=list(align) if align is not None else _alignment(header, cells),
-        )  # fmt: skip
+        )
 
     def figure(self, key: str, caption: str, png: bytes) -> FigureBlock:
         self.n_figures += 1
@@ -173,12 +179,7 @@ def fmt_count(value: Any) -> str:
 
 
 def ci_of(value: Any) -> tuple[float, float] | None:
-    """A CI as stored: [low, high], {"low", "high"} or {"lower", "upper"}."""
-    if isinstance(value, Mapping):
-        for low, high in (("low", "high"), ("lower", "upper"), ("lo", "hi")):
-            if low in value and high in value:
-                value = [value[low], value[high]]
-                break
+    """A stored 95% CI, [low, high], as numbers (None when absent or not a pair)."""
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
         low, high = as_number(value[0]), as_number(value[1])
         if low is not None and high is not None:
@@ -189,26 +190,18 @@ def ci_of(value: Any) -> tuple[float, float] | None:
 def metric_with_ci(
     block: Mapping | None, *names: str
 ) -> tuple[float | None, tuple[float, float] | None]:
-    """The first of `names` present in a task block, with its bootstrap 95% CI if stored.
+    """The first of `names` in a task block of metrics.json, with its bootstrap 95% CI.
 
-    metrics.json keeps intervals under `ci95: {metric: [low, high]}`; a value stored as
-    `{"value": v, "ci95": [...]}` or a sibling `<metric>_ci95` key is read too.
+    Intervals are kept under `ci95: {metric: [low, high]}`; aliases (icd10 `exact_accuracy`
+    and `accuracy`) share one interval, stored under either name.
     """
     if not block:
         return None, None
-    cis = block.get("ci95") if isinstance(block.get("ci95"), Mapping) else {}
+    intervals = block.get("ci95") or {}
     for name in names:
-        if name not in block:
-            continue
-        value = block[name]
-        ci = None
-        if isinstance(value, Mapping):
-            ci = ci_of(value.get("ci95") or value.get("ci"))
-            value = value.get("value", value.get("estimate", value.get("mean")))
-        # Aliases (icd10 exact_accuracy = accuracy) share one interval, stored under either.
-        for alias in (name, *names):
-            ci = ci or ci_of(cis.get(alias)) or ci_of(block.get(f"{alias}_ci95"))
-        return as_number(value), ci
+        if name in block:
+            ci = next((ci_of(intervals.get(a)) for a in (name, *names) if intervals.get(a)), None)
+            return as_number(block[name]), ci
     return None, None
 
 
@@ -318,9 +311,12 @@ def render_html(report: Report) -> str:
 
     templates = Path(__file__).parent / "templates"
     env = Environment(
-        loader=FileSystemLoader(templates), autoescape=True, undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
-    )  # fmt: skip
+        loader=FileSystemLoader(templates),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     css = (templates / "report.css").read_text(encoding="utf-8")
     return env.get_template("report.html").render(report=report, css=css)
 
@@ -346,9 +342,11 @@ def render_markdown(report: Report, *, figure_dir: str = "figures") -> str:
                 lines += [quote + _md_text(block.text), ""]
             elif isinstance(block, FigureBlock):
                 lines += [
-                    f"![Figure {block.number}]({figure_dir}/{block.file_name})", "",
-                    f"**Figure {block.number}.** {_md_text(block.caption)}", "",
-                ]  # fmt: skip
+                    f"![Figure {block.number}]({figure_dir}/{block.file_name})",
+                    "",
+                    f"**Figure {block.number}.** {_md_text(block.caption)}",
+                    "",
+                ]
             elif isinstance(block, TableBlock):
                 lines += [f"**Table {block.number}.** {_md_text(block.caption)}", ""]
                 lines.append("| " + " | ".join(_md_cell(Cell(h)) for h in block.header) + " |")

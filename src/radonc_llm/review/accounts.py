@@ -106,7 +106,7 @@ def authenticate(
     elif not _verify(hasher, user.password_hash, password):
         user = None
     if user is None:
-        session.add(LoginFailure(username=username[:64], client=client[:64], at=utcnow()))
+        session.add(LoginFailure(username=username, client=client[:64], at=utcnow()))
         session.commit()
         return None
     if hasher.check_needs_rehash(user.password_hash):
@@ -131,6 +131,10 @@ def start_session(session: Session, user: User, *, settings: ReviewSettings) -> 
     """Create a server-side session; returns the cookie token (shown nowhere else)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    # Housekeeping on the rare write path: expired sessions and stale failures go.
+    session.execute(delete(LoginSession).where(LoginSession.expires_at <= now))
+    stale = now - timedelta(minutes=settings.login_window_minutes)
+    session.execute(delete(LoginFailure).where(LoginFailure.at < stale))
     session.add(
         LoginSession(
             token_sha256=token_digest(token),

@@ -22,7 +22,9 @@ class LoginRequired(Exception):
     """No live session: the app answers with a redirect to the sign-in page."""
 
 
-def get_settings(request: Request) -> ReviewSettings:
+# Dependencies without I/O are `async def`: FastAPI then calls them on the event loop instead
+# of handing each to the thread pool.
+async def get_settings(request: Request) -> ReviewSettings:
     return request.app.state.settings
 
 
@@ -45,13 +47,13 @@ def get_login(request: Request, db: SessionDep) -> LoginSession:
 CurrentLogin = Annotated[LoginSession, Depends(get_login)]
 
 
-def get_reviewer(login: CurrentLogin) -> User:
+async def get_reviewer(login: CurrentLogin) -> User:
     if login.user.is_admin:
         raise HTTPException(403, "This page is for reviewers; admins see the progress page.")
     return login.user
 
 
-def get_admin(login: CurrentLogin) -> User:
+async def get_admin(login: CurrentLogin) -> User:
     if not login.user.is_admin:
         raise HTTPException(403, "Only an admin can see this page.")
     return login.user

@@ -42,6 +42,7 @@ ROLES: tuple[str, ...] = ("reviewer", "admin")
 REFERENCE_SOURCE = "reference"
 
 USERNAME_MAX = 64
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 COMMENT_MAX_CHARS = 4000
 CORRECTED_REGIMEN_MAX_CHARS = 1000
 

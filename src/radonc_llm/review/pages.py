@@ -34,7 +34,7 @@ from radonc_llm.review.deps import (
     tokens_match,
 )
 from radonc_llm.review.metrics import acceptability_by_source
-from radonc_llm.review.models import AuditEvent, LoginSession, User
+from radonc_llm.review.models import USERNAME_MAX, AuditEvent, LoginSession, User
 from radonc_llm.review.ratings import (
     AssignmentNotFound,
     neighbour,
@@ -50,7 +50,7 @@ from radonc_llm.review.settings import ReviewSettings
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
-RATING_FIELDS = ("rating", "reason", "comment", "corrected_regimen")
+RATING_FIELDS = tuple(RatingCreate.model_fields)
 
 
 def render(
@@ -101,9 +101,7 @@ def login_form(
         {"csrf_token": token, "error": error, "user": None},
         status_code=status_code,
     )
-    set_cookie(
-        response, LOGIN_CSRF_COOKIE, token, settings=settings, path="/login", max_age=3600
-    )
+    set_cookie(response, LOGIN_CSRF_COOKIE, token, settings=settings, path="/login", max_age=3600)
     return response
 
 
@@ -127,10 +125,11 @@ def login(
         raise HTTPException(
             403, "The sign-in form expired or did not come from this site. Reload and sign in."
         )
-    username = username.strip()
+    # No account name is longer; cutting here keeps the per-account limit exact.
+    username = username.strip()[:USERNAME_MAX]
     client = request.client.host if request.client else "unknown"
     if login_blocked(db, username, client, settings):
-        logger.warning("sign-in refused: too many wrong passwords (user %r)", username[:64])
+        logger.warning("sign-in refused: too many wrong passwords (user %r)", username)
         minutes = round(settings.login_window_minutes)
         return login_form(
             request,
@@ -140,10 +139,8 @@ def login(
         )
     user = authenticate(db, username, password, client=client, settings=settings)
     if user is None:
-        logger.info("wrong password or unknown user %r", username[:64])
-        return login_form(
-            request, settings, error="Wrong username or password.", status_code=401
-        )
+        logger.info("wrong password or unknown user %r", username)
+        return login_form(request, settings, error="Wrong username or password.", status_code=401)
     token = start_session(db, user, settings=settings)
     response = redirect("/")
     set_cookie(

@@ -50,9 +50,7 @@ def progress(session: Session, reviewer: str) -> QueueProgress:
 
 def own_assignment(session: Session, reviewer: str, public_id: str) -> Assignment:
     found = session.scalar(
-        select(Assignment).where(
-            Assignment.public_id == public_id, Assignment.reviewer == reviewer
-        )
+        select(Assignment).where(Assignment.public_id == public_id, Assignment.reviewer == reviewer)
     )
     if found is None:
         raise AssignmentNotFound(public_id)

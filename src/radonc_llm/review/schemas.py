@@ -21,6 +21,7 @@ from radonc_llm.review.models import (
     RATINGS,
     REASONS,
     USERNAME_MAX,
+    USERNAME_PATTERN,
 )
 
 # The allowed values are the keys of the vocabularies in models.py (one place for both).
@@ -30,7 +31,7 @@ PASSWORD_MIN_CHARS = 10
 
 
 class UserCreate(BaseModel):
-    username: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=USERNAME_MAX)
+    username: str = Field(pattern=USERNAME_PATTERN, max_length=USERNAME_MAX)
     password: SecretStr = Field(min_length=PASSWORD_MIN_CHARS, max_length=1024)
     role: Literal["reviewer", "admin"] = "reviewer"
 

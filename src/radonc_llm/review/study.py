@@ -26,14 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from radonc_llm.data.cases import Case
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.review.models import REFERENCE_SOURCE, USERNAME_MAX
+from radonc_llm.review.models import REFERENCE_SOURCE, USERNAME_MAX, USERNAME_PATTERN
 from radonc_llm.review.settings import STUDY_FILE
 from radonc_llm.storage import file_sha256, iter_jsonl, write_json_atomic
 
 STUDY_FORMAT = "radonc-review-study/1"
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CASE_GAP = 5
-USERNAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}$")
 
 
 class PredictionRow(BaseModel):
@@ -96,7 +95,7 @@ def parse_reviewers(value: str) -> list[str]:
     if not names:
         raise RadoncInputError("give a number or comma-separated usernames", field="reviewers")
     for name in names:
-        if not USERNAME.match(name):
+        if len(name) > USERNAME_MAX or not re.match(USERNAME_PATTERN, name):
             raise RadoncInputError(
                 f"'{name}' is not a valid username (letters, digits, '_', '.', '-')",
                 field="reviewers",

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ class AnswerLoss(nn.Module):
         super().__init__()
         self.peft_model = peft_model
         self.autocast_dtype = autocast_dtype
+        # FSDP's auto-wrap policy reads the wrap unit (the decoder layer) from here.
+        self._no_split_modules = getattr(peft_model.get_base_model(), "_no_split_modules", None)
 
     def forward(
         self,
@@ -145,17 +148,29 @@ def train_adapter(
     started_at = now_iso()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    accelerator = Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        # Launched as several processes on a machine without GPUs (`accelerate launch
+        # --multi_gpu` or torchrun): Accelerate then needs cpu=True to pick gloo DDP.
+        cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+    )
     run_dir = Path(config.output_dir)
     checkpoint = _check_run_dir(run_dir, resume=resume)
+    if accelerator.gradient_accumulation_steps != config.gradient_accumulation_steps:
+        raise RadoncInputError(
+            f"the accelerate launch settings ask for {accelerator.gradient_accumulation_steps} "
+            "accumulation steps; set the same number in the training config",
+            field="gradient_accumulation_steps",
+        )
     precision = resolve_precision(config.precision, accelerator.device)
     compute_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    # FSDP-1 flattens base and LoRA weights of a block into one tensor of one dtype: load the
+    # base in fp32 and let FSDP's mixed precision compute in bf16.
+    load_dtype = torch.float32 if accelerator.distributed_type.name == "FSDP" else compute_dtype
 
     # -- model + LoRA ------------------------------------------------------------------------
     spec = resolve_model(config.model)
-    base, tokenizer = load_model(
-        config.model, dtype=compute_dtype, quantization=config.quantization
-    )
+    base, tokenizer = load_model(config.model, dtype=load_dtype, quantization=config.quantization)
     if config.quantization == "4bit":
         from peft import prepare_model_for_kbit_training
 
@@ -172,7 +187,7 @@ def train_adapter(
         dropout=config.lora_dropout,
         target_modules=config.lora_target_modules or spec.lora.target_modules,
     )
-    if compute_dtype != torch.float32:
+    if load_dtype != torch.float32:
         # PEFT would cast bf16 activations up to the fp32 LoRA weights (a copy per layer);
         # under autocast the matmul runs in bf16 anyway.
         for module in peft_model.modules():

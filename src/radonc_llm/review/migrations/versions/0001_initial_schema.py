@@ -99,9 +99,7 @@ def upgrade() -> None:
         sa.Column("at", STAMP, nullable=False),
         sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id"), nullable=False),
         sa.Column("username", sa.String(64), nullable=False),
-        sa.Column(
-            "assignment_id", sa.Integer(), sa.ForeignKey("assignments.id"), nullable=False
-        ),
+        sa.Column("assignment_id", sa.Integer(), sa.ForeignKey("assignments.id"), nullable=False),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("old_value", sa.JSON(), nullable=True),
         sa.Column("new_value", sa.JSON(), nullable=False),

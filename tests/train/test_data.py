@@ -1,0 +1,107 @@
+import json
+
+import pytest
+import torch
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.models.lora import add_lora
+from radonc_llm.models.registry import LLAMA_LORA_TARGETS, load_model
+from radonc_llm.train.data import (
+    IGNORE_INDEX,
+    collate,
+    epoch_batches,
+    padded_labels,
+    read_task_rows,
+    shard_step,
+    tokenize_rows,
+)
+from radonc_llm.train.loop import AnswerLoss
+
+from .conftest import task_rows
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny-llama")
+
+
+def test_prompt_tokens_carry_no_loss_and_answer_ends_with_end_of_turn(task_dirs, tiny):
+    _, tokenizer = tiny
+    rows = read_task_rows(task_dirs[0], ["modality"])
+    example = tokenize_rows(rows[:1], tokenizer, max_length=512)[0]
+    prompt = tokenizer.apply_chat_template(
+        rows[0][2]["messages"][:-1], tokenize=False, add_generation_prompt=True
+    )
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    labels = example.labels()
+    assert list(example.input_ids[: len(prompt_ids)]) == prompt_ids
+    assert labels[: len(prompt_ids)] == [IGNORE_INDEX] * len(prompt_ids)
+    answer = labels[len(prompt_ids) :]
+    assert IGNORE_INDEX not in answer
+    assert answer[-1] == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert tokenizer.decode(answer) == rows[0][2]["answer"] + "<|im_end|>"
+
+
+def test_answer_only_loss_equals_hugging_face_masked_loss(task_dirs, tiny):
+    model, tokenizer = tiny
+    peft_model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=LLAMA_LORA_TARGETS)
+    examples = tokenize_rows(
+        read_task_rows(task_dirs[0], ["regimen", "icd10"]), tokenizer, max_length=512
+    )[:6]
+    batch = collate(examples, pad_id=tokenizer.pad_token_id)
+    ours = AnswerLoss(peft_model, autocast_dtype=None)(
+        batch.input_ids, batch.answer_rows, batch.answer_cols, batch.targets, "mean"
+    )
+    labels = padded_labels(examples)
+    reference = peft_model(
+        input_ids=batch.input_ids, attention_mask=(labels != -200).long(), labels=labels
+    ).loss
+    assert batch.num_answer_tokens == int((labels != IGNORE_INDEX).sum())
+    assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_epoch_batches_cover_every_example_once_and_group_lengths():
+    lengths = [((i * 37) % 50) + 10 for i in range(203)]
+    batches = epoch_batches(lengths, global_batch=8, seed=3, epoch=1)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(203))
+    assert batches == epoch_batches(lengths, global_batch=8, seed=3, epoch=1)
+    assert batches != epoch_batches(lengths, global_batch=8, seed=3, epoch=2)
+    padding = sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+    random_order = epoch_batches(lengths, global_batch=8, seed=3, epoch=1, group_by_length=False)
+    random_padding = sum(
+        max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in random_order
+    )
+    assert padding < random_padding / 4
+
+
+def test_shard_step_splits_a_step_between_processes_and_micro_batches():
+    lengths = list(range(10, 21))
+    batch = list(range(11))
+    shares = [
+        shard_step(batch, lengths, micro_batches=2, num_processes=2, process_index=rank)
+        for rank in (0, 1)
+    ]
+    flat = sorted(i for share in shares for micro in share for i in micro)
+    assert flat == batch
+    assert all(len(share) == 2 for share in shares)
+    tiny_step = shard_step([0], lengths, micro_batches=2, num_processes=2, process_index=1)
+    assert tiny_step == [[], []]
+
+
+def test_bad_rows_fail_naming_file_line_and_field(tmp_path):
+    rows = task_rows("modality", 3)
+    rows[1]["messages"] = rows[1]["messages"][:-1]
+    path = tmp_path / "modality.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(RadoncInputError) as info:
+        read_task_rows(tmp_path, ["modality"])
+    assert (info.value.file, info.value.row, info.value.field) == (str(path), 2, "messages.1")
+
+
+def test_too_long_example_is_an_error_not_cut(task_dirs, tiny):
+    _, tokenizer = tiny
+    rows = read_task_rows(task_dirs[0], ["regimen"])
+    with pytest.raises(RadoncInputError, match="max_length=20") as info:
+        tokenize_rows(rows, tokenizer, max_length=20)
+    assert info.value.row == 1 and info.value.field == "messages"

@@ -1,0 +1,179 @@
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.models.lora import add_lora
+from radonc_llm.models.registry import LLAMA_LORA_TARGETS, load_model
+from radonc_llm.train.export import export_run
+from radonc_llm.train.loop import train
+
+from .conftest import write_task_dir
+
+
+def tiny_config(root, **fields):
+    from radonc_llm.config import TrainConfig
+
+    settings = dict(
+        model="tiny-llama",
+        train_dir=root / "train",
+        val_dir=root / "val",
+        output_dir=root / "run",
+        micro_batch_size=4,
+        gradient_accumulation_steps=2,
+        epochs=2,
+        learning_rate=1e-2,
+        lora_rank=4,
+        lora_alpha=8,
+        lora_dropout=0.1,  # dropout draws random numbers: resume must restore the RNG
+        precision="fp32",
+        checkpoint_every_steps=2,
+        keep_checkpoints=1,
+        log_every_steps=1,
+    )
+    settings.update(fields)
+    return TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_task_dir(root / "train", 8)
+    write_task_dir(root / "val", 2, offset=100)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data_root, tmp_path_factory):
+    """One uninterrupted tiny run (24 examples, global batch 8, 2 epochs = 6 steps)."""
+    out = tmp_path_factory.mktemp("runs") / "full"
+    results = train(tiny_config(data_root, output_dir=out), show_progress=False)
+    return out, results
+
+
+def adapter_weights(folder):
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_run_folder_holds_manifest_metrics_tensorboard_and_adapter(trained):
+    run, results = trained
+    assert results["status"] == "finished" and results["steps"] == 6
+    manifest = json.loads((run / "manifest.json").read_text())
+    for key in ("config", "git_commit", "packages", "seeds", "data", "hardware", "started_at"):
+        assert key in manifest, key
+    assert manifest["finished_at"] >= manifest["started_at"]
+    assert all(len(entry["sha256"]) == 64 for entry in manifest["data"]["train"].values())
+    assert manifest["results"]["best_step"] in {3, 6}
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    val = [r for r in rows if r["split"] == "val"]
+    assert [r["step"] for r in val] == [3, 6]  # each epoch
+    assert {"loss_regimen", "loss_modality", "loss_icd10"} <= set(val[0])
+    assert min(r["loss"] for r in val) == pytest.approx(results["best_val_loss"])
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run / "adapter" / "adapter_config.json").is_file()
+
+
+def test_adapter_weights_change_and_base_weights_do_not(trained, tmp_path):
+    run, _ = trained
+    base, _ = load_model("tiny-llama")
+    base_state = {k: v.clone() for k, v in base.state_dict().items()}
+    torch.manual_seed(0)  # the trainer's LoRA init seed
+    fresh = add_lora(base, rank=4, alpha=8, dropout=0.1, target_modules=LLAMA_LORA_TARGETS)
+    initial = {k: v.clone() for k, v in fresh.state_dict().items() if "lora_" in k}
+    trained_weights = adapter_weights(run / "adapter")
+    assert trained_weights and all("lora_" in key for key in trained_weights)
+    changed = 0
+    for key, value in trained_weights.items():
+        start = initial[key.replace(".weight", ".default.weight")]
+        changed += not torch.equal(value, start)
+    assert changed == len(trained_weights)  # lora_B starts at zero, lora_A at its seeded init
+
+    # The merged export is the unchanged base plus exactly the LoRA delta.
+    merged_dir = export_run(run, tmp_path / "merged", merge=True)
+    merged, _ = load_model(str(merged_dir))
+    merged_state = merged.state_dict()
+    prefix = "base_model.model."
+    for name, weight in base_state.items():
+        module = name.removesuffix(".weight")
+        a_key = f"{prefix}{module}.lora_A.weight"
+        if a_key in trained_weights:
+            delta = trained_weights[f"{prefix}{module}.lora_B.weight"] @ trained_weights[a_key]
+            assert torch.allclose(merged_state[name], weight + delta * (8 / 4), atol=1e-6), name
+        else:
+            assert torch.equal(merged_state[name], weight), name
+
+
+def test_run_loads_as_peft_model_and_through_the_registry(trained):
+    run, _ = trained
+    base, _ = load_model("tiny-llama")
+    peft_model = PeftModel.from_pretrained(base, str(run / "adapter"))
+    via_registry, tokenizer = load_model(str(run))
+    assert isinstance(via_registry, PeftModel)
+    ids = tokenizer("Diagnosis: C61", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(peft_model(ids).logits, via_registry(ids).logits)
+
+
+def test_a_second_run_into_the_same_folder_needs_resume(trained, data_root):
+    run, _ = trained
+    with pytest.raises(RadoncInputError, match="--resume") as info:
+        train(tiny_config(data_root, output_dir=run), show_progress=False)
+    assert info.value.field == "output_dir"
+
+
+def test_resume_after_a_kill_reaches_the_same_weights(trained, data_root, tmp_path):
+    full, _ = trained
+    out = tmp_path / "killed"
+    # Stop after step 3 (the last checkpoint is step 2): step 3 is redone after the resume.
+    stopped = train(tiny_config(data_root, output_dir=out), stop_after_steps=3, show_progress=False)
+    assert stopped["status"] == "stopped"
+    assert json.loads((out / "manifest.json").read_text())["status"] == "stopped"
+    resumed = train(tiny_config(data_root, output_dir=out), resume=True, show_progress=False)
+    assert resumed["status"] == "finished" and resumed["steps"] == 6
+    expected = adapter_weights(full / "checkpoints" / "step-000006" / "adapter")
+    got = adapter_weights(out / "checkpoints" / "step-000006" / "adapter")
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.allclose(got[key], expected[key], atol=1e-6, rtol=0), key
+    losses = [
+        [(r["step"], r["split"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").open())]
+        for run in (full, out)
+    ]
+    assert [row[:2] for row in losses[0]] == [row[:2] for row in losses[1]]
+    assert [row[2] for row in losses[1]] == pytest.approx([row[2] for row in losses[0]], abs=1e-6)
+    assert [c.name for c in (out / "checkpoints").iterdir()] == ["step-000006"]
+
+
+def test_resume_with_changed_settings_is_refused(data_root, tmp_path):
+    out = tmp_path / "run"
+    train(
+        tiny_config(data_root, output_dir=out, max_steps=2), stop_after_steps=2, show_progress=False
+    )
+    with pytest.raises(RadoncInputError, match="different settings"):
+        train(
+            tiny_config(data_root, output_dir=out, max_steps=2, learning_rate=0.5),
+            resume=True,
+            show_progress=False,
+        )
+
+
+def test_per_task_mode_trains_one_adapter_per_task(data_root, tmp_path):
+    config = tiny_config(
+        data_root,
+        output_dir=tmp_path / "per_task",
+        adapter_mode="per_task",
+        tasks=["modality", "icd10"],
+        max_steps=1,
+    )
+    summary = train(config, show_progress=False)
+    assert set(summary["runs"]) == {"modality", "icd10"}
+    for task in ("modality", "icd10"):
+        manifest = json.loads((tmp_path / "per_task" / task / "manifest.json").read_text())
+        assert manifest["config"]["tasks"] == [task]
+        assert (tmp_path / "per_task" / task / "adapter" / "adapter_config.json").is_file()
+    with pytest.raises(RadoncInputError, match="one adapter per task"):
+        load_model(str(tmp_path / "per_task"))
