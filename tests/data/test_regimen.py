@@ -191,6 +191,20 @@ def test_parse_never_raises_on_junk(text):
     assert isinstance(render_regimen(regimen), str)
 
 
+CLINICAL_TOKENS = [
+    *"0123456789 ./x×-+,;()#",
+    *["Gy", "cGy", "GyRBE", "fx", "fractions", "boost", "to", "of", "with", "concurrent"],
+    *["weekly", "BID", "daily", "q3w", "then", "after", "cis", "TMZ", "5-FU", "HDR", "SBRT"],
+]
+
+
+@given(st.lists(st.sampled_from(CLINICAL_TOKENS), max_size=30).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_canonical_text_of_messy_input_is_a_fixed_point(text):
+    canonical = render_regimen(parse_regimen(text))
+    assert render_regimen(parse_regimen(canonical)) == canonical
+
+
 def test_parse_returns_independent_objects():
     first = parse_regimen("60 Gy/30 fx + TMZ")
     first.concurrent.append("cisplatin")

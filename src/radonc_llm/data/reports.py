@@ -29,8 +29,9 @@ def ledger_table(result: CurationResult, *, top: int = 15) -> Table:
 
     reasons = Counter(entry.reason for entry in result.ledger)
     table = Table(
-        title=f"Exclusion ledger: {len(result.ledger)} of {result.n_input_rows} input rows "
-        f"({len(result.cases)} cases hold the rest)"
+        title="Exclusion ledger (rows)",
+        caption=f"{len(result.ledger):,} of {result.n_input_rows:,} input rows; "
+        f"the other rows are in the {len(result.cases):,} cases",
     )
     table.add_column("reason")
     table.add_column("rows", justify="right")
