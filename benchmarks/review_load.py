@@ -44,7 +44,7 @@ from radonc_llm.review.settings import ReviewSettings
 from radonc_llm.review.study import create_study, write_study
 from radonc_llm.review.throwaway_postgres import ThrowawayPostgres
 
-console = Console()
+console = Console(width=max(Console().width, 150))  # the table is wide; don't truncate it
 PASSWORD = "load-test password"
 SITES = [
     ("Prostate adenocarcinoma, intermediate risk", "70 Gy/28 fx", "C61"),

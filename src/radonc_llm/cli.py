@@ -44,6 +44,22 @@ def main() -> None:
 
 @app.command()
 @user_errors
+def run(
+    config: Annotated[Path, typer.Argument(help="Study recipe, e.g. configs/demo.yaml.")],
+) -> None:
+    """Run the whole study end to end (resumable): export -> ... -> report."""
+    from radonc_llm.evaluate.report import headline_table, read_run_metrics
+    from radonc_llm.pipeline import run_study
+
+    study = run_study(config, console=console)
+    metrics = read_run_metrics(study.run_dir)
+    if metrics:
+        console.print(headline_table(metrics))
+    console.print(f"Report: {study.run_dir / 'report' / 'report.html'}")
+
+
+@app.command()
+@user_errors
 def synth(
     out: Annotated[
         Path, typer.Option(help="Folder for patients.csv, diagnoses.csv, treatment_courses.csv.")

@@ -1,9 +1,10 @@
 """`radonc-llm run CONFIG`: the whole study, stage by stage, resumable.
 
-Each stage writes into `runs/<name>/<stage>/` and records, in `<stage>/.stage.json`, a hash of
-its inputs and settings. A rerun skips a stage whose hash did not change; a stage that did not
-finish (no record, or a changed hash) runs again, and the long ones (training, prediction)
-resume from their own checkpoints. Stage times go into `runs/<name>/manifest.json`.
+Each stage writes into `runs/<name>/<folder>/` and records, in `<folder>/.stage-<stage>.json`, a
+hash of its inputs and settings. A rerun skips a stage whose record says done with the same hash.
+A stage that started with the same hash but did not finish runs again and picks up its own
+progress (training from its last checkpoint, prediction from the rows already written). A stage
+whose inputs changed first moves its old outputs to `runs/<name>/superseded/`: nothing is lost.
 """
 
 from __future__ import annotations
@@ -11,76 +12,470 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import random
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
+from radonc_llm.config import TrainConfig, validate_config
+from radonc_llm.data.cases import TASKS, read_cases, write_cases
+from radonc_llm.errors import RadoncInputError
 from radonc_llm.storage import file_sha256, write_json_atomic
 
-STAGE_RECORD = ".stage.json"
+BASELINE_KINDS = ("majority", "tfidf-logreg", "nearest-regimen", "few-shot")
+
+
+class SyntheticExport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patients: int = Field(
+        15724, gt=0, description="Patients in the synthetic export (study: 15,724)."
+    )
+    seed: int = Field(0, description="Seed of the generator.")
+
+
+class ExportSection(BaseModel):
+    """Where the raw export comes from: a synthetic one, or a folder of a real export."""
+
+    model_config = ConfigDict(extra="forbid")
+    synthetic: SyntheticExport | None = Field(None, description="Generate a synthetic export.")
+    path: Path | None = Field(
+        None, description="Folder of a real export (patients, diagnoses, treatment_courses)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExportSection:
+        if (self.synthetic is None) == (self.path is None):
+            raise ValueError("give exactly one of 'synthetic' or 'path'")
+        if self.path is not None and not self.path.is_dir():
+            raise ValueError(f"export folder {self.path} not found")
+        return self
+
+
+class SplitSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int = Field(0, description="Seed of the patient-level split.")
+    fractions: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="Train/val/test shares."
+    )
+
+
+class PredictSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decoding: Literal["free", "constrained"] = Field(
+        "constrained",
+        description="constrained: modality by label scoring, ICD-10 through the code trie, so "
+        "both models are compared on what they know rather than on answer formatting.",
+    )
+    batch_size: int = Field(16, gt=0, description="Prompts per forward pass.")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Inference precision.")
+
+
+class EvaluationSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    test_sample: int | None = Field(
+        None, gt=0, description="Evaluate on a seeded sample of this many test cases; null = all."
+    )
+    seed: int = Field(0, description="Seed of the test sample and of the bootstrap.")
+    bootstrap: int = Field(2000, gt=0, description="Bootstrap resamples for the 95% CIs.")
+    baselines: list[str] = Field(
+        default_factory=lambda: ["majority", "tfidf-logreg", "nearest-regimen"],
+        description="Reference systems: majority, tfidf-logreg, nearest-regimen, few-shot.",
+    )
+
+    @model_validator(mode="after")
+    def _known_baselines(self) -> EvaluationSection:
+        unknown = [kind for kind in self.baselines if kind not in BASELINE_KINDS]
+        if unknown:
+            raise ValueError(
+                f"unknown baseline(s) {unknown}; expected some of {list(BASELINE_KINDS)}"
+            )
+        return self
+
+
+class StudyConfig(BaseModel):
+    """A whole study: `radonc-llm run CONFIG.yaml`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(
+        description="Run name; everything goes to <runs_dir>/<name>/.", pattern=r"^[\w.-]+$"
+    )
+    runs_dir: Path = Field(Path("runs"), description="Folder that holds the runs.")
+    export: ExportSection
+    split: SplitSection = Field(default_factory=SplitSection)
+    train: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Training settings (the fields of a `radonc-llm train` config, without "
+        "train_dir, val_dir and output_dir, which the study sets).",
+    )
+    predict: PredictSection = Field(default_factory=PredictSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / self.name
+
+
+STUDY_OWNED_TRAIN_FIELDS = ("train_dir", "val_dir", "output_dir")
+# Validation context for a training section checked before the tasks stage writes its files.
+DEFERRED = {"task_files_written_later": True}
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study recipe, its training section included, before any work."""
+    path = Path(path)
+    if not path.is_file():
+        raise RadoncInputError("config file not found", file=path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RadoncInputError(f"not valid YAML ({exc})", file=path) from None
+    if not isinstance(raw, dict):
+        raise RadoncInputError("expected a mapping of field: value", file=path)
+    study = validate_config(StudyConfig, raw, file=path)
+    owned = [name for name in STUDY_OWNED_TRAIN_FIELDS if name in study.train]
+    if owned:
+        raise RadoncInputError("set by the study; remove it", file=path, field=f"train.{owned[0]}")
+    try:
+        train_config(study, context=DEFERRED)
+    except RadoncInputError as exc:
+        raise RadoncInputError(exc.reason, file=path, field=f"train.{exc.field}") from None
+    return study
+
+
+def train_config(study: StudyConfig, *, context: dict | None = None) -> TrainConfig:
+    tasks_dir = study.run_dir / "tasks"
+    raw = {
+        **study.train,
+        "train_dir": tasks_dir / "train",
+        "val_dir": tasks_dir / "val",
+        "output_dir": study.run_dir / "train",
+    }
+    return validate_config(TrainConfig, raw, context=context)
+
+
+# -- the stage runner -------------------------------------------------------------------------
 
 
 @dataclass
 class Stage:
-    """One step of the study: its folder name, what it reads, its settings, and how to run it."""
+    """One step of the study: its name, its folder, what it reads, its settings, how it runs."""
 
     name: str
-    inputs: Callable[[], list[Path]]
+    folder: str
+    inputs: list[Path]
     settings: dict[str, Any]
     run: Callable[[Path], None]
+    outputs: list[str] = field(default_factory=list)  # paths in the folder this stage owns
 
 
 def _hash_inputs(paths: list[Path], settings: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for path in sorted(paths):
+        if not path.exists():
+            digest.update(f"missing:{path.name}".encode())
+            continue
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
-            if file.name == STAGE_RECORD or file.name.startswith("."):
-                continue
+            if any(part.startswith(".") for part in file.relative_to(path.parent).parts):
+                continue  # stage records and temporary files
             digest.update(str(file.relative_to(path.parent)).encode())
             digest.update(file_sha256(file).encode())
     return digest.hexdigest()
 
 
-def stage_is_current(stage_dir: Path, input_hash: str) -> bool:
-    record = stage_dir / STAGE_RECORD
-    if not record.exists():
-        return False
-    return json.loads(record.read_text()).get("input_hash") == input_hash
+def _record_path(run_dir: Path, stage: Stage) -> Path:
+    return run_dir / stage.folder / f".stage-{stage.name}.json"
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _supersede(run_dir: Path, stage: Stage) -> None:
+    """Move a stage's old outputs aside before it runs on new inputs."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    for name in stage.outputs:
+        old = run_dir / stage.folder / name
+        if old.exists():
+            target = run_dir / "superseded" / f"{stage.name}-{stamp}" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(old, target)
 
 
 def run_stages(run_dir: Path, stages: list[Stage], *, console: Console) -> dict[str, dict]:
     """Run the stages in order, skipping those already done with the same inputs."""
     manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = _read_record(manifest_path)
     times: dict[str, dict] = manifest.get("stages", {})
     for index, stage in enumerate(stages, start=1):
-        stage_dir = run_dir / stage.name
-        input_hash = _hash_inputs(stage.inputs(), stage.settings)
         label = f"[{index}/{len(stages)}] {stage.name}"
-        if stage_is_current(stage_dir, input_hash):
+        input_hash = _hash_inputs(stage.inputs, stage.settings)
+        record_path = _record_path(run_dir, stage)
+        record = _read_record(record_path)
+        if record.get("input_hash") == input_hash and record.get("status") == "done":
             console.print(f"{label}: [green]up to date[/], skipped")
-            times.setdefault(stage.name, {})["status"] = "skipped (up to date)"
+            times.setdefault(stage.name, dict(record))["status"] = "skipped (up to date)"
             continue
-        console.rule(label)
+        resuming = record.get("input_hash") == input_hash
+        if record and not resuming:
+            _supersede(run_dir, stage)
+        console.rule(f"{label}{' (resuming)' if resuming else ''}")
         started = time.perf_counter()
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        stage.run(stage_dir)
-        seconds = time.perf_counter() - started
+        write_json_atomic(record_path, {"input_hash": input_hash, "status": "running"})
+        stage.run(run_dir / stage.folder)
+        seconds = round(time.perf_counter() - started, 2)
         record = {
             "input_hash": input_hash,
-            "seconds": round(seconds, 2),
+            "status": "done",
+            "seconds": seconds,
             "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        write_json_atomic(stage_dir / STAGE_RECORD, record)
-        times[stage.name] = {**record, "status": "ran"}
+        write_json_atomic(record_path, record)
+        times[stage.name] = {**record, "status": "resumed" if resuming else "ran"}
         manifest["stages"] = times
         write_json_atomic(manifest_path, manifest)
         console.print(f"{label}: done in {seconds:.1f} s")
     manifest["stages"] = times
     write_json_atomic(manifest_path, manifest)
     return times
+
+
+# -- the study's stages -----------------------------------------------------------------------
+
+
+def sample_cases(cases_file: Path, out: Path, *, size: int | None, seed: int) -> None:
+    """The evaluation cases: a seeded sample of the test split (all of it when size is None)."""
+    cases = read_cases(cases_file)
+    if size is not None and size < len(cases):
+        chosen = set(random.Random(seed).sample(range(len(cases)), size))
+        cases = [case for index, case in enumerate(cases) if index in chosen]
+    write_cases(out, cases)
+
+
+def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
+    """The recipe, top to bottom: export, curate, split, tasks, baselines, predict, train, evaluate, report."""
+    run_dir = study.run_dir
+    export_dir = run_dir / "export" if study.export.synthetic else study.export.path
+    cases_file = run_dir / "curate" / "cases.jsonl"
+    split_dir = run_dir / "split"
+    eval_cases = split_dir / "eval_cases.jsonl"
+    predict_dir = run_dir / "predict"
+    train_dir = run_dir / "train"
+    settings = study.predict.model_dump()
+    stages: list[Stage] = []
+
+    if study.export.synthetic:
+
+        def run_synth(out: Path) -> None:
+            from radonc_llm.data.synth import SynthConfig, write_synthetic_export
+
+            config = SynthConfig(
+                patients=study.export.synthetic.patients, seed=study.export.synthetic.seed
+            )
+            write_synthetic_export(config, out)
+
+        stages.append(
+            Stage("export", "export", [], study.export.synthetic.model_dump(), run_synth,
+                  outputs=["patients.csv", "diagnoses.csv", "treatment_courses.csv"])
+        )  # fmt: skip
+
+    def run_curate(out: Path) -> None:
+        from radonc_llm.data.cohort import curate_export, write_curation
+        from radonc_llm.data.reports import funnel_table
+
+        result = curate_export(export_dir)
+        write_curation(result, out)
+        console.print(funnel_table(result))
+
+    def run_split(out: Path) -> None:
+        from radonc_llm.data.reports import split_table
+        from radonc_llm.data.split import write_splits
+
+        summary = write_splits(
+            read_cases(cases_file), out, fractions=study.split.fractions, seed=study.split.seed
+        )
+        sample_cases(
+            out / "test.jsonl",
+            eval_cases,
+            size=study.evaluation.test_sample,
+            seed=study.evaluation.seed,
+        )
+        console.print(split_table(summary))
+
+    def run_tasks(out: Path) -> None:
+        from radonc_llm.tasks.build import write_task_datasets
+
+        for name in ("train", "val", "test"):
+            write_task_datasets(read_cases(split_dir / f"{name}.jsonl"), out / name)
+
+    stages += [
+        Stage("curate", "curate", [export_dir], {}, run_curate,
+              outputs=["cases.jsonl", "excluded.jsonl", "funnel.json"]),
+        Stage("split", "split", [cases_file], {**study.split.model_dump(), "test_sample": study.evaluation.test_sample, "sample_seed": study.evaluation.seed}, run_split,
+              outputs=["train.jsonl", "val.jsonl", "test.jsonl", "split.json", "eval_cases.jsonl"]),
+        Stage("tasks", "tasks", [split_dir / "train.jsonl", split_dir / "val.jsonl", split_dir / "test.jsonl"],
+              {"prompt_version": _prompt_version()}, run_tasks, outputs=["train", "val", "test"]),
+    ]  # fmt: skip
+
+    for kind in study.evaluation.baselines:
+        stages.append(
+            _baseline_stage(study, kind, split_dir / "train.jsonl", eval_cases, console=console)
+        )
+
+    base_model = train_config(study, context=DEFERRED).model
+    stages.append(_predict_stage("predict_base", base_model, [eval_cases], predict_dir / "base.jsonl",
+                                 eval_cases, settings, study, console=console))  # fmt: skip
+
+    def run_train(out: Path) -> None:
+        from radonc_llm.train.loop import train
+
+        train(train_config(study), resume=True)
+
+    stages.append(
+        Stage("train", "train", [run_dir / "tasks" / "train", run_dir / "tasks" / "val"],
+              {**study.train}, run_train, outputs=["."])
+    )  # fmt: skip
+    stages.append(_predict_stage("predict_finetuned", str(train_dir), [eval_cases, train_dir / "adapter"],
+                                 predict_dir / "finetuned.jsonl", eval_cases, settings, study, console=console))  # fmt: skip
+
+    systems = {"base": predict_dir / "base.jsonl", "finetuned": predict_dir / "finetuned.jsonl"}
+    systems |= {kind: predict_dir / f"{kind}.jsonl" for kind in study.evaluation.baselines}
+
+    def run_evaluate(out: Path) -> None:
+        from radonc_llm.evaluate.run import evaluate_predictions
+
+        result = evaluate_predictions(
+            read_cases(eval_cases), systems, out,
+            n_resamples=study.evaluation.bootstrap, seed=study.evaluation.seed, cases_file=eval_cases,
+        )  # fmt: skip
+        for message in result.messages:
+            console.print(f"[yellow]note:[/] {message}")
+
+    def run_report(out: Path) -> None:
+        from radonc_llm.evaluate.report import write_report
+
+        write_report(run_dir, out)
+
+    stages += [
+        Stage("evaluate", "evaluate", [eval_cases, *systems.values()], study.evaluation.model_dump(),
+              run_evaluate, outputs=["metrics.json", "per_case.jsonl"]),
+        Stage("report", "report", [run_dir / "evaluate" / "metrics.json", run_dir / "train" / "metrics.jsonl"],
+              {}, run_report, outputs=["report.html", "report.md", "figures"]),
+    ]  # fmt: skip
+    return stages
+
+
+def _prompt_version() -> str:
+    from radonc_llm.tasks.prompts import PROMPT_VERSION
+
+    return PROMPT_VERSION
+
+
+def _predict_stage(
+    name: str, model: str, inputs: list[Path], out: Path, cases_file: Path, settings: dict,
+    study: StudyConfig, *, console: Console,
+) -> Stage:  # fmt: skip
+    def run(_: Path) -> None:
+        from radonc_llm.infer.backends import TransformersBackend, torch_dtype
+        from radonc_llm.infer.predict import predict_cases
+
+        backend = TransformersBackend.load(model, dtype=torch_dtype(settings["dtype"]))
+        predict_cases(
+            backend, read_cases(cases_file), out, tasks=TASKS, decoding=settings["decoding"],
+            batch_size=settings["batch_size"], model_label=name.removeprefix("predict_"),
+            cases_file=cases_file, console=console,
+        )  # fmt: skip
+
+    # A prediction file is appended to as rows finish, so a stage killed half-way resumes it.
+    return Stage(name, "predict", inputs, {**settings, "model": model, "prompt_version": _prompt_version()},
+                 run, outputs=[out.name])  # fmt: skip
+
+
+def _baseline_stage(
+    study: StudyConfig, kind: str, train_file: Path, cases_file: Path, *, console: Console
+) -> Stage:
+    out = study.run_dir / "predict" / f"{kind}.jsonl"
+
+    def run(_: Path) -> None:
+        from radonc_llm.evaluate.baselines import run_baseline
+
+        run_baseline(
+            kind, read_cases(train_file), read_cases(cases_file), out,
+            model=train_config(study, context=DEFERRED).model, decoding=study.predict.decoding,
+            batch_size=study.predict.batch_size, seed=study.evaluation.seed, console=console,
+        )  # fmt: skip
+
+    return Stage(f"baseline_{kind}", "predict", [train_file, cases_file], {"kind": kind, "seed": study.evaluation.seed},
+                 run, outputs=[out.name])  # fmt: skip
+
+
+def run_study(config_path: str | Path, *, console: Console) -> StudyConfig:
+    """Run (or resume) every stage of a study recipe; the run manifest records how."""
+    from radonc_llm.train.manifest import git_commit, package_versions
+
+    study = load_study_config(config_path)
+    run_dir = study.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = run_dir / "manifest.json"
+    manifest = _read_record(manifest_path)
+    manifest.update(
+        {
+            "config": study.model_dump(mode="json"),
+            "config_file": str(config_path),
+            **git_commit(),
+            "versions": package_versions(),
+            "hardware": _hardware(),
+            "seeds": {
+                "export": study.export.synthetic.seed if study.export.synthetic else None,
+                "split": study.split.seed,
+                "train": train_config(study, context=DEFERRED).seed,
+                "evaluation": study.evaluation.seed,
+            },
+        }
+    )
+    manifest.setdefault("started_at", _now())
+    write_json_atomic(manifest_path, manifest)
+    run_stages(run_dir, study_stages(study, console=console), console=console)
+    manifest = _read_record(manifest_path)
+    manifest["data_hashes"] = {
+        str(path.relative_to(run_dir)): file_sha256(path)
+        for path in [
+            run_dir / "curate" / "cases.jsonl",
+            *sorted((run_dir / "split").glob("*.jsonl")),
+        ]
+        if path.exists()
+    }
+    manifest["finished_at"] = _now()
+    write_json_atomic(manifest_path, manifest)
+    return study
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _hardware() -> dict[str, Any]:
+    import os
+    import platform
+
+    import torch
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info

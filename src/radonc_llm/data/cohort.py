@@ -160,7 +160,11 @@ def require_plausible_prescription(record: PatientRecord) -> None:
         raise Excluded("bad_dose_unit", str(exc), **_plan_location(record, "dose_unit")) from None
     described = _describe_plan(plan)
     problem = check_prescription(
-        dose_gy, fractions, modality=record.modality, technique=described.technique
+        dose_gy,
+        fractions,
+        modality=record.modality,
+        technique=described.technique,
+        schedule=described.schedule,
     )
     if problem is not None:
         raise Excluded(

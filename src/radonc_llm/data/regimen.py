@@ -455,7 +455,9 @@ def _is_concurrent(text: str, drug: _DrugMention, dose_start: int | None) -> boo
     )
 
 
-def _schedules(text: str, drugs: list[_DrugMention], concurrent: list[_DrugMention]):
+def _schedules(
+    text: str, drugs: list[_DrugMention], concurrent: list[_DrugMention]
+) -> tuple[str | None, str | None]:
     """The radiotherapy schedule and the concurrent drugs' schedule written in `text`."""
     rt_schedule = drug_schedule = None
     for match in _SCHEDULE_RE.finditer(text):
