@@ -18,12 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(CLI) synth --patients 15724 --seed 0 --out runs/demo/raw
-	$(CLI) curate --raw runs/demo/raw --out runs/demo/curate
-	$(CLI) split --cases runs/demo/curate/cases.jsonl --out runs/demo/split
-	$(CLI) tasks --cases runs/demo/split/train.jsonl --out runs/demo/tasks/train
-	$(CLI) tasks --cases runs/demo/split/val.jsonl --out runs/demo/tasks/val
-	$(CLI) tasks --cases runs/demo/split/test.jsonl --out runs/demo/tasks/test
+	$(CLI) run configs/demo.yaml
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks
