@@ -49,13 +49,13 @@ def run(
 ) -> None:
     """Run the whole study end to end (resumable): export -> ... -> report."""
     from radonc_llm.evaluate.report import headline_table, read_run_metrics
-    from radonc_llm.pipeline import run_study
+    from radonc_llm.pipeline import run_recipe
 
-    study = run_study(config, console=console)
-    metrics = read_run_metrics(study.run_dir)
+    run_dir = run_recipe(config, console=console)
+    metrics = read_run_metrics(run_dir)
     if metrics:
         console.print(headline_table(metrics))
-    console.print(f"Report: {study.run_dir / 'report' / 'report.html'}")
+    console.print(f"Report: {run_dir / 'report' / 'report.html'}")
 
 
 @app.command()

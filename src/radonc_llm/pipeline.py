@@ -271,7 +271,6 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
     eval_cases = split_dir / "eval_cases.jsonl"
     predict_dir = run_dir / "predict"
     train_dir = run_dir / "train"
-    settings = study.predict.model_dump()
     stages: list[Stage] = []
 
     if study.export.synthetic:
@@ -327,14 +326,18 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
               {"prompt_version": _prompt_version()}, run_tasks, outputs=["train", "val", "test"]),
     ]  # fmt: skip
 
+    base_model = train_config(study, context=DEFERRED).model
     for kind in study.evaluation.baselines:
         stages.append(
-            _baseline_stage(study, kind, split_dir / "train.jsonl", eval_cases, console=console)
-        )
-
-    base_model = train_config(study, context=DEFERRED).model
-    stages.append(_predict_stage("predict_base", base_model, [eval_cases], predict_dir / "base.jsonl",
-                                 eval_cases, settings, study, console=console))  # fmt: skip
+            baseline_stage(
+                kind, split_dir / "train.jsonl", eval_cases, predict_dir / f"{kind}.jsonl",
+                model=base_model, settings=study.predict, seed=study.evaluation.seed, console=console,
+            )
+        )  # fmt: skip
+    stages.append(
+        predict_stage("predict_base", base_model, eval_cases, predict_dir / "base.jsonl",
+                      settings=study.predict, console=console)
+    )  # fmt: skip
 
     def run_train(out: Path) -> None:
         from radonc_llm.train.loop import train
@@ -345,8 +348,10 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
         Stage("train", "train", [run_dir / "tasks" / "train", run_dir / "tasks" / "val"],
               {**study.train}, run_train, outputs=["."])
     )  # fmt: skip
-    stages.append(_predict_stage("predict_finetuned", str(train_dir), [eval_cases, train_dir / "adapter"],
-                                 predict_dir / "finetuned.jsonl", eval_cases, settings, study, console=console))  # fmt: skip
+    stages.append(
+        predict_stage("predict_finetuned", str(train_dir), eval_cases, predict_dir / "finetuned.jsonl",
+                      settings=study.predict, console=console, extra_inputs=(train_dir / "adapter",))
+    )  # fmt: skip
 
     systems = {"base": predict_dir / "base.jsonl", "finetuned": predict_dir / "finetuned.jsonl"}
     systems |= {kind: predict_dir / f"{kind}.jsonl" for kind in study.evaluation.baselines}
@@ -381,42 +386,90 @@ def _prompt_version() -> str:
     return PROMPT_VERSION
 
 
-def _predict_stage(
-    name: str, model: str, inputs: list[Path], out: Path, cases_file: Path, settings: dict,
-    study: StudyConfig, *, console: Console,
-) -> Stage:  # fmt: skip
+def predict_stage(
+    name: str,
+    model: str,
+    cases_file: Path,
+    out: Path,
+    *,
+    settings: PredictSection,
+    console: Console,
+    system: str | None = None,
+    extra_inputs: tuple[Path, ...] = (),
+) -> Stage:
+    """Predict the three tasks of `cases_file` with `model` into `out` (named `system`)."""
+
     def run(_: Path) -> None:
         from radonc_llm.infer.backends import TransformersBackend, torch_dtype
         from radonc_llm.infer.predict import predict_cases
 
-        backend = TransformersBackend.load(model, dtype=torch_dtype(settings["dtype"]))
+        backend = TransformersBackend.load(model, dtype=torch_dtype(settings.dtype))
         predict_cases(
-            backend, read_cases(cases_file), out, tasks=TASKS, decoding=settings["decoding"],
-            batch_size=settings["batch_size"], model_label=name.removeprefix("predict_"),
+            backend, read_cases(cases_file), out, tasks=TASKS, decoding=settings.decoding,
+            batch_size=settings.batch_size, model_label=system or out.stem,
             cases_file=cases_file, console=console,
         )  # fmt: skip
 
     # A prediction file is appended to as rows finish, so a stage killed half-way resumes it.
-    return Stage(name, "predict", inputs, {**settings, "model": model, "prompt_version": _prompt_version()},
-                 run, outputs=[out.name])  # fmt: skip
+    return Stage(
+        name, str(out.parent.name), [cases_file, *extra_inputs],
+        {**settings.model_dump(), "model": model, "prompt_version": _prompt_version()},
+        run, outputs=[out.name],
+    )  # fmt: skip
 
 
-def _baseline_stage(
-    study: StudyConfig, kind: str, train_file: Path, cases_file: Path, *, console: Console
+def baseline_stage(
+    kind: str,
+    train_file: Path,
+    cases_file: Path,
+    out: Path,
+    *,
+    model: str,
+    settings: PredictSection,
+    seed: int,
+    console: Console,
 ) -> Stage:
-    out = study.run_dir / "predict" / f"{kind}.jsonl"
+    """A reference system's predictions (`model` serves the few-shot baseline only)."""
 
     def run(_: Path) -> None:
         from radonc_llm.evaluate.baselines import run_baseline
 
         run_baseline(
-            kind, read_cases(train_file), read_cases(cases_file), out,
-            model=train_config(study, context=DEFERRED).model, decoding=study.predict.decoding,
-            batch_size=study.predict.batch_size, seed=study.evaluation.seed, console=console,
+            kind, read_cases(train_file), read_cases(cases_file), out, model=model,
+            decoding=settings.decoding, batch_size=settings.batch_size, seed=seed, console=console,
         )  # fmt: skip
 
-    return Stage(f"baseline_{kind}", "predict", [train_file, cases_file], {"kind": kind, "seed": study.evaluation.seed},
-                 run, outputs=[out.name])  # fmt: skip
+    model_setting = {"model": model, **settings.model_dump()} if kind == "few-shot" else {}
+    return Stage(
+        f"baseline_{kind}", str(out.parent.name), [train_file, cases_file],
+        {"kind": kind, "seed": seed, **model_setting}, run, outputs=[out.name],
+    )  # fmt: skip
+
+
+def recipe_kind(config_path: str | Path) -> str:
+    """The `kind` a recipe declares: `study` (default) or another experiment's name."""
+    path = Path(config_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return "study"  # load_study_config reports the problem with file and reason
+    return raw.get("kind", "study") if isinstance(raw, dict) else "study"
+
+
+def run_recipe(config_path: str | Path, *, console: Console) -> Path:
+    """Run the recipe with the runner of its kind; returns the run folder."""
+    kind = recipe_kind(config_path)
+    if kind == "study":
+        return run_study(config_path, console=console).run_dir
+    if kind == "cross_institution":
+        from radonc_llm.experiments.cross_institution import run_cross_institution
+
+        return run_cross_institution(config_path, console=console)
+    raise RadoncInputError(
+        f"unknown kind '{kind}'; expected study or cross_institution",
+        file=config_path,
+        field="kind",
+    )
 
 
 def run_study(config_path: str | Path, *, console: Console) -> StudyConfig:

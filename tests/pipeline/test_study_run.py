@@ -110,7 +110,7 @@ def test_a_run_killed_during_training_resumes_without_redoing_earlier_stages(tmp
     assert all(stages[name]["status"].startswith("skipped") for name in STAGES_BEFORE_TRAIN)
     assert stages["train"]["status"] == "resumed"
     trained = json.loads((run_dir / "train" / "manifest.json").read_text())
-    assert trained["steps"] == 6
+    assert trained["results"]["steps"] == 6
     assert (run_dir / "report" / "report.html").is_file()
 
 

@@ -1,0 +1,321 @@
+"""LoRA fine-tuning speed: our trainer vs TRL's SFTTrainer, same model, data, batch and steps.
+
+Targets (issue "Fine-tuning"): trained tokens/s >= 3x TRL's best CPU setting with equal or
+lower validation loss after the same examples; model FLOPs utilisation >= 50% (4 x parameters
+x tokens/s over the matmul peak measured here in the trainer's compute precision); peak RSS
+under 8 GB.
+
+Each trainer runs in a fresh process (its peak RSS is its own) on the same examples: a seeded
+sample of the task files, equal across tasks. Tokens are prompt + answer tokens without
+padding; training time excludes model loading and validation. Validation loss is the mean
+cross-entropy over answer tokens of the same validation examples, computed by one function for
+every trainer (fp32). The last line is one JSON object with the figures.
+
+    python benchmarks/train_throughput.py --tasks data/tasks [--examples 480 --steps 30 --batch 16]
+
+`--tasks` is a folder with train/ and val/ task files from `radonc-llm tasks`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+TASKS = ("regimen", "modality", "icd10")
+
+
+# -- what runs inside each worker process --------------------------------------------------------
+
+
+def matmul_peak_gflops(dtype_name: str, *, size: int = 2048, repeats: int = 10) -> float:
+    """Best-of-`repeats` dense matmul rate: the ceiling the trainer's matmuls can reach here."""
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def sample_rows(data_dir: Path, per_task: int, seed: int) -> list[tuple[Path, int, dict]]:
+    from radonc_llm.train.data import read_task_rows
+
+    return read_task_rows(data_dir, TASKS, max_per_task=per_task, seed=seed)
+
+
+def write_sample(rows, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for task in TASKS:
+        with (out_dir / f"{task}.jsonl").open("w", encoding="utf-8") as handle:
+            for path, _, row in rows:
+                if path.stem == task:
+                    handle.write(json.dumps(row) + "\n")
+    return out_dir
+
+
+def validation_loss(peft_model, tokenizer, val_rows) -> float:
+    """Mean answer-token cross-entropy in fp32: one definition for every trainer."""
+    import torch
+
+    from radonc_llm.train.data import collate, tokenize_rows
+    from radonc_llm.train.loop import AnswerLoss
+
+    peft_model = peft_model.float().eval()
+    examples = tokenize_rows(val_rows, tokenizer, max_length=2048)
+    scorer = AnswerLoss(peft_model, autocast_dtype=None)
+    total = tokens = 0.0
+    with torch.no_grad():
+        for start in range(0, len(examples), 16):
+            batch = collate(examples[start : start + 16], pad_id=tokenizer.pad_token_id)
+            total += float(
+                scorer(batch.input_ids, batch.answer_rows, batch.answer_cols, batch.targets)
+            )
+            tokens += batch.num_answer_tokens
+    return total / tokens
+
+
+def worker_ours(args) -> dict:
+    from radonc_llm.config import TrainConfig
+    from radonc_llm.models.registry import load_model
+    from radonc_llm.train.loop import train
+
+    work = Path(args.work)
+    config = TrainConfig(
+        model=args.model,
+        train_dir=work / "train",
+        val_dir=None,
+        output_dir=work / "ours-run",
+        micro_batch_size=args.batch,
+        gradient_accumulation_steps=1,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        lr_scheduler="linear",
+        warmup_ratio=0.0,
+        lora_rank=args.rank,
+        lora_alpha=2 * args.rank,
+        lora_dropout=0.0,
+        precision=args.precision,
+        checkpoint_every_steps=10**6,
+        log_every_steps=max(1, args.steps // 5),
+        seed=args.seed,
+    )
+    results = train(config, show_progress=False)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    model, tokenizer = load_model(str(config.output_dir))
+    manifest = json.loads((config.output_dir / "manifest.json").read_text())
+    base = model.get_base_model()
+    return {
+        "trainer": "ours",
+        "parameters": sum(p.numel() for n, p in base.named_parameters() if "lora_" not in n),
+        "precision": manifest["precision"],
+        "tokens_per_s": results["tokens_per_s"],
+        "trained_tokens": results["trained_tokens"],
+        "train_seconds": results["train_seconds"],
+        "peak_rss_gb": rss,
+        "val_loss": validation_loss(model, tokenizer, sample_rows(work / "val", 10**9, 0)),
+    }
+
+
+def worker_trl(args, *, best: bool) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from radonc_llm.models.registry import LLAMA_LORA_TARGETS, load_model
+
+    work = Path(args.work)
+    rows = sample_rows(work / "train", 10**9, 0)
+    data = Dataset.from_list(
+        [{"prompt": row["messages"][:-1], "completion": row["messages"][-1:]} for _, _, row in rows]
+    )
+    model, tokenizer = load_model(args.model, dtype=torch.float32)
+    # Default: what SFTConfig gives on a CPU (use_cpu is required there, bf16 off: fp32).
+    # Best: the fastest setting measured here: bf16 autocast, no gradient checkpointing.
+    settings = {"bf16": True, "gradient_checkpointing": False} if best else {"bf16": False}
+    config = SFTConfig(
+        output_dir=str(work / ("trl-best" if best else "trl-default")),
+        per_device_train_batch_size=args.batch,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(1, args.steps // 5),
+        seed=args.seed,
+        dataloader_num_workers=0,
+        max_length=2048,
+        **settings,
+    )
+    tokens = {"count": 0.0}
+
+    class CountTokens(TrainerCallback):
+        def on_log(self, _args, state, control, logs=None, **kwargs):
+            if logs and "num_tokens" in logs:
+                tokens["count"] = float(logs["num_tokens"])
+
+    lora = LoraConfig(
+        r=args.rank,
+        lora_alpha=2 * args.rank,
+        lora_dropout=0.0,
+        target_modules=list(LLAMA_LORA_TARGETS),
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[CountTokens()],
+    )
+    output = trainer.train()
+    seconds = float(output.metrics["train_runtime"])
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    return {
+        "trainer": "trl-best" if best else "trl-default",
+        "precision": "bf16" if best else "fp32",
+        "tokens_per_s": tokens["count"] / seconds,
+        "trained_tokens": tokens["count"],
+        "train_seconds": seconds,
+        "peak_rss_gb": rss,
+        "val_loss": validation_loss(trainer.model, tokenizer, sample_rows(work / "val", 10**9, 0)),
+    }
+
+
+def worker_peak(args) -> dict:
+    return {"bf16": matmul_peak_gflops("bf16"), "fp32": matmul_peak_gflops("fp32")}
+
+
+# -- the driver ----------------------------------------------------------------------------------
+
+
+def run_worker(kind: str, args, work: Path) -> dict:
+    command = [sys.executable, __file__, "--worker", kind, "--work", str(work)]
+    for name in ("model", "steps", "batch", "lr", "rank", "precision", "seed"):
+        command += [f"--{name}", str(getattr(args, name))]
+    done = subprocess.run(command, capture_output=True, text=True)  # noqa: S603
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=Path, default=Path("data/tasks"))
+    parser.add_argument("--examples", type=int, default=480, help="training examples (all tasks)")
+    parser.add_argument("--val-examples", type=int, default=96, help="validation examples")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=16, help="global batch (one process)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--precision", default="auto", help="our trainer's precision")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-trl-default", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        run = {
+            "ours": worker_ours,
+            "trl-default": lambda a: worker_trl(a, best=False),
+            "trl-best": lambda a: worker_trl(a, best=True),
+            "peak": worker_peak,
+        }[args.worker]
+        print(json.dumps(run(args)))
+        return
+
+    console = Console()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        per_task = args.examples // len(TASKS)
+        write_sample(sample_rows(args.tasks / "train", per_task, args.seed), work / "train")
+        write_sample(
+            sample_rows(args.tasks / "val", args.val_examples // len(TASKS), 0), work / "val"
+        )
+        kinds = ["peak", "ours", "trl-best"] + ([] if args.skip_trl_default else ["trl-default"])
+        runs = {}
+        for kind in kinds:
+            with console.status(f"running {kind}"):
+                started = time.perf_counter()
+                runs[kind] = run_worker(kind, args, work)
+            console.print(f"{kind} done in {time.perf_counter() - started:.0f} s")
+
+    peak = runs.pop("peak")
+    ours = runs["ours"]
+    parameters = ours["parameters"]
+    mfu = 4 * parameters * ours["tokens_per_s"] / (peak[ours["precision"]] * 1e9)
+    table = Table(
+        title=f"LoRA r{args.rank} fine-tuning, {args.model}: {args.steps} steps x batch "
+        f"{args.batch} ({per_task * len(TASKS)} examples), {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    for column in (
+        "trainer",
+        "precision",
+        "tokens/s",
+        "vs TRL best",
+        "MFU",
+        "peak RSS GB",
+        "val loss",
+    ):
+        table.add_column(column, justify="right")
+    best = runs["trl-best"]["tokens_per_s"]
+    for name, run in runs.items():
+        run_mfu = 4 * parameters * run["tokens_per_s"] / (peak[run["precision"]] * 1e9)
+        table.add_row(
+            name, run["precision"], f"{run['tokens_per_s']:.0f}", f"{run['tokens_per_s'] / best:.2f}x",
+            f"{run_mfu:.1%}", f"{run['peak_rss_gb']:.2f}", f"{run['val_loss']:.4f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"matmul peak here: bf16 {peak['bf16']:.0f} GFLOP/s, fp32 {peak['fp32']:.0f} GFLOP/s; "
+        "MFU = 4 x parameters x tokens/s / peak in the trainer's precision"
+    )
+    summary = {
+        "model": args.model,
+        "steps": args.steps,
+        "batch": args.batch,
+        "examples": per_task * len(TASKS),
+        "parameters": parameters,
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+        "tokens_per_s": ours["tokens_per_s"],
+        "trl_default_tokens_per_s": runs.get("trl-default", {}).get("tokens_per_s"),
+        "trl_best_tokens_per_s": best,
+        "speedup_vs_trl_best": ours["tokens_per_s"] / best,
+        "mfu": mfu,
+        "matmul_peak_gflops": peak,
+        "peak_rss_gb": ours["peak_rss_gb"],
+        "trl_best_peak_rss_gb": runs["trl-best"]["peak_rss_gb"],
+        "val_loss": ours["val_loss"],
+        "trl_best_val_loss": runs["trl-best"]["val_loss"],
+        "trl_default_val_loss": runs.get("trl-default", {}).get("val_loss"),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Experiments beyond the main study, each a recipe of pipeline stages."""
