@@ -79,8 +79,7 @@ def synth(
     try:
         config = SynthConfig(patients=patients, seed=seed)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise RadoncInputError(first["msg"], field=str(first["loc"][0])) from None
+        raise RadoncInputError.from_validation_error(exc) from None
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Synthesising patients", total=patients)
         summary = write_synthetic_export(
@@ -504,8 +503,7 @@ def review_add_user(
             username=username, password=password, role="admin" if admin else "reviewer"
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise RadoncInputError(first["msg"], field=str(first["loc"][0])) from None
+        raise RadoncInputError.from_validation_error(exc) from None
     settings = ReviewSettings(study_dir=study, database_url=db)
     definition = read_study(study)
     engine = prepare_database(settings.resolved_database_url(), definition)

@@ -215,9 +215,11 @@ def validate_config(
     try:
         return model.model_validate(raw, context=context)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        reason = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            reason = f"unknown field; known fields: {', '.join(model.model_fields)}"
-        raise RadoncInputError(reason, file=file, field=field) from None
+        error = RadoncInputError.from_validation_error(exc, file=file)
+        if exc.errors()[0]["type"] == "extra_forbidden":
+            error = RadoncInputError(
+                f"unknown field; known fields: {', '.join(model.model_fields)}",
+                file=file,
+                field=error.field,
+            )
+        raise error from None

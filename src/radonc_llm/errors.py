@@ -6,6 +6,10 @@ The CLI prints these as one clear message (no traceback) and exits with status 2
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class RadoncInputError(Exception):
@@ -24,6 +28,18 @@ class RadoncInputError(Exception):
         self.row = row
         self.field = field
         super().__init__(self.message)
+
+    @classmethod
+    def from_validation_error(
+        cls, exc: ValidationError, *, file: str | Path | None = None, row: int | None = None
+    ) -> RadoncInputError:
+        """The first problem pydantic found, named by its field path (e.g. `train.lora_rank`)."""
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            reason = "unknown field"
+        return cls(reason, file=file, row=row, field=field)
 
     @property
     def message(self) -> str:

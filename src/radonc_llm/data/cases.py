@@ -75,9 +75,7 @@ def read_cases(path: str | Path) -> list[Case]:
         try:
             case = Case.model_validate(obj)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or None
-            raise RadoncInputError(first["msg"], file=path, row=line, field=field) from None
+            raise RadoncInputError.from_validation_error(exc, file=path, row=line) from None
         if case.case_id in seen:
             raise RadoncInputError(
                 f"duplicate case_id '{case.case_id}' (first on line {seen[case.case_id]})",

@@ -141,9 +141,7 @@ def read_regimen_predictions(path: str | Path) -> dict[str, str]:
         try:
             row = PredictionRow.model_validate(obj)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or None
-            raise RadoncInputError(first["msg"], file=path, row=line, field=field) from None
+            raise RadoncInputError.from_validation_error(exc, file=path, row=line) from None
         if row.task != "regimen":
             continue
         if row.case_id in texts:
@@ -352,6 +350,4 @@ def read_study(study_dir: str | Path) -> StudyDefinition:
     try:
         return StudyDefinition.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        raise RadoncInputError(first["msg"], file=path, field=field) from None
+        raise RadoncInputError.from_validation_error(exc, file=path) from None
