@@ -109,6 +109,11 @@ class StudyConfig(BaseModel):
     runs_dir: Path = Field(Path("runs"), description="Folder that holds the runs.")
     export: ExportSection
     split: SplitSection = Field(default_factory=SplitSection)
+    train_preset: Path | None = Field(
+        None,
+        description="A `radonc-llm train` config whose settings this study starts from (its "
+        "train_dir, val_dir and output_dir are ignored); `train` overrides its fields.",
+    )
     train: dict[str, Any] = Field(
         default_factory=dict,
         description="Training settings (the fields of a `radonc-llm train` config, without "
@@ -139,6 +144,9 @@ def load_study_config(path: str | Path) -> StudyConfig:
     if not isinstance(raw, dict):
         raise RadoncInputError("expected a mapping of field: value", file=path)
     study = validate_config(StudyConfig, raw, file=path)
+    if study.train_preset is not None:
+        preset = _read_train_preset(study.train_preset, recipe=path)
+        study.train = {**preset, **study.train}
     owned = [name for name in STUDY_OWNED_TRAIN_FIELDS if name in study.train]
     if owned:
         raise RadoncInputError("set by the study; remove it", file=path, field=f"train.{owned[0]}")
@@ -147,6 +155,23 @@ def load_study_config(path: str | Path) -> StudyConfig:
     except RadoncInputError as exc:
         raise RadoncInputError(exc.reason, file=path, field=f"train.{exc.field}") from None
     return study
+
+
+def _read_train_preset(preset: Path, *, recipe: Path) -> dict[str, Any]:
+    """A training config's settings, found from the working folder or beside the recipe."""
+    candidates = [preset, recipe.parent / preset]
+    found = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if found is None:
+        raise RadoncInputError(
+            f"training preset {preset} not found", file=recipe, field="train_preset"
+        )
+    try:
+        raw = yaml.safe_load(found.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RadoncInputError(f"not valid YAML ({exc})", file=found) from None
+    if not isinstance(raw, dict):
+        raise RadoncInputError("expected a mapping of field: value", file=found)
+    return {key: value for key, value in raw.items() if key not in STUDY_OWNED_TRAIN_FIELDS}
 
 
 def train_config(study: StudyConfig, *, context: dict | None = None) -> TrainConfig:
@@ -396,8 +421,10 @@ def predict_stage(
     console: Console,
     system: str | None = None,
     extra_inputs: tuple[Path, ...] = (),
+    tasks: tuple[str, ...] = TASKS,
 ) -> Stage:
-    """Predict the three tasks of `cases_file` with `model` into `out` (named `system`)."""
+    """Predict `tasks` (default all three) of `cases_file` with `model` into `out` (named
+    `system`)."""
 
     def run(_: Path) -> None:
         from radonc_llm.infer.backends import TransformersBackend, torch_dtype
@@ -405,15 +432,16 @@ def predict_stage(
 
         backend = TransformersBackend.load(model, dtype=torch_dtype(settings.dtype))
         predict_cases(
-            backend, read_cases(cases_file), out, tasks=TASKS, decoding=settings.decoding,
+            backend, read_cases(cases_file), out, tasks=tasks, decoding=settings.decoding,
             batch_size=settings.batch_size, model_label=system or out.stem,
             cases_file=cases_file, console=console,
         )  # fmt: skip
 
     # A prediction file is appended to as rows finish, so a stage killed half-way resumes it.
+    task_setting = {"tasks": list(tasks)} if tuple(tasks) != TASKS else {}
     return Stage(
         name, str(out.parent.name), [cases_file, *extra_inputs],
-        {**settings.model_dump(), "model": model, "prompt_version": _prompt_version()},
+        {**settings.model_dump(), "model": model, "prompt_version": _prompt_version(), **task_setting},
         run, outputs=[out.name],
     )  # fmt: skip
 
@@ -428,21 +456,24 @@ def baseline_stage(
     settings: PredictSection,
     seed: int,
     console: Console,
+    tasks: tuple[str, ...] | None = None,
 ) -> Stage:
-    """A reference system's predictions (`model` serves the few-shot baseline only)."""
+    """A reference system's predictions (`model` serves the few-shot baseline only) of `tasks`
+    (default: every task the baseline answers)."""
 
     def run(_: Path) -> None:
         from radonc_llm.evaluate.baselines import run_baseline
 
         run_baseline(
-            kind, read_cases(train_file), read_cases(cases_file), out, model=model,
+            kind, read_cases(train_file), read_cases(cases_file), out, tasks=tasks, model=model,
             decoding=settings.decoding, batch_size=settings.batch_size, seed=seed, console=console,
         )  # fmt: skip
 
     model_setting = {"model": model, **settings.model_dump()} if kind == "few-shot" else {}
+    task_setting = {"tasks": list(tasks)} if tasks is not None else {}
     return Stage(
         f"baseline_{kind}", str(out.parent.name), [train_file, cases_file],
-        {"kind": kind, "seed": seed, **model_setting}, run, outputs=[out.name],
+        {"kind": kind, "seed": seed, **model_setting, **task_setting}, run, outputs=[out.name],
     )  # fmt: skip
 
 
@@ -474,43 +505,59 @@ def run_recipe(config_path: str | Path, *, console: Console) -> Path:
 
 def run_study(config_path: str | Path, *, console: Console) -> StudyConfig:
     """Run (or resume) every stage of a study recipe; the run manifest records how."""
-    from radonc_llm.train.manifest import git_commit, package_versions
-
     study = load_study_config(config_path)
     run_dir = study.run_dir
+    open_run_manifest(
+        run_dir,
+        config=study.model_dump(mode="json"),
+        config_file=config_path,
+        seeds={
+            "export": study.export.synthetic.seed if study.export.synthetic else None,
+            "split": study.split.seed,
+            "train": train_config(study, context=DEFERRED).seed,
+            "evaluation": study.evaluation.seed,
+        },
+    )
+    run_stages(run_dir, study_stages(study, console=console), console=console)
+    close_run_manifest(
+        run_dir, [run_dir / "curate" / "cases.jsonl", *sorted((run_dir / "split").glob("*.jsonl"))]
+    )
+    return study
+
+
+def open_run_manifest(
+    run_dir: Path, *, config: dict, config_file: str | Path, seeds: dict[str, Any]
+) -> None:
+    """Start (on a resumed run: update) `<run_dir>/manifest.json` with the config, commit,
+    package versions, hardware and seeds; `run_stages` adds the stage times."""
+    from radonc_llm.train.manifest import git_commit, package_versions
+
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = run_dir / "manifest.json"
     manifest = _read_record(manifest_path)
     manifest.update(
         {
-            "config": study.model_dump(mode="json"),
-            "config_file": str(config_path),
+            "config": config,
+            "config_file": str(config_file),
             **git_commit(),
             "versions": package_versions(),
             "hardware": _hardware(),
-            "seeds": {
-                "export": study.export.synthetic.seed if study.export.synthetic else None,
-                "split": study.split.seed,
-                "train": train_config(study, context=DEFERRED).seed,
-                "evaluation": study.evaluation.seed,
-            },
+            "seeds": seeds,
         }
     )
     manifest.setdefault("started_at", _now())
     write_json_atomic(manifest_path, manifest)
-    run_stages(run_dir, study_stages(study, console=console), console=console)
+
+
+def close_run_manifest(run_dir: Path, data_files: list[Path]) -> None:
+    """Record the hashes of the run's data files and the end time in its manifest."""
+    manifest_path = run_dir / "manifest.json"
     manifest = _read_record(manifest_path)
     manifest["data_hashes"] = {
-        str(path.relative_to(run_dir)): file_sha256(path)
-        for path in [
-            run_dir / "curate" / "cases.jsonl",
-            *sorted((run_dir / "split").glob("*.jsonl")),
-        ]
-        if path.exists()
+        str(path.relative_to(run_dir)): file_sha256(path) for path in data_files if path.exists()
     }
     manifest["finished_at"] = _now()
     write_json_atomic(manifest_path, manifest)
-    return study
 
 
 def _now() -> str:

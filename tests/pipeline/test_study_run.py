@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from radonc_llm.cli import app
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.models.registry import resolve_model
-from radonc_llm.pipeline import load_study_config
+from radonc_llm.pipeline import load_study_config, recipe_kind
 
 STAGES_BEFORE_TRAIN = ["export", "curate", "split", "tasks", "baseline_majority", "predict_base"]
 
@@ -121,3 +121,20 @@ def test_bad_training_settings_fail_at_load_naming_the_field(tmp_path):
     with pytest.raises(RadoncInputError) as error:
         load_study_config(_recipe(tmp_path, "bad2", output_dir="elsewhere"))
     assert error.value.field == "train.output_dir"
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+STUDY_RECIPES = [path for path in sorted(CONFIGS.glob("*.yaml")) if recipe_kind(path) == "study"]
+
+
+def test_the_shipped_study_recipes_are_found():
+    assert {"demo.yaml", "paper_scale.yaml", "llama2_7b.yaml", "mistral_7b.yaml"} <= {
+        path.name for path in STUDY_RECIPES
+    }
+
+
+@pytest.mark.parametrize("recipe", STUDY_RECIPES, ids=lambda path: path.name)
+def test_every_shipped_study_recipe_loads(recipe, monkeypatch):
+    monkeypatch.chdir(CONFIGS.parent)
+    study = load_study_config(recipe)
+    assert study.name == recipe.stem
