@@ -373,6 +373,7 @@ def baseline(
     model: Annotated[str, typer.Option(help="few-shot: the original model.")] = "smollm2-135m",
     decoding: Annotated[str, typer.Option(help="few-shot: free or constrained.")] = "free",
     batch_size: Annotated[int, typer.Option(help="few-shot: prompts per forward pass.")] = 8,
+    dtype: Annotated[str, typer.Option(help="few-shot: float32 or bfloat16.")] = "float32",
     seed: Annotated[int, typer.Option(help="Seed of the logistic regression.")] = 0,
 ) -> None:
     """Write a reference system's predictions, so that a model's number means something."""
@@ -390,6 +391,7 @@ def baseline(
         model=model,
         decoding=decoding,
         batch_size=batch_size,
+        dtype=dtype,
         seed=seed,
         console=console,
     )

@@ -106,6 +106,17 @@ class TrainConfig(BaseModel):
     length_grouping: bool = Field(
         True, description="Batch examples of similar length together (little padding)."
     )
+    group_by_task: bool = Field(
+        True,
+        description="Each optimizer step holds examples of one task (steps of all tasks are "
+        "shuffled together), so a batch's prompts share system prompt + instruction.",
+    )
+    share_prompt_prefix: bool = Field(
+        True,
+        description="Run the prompt prefix that all rows of a micro-batch share once and reuse "
+        "its keys/values (exact; ~40% less work on the demo data). Off with gradient "
+        "checkpointing.",
+    )
     seed: int = Field(0, description="Seed of weights init, data order and dropout.")
 
     eval_every_steps: int | None = Field(

@@ -145,7 +145,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
         raise RadoncInputError("expected a mapping of field: value", file=path)
     study = validate_config(StudyConfig, raw, file=path)
     if study.train_preset is not None:
-        preset = _read_train_preset(study.train_preset, recipe=path)
+        preset = read_train_preset(study.train_preset, recipe=path)
         study.train = {**preset, **study.train}
     owned = [name for name in STUDY_OWNED_TRAIN_FIELDS if name in study.train]
     if owned:
@@ -157,7 +157,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
     return study
 
 
-def _read_train_preset(preset: Path, *, recipe: Path) -> dict[str, Any]:
+def read_train_preset(preset: Path, *, recipe: Path) -> dict[str, Any]:
     """A training config's settings, found from the working folder or beside the recipe."""
     candidates = [preset, recipe.parent / preset]
     found = next((candidate for candidate in candidates if candidate.is_file()), None)

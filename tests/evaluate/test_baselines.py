@@ -28,10 +28,22 @@ def _train() -> list[Case]:
     rows = []
     for i, row in enumerate(SAMPLE_CASES):
         for j, prefix in enumerate(("History: ", "Consult note. ")):
-            rows.append({**row, "case_id": f"t{i}{j}", "patient_id": f"tp{i}{j}",
-                         "diagnosis_text": prefix + row["diagnosis_text"]})
-    rows.append({**SAMPLE_CASES[0], "case_id": "t99", "patient_id": "tp99",
-                 "diagnosis_text": "68M, prostate adenocarcinoma GS 3+3, PSA 6."})
+            rows.append(
+                {
+                    **row,
+                    "case_id": f"t{i}{j}",
+                    "patient_id": f"tp{i}{j}",
+                    "diagnosis_text": prefix + row["diagnosis_text"],
+                }
+            )
+    rows.append(
+        {
+            **SAMPLE_CASES[0],
+            "case_id": "t99",
+            "patient_id": "tp99",
+            "diagnosis_text": "68M, prostate adenocarcinoma GS 3+3, PSA 6.",
+        }
+    )
     return [Case.model_validate(r) for r in rows]
 
 
@@ -47,9 +59,12 @@ def test_tfidf_and_nearest_find_the_matching_training_case(tmp_path):
     summary = run_baseline("tfidf-logreg", train, cases, out)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["task"] for r in rows} == {"modality", "icd10"} and set(summary.tasks) == {
-        "modality", "icd10"}
+        "modality",
+        "icd10",
+    }
     truth = {(c.case_id, "modality"): c.modality for c in cases} | {
-        (c.case_id, "icd10"): c.icd10 for c in cases}
+        (c.case_id, "icd10"): c.icd10 for c in cases
+    }
     right = sum(r["prediction"] == truth[(r["case_id"], r["task"])] for r in rows)
     assert right >= 0.75 * len(rows)
     assert {r["model"] for r in rows} == {"baseline:tfidf-logreg"}
@@ -88,9 +103,17 @@ def test_few_shot_runs_through_the_prediction_loop(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model gains nothing from a second, shared core
     try:
-        summary = run_baseline("few-shot", _train(), sample_cases()[:3], out, backend=backend,
-                               tasks=["modality"], decoding="constrained", k=2,
-                               show_progress=False)
+        summary = run_baseline(
+            "few-shot",
+            _train(),
+            sample_cases()[:3],
+            out,
+            backend=backend,
+            tasks=["modality"],
+            decoding="constrained",
+            k=2,
+            show_progress=False,
+        )
     finally:
         torch.set_num_threads(threads)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -103,8 +126,9 @@ def test_bad_requests_are_refused(tmp_path):
     with pytest.raises(RadoncInputError, match="unknown baseline"):
         run_baseline("oracle", _train(), sample_cases(), tmp_path / "x.jsonl")
     with pytest.raises(RadoncInputError, match="does not answer regimen"):
-        run_baseline("tfidf-logreg", _train(), sample_cases(), tmp_path / "x.jsonl",
-                      tasks=["regimen"])
+        run_baseline(
+            "tfidf-logreg", _train(), sample_cases(), tmp_path / "x.jsonl", tasks=["regimen"]
+        )
     summary = run_baseline("majority", sample_cases(), sample_cases(), tmp_path / "x.jsonl")
     assert "appear in both" in summary.messages[0]
 
@@ -114,8 +138,20 @@ def test_baseline_cli(tmp_path):
     train.write_text("".join(json.dumps(c.model_dump(exclude_none=True)) + "\n" for c in _train()))
     cases.write_text("".join(json.dumps(r) + "\n" for r in SAMPLE_CASES))
     out = tmp_path / "majority.jsonl"
-    result = CliRunner().invoke(app, ["baseline", "--train", str(train), "--cases", str(cases),
-                                      "--out", str(out), "--kind", "majority"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "baseline",
+            "--train",
+            str(train),
+            "--cases",
+            str(cases),
+            "--out",
+            str(out),
+            "--kind",
+            "majority",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3 * len(SAMPLE_CASES)

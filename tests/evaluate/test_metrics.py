@@ -122,6 +122,10 @@ def test_regimen_metrics_by_hand():
     # EQD2 (alpha/beta 10): 70/35 -> 70; 70/33 -> 70 (1 + 2.1212/10) / 1.2 = 70.7071.
     assert block["eqd2_abs_error"] == pytest.approx((0 + 70 * (1 + 70 / 33 / 10) / 1.2 - 70) / 2)
     assert block["eqd2_n"] == 2 and block["dose_n"] == 3
+    # Dose per fraction: 60/30 = 2 exactly; |70/33 - 70/35| = 2.1212 - 2 = 0.1212 Gy.
+    assert [r["dose_per_fraction_abs_error"] for r in rows] == pytest.approx([0, 70 / 33 - 2, None])
+    assert block["dose_per_fraction_abs_error"] == pytest.approx((70 / 33 - 2) / 2)
+    assert block["dose_per_fraction_n"] == 2
     # ROUGE-1: identical; 4 shared of 5 predicted / 8 reference tokens -> F = 8/13; none.
     assert [r["rouge1_f"] for r in rows] == pytest.approx([1.0, 8 / 13, 0.0])
     assert block["rouge1_f"] == pytest.approx((1 + 8 / 13) / 3)

@@ -194,8 +194,8 @@ def test_tasks_without_predictions_are_not_evaluated(files, tmp_path):
 
 def test_argument_parsing():
     assert parse_prediction_args(["a=x.jsonl", "b = y.jsonl"]) == {
-        "a": __import__("pathlib").Path("x.jsonl"),
-        "b": __import__("pathlib").Path("y.jsonl"),
+        "a": Path("x.jsonl"),
+        "b": Path("y.jsonl"),
     }
     with pytest.raises(RadoncInputError, match="NAME=PATH"):
         parse_prediction_args(["x.jsonl"])

@@ -28,8 +28,13 @@ def _completion(content, finish="stop"):
     return {
         "id": "x",
         "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": finish}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish,
+            }
+        ],
         "usage": {"prompt_tokens": 50, "completion_tokens": 4, "total_tokens": 54},
     }
 
@@ -42,8 +47,12 @@ def test_sends_the_same_prompts_greedily_and_reads_answers(cases):
         requests.append((request, body))
         return httpx.Response(200, json=_completion(ANSWERS[_task_of(body["messages"])]))
 
-    backend = OpenAIBackend("http://server:8000/v1/", "served-model", api_key="k",
-                            transport=httpx.MockTransport(handler))
+    backend = OpenAIBackend(
+        "http://server:8000/v1/",
+        "served-model",
+        api_key="k",
+        transport=httpx.MockTransport(handler),
+    )
     conversations = [prompt_messages("modality", c.diagnosis_text) for c in cases[:3]]
     answers = backend.answer("modality", conversations, decoding="free")
     assert [a.raw for a in answers] == ["Photon."] * 3
@@ -67,15 +76,17 @@ def test_retries_server_errors_then_fails_clearly(cases):
             return httpx.Response(503, text="loading")
         return httpx.Response(200, json=_completion("C61"))
 
-    backend = OpenAIBackend("http://s/v1", "m", transport=httpx.MockTransport(flaky),
-                            retry_wait_s=0.0, concurrency=1)
+    backend = OpenAIBackend(
+        "http://s/v1", "m", transport=httpx.MockTransport(flaky), retry_wait_s=0.0, concurrency=1
+    )
     assert backend.answer("icd10", [prompt_messages("icd10", "x")], decoding="free")[0].raw == "C61"
 
     def broken(request):
         return httpx.Response(500, text="boom")
 
-    backend = OpenAIBackend("http://s/v1", "m", transport=httpx.MockTransport(broken),
-                            retry_wait_s=0.0, max_retries=1)
+    backend = OpenAIBackend(
+        "http://s/v1", "m", transport=httpx.MockTransport(broken), retry_wait_s=0.0, max_retries=1
+    )
     with pytest.raises(RadoncInputError, match=r"HTTP 500.*2 tries"):
         backend.answer("icd10", [prompt_messages("icd10", "x")], decoding="free")
 
@@ -130,11 +141,9 @@ def test_predict_cli_against_a_real_http_server(tmp_path):
         cases.write_text("".join(json.dumps(row) + "\n" for row in SAMPLE_CASES[:3]))
         out = tmp_path / "pred.jsonl"
         url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        result = CliRunner().invoke(
-            app,
-            ["predict", "--backend", "openai", "--base-url", url, "--model-name", "served",
-             "--cases", str(cases), "--out", str(out)],
-        )
+        args = ["predict", "--backend", "openai", "--base-url", url, "--model-name", "served",
+                "--cases", str(cases), "--out", str(out)]  # fmt: skip
+        result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(rows) == 9
@@ -142,12 +151,9 @@ def test_predict_cli_against_a_real_http_server(tmp_path):
         assert by_task["modality"]["prediction"] == "photon"
         assert by_task["icd10"]["prediction"] == "C61"
         assert by_task["regimen"]["prediction"] == "60 Gy in 30 fractions"
-        assert {r["backend"] for r in rows} == {"openai"} and {r["model"] for r in rows} == {"served"}
-        result = CliRunner().invoke(
-            app,
-            ["predict", "--backend", "openai", "--base-url", url, "--model-name", "served",
-             "--cases", str(cases), "--out", str(out), "--decoding", "constrained"],
-        )
+        assert {r["backend"] for r in rows} == {"openai"}
+        assert {r["model"] for r in rows} == {"served"}
+        result = CliRunner().invoke(app, [*args, "--decoding", "constrained"])
         assert result.exit_code == 2 and "cannot constrain" in result.output
     finally:
         server.shutdown()

@@ -81,3 +81,17 @@ def test_trie_is_built_once_per_tokenizer_and_code_list(tiny):
     assert icd10_trie(tokenizer, codes) is icd10_trie(tokenizer, codes)
     with pytest.raises(ValueError, match="at least one code"):
         icd10_trie(tokenizer, [])
+
+
+def test_label_tree_mask_works_with_eager_attention_too(tiny, cases):
+    model, tokenizer = tiny
+    prompts = _prompts(tokenizer, cases[:3], "modality")
+    sdpa = score_labels(model, tokenizer, prompts)
+    model.set_attn_implementation("eager")
+    try:
+        eager = score_labels(model, tokenizer, prompts)
+    finally:
+        model.set_attn_implementation("sdpa")
+    for a, b in zip(sdpa, eager, strict=True):
+        assert a.answer == b.answer
+        assert a.scores == pytest.approx(b.scores, abs=1e-4)

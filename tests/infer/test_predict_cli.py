@@ -10,18 +10,21 @@ from radonc_llm.cli import app
 from tests.infer.sample_cases import SAMPLE_CASES
 
 
-def _cases_file(tmp_path, rows=SAMPLE_CASES):
-    path = tmp_path / "cases.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
+def _predict(tmp_path, rows=SAMPLE_CASES, *options: str):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "pred.jsonl"
+    result = CliRunner().invoke(
+        app, ["predict", "--cases", str(cases), "--out", str(out), *options]
+    )
+    return result, out
 
 
 def test_predict_constrained_with_a_registry_model(tmp_path):
-    cases, out = _cases_file(tmp_path), tmp_path / "pred.jsonl"
-    args = ["predict", "--model", "tiny-llama", "--cases", str(cases), "--out", str(out),
-            "--decoding", "constrained", "--tasks", "modality,icd10", "--limit", "3",
-            "--batch-size", "2"]
-    result = CliRunner().invoke(app, args)
+    result, out = _predict(
+        tmp_path, SAMPLE_CASES, "--model", "tiny-llama", "--decoding", "constrained",
+        "--tasks", "modality,icd10", "--limit", "3", "--batch-size", "2",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted((r["case_id"], r["task"]) for r in rows) == sorted(
@@ -34,19 +37,13 @@ def test_predict_constrained_with_a_registry_model(tmp_path):
 
 def test_predict_reports_bad_input_without_traceback(tmp_path):
     bad = dict(SAMPLE_CASES[0], modality="neutron")
-    cases = _cases_file(tmp_path, [SAMPLE_CASES[1], bad])
-    result = CliRunner().invoke(
-        app, ["predict", "--model", "tiny-llama", "--cases", str(cases), "--out",
-              str(tmp_path / "p.jsonl")]
-    )
+    result, _ = _predict(tmp_path, [SAMPLE_CASES[1], bad], "--model", "tiny-llama")
     assert result.exit_code == 2
     assert "row 2" in result.output and "modality" in result.output
     assert "Traceback" not in result.output
-    good = _cases_file(tmp_path)
-    result = CliRunner().invoke(app, ["predict", "--cases", str(good), "--out", str(tmp_path / "p")])
+    result, _ = _predict(tmp_path)
     assert result.exit_code == 2 and "--model" in result.output
-    result = CliRunner().invoke(
-        app, ["predict", "--model", "tiny-llama", "--cases", str(good), "--out",
-              str(tmp_path / "p"), "--tasks", "staging"]
-    )
+    result, _ = _predict(tmp_path, SAMPLE_CASES, "--model", "tiny-llama", "--tasks", "staging")
     assert result.exit_code == 2 and "unknown task staging" in result.output
+    result, _ = _predict(tmp_path, SAMPLE_CASES, "--model", "tiny-llama", "--dtype", "int8")
+    assert result.exit_code == 2 and "unknown dtype" in result.output

@@ -38,7 +38,9 @@ class FakeBackend:
             digest = hashlib.sha256(messages[-1]["content"].encode()).hexdigest()
             self.seen.append(messages[-1]["content"])
             raw = {
-                "modality": ["photon", "IMRT", "proton or photon", "electrons"][int(digest, 16) % 4],
+                "modality": ["photon", "IMRT", "proton or photon", "electrons"][
+                    int(digest, 16) % 4
+                ],
                 "icd10": ["C61", "c50412", "no idea", "C71.1"][int(digest, 16) % 4],
                 "regimen": f"{int(digest[:2], 16) % 70 + 1} Gy in {int(digest[2:4], 16) % 30 + 1} fractions",
             }[task]
@@ -80,8 +82,9 @@ def test_killed_run_resumes_to_the_same_file(tmp_path, cases):
 
     resumed = tmp_path / "resumed.jsonl"
     with pytest.raises(Killed):
-        predict_cases(FakeBackend(die_after_batches=4), cases, resumed, batch_size=3,
-                      show_progress=False)
+        predict_cases(
+            FakeBackend(die_after_batches=4), cases, resumed, batch_size=3, show_progress=False
+        )
     written = len(resumed.read_text().splitlines())
     assert 0 < written < 3 * len(cases)
     # The kill also cut an append short: half a row without its newline.
@@ -103,8 +106,15 @@ def test_resumed_local_model_run_matches_uninterrupted(tmp_path, tiny, cases):
     whole, part = tmp_path / "whole.jsonl", tmp_path / "part.jsonl"
     backend = TransformersBackend(model, tokenizer, model_name="tiny")
     predict_cases(backend, cases, whole, decoding="constrained", batch_size=3, show_progress=False)
-    predict_cases(backend, cases[:5], part, decoding="constrained", batch_size=2,
-                  tasks=["modality"], show_progress=False)
+    predict_cases(
+        backend,
+        cases[:5],
+        part,
+        decoding="constrained",
+        batch_size=2,
+        tasks=["modality"],
+        show_progress=False,
+    )
     predict_cases(backend, cases, part, decoding="constrained", batch_size=3, show_progress=False)
     got = {(r["case_id"], r["task"]): r for r in _rows(part)}
     expected = {(r["case_id"], r["task"]): r for r in _rows(whole)}
@@ -146,8 +156,10 @@ def test_last_row_without_newline_is_kept(tmp_path, cases):
 
 def test_constrained_decoding_needs_a_local_model(tmp_path, cases):
     with pytest.raises(RadoncInputError, match="cannot constrain"):
-        predict_cases(FakeBackend(), cases, tmp_path / "p.jsonl", decoding="constrained",
-                      show_progress=False)
+        predict_cases(
+            FakeBackend(), cases, tmp_path / "p.jsonl", decoding="constrained", show_progress=False
+        )
     with pytest.raises(RadoncInputError, match="unknown task"):
-        predict_cases(FakeBackend(), cases, tmp_path / "p.jsonl", tasks=["staging"],
-                      show_progress=False)
+        predict_cases(
+            FakeBackend(), cases, tmp_path / "p.jsonl", tasks=["staging"], show_progress=False
+        )

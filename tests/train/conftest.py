@@ -11,10 +11,20 @@ from radonc_llm.config import TrainConfig
 from radonc_llm.tasks.prompts import prompt_messages
 
 SITES = [
-    ("Adenocarcinoma of the prostate, Gleason 3+4, PSA 8.", "C61", "photon", "60 Gy in 20 fractions"),
+    (
+        "Adenocarcinoma of the prostate, Gleason 3+4, PSA 8.",
+        "C61",
+        "photon",
+        "60 Gy in 20 fractions",
+    ),
     ("Basal cell carcinoma of the nose, 1.2 cm.", "C44.311", "electron", "50 Gy in 20 fractions"),
     ("Medulloblastoma in a 7-year-old child.", "C71.6", "proton", "CSI 23.4 Gy in 13 fractions"),
-    ("Cervical squamous cell carcinoma FIGO IIB.", "C53.9", "brachytherapy", "HDR 28 Gy in 4 fractions"),
+    (
+        "Cervical squamous cell carcinoma FIGO IIB.",
+        "C53.9",
+        "brachytherapy",
+        "HDR 28 Gy in 4 fractions",
+    ),
 ]
 
 

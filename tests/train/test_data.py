@@ -105,3 +105,30 @@ def test_too_long_example_is_an_error_not_cut(task_dirs, tiny):
     with pytest.raises(RadoncInputError, match="max_length=20") as info:
         tokenize_rows(rows, tokenizer, max_length=20)
     assert info.value.row == 1 and info.value.field == "messages"
+
+
+def test_shared_prompt_prefix_gives_the_same_loss_and_gradients(task_dirs):
+    model, tokenizer = load_model("tiny-mistral")
+    peft_model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=LLAMA_LORA_TARGETS)
+    with torch.no_grad():  # lora_B starts at zero: give the adapter something to differentiate
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02)
+    examples = tokenize_rows(read_task_rows(task_dirs[0], ["icd10"]), tokenizer, max_length=512)
+    scorer = AnswerLoss(peft_model, autocast_dtype=None)
+    results = []
+    for share in (False, True):
+        batch = collate(examples[:5], pad_id=tokenizer.pad_token_id, share_prefix=share)
+        loss = scorer(
+            batch.input_ids, batch.answer_rows, batch.answer_cols, batch.targets,
+            "sum", batch.prefix_length,
+        )  # fmt: skip
+        peft_model.zero_grad()
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+        results.append((batch.prefix_length, loss.detach(), grads))
+    (p0, loss0, grads0), (p1, loss1, grads1) = results
+    assert p0 == 0 and 40 < p1 < min(e.prompt_length for e in examples[:5])
+    assert torch.allclose(loss0, loss1, rtol=1e-5)
+    for name in grads0:
+        assert torch.allclose(grads0[name], grads1[name], rtol=1e-4, atol=1e-6), name

@@ -140,7 +140,10 @@ def test_resume_after_a_kill_reaches_the_same_weights(trained, data_root, tmp_pa
     for key in expected:
         assert torch.allclose(got[key], expected[key], atol=1e-6, rtol=0), key
     losses = [
-        [(r["step"], r["split"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").open())]
+        [
+            (r["step"], r["split"], r["loss"])
+            for r in map(json.loads, (run / "metrics.jsonl").open())
+        ]
         for run in (full, out)
     ]
     assert [row[:2] for row in losses[0]] == [row[:2] for row in losses[1]]

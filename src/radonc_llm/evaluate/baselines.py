@@ -131,6 +131,7 @@ def run_baseline(
     model: str = "smollm2-135m",
     decoding: str = "free",
     batch_size: int = 16,
+    dtype: str = "float32",
     backend: Any = None,
     seed: int = 0,
     console: Any = None,
@@ -164,6 +165,7 @@ def run_baseline(
             model=model,
             decoding=decoding,
             batch_size=batch_size,
+            dtype=dtype,
             backend=backend,
             console=console,
             show_progress=show_progress,
@@ -196,21 +198,22 @@ def run_baseline(
 
 
 def _run_few_shot(
-    train,
-    cases,
-    out,
-    summary,
+    train: Sequence[Case],
+    cases: Sequence[Case],
+    out: str | Path,
+    summary: BaselineSummary,
     *,
-    tasks,
-    k,
-    model,
-    decoding,
-    batch_size,
-    backend,
-    console,
-    show_progress,
+    tasks: Sequence[str],
+    k: int,
+    model: str,
+    decoding: str,
+    batch_size: int,
+    dtype: str,
+    backend: Any,
+    console: Any,
+    show_progress: bool,
 ) -> BaselineSummary:
-    from radonc_llm.infer.backends import TransformersBackend
+    from radonc_llm.infer.backends import TransformersBackend, torch_dtype
     from radonc_llm.infer.predict import predict_cases
 
     if k < 1:
@@ -223,7 +226,8 @@ def _run_few_shot(
             neighbours[case.case_id] = index.nearest(case, k)
         return few_shot_messages(case, task, neighbours[case.case_id])
 
-    backend = backend if backend is not None else TransformersBackend.load(model)
+    if backend is None:
+        backend = TransformersBackend.load(model, dtype=torch_dtype(dtype))
     result = predict_cases(
         backend,
         cases,

@@ -12,7 +12,7 @@ Conventions, the same for every task:
 - Regimen structure is read by the foundation's regimen parser on both sides; dose and
   fraction agreement are scored only where the reference states them (`dose_n`,
   `fractions_n`), and EQD2 error (alpha/beta 10 Gy) only where both sides state dose and
-  fractions (`eqd2_n`). A prediction without a readable dose matches no concurrent-drug
+  fractions (`eqd2_n`), as is dose-per-fraction error (`dose_per_fraction_n`). A prediction without a readable dose matches no concurrent-drug
   list, not even an empty one.
 """
 
@@ -268,6 +268,7 @@ def regimen_case_scores(reference: str, prediction: str | None) -> dict:
         "fractions_match": None,
         "concurrent_match": None,
         "eqd2_abs_error": None,
+        "dose_per_fraction_abs_error": None,
     }
     if ref is None:
         return scores
@@ -293,6 +294,8 @@ def regimen_case_scores(reference: str, prediction: str | None) -> dict:
             - eqd2(ref.dose_gy, ref.fractions, alpha_beta=EQD2_ALPHA_BETA)
         )
         scores["eqd2_abs_error"] = float(error) if math.isfinite(error) else None
+        per_fraction = abs(pred.dose_gy / pred.fractions - ref.dose_gy / ref.fractions)
+        scores["dose_per_fraction_abs_error"] = float(per_fraction)
     return scores
 
 
@@ -336,6 +339,7 @@ def regimen_metrics(
         "fractions_match": _mean(column("fractions_match")),
         "concurrent_match": _mean(column("concurrent_match")),
         "eqd2_abs_error": _mean(column("eqd2_abs_error")),
+        "dose_per_fraction_abs_error": _mean(column("dose_per_fraction_abs_error")),
         "n": n,
         "accuracy": _mean(column("correct")),
         "malformed_rate": _mean([int(row["malformed"]) for row in rows]),
@@ -344,6 +348,7 @@ def regimen_metrics(
         "fractions_n": len(column("fractions_match")),
         "concurrent_n": len(column("concurrent_match")),
         "eqd2_n": len(column("eqd2_abs_error")),
+        "dose_per_fraction_n": len(column("dose_per_fraction_abs_error")),
         "eqd2_alpha_beta": EQD2_ALPHA_BETA,
     }
     block["ci95"] = {
@@ -356,6 +361,7 @@ def regimen_metrics(
             ("fractions_match", "fractions_match"),
             ("concurrent_match", "concurrent_match"),
             ("eqd2_abs_error", "eqd2_abs_error"),
+            ("dose_per_fraction_abs_error", "dose_per_fraction_abs_error"),
         )
     }
     return block, rows

@@ -1,7 +1,7 @@
 """Constrained decoding: answers that are always one of the allowed answers.
 
-- Modality: the prompt runs once; its KV cache is repeated for the four labels and one
-  forward pass over the label tokens scores all four. A label's score is the log-probability
+- Modality: the prompt runs once; one more forward pass over the four labels' tokens, laid
+  out as a tree that shares the prompt's KV cache, scores all four. A label's score is the log-probability
   of the whole answer "label<end of turn>", so the model must also mean to stop there.
 - ICD-10: a greedy walk through a prefix trie of the tokenisations of every billable
   ICD-10-CM code (dotted, as the training answers are written) followed by end of turn.
@@ -45,6 +45,31 @@ def _label_token_ids(tokenizer: Any, label: str) -> list[int]:
     return [*tokenizer.encode(label, add_special_tokens=False), end_of_turn_ids(tokenizer)[0]]
 
 
+def _label_tree(sequences: Sequence[Sequence[int]]):
+    """Flatten the labels' input tokens (each label minus its last token) into one row.
+
+    Returns token ids, each token's depth in its label, its label index, the id it must
+    predict next, and the (T, T) mask letting a token see only earlier tokens of its label.
+    """
+    tokens, depth, owner, targets = [], [], [], []
+    for index, seq in enumerate(sequences):
+        for position in range(len(seq) - 1):
+            tokens.append(seq[position])
+            depth.append(position)
+            owner.append(index)
+            targets.append(seq[position + 1])
+    owner_t = torch.tensor(owner, dtype=torch.long)
+    depth_t = torch.tensor(depth, dtype=torch.long)
+    tree = (owner_t[:, None] == owner_t[None, :]) & (depth_t[None, :] <= depth_t[:, None])
+    return (
+        torch.tensor(tokens, dtype=torch.long),
+        depth_t,
+        owner_t,
+        torch.tensor(targets, dtype=torch.long),
+        tree,
+    )
+
+
 @torch.inference_mode()
 def score_labels(
     model: Any,
@@ -54,30 +79,45 @@ def score_labels(
     labels: Sequence[str] = MODALITIES,
     prefix_cache: PrefixCache | None = None,
 ) -> list[ConstrainedAnswer]:
-    """Pick the most probable of `labels` for each prompt (ties go to the earlier label)."""
+    """Pick the most probable of `labels` for each prompt (ties go to the earlier label).
+
+    After the prompt, all labels' tokens go through the model in one forward pass as a tree:
+    each label token attends to the prompt and to the earlier tokens of its own label only
+    (a 4-D attention mask), so the prompt's KV cache is shared, not copied per label.
+    """
     state = run_prompts(model, prompts, pad_id=_pad_id(tokenizer), prefix_cache=prefix_cache)
     batch, n_labels = len(prompts), len(labels)
     sequences = [_label_token_ids(tokenizer, label) for label in labels]
-    width = max(len(s) for s in sequences)
-    # Labels right-padded: padding after a label's last token is never attended by it.
-    label_ids = torch.full((n_labels, width), _pad_id(tokenizer), dtype=torch.long)
-    label_mask = torch.zeros((n_labels, width), dtype=torch.bool)
-    for i, seq in enumerate(sequences):
-        label_ids[i, : len(seq)] = torch.tensor(seq)
-        label_mask[i, : len(seq)] = True
-    first_logprobs = torch.log_softmax(state.logits, dim=-1)[:, label_ids[:, 0]]  # (batch, labels)
-    total = first_logprobs.clone()
-    if width > 1:
-        state.cache.batch_repeat_interleave(n_labels)
-        state.attention_mask = state.attention_mask.repeat_interleave(n_labels, dim=0)
-        state.next_position = state.next_position.repeat_interleave(n_labels, dim=0)
-        inputs = label_ids[:, :-1].repeat(batch, 1)  # row b * n_labels + i = label i
-        logits = step(model, state, inputs, last_only=False).float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        targets = label_ids[:, 1:].repeat(batch, 1)
-        picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        picked = picked * label_mask[:, 1:].repeat(batch, 1)
-        total = total + picked.sum(dim=1).view(batch, n_labels)
+    first = torch.tensor([seq[0] for seq in sequences], dtype=torch.long)
+    total = torch.log_softmax(state.logits, dim=-1)[:, first].double()  # (batch, labels)
+    tokens, depth, owner, targets, tree = _label_tree(sequences)
+    if tokens.numel():
+        n_tokens, past = tokens.numel(), state.attention_mask.shape[1]
+        allowed = torch.cat(
+            [
+                state.attention_mask.bool()[:, None, None, :].expand(batch, 1, n_tokens, past),
+                tree[None, None].expand(batch, 1, n_tokens, n_tokens),
+            ],
+            dim=-1,
+        )
+        if model.config._attn_implementation == "eager":
+            dtype = next(model.parameters()).dtype
+            mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(
+                ~allowed, torch.finfo(dtype).min
+            )
+        else:
+            mask = allowed
+        positions = state.next_position[:, None] + depth[None, :]
+        out = model(
+            input_ids=tokens.expand(batch, n_tokens),
+            attention_mask=mask,
+            position_ids=positions,
+            cache=state.cache,
+            use_cache=True,
+        )
+        logprobs = torch.log_softmax(out.logits.double(), dim=-1)
+        picked = logprobs.gather(-1, targets.expand(batch, n_tokens).unsqueeze(-1)).squeeze(-1)
+        total = total.index_add(1, owner, picked)
     results = []
     for row in total.tolist():
         best = max(range(n_labels), key=lambda i: (row[i], -i))

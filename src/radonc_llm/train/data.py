@@ -174,24 +174,35 @@ def epoch_batches(
     seed: int,
     epoch: int,
     group_by_length: bool = True,
+    groups: Sequence[str] | None = None,
 ) -> list[list[int]]:
     """The optimizer steps of one epoch: lists of example indices, a function of (seed, epoch).
 
     Length grouping: shuffle, sort within windows of 64 global batches, cut into batches and
     shuffle the batches, so each batch holds similar lengths (little padding) while the order
-    stays random. Every example appears exactly once; the last batch may be smaller.
+    stays random. With `groups` (the task of each example) a batch holds one group only, so
+    its prompts share the longest prefix. Every example appears exactly once per epoch; the
+    last batch of each group may be smaller.
     """
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(len(lengths), generator=generator).tolist()
-    if group_by_length:
-        window = global_batch * 64
-        order = [
-            index
-            for start in range(0, len(order), window)
-            for index in sorted(order[start : start + window], key=lambda i: -lengths[i])
+    buckets: dict[str, list[int]] = {}
+    for index in order:
+        buckets.setdefault(groups[index] if groups is not None else "", []).append(index)
+    batches: list[list[int]] = []
+    for key in sorted(buckets):
+        bucket = buckets[key]
+        if group_by_length:
+            window = global_batch * 64
+            bucket = [
+                index
+                for start in range(0, len(bucket), window)
+                for index in sorted(bucket[start : start + window], key=lambda i: -lengths[i])
+            ]
+        batches += [
+            bucket[start : start + global_batch] for start in range(0, len(bucket), global_batch)
         ]
-    batches = [order[start : start + global_batch] for start in range(0, len(order), global_batch)]
-    if group_by_length:
+    if group_by_length or groups is not None:
         shuffled = torch.randperm(len(batches), generator=generator).tolist()
         batches = [batches[i] for i in shuffled]
     return batches
@@ -231,6 +242,7 @@ class AnswerBatch:
     answer_cols: torch.Tensor
     targets: torch.Tensor
     num_tokens: int
+    prefix_length: int = 0
 
     @property
     def num_answer_tokens(self) -> int:
@@ -243,10 +255,15 @@ class AnswerBatch:
             answer_cols=self.answer_cols.to(device),
             targets=self.targets.to(device),
             num_tokens=self.num_tokens,
+            prefix_length=self.prefix_length,
         )
 
 
-def collate(examples: Sequence[TokenizedExample], *, pad_id: int) -> AnswerBatch:
+def collate(
+    examples: Sequence[TokenizedExample], *, pad_id: int, share_prefix: bool = False
+) -> AnswerBatch:
+    """Right-pad a micro-batch; with `share_prefix`, record how many leading tokens all its
+    rows share (never reaching the position that predicts the first answer token)."""
     width = max(len(example.input_ids) for example in examples)
     input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     rows, cols, targets = [], [], []
@@ -257,12 +274,18 @@ def collate(examples: Sequence[TokenizedExample], *, pad_id: int) -> AnswerBatch
         rows.append(torch.full_like(positions, row))
         cols.append(positions)
         targets.append(ids[example.prompt_length :])
+    prefix = 0
+    if share_prefix and len(examples) > 1:
+        limit = min(example.prompt_length for example in examples) - 1
+        same = (input_ids[:, :limit] == input_ids[:1, :limit]).all(dim=0)
+        prefix = int(same.long().cumprod(0).sum())
     return AnswerBatch(
         input_ids=input_ids,
         answer_rows=torch.cat(rows),
         answer_cols=torch.cat(cols),
         targets=torch.cat(targets),
         num_tokens=sum(len(example.input_ids) for example in examples),
+        prefix_length=prefix,
     )
 
 

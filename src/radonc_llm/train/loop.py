@@ -70,6 +70,7 @@ class AnswerLoss(nn.Module):
         answer_cols: torch.Tensor,
         targets: torch.Tensor,
         reduction: str = "sum",
+        prefix_length: int = 0,
     ) -> torch.Tensor:
         causal_lm = self.peft_model.get_base_model()
         backbone = getattr(causal_lm, causal_lm.base_model_prefix)
@@ -79,8 +80,24 @@ class AnswerLoss(nn.Module):
             else contextlib.nullcontext()
         )
         with autocast:
-            # Right padding + causal attention: no padding mask needed for the real tokens.
-            hidden = backbone(input_ids=input_ids, use_cache=False).last_hidden_state
+            if prefix_length:
+                # The rows share their first `prefix_length` tokens (system prompt, instruction):
+                # run them once, repeat their keys/values for every row, and run only the rest.
+                # Gradients flow back through the repeated cache, so this is exact.
+                from transformers import DynamicCache
+
+                cache = DynamicCache(config=backbone.config)
+                # The cache goes in as the 4th positional argument: its keyword is
+                # `past_key_values` before transformers 5.24 and `cache` after.
+                backbone(input_ids[:1, :prefix_length], None, None, cache, use_cache=True)
+                cache.batch_repeat_interleave(input_ids.shape[0])
+                hidden = backbone(
+                    input_ids[:, prefix_length:], None, None, cache, use_cache=True
+                ).last_hidden_state
+                answer_cols = answer_cols - prefix_length
+            else:
+                # Right padding + causal attention: no padding mask needed for the real tokens.
+                hidden = backbone(input_ids=input_ids, use_cache=False).last_hidden_state
             logits = causal_lm.get_output_embeddings()(hidden[answer_rows, answer_cols])
         return F.cross_entropy(logits.float(), targets, reduction=reduction)
 
@@ -217,7 +234,20 @@ def train_adapter(
     global_batch = (
         config.micro_batch_size * config.gradient_accumulation_steps * accelerator.num_processes
     )
-    steps_per_epoch = math.ceil(len(train_examples) / global_batch)
+    groups = [example.task for example in train_examples] if config.group_by_task else None
+    share_prefix = config.share_prompt_prefix and not config.gradient_checkpointing
+
+    def batches_of(epoch: int) -> list[list[int]]:
+        return epoch_batches(
+            lengths,
+            global_batch=global_batch,
+            seed=config.seed,
+            epoch=epoch,
+            group_by_length=config.length_grouping,
+            groups=groups,
+        )
+
+    steps_per_epoch = len(batches_of(0))
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
 
     # -- optimizer, schedule, distributed wrapping -------------------------------------------
@@ -282,7 +312,12 @@ def train_adapter(
         if not val_examples:
             return
         losses = evaluate_loss(
-            model, val_examples, config=config, accelerator=accelerator, pad_id=pad_id
+            model,
+            val_examples,
+            config=config,
+            accelerator=accelerator,
+            pad_id=pad_id,
+            share_prefix=share_prefix,
         )
         log({"step": state.step, "epoch": epoch, "split": "val", **losses, "time": now_iso()})
         if state.best_val_loss is None or losses["loss"] < state.best_val_loss:
@@ -302,13 +337,7 @@ def train_adapter(
             epoch = state.step // steps_per_epoch
             if epoch != batches_epoch:
                 batches_epoch = epoch
-                batches = epoch_batches(
-                    lengths,
-                    global_batch=global_batch,
-                    seed=config.seed,
-                    epoch=epoch,
-                    group_by_length=config.length_grouping,
-                )
+                batches = batches_of(epoch)
             batch = batches[state.step % steps_per_epoch]
             micro_batches = shard_step(
                 batch,
@@ -325,6 +354,7 @@ def train_adapter(
                 accelerator=accelerator,
                 config=config,
                 pad_id=pad_id,
+                share_prefix=share_prefix,
             )
             if config.max_grad_norm is not None:
                 accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
@@ -420,6 +450,7 @@ def train_step(
     accelerator: Any,
     config: TrainConfig,
     pad_id: int,
+    share_prefix: bool,
 ) -> tuple[float, int, int]:
     """Forward/backward over this process's micro-batches of one optimizer step.
 
@@ -441,8 +472,8 @@ def train_step(
             # 0) so that every process joins the gradient all-reduce.
             weight = 1.0 if indices else 0.0
             chosen = [examples[i] for i in indices] or [examples[batch[0]]]
-            micro = collate(chosen, pad_id=pad_id).to(accelerator.device)
-            loss = _forward(model, micro) * weight
+            micro = collate(chosen, pad_id=pad_id, share_prefix=share_prefix)
+            loss = _forward(model, micro.to(accelerator.device)) * weight
             accelerator.backward(loss * scale)
             loss_sum += loss.detach()
     total = accelerator.reduce(loss_sum, reduction="sum")
@@ -450,7 +481,14 @@ def train_step(
 
 
 def _forward(model: nn.Module, batch: AnswerBatch, reduction: str = "sum") -> torch.Tensor:
-    return model(batch.input_ids, batch.answer_rows, batch.answer_cols, batch.targets, reduction)
+    return model(
+        batch.input_ids,
+        batch.answer_rows,
+        batch.answer_cols,
+        batch.targets,
+        reduction,
+        batch.prefix_length,
+    )
 
 
 @torch.no_grad()
@@ -461,17 +499,21 @@ def evaluate_loss(
     config: TrainConfig,
     accelerator: Any,
     pad_id: int,
+    share_prefix: bool,
 ) -> dict[str, float]:
     """Mean answer-token loss over all examples (and per task), shared out over processes."""
     model.eval()
     tasks = sorted({example.task for example in examples})
     sums = torch.zeros(2 * len(tasks), dtype=torch.float64, device=accelerator.device)
-    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
+    # By task, then length: little padding, and each batch shares its task's prompt prefix.
+    order = sorted(
+        range(len(examples)), key=lambda i: (examples[i].task, -len(examples[i].input_ids))
+    )
     mine = order[accelerator.process_index :: accelerator.num_processes]
     size = config.micro_batch_size * 2  # no activations kept: twice the training batch fits
     for start in range(0, len(mine), size):
         chosen = [examples[i] for i in mine[start : start + size]]
-        micro = collate(chosen, pad_id=pad_id).to(accelerator.device)
+        micro = collate(chosen, pad_id=pad_id, share_prefix=share_prefix).to(accelerator.device)
         token_losses = _forward(model, micro, reduction="none").double()
         for row, example in enumerate(chosen):
             slot = tasks.index(example.task)

@@ -1,0 +1,213 @@
+"""Prediction throughput of the embedded SmolLM2-135M: our pipeline vs a naive one.
+
+Targets (issue "Prediction and evaluation"), on 2 CPU cores: constrained modality and ICD-10
+>= 20 cases/s each, free regimen generation >= 8 cases/s, and >= 5x a naive one-case-at-a-
+time `transformers` text-generation pipeline measured in the same run (same model, same
+dtype, same prompts); malformed answers with constrained decoding: 0.
+
+Each task runs through `predict_cases` (batching, prefix cache, extraction, the resumable
+store), after a warm-up (ICD-10 trie built, prompt prefix cached). Load average is recorded
+before and after: on a shared machine other processes take CPU and the figures drop.
+The last output line is one JSON object with the figures.
+
+    python benchmarks/predict_throughput.py [--cases test.jsonl] [--n 128] [--naive 8]
+        [--batch-size 32] [--dtype bfloat16]
+
+Without --cases, the cases come from `radonc-llm synth --patients 2000 --seed 0` + `curate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from radonc_llm.data.cases import read_cases
+from radonc_llm.infer.backends import TransformersBackend, torch_dtype
+from radonc_llm.infer.constrained import icd10_trie
+from radonc_llm.infer.predict import predict_cases
+from radonc_llm.tasks.prompts import TASK_PROMPTS, prompt_messages
+
+TARGETS = {"modality": 20.0, "icd10": 20.0, "regimen": 8.0}
+SPEEDUP_TARGET = 5.0
+
+
+def synthetic_cases(folder: Path) -> Path:
+    cli = Path(sys.executable).with_name("radonc-llm")
+    subprocess.run(
+        [str(cli), "synth", "--patients", "2000", "--seed", "0", "--out", str(folder / "raw")],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [str(cli), "curate", "--raw", str(folder / "raw"), "--out", str(folder / "cur")],
+        check=True,
+        capture_output=True,
+    )
+    return folder / "cur" / "cases.jsonl"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=Path, help="case JSONL (default: synthetic)")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--n", type=int, default=128, help="cases per task")
+    parser.add_argument("--naive", type=int, default=8, help="cases for the naive pipeline")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    console = Console()
+    load_before = os.getloadavg()[0]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cases_file = args.cases or synthetic_cases(tmp)
+        cases = read_cases(cases_file)
+        backend = TransformersBackend.load(args.model, dtype=torch_dtype(args.dtype))
+        model, tokenizer = backend.model, backend.tokenizer
+
+        # Warm-up, not timed: the ICD-10 trie is built once per run, the prompt prefix
+        # cached once per task.
+        started = time.perf_counter()
+        icd10_trie(tokenizer)
+        trie_seconds = time.perf_counter() - started
+        for task, decoding in (
+            ("modality", "constrained"),
+            ("icd10", "constrained"),
+            ("regimen", "free"),
+        ):
+            backend.answer(
+                task, [prompt_messages(task, cases[-1].diagnosis_text)], decoding=decoding
+            )
+
+        results: dict[str, dict] = {}
+        for task, decoding, n in (
+            ("modality", "constrained", args.n),
+            ("icd10", "constrained", args.n),
+            ("regimen", "free", max(args.n // 2, 1)),
+        ):
+            subset = cases[:n]
+            out = tmp / f"{task}.jsonl"
+            began = time.perf_counter()
+            summary = predict_cases(
+                backend,
+                subset,
+                out,
+                tasks=[task],
+                decoding=decoding,
+                batch_size=args.batch_size,
+                show_progress=False,
+            )
+            seconds = time.perf_counter() - began
+            rows = [json.loads(line) for line in out.read_text().splitlines()]
+            results[task] = {
+                "cases": len(subset),
+                "seconds": seconds,
+                "cases_per_s": len(subset) / seconds,
+                "malformed": summary.tasks[task].malformed,
+                "answers": {r["case_id"]: r["raw"] for r in rows},
+            }
+
+        # The naive way: a text-generation pipeline, one case at a time, same model and dtype.
+        from transformers import pipeline
+
+        generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
+        naive_cases = cases[: args.naive]
+        settings = {"max_new_tokens": TASK_PROMPTS["regimen"].max_new_tokens, "do_sample": False}
+        generator(prompt_messages("regimen", cases[-1].diagnosis_text), **settings)
+        began = time.perf_counter()
+        naive_answers = []
+        for case in naive_cases:
+            output = generator(prompt_messages("regimen", case.diagnosis_text), **settings)
+            naive_answers.append(output[0]["generated_text"][-1]["content"].strip())
+        naive_seconds = time.perf_counter() - began
+        regimen_answers = results["regimen"]["answers"]
+        same = sum(
+            " ".join(answer.split()) == " ".join(regimen_answers.get(case.case_id, "").split())
+            for case, answer in zip(naive_cases, naive_answers, strict=True)
+        )
+    load_after = os.getloadavg()[0]
+
+    naive_rate = len(naive_cases) / naive_seconds
+    speedup = results["regimen"]["cases_per_s"] / naive_rate
+    table = Table(
+        title=f"Prediction throughput, {args.model} ({args.dtype}, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads; load average {load_before:.1f} -> {load_after:.1f})"
+    )
+    for column in ("run", "cases", "seconds", "cases/s", "target", "malformed", "met"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for task, label in (
+        ("modality", "modality, constrained"),
+        ("icd10", "ICD-10, trie"),
+        ("regimen", "regimen, batched greedy"),
+    ):
+        r = results[task]
+        table.add_row(
+            label,
+            str(r["cases"]),
+            f"{r['seconds']:.1f}",
+            f"{r['cases_per_s']:.2f}",
+            f">= {TARGETS[task]:g}",
+            str(r["malformed"]),
+            "yes" if r["cases_per_s"] >= TARGETS[task] else "NO",
+        )
+    table.add_row(
+        "regimen, naive pipeline",
+        str(len(naive_cases)),
+        f"{naive_seconds:.1f}",
+        f"{naive_rate:.2f}",
+        "",
+        "",
+        "",
+    )
+    table.add_row(
+        "speed-up vs naive",
+        "",
+        "",
+        f"{speedup:.1f}x",
+        f">= {SPEEDUP_TARGET:g}x",
+        "",
+        "yes" if speedup >= SPEEDUP_TARGET else "NO",
+    )
+    console.print(table)
+    console.print(
+        f"ICD-10 trie built in {trie_seconds:.1f} s (once per run, not timed above); "
+        f"naive and batched regimen answers identical for {same}/{len(naive_cases)} cases."
+    )
+    constrained_malformed = results["modality"]["malformed"] + results["icd10"]["malformed"]
+    figures = {
+        "model": args.model,
+        "dtype": args.dtype,
+        "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(),
+        "modality_cases_per_s": round(results["modality"]["cases_per_s"], 3),
+        "icd10_cases_per_s": round(results["icd10"]["cases_per_s"], 3),
+        "regimen_cases_per_s": round(results["regimen"]["cases_per_s"], 3),
+        "naive_regimen_cases_per_s": round(naive_rate, 3),
+        "speedup_vs_naive": round(speedup, 2),
+        "constrained_malformed": constrained_malformed,
+        "naive_same_answers": f"{same}/{len(naive_cases)}",
+        "cases": {task: r["cases"] for task, r in results.items()},
+        "trie_seconds": round(trie_seconds, 2),
+        "load_average": [round(load_before, 2), round(load_after, 2)],
+        "meets_targets": all(results[t]["cases_per_s"] >= TARGETS[t] for t in TARGETS)
+        and speedup >= SPEEDUP_TARGET
+        and constrained_malformed == 0,
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
