@@ -23,7 +23,7 @@ from rich.table import Table
 STAGES = """
 import json, resource, sys, time
 from pathlib import Path
-from radonc_llm.data.synth import write_synthetic_export
+from radonc_llm.data.synth import SynthConfig, write_synthetic_export
 from radonc_llm.data.cohort import curate_export, write_curation
 from radonc_llm.data.split import write_splits
 from radonc_llm.data.cases import read_cases
@@ -32,7 +32,7 @@ from radonc_llm.tasks.build import write_task_datasets
 n, out = int(sys.argv[1]), Path(sys.argv[2])
 times = {}
 start = time.perf_counter()
-write_synthetic_export(out / "raw", patients=n, seed=0)
+write_synthetic_export(SynthConfig(patients=n, seed=0), out / "raw")
 times["synth"] = time.perf_counter() - start
 t = time.perf_counter()
 result = curate_export(out / "raw")
