@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
-from radonc_llm.config import TrainConfig, validate_config
+from radonc_llm.config import TrainConfig, read_config_file, validate_config
 from radonc_llm.data.cases import TASKS, read_cases, write_cases
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.storage import file_sha256, write_json_atomic
@@ -135,15 +135,7 @@ DEFERRED = {"task_files_written_later": True}
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study recipe, its training section included, before any work."""
     path = Path(path)
-    if not path.is_file():
-        raise RadoncInputError("config file not found", file=path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RadoncInputError(f"not valid YAML ({exc})", file=path) from None
-    if not isinstance(raw, dict):
-        raise RadoncInputError("expected a mapping of field: value", file=path)
-    study = validate_config(StudyConfig, raw, file=path)
+    study = validate_config(StudyConfig, read_config_file(path), file=path)
     if study.train_preset is not None:
         preset = read_train_preset(study.train_preset, recipe=path)
         study.train = {**preset, **study.train}
@@ -165,12 +157,7 @@ def read_train_preset(preset: Path, *, recipe: Path) -> dict[str, Any]:
         raise RadoncInputError(
             f"training preset {preset} not found", file=recipe, field="train_preset"
         )
-    try:
-        raw = yaml.safe_load(found.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RadoncInputError(f"not valid YAML ({exc})", file=found) from None
-    if not isinstance(raw, dict):
-        raise RadoncInputError("expected a mapping of field: value", file=found)
+    raw = read_config_file(found)
     return {key: value for key, value in raw.items() if key not in STUDY_OWNED_TRAIN_FIELDS}
 
 

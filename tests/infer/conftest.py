@@ -9,7 +9,7 @@ from radonc_llm.models.registry import load_model
 from tests.infer.sample_cases import sample_cases
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _one_thread():
     # Tiny models gain nothing from threads, and on a shared CPU an idle OpenMP worker turns
     # each small matmul into a wait for a time slice.

@@ -43,13 +43,19 @@ class TransferMetric:
     task: str
     kind: MetricKind
     field: str
+    short: str  # column heading in the terminal
 
 
 TRANSFER_METRICS: tuple[TransferMetric, ...] = (
-    TransferMetric("dose_agreement", "Total dose", "regimen", "share", "dose_match"),
-    TransferMetric("fractions_agreement", "Fractions", "regimen", "share", "fractions_match"),
+    TransferMetric("dose_agreement", "Total dose", "regimen", "share", "dose_match", "Dose"),
+    TransferMetric("fractions_agreement", "Fractions", "regimen", "share", "fractions_match", "Fx"),
     TransferMetric(
-        "concurrent_agreement", "Concurrent therapy", "regimen", "share", "concurrent_given_match"
+        "concurrent_agreement",
+        "Concurrent therapy",
+        "regimen",
+        "share",
+        "concurrent_given_match",
+        "Concurrent",
     ),
     TransferMetric(
         "dose_per_fraction_error",
@@ -57,6 +63,7 @@ TRANSFER_METRICS: tuple[TransferMetric, ...] = (
         "regimen",
         "error",
         "dose_per_fraction_abs_error",
+        "Gy/fx err",
     ),
     TransferMetric(
         "eqd2_error",
@@ -64,9 +71,12 @@ TRANSFER_METRICS: tuple[TransferMetric, ...] = (
         "regimen",
         "error",
         "eqd2_abs_error",
+        "EQD2 err",
     ),
-    TransferMetric("rouge1", "ROUGE-1 F", "regimen", "score", "rouge1_f"),
-    TransferMetric("icd10_category", "ICD-10 category", "icd10", "share", "category_correct"),
+    TransferMetric("rouge1", "ROUGE-1 F", "regimen", "score", "rouge1_f", "ROUGE-1"),
+    TransferMetric(
+        "icd10_category", "ICD-10 category", "icd10", "share", "category_correct", "ICD cat."
+    ),
 )
 READABLE_FIELD = "parsed"  # regimen per-case flag: the answer states a dose
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from radonc_llm.evaluate.report import (
     RunArtefacts,
     _manifest_section,
     _training_section,
+    guarded_section,
 )
 from radonc_llm.evaluate.report_document import (
     DASH,
@@ -40,11 +40,9 @@ from radonc_llm.evaluate.report_document import (
     fmt_p,
     fmt_score,
     fmt_share,
-    render_html,
-    render_markdown,
     sentence_case,
+    write_report_files,
 )
-from radonc_llm.storage import atomic_open, write_text_atomic
 
 COHORT_NAMES = {"radcure": "RADCURE", "hnscc-mdacc": "HNSCC (MD Anderson)", "hn1": "HN1 (MAASTRO)"}
 REFERENCE_SYSTEM = "base"
@@ -65,7 +63,18 @@ def system_label(system: str) -> str:
         return f"Tuned on {cohort_label(system.removeprefix('tuned-'))}"
     if system == PRESCRIBED:
         return "Prescribed (reference)"
+    if system == "majority":
+        return "Majority answer"
     return SYSTEM_LABELS.get(system, system)
+
+
+def short_system_label(system: str) -> str:
+    """A figure legend's label: "RADCURE-tuned", "Original", "Prescribed"."""
+    if system.startswith("tuned-"):
+        name = system.removeprefix("tuned-")
+        return f"{'Synthetic' if name == 'synthetic' else COHORT_NAMES.get(name, name).split()[0]}-tuned"
+    short = {REFERENCE_SYSTEM: "Original", PRESCRIBED: "Prescribed", "majority": "Majority"}
+    return short.get(system, system_label(system))
 
 
 def _lower_first(text: str) -> str:
@@ -252,7 +261,8 @@ def _schemes_section(run: CrossRun, rb: ReportBuilder) -> Section:
     if not schemes:
         section.missing(f"No scheme summary yet ({run.art.rel('schemes/schemes.json')}).")
         return section
-    cohorts = list(schemes)
+    tested = [c for c in run.cohorts() if c in schemes]
+    cohorts = tested + [c for c in schemes if c not in tested]
     by_scheme: dict[str, dict] = {}
     for cohort in cohorts:
         for entry in schemes[cohort]["schemes"]:
@@ -382,10 +392,12 @@ def _habits_section(run: CrossRun, rb: ReportBuilder) -> Section:
                     or DASH,
                 ]
             )
-            values, cis = figure_rows.setdefault(source, ([], []))
+            values, cis = figure_rows.setdefault(
+                source, ([None] * len(cohorts), [None] * len(cohorts))
+            )
             block = entry.get("training_habit") or {}
-            values.append(as_number(block.get("value")))
-            cis.append(ci_of(block.get("ci95")))
+            values[cohorts.index(cohort)] = as_number(block.get("value"))
+            cis[cohorts.index(cohort)] = ci_of(block.get("ci95"))
         local_text = (
             f"local habit {habits['local_habit']}" if not same else "the same habit as training"
         )
@@ -416,7 +428,7 @@ def _habits_section(run: CrossRun, rb: ReportBuilder) -> Section:
             f"Share of each cohort's patients for whom a system proposed {cohort_label(train)}'s "
             "habit, with 95% CIs; 'Prescribed' is how often that scheme was actually given there.",
             figures.level_bars_png(
-                [(s, system_label(s), v, c) for s, (v, c) in figure_rows.items()],
+                [(s, short_system_label(s), v, c) for s, (v, c) in figure_rows.items()],
                 [cohort_label(c) for c in cohorts],
                 order=order,
                 ylabel=f"Proposes {run.transfer(cohorts[0])['habits']['training_habit']}",
@@ -488,24 +500,6 @@ def _comparisons_section(run: CrossRun, rb: ReportBuilder) -> Section:
     return section
 
 
-def _guarded(key: str, title: str, build: Callable[[], Section], rb: ReportBuilder) -> Section:
-    tables, figures_before = rb.n_tables, rb.n_figures
-    try:
-        return build()
-    except RadoncInputError as exc:
-        rb.n_tables, rb.n_figures = tables, figures_before
-        section = Section(key, title)
-        section.missing(f"Could not read this section's input: {exc.message}")
-        return section
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        # An artefact of an unexpected shape costs one section, not the report.
-        rb.n_tables, rb.n_figures = tables, figures_before
-        warnings.warn(f"report section '{key}' failed: {exc!r}", stacklevel=2)
-        section = Section(key, title)
-        section.missing(f"This section could not be built from the run's files ({exc!r}).")
-        return section
-
-
 def build_cross_institution_report(run_dir: str | Path) -> Report:
     """Read a cross-institution run folder and build every section (nothing is written)."""
     run_dir = Path(run_dir)
@@ -534,7 +528,7 @@ def build_cross_institution_report(run_dir: str | Path) -> Report:
         ("manifest", "Run manifest", lambda: _manifest_section(run.art, rb)),
     ]  # fmt: skip
     # Sections are built in document order: tables and figures are numbered as they are made.
-    sections = [_guarded(key, title, build, rb) for key, title, build in plan]
+    sections = [guarded_section(key, title, build, rb) for key, title, build in plan]
     train = _guarded_value(lambda: run.train_cohort)
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return Report(
@@ -559,25 +553,11 @@ def write_cross_institution_report(
     """Write report.html (self-contained) and report.md with its figures; returns both paths."""
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
-    report = build_cross_institution_report(run_dir)
-    figure_dir = out / "figures"
-    figure_dir.mkdir(parents=True, exist_ok=True)
-    written = set()
-    for figure in report.figures:
-        with atomic_open(figure_dir / figure.file_name, "wb") as handle:
-            handle.write(figure.png)
-        written.add(figure.file_name)
-    for stale in figure_dir.glob("fig*.png"):
-        if stale.name not in written:
-            stale.unlink()
-    html_path, md_path = out / "report.html", out / "report.md"
-    write_text_atomic(html_path, render_html(report))
-    write_text_atomic(md_path, render_markdown(report))
-    return html_path, md_path
+    return write_report_files(build_cross_institution_report(run_dir), out)
 
 
 def console_tables(run_dir: str | Path) -> list[RichTable]:
-    """Per test cohort: each system's agreement and errors, and how often it proposes the
+    """Per test cohort: each system's agreement and errors, and how often it proposes (→) the
     training institution's habit (values only; the report has the CIs and tests)."""
     run = CrossRun(Path(run_dir))
     tables = []
@@ -589,10 +569,10 @@ def console_tables(run_dir: str | Path) -> list[RichTable]:
         table = RichTable(
             title=f"{cohort_label(cohort)} ({transfer['role']} test, n = {transfer['n_cases']})"
         )
-        table.add_column("System")
+        table.add_column("System", no_wrap=True)
         for metric in TRANSFER_METRICS:
-            table.add_column(metric.label, justify="right")
-        table.add_column(f"Proposes {habits['training_habit']}", justify="right")
+            table.add_column(metric.short, justify="right")
+        table.add_column(f"→ {habits['training_habit']}", justify="right")
         for system in _systems(transfer):
             cells = []
             for metric in TRANSFER_METRICS:

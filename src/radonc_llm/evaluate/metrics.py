@@ -12,8 +12,8 @@ Conventions, the same for every task:
 - Regimen structure is read by the foundation's regimen parser on both sides; dose and
   fraction agreement are scored only where the reference states them (`dose_n`,
   `fractions_n`), and EQD2 error (alpha/beta 10 Gy) only where both sides state dose and
-  fractions (`eqd2_n`), as is dose-per-fraction error (`dose_per_fraction_n`). A prediction without a readable dose matches no concurrent-drug
-  list, not even an empty one.
+  fractions (`eqd2_n`), as is dose-per-fraction error (`dose_per_fraction_n`). A prediction
+  without a readable dose matches no concurrent-drug list, not even an empty one.
 """
 
 from __future__ import annotations

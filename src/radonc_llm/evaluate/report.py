@@ -44,11 +44,10 @@ from radonc_llm.evaluate.report_document import (
     fmt_share,
     generic_tables,
     metric_with_ci,
-    render_html,
-    render_markdown,
     sentence_case,
+    write_report_files,
 )
-from radonc_llm.storage import atomic_open, iter_jsonl, write_text_atomic
+from radonc_llm.storage import iter_jsonl
 
 TASK_TITLES = {"modality": "Modality", "icd10": "ICD-10-CM code", "regimen": "Regimen"}
 SYSTEM_LABELS = {
@@ -1251,25 +1250,10 @@ def build_report(run_dir: str | Path) -> Report:
         raise RadoncInputError("run directory not found", file=run_dir)
     art = RunArtefacts(run_dir)
     rb = ReportBuilder()
-    sections = []
-    for key, title, build in SECTIONS:
-        tables, figures_before = rb.n_tables, rb.n_figures
-        try:
-            sections.append(build(art, rb))
-        except RadoncInputError as exc:
-            rb.n_tables, rb.n_figures = tables, figures_before
-            section = Section(key, title)
-            section.missing(f"Could not read this section's input: {exc.message}")
-            sections.append(section)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            # An artefact of an unexpected shape costs one section, not the report.
-            rb.n_tables, rb.n_figures = tables, figures_before
-            warnings.warn(f"report section '{key}' failed: {exc!r}", stacklevel=2)
-            section = Section(key, title)
-            section.missing(
-                f"This section could not be built from the run's files ({type(exc).__name__}: {exc})."
-            )
-            sections.append(section)
+    sections = [
+        guarded_section(key, title, lambda build=build: build(art, rb), rb)
+        for key, title, build in SECTIONS
+    ]
     manifest = _safe(lambda: art.json("manifest.json")) or {}
     model = _first(manifest, ("model", "base_model", "config.model", "config.model.name"))
     commit = _first(manifest, ("git_commit", "commit", "git.commit"))
@@ -1286,6 +1270,29 @@ def build_report(run_dir: str | Path) -> Report:
         subtitle=" · ".join(bits),
         sections=sections,
     )
+
+
+def guarded_section(
+    key: str, title: str, build: Callable[[], Section], rb: ReportBuilder
+) -> Section:
+    """Build one section; an artefact that cannot be read, or has an unexpected shape, costs
+    that section (which says why), never the report."""
+    tables, figures_before = rb.n_tables, rb.n_figures
+    try:
+        return build()
+    except RadoncInputError as exc:
+        rb.n_tables, rb.n_figures = tables, figures_before
+        section = Section(key, title)
+        section.missing(f"Could not read this section's input: {exc.message}")
+        return section
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        rb.n_tables, rb.n_figures = tables, figures_before
+        warnings.warn(f"report section '{key}' failed: {exc!r}", stacklevel=3)
+        section = Section(key, title)
+        section.missing(
+            f"This section could not be built from the run's files ({type(exc).__name__}: {exc})."
+        )
+        return section
 
 
 def _safe(read: Callable[[], Any]) -> Any:
@@ -1315,18 +1322,4 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
     """
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
-    report = build_report(run_dir)
-    figure_dir = out / "figures"
-    figure_dir.mkdir(parents=True, exist_ok=True)
-    written = set()
-    for figure in report.figures:
-        with atomic_open(figure_dir / figure.file_name, "wb") as handle:
-            handle.write(figure.png)
-        written.add(figure.file_name)
-    for stale in figure_dir.glob("fig*.png"):
-        if stale.name not in written:
-            stale.unlink()
-    html_path, md_path = out / "report.html", out / "report.md"
-    write_text_atomic(html_path, render_html(report))
-    write_text_atomic(md_path, render_markdown(report))
-    return html_path, md_path
+    return write_report_files(build_report(run_dir), out)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from radonc_llm.evaluate import figures
+from radonc_llm.storage import atomic_open, write_text_atomic
 
 # --- the report's building blocks -------------------------------------------------------
 
@@ -364,3 +365,22 @@ def render_markdown(report: Report, *, figure_dir: str = "figures") -> str:
                 if block.note:
                     lines += [f"*{_md_text(block.note)}*", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report_files(report: Report, out: Path) -> tuple[Path, Path]:
+    """Write `out/report.html` (self-contained), `out/report.md` and the figures it points to
+    (`out/figures/`, stale ones removed); returns the HTML and Markdown paths."""
+    figure_dir = out / "figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    written = set()
+    for figure in report.figures:
+        with atomic_open(figure_dir / figure.file_name, "wb") as handle:
+            handle.write(figure.png)
+        written.add(figure.file_name)
+    for stale in figure_dir.glob("fig*.png"):
+        if stale.name not in written:
+            stale.unlink()
+    html_path, md_path = out / "report.html", out / "report.md"
+    write_text_atomic(html_path, render_html(report))
+    write_text_atomic(md_path, render_markdown(report))
+    return html_path, md_path

@@ -18,11 +18,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.console import Console
 
-from radonc_llm.config import TrainConfig, validate_config
+from radonc_llm.config import TrainConfig, read_config_file, validate_config
 from radonc_llm.data.cases import TASKS, Case, read_cases, write_cases
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.pipeline import (
@@ -203,15 +202,7 @@ def load_cross_institution_config(path: str | Path) -> CrossInstitutionConfig:
     """Read and validate the recipe, its training section and the synthetic model's source,
     before any work; a problem names the file and the field."""
     path = Path(path)
-    if not path.is_file():
-        raise RadoncInputError("config file not found", file=path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RadoncInputError(f"not valid YAML ({exc})", file=path) from None
-    if not isinstance(raw, dict):
-        raise RadoncInputError("expected a mapping of field: value", file=path)
-    config = validate_config(CrossInstitutionConfig, raw, file=path)
+    config = validate_config(CrossInstitutionConfig, read_config_file(path), file=path)
     for cohort, source in config.cohorts.items():
         if not source.exists():
             raise RadoncInputError(

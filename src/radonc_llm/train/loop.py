@@ -196,6 +196,10 @@ def train_adapter(
         )
     elif config.gradient_checkpointing:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    attention = config.attention
+    if attention == "auto":
+        attention = "eager" if accelerator.device.type == "cpu" else "sdpa"
+    base.set_attn_implementation(attention)
     torch.manual_seed(config.seed)  # same LoRA init on every process
     peft_model = add_lora(
         base,
@@ -644,6 +648,9 @@ def _manifest(
         "packages": package_versions(),
         "seeds": {"seed": config.seed, "data_order": "torch.randperm(seed * 100003 + epoch)"},
         "precision": precision,
+        "attention": config.attention
+        if config.attention != "auto"
+        else ("eager" if accelerator.device.type == "cpu" else "sdpa"),
         "data": data,
         "hardware": hardware(accelerator),
         "started_at": started_at,
