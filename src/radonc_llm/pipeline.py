@@ -453,7 +453,8 @@ def baseline_stage(
 
         run_baseline(
             kind, read_cases(train_file), read_cases(cases_file), out, tasks=tasks, model=model,
-            decoding=settings.decoding, batch_size=settings.batch_size, seed=seed, console=console,
+            decoding=settings.decoding, batch_size=settings.batch_size, dtype=settings.dtype,
+            seed=seed, console=console,
         )  # fmt: skip
 
     model_setting = {"model": model, **settings.model_dump()} if kind == "few-shot" else {}
