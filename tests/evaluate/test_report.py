@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from radonc_llm.cli import app
 from radonc_llm.evaluate.report import SECTIONS, headline_table, write_report
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.evaluate.synthetic_run import HOSTILE, write_synthetic_run
 
 TABLES = [
@@ -43,16 +44,6 @@ FIGURES = [
     "icd10-levels",
     "rouge1-distribution",
     "dose-agreement",
-]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
 ]
 
 

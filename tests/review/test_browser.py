@@ -25,19 +25,10 @@ from radonc_llm.review.db import prepare_database
 from radonc_llm.review.models import Assignment, AuditEvent, Item, Rating
 from radonc_llm.review.schemas import UserCreate
 from radonc_llm.review.study import read_study
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.review.conftest import HOSTILE_DIAGNOSIS, PASSWORD
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
