@@ -78,7 +78,9 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
 
     ddp_losses, single_losses = losses(tmp_path / "ddp"), losses(tmp_path / "single")
     assert [row[:2] for row in ddp_losses] == [row[:2] for row in single_losses]
-    assert [row[2] for row in ddp_losses] == pytest.approx([row[2] for row in single_losses], abs=1e-5)
+    assert [row[2] for row in ddp_losses] == pytest.approx(
+        [row[2] for row in single_losses], abs=1e-5
+    )
     ddp_adapter = load_file(str(tmp_path / "ddp" / "adapter" / "adapter_model.safetensors"))
     single_adapter = load_file(str(tmp_path / "single" / "adapter" / "adapter_model.safetensors"))
     for key, value in single_adapter.items():

@@ -27,7 +27,10 @@ def task_answer(case: Case, task: str) -> str:
 
 def build_task_example(case: Case, task: str) -> dict:
     answer = task_answer(case, task)
-    messages = [*prompt_messages(task, case.diagnosis_text), {"role": "assistant", "content": answer}]
+    messages = [
+        *prompt_messages(task, case.diagnosis_text),
+        {"role": "assistant", "content": answer},
+    ]
     return {
         "example_id": f"{case.case_id}:{task}",
         "case_id": case.case_id,
