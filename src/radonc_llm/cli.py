@@ -191,6 +191,9 @@ def train(
     ] = False,
 ) -> None:
     """Fine-tune a LoRA adapter (runs under `accelerate launch` for DDP/FSDP/DeepSpeed too)."""
+    # Before torch loads OpenMP: idle threads sleep instead of spinning. On a shared or busy
+    # CPU, spinning threads that wait for a descheduled peer made training 7x slower here.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.table import Table
 
     from radonc_llm.config import load_train_config

@@ -36,7 +36,7 @@ from torch import nn
 from radonc_llm.config import TrainConfig
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.models.lora import add_lora
-from radonc_llm.models.registry import load_model, resolve_model
+from radonc_llm.models.registry import MODEL_REGISTRY, load_model, resolve_model
 from radonc_llm.storage import append_jsonl, read_jsonl, write_json_atomic, write_jsonl_atomic
 from radonc_llm.train import checkpoint as ckpt
 from radonc_llm.train.data import (
@@ -102,6 +102,17 @@ class AnswerLoss(nn.Module):
         return F.cross_entropy(logits.float(), targets, reduction=reduction)
 
 
+@dataclass(frozen=True)
+class StepStats:
+    """One optimizer step over all processes: mean answer-token loss and token counts
+    (`computed_tokens` leaves out the shared prompt prefixes that ran once per micro-batch)."""
+
+    loss: float
+    answer_tokens: int
+    tokens: int
+    computed_tokens: int
+
+
 @dataclass
 class RunState:
     """What the loop carries from step to step (and a checkpoint saves)."""
@@ -110,6 +121,7 @@ class RunState:
     best_val_loss: float | None = None
     best_step: int | None = None
     trained_tokens: int = 0
+    computed_tokens: int = 0
     answer_tokens: int = 0
     train_seconds: float = 0.0
     last_train_loss: float | None = None
@@ -350,7 +362,7 @@ def train_adapter(
                 num_processes=accelerator.num_processes,
                 process_index=accelerator.process_index,
             )
-            step_loss, step_answer, step_tokens = train_step(
+            stats = train_step(
                 model,
                 micro_batches,
                 train_examples,
@@ -370,14 +382,15 @@ def train_adapter(
             state.train_seconds += now - step_started
             step_started = now
             state.step += 1
-            state.trained_tokens += step_tokens
-            state.answer_tokens += step_answer
-            state.last_train_loss = step_loss
-            window_loss += step_loss * step_answer
-            window_tokens += step_answer
-            rate_tokens += step_tokens
+            state.trained_tokens += stats.tokens
+            state.computed_tokens += stats.computed_tokens
+            state.answer_tokens += stats.answer_tokens
+            state.last_train_loss = stats.loss
+            window_loss += stats.loss * stats.answer_tokens
+            window_tokens += stats.answer_tokens
+            rate_tokens += stats.tokens
             tokens_per_s = rate_tokens / max(now - rate_start, 1e-9)
-            progress.update(task_id, completed=state.step, loss=step_loss, tps=tokens_per_s)
+            progress.update(task_id, completed=state.step, loss=stats.loss, tps=tokens_per_s)
             epoch_done = state.step / steps_per_epoch
             if state.step % config.log_every_steps == 0 or state.step == total_steps:
                 log(
@@ -430,6 +443,7 @@ def train_adapter(
         "best_step": state.best_step,
         "final_train_loss": state.last_train_loss,
         "trained_tokens": state.trained_tokens,
+        "computed_tokens": state.computed_tokens,
         "answer_tokens": state.answer_tokens,
         "train_seconds": round(state.train_seconds, 3),
         "tokens_per_s": state.trained_tokens / max(state.train_seconds, 1e-9),
@@ -455,12 +469,12 @@ def train_step(
     config: TrainConfig,
     pad_id: int,
     share_prefix: bool,
-) -> tuple[float, int, int]:
+) -> StepStats:
     """Forward/backward over this process's micro-batches of one optimizer step.
 
-    Returns the step's mean answer-token loss over all processes, its answer tokens and all
-    its tokens. The loss of each micro-batch is a sum divided by the answer tokens of the
-    whole step, times what DDP's gradient mean and Accelerate's accumulation divide by.
+    The loss of each micro-batch is a sum divided by the answer tokens of the whole step
+    (all micro-batches, all processes), times what DDP's gradient mean and Accelerate's
+    accumulation divide by; so the update equals that of one big batch.
     """
     local_answer = sum(examples[i].answer_length for i in sum(micro_batches, []))
     local_tokens = sum(len(examples[i].input_ids) for i in sum(micro_batches, []))
@@ -469,7 +483,7 @@ def train_step(
     )
     step_answer, step_tokens = int(counts[0]), int(counts[1])
     scale = accelerator.num_processes * config.gradient_accumulation_steps / step_answer
-    loss_sum = torch.zeros((), device=accelerator.device)
+    sums = torch.zeros(2, device=accelerator.device)  # loss, tokens actually computed
     for indices in micro_batches:
         with accelerator.accumulate(model):
             # A process whose share of a small last batch is empty still runs a pass (with weight
@@ -479,9 +493,15 @@ def train_step(
             micro = collate(chosen, pad_id=pad_id, share_prefix=share_prefix)
             loss = _forward(model, micro.to(accelerator.device)) * weight
             accelerator.backward(loss * scale)
-            loss_sum += loss.detach()
-    total = accelerator.reduce(loss_sum, reduction="sum")
-    return float(total) / step_answer, step_answer, step_tokens
+            sums[0] += loss.detach()
+            sums[1] += weight * (micro.num_tokens - (len(chosen) - 1) * micro.prefix_length)
+    sums = accelerator.reduce(sums, reduction="sum")
+    return StepStats(
+        loss=float(sums[0]) / step_answer,
+        answer_tokens=step_answer,
+        tokens=step_tokens,
+        computed_tokens=int(sums[1]),
+    )
 
 
 def _forward(model: nn.Module, batch: AnswerBatch, reduction: str = "sum") -> torch.Tensor:
@@ -632,7 +652,7 @@ def _manifest(
     val_examples: list[TokenizedExample],
 ) -> dict[str, Any]:
     model = config.model
-    if Path(model).exists():
+    if model not in MODEL_REGISTRY and Path(model).exists():
         model = str(Path(model).resolve())  # a run loaded from another folder finds its base
     files = [Path(config.train_dir) / f"{task}.jsonl" for task in config.tasks]
     train_counts = _count_by_task(train_examples)
