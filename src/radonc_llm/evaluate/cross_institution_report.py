@@ -172,7 +172,7 @@ def _summary_section(run: CrossRun, rb: ReportBuilder) -> Section:
         f"training patients ({fmt_count(split['val']['cases'])} more for validation) and tested "
         "on held-out patients of the same institution and on patients of other institutions, "
         "next to the original model, a model tuned on synthetic notes only and simple baselines "
-        "fitted on the same training patients."
+        "fitted on the same training patients." + _synthetic_source(run)
     )
     for cohort in run.cohorts():
         transfer = run.transfer(cohort)
@@ -206,6 +206,15 @@ def _summary_section(run: CrossRun, rb: ReportBuilder) -> Section:
         "of these cohorts and is not evaluated unless the recipe asks for it."
     )
     return section
+
+
+def _synthetic_source(run: CrossRun) -> str:
+    """Which training run served as the model tuned on synthetic notes."""
+    for cohort in run.cohorts():
+        model = ((run.transfer(cohort) or {}).get("models") or {}).get("tuned-synthetic")
+        if model:
+            return f" The model tuned on synthetic notes is the training run {model}."
+    return ""
 
 
 def _cohorts_section(run: CrossRun, rb: ReportBuilder) -> Section:

@@ -485,8 +485,10 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
         stages += synthetic_training_stages(config, console=console)
     stages += predictions(SYNTHETIC_SYSTEM, str(synthetic_dir), (synthetic_dir / "adapter",))
 
+    models = {REFERENCE_SYSTEM: base_model, config.tuned_system: str(train_dir),
+              SYNTHETIC_SYSTEM: str(synthetic_dir)}  # fmt: skip
     for cohort in config.test_cohorts:
-        stages.append(_evaluate_stage(config, cohort, console=console))
+        stages.append(_evaluate_stage(config, cohort, models=models, console=console))
 
     def run_report(out: Path) -> None:
         from radonc_llm.evaluate.cross_institution_report import write_cross_institution_report
@@ -502,7 +504,9 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
     return stages
 
 
-def _evaluate_stage(config: CrossInstitutionConfig, cohort: str, *, console: Console) -> Stage:
+def _evaluate_stage(
+    config: CrossInstitutionConfig, cohort: str, *, models: dict[str, str], console: Console
+) -> Stage:
     run_dir = config.run_dir
     cases_file = run_dir / "split" / f"eval_{cohort}.jsonl"
     systems = {name: run_dir / "predict" / cohort / f"{name}.jsonl" for name in config.systems()}
@@ -536,6 +540,7 @@ def _evaluate_stage(config: CrossInstitutionConfig, cohort: str, *, console: Con
                 "role": "internal" if cohort == config.train_cohort else "external",
                 "train_cohort": config.train_cohort,
                 "reference_system": REFERENCE_SYSTEM,
+                "models": models,
                 "n_cases": len(cases),
                 **transfer_metrics(
                     cases, per_case, systems=list(systems), reference=REFERENCE_SYSTEM, **settings
@@ -550,7 +555,7 @@ def _evaluate_stage(config: CrossInstitutionConfig, cohort: str, *, console: Con
 
     return Stage(
         f"evaluate_{cohort}", f"evaluate/{cohort}", [cases_file, schemes_file, *systems.values()],
-        {**config.evaluation.model_dump(), "train_cohort": config.train_cohort},
+        {**config.evaluation.model_dump(), "train_cohort": config.train_cohort, "models": models},
         run, outputs=["metrics.json", "per_case.jsonl", "manifest.json", "transfer.json"],
     )  # fmt: skip
 
