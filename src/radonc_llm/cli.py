@@ -13,7 +13,7 @@ from rich.console import Console
 
 # Before torch loads: OpenMP threads that busy-wait between small matmuls steal the CPU from
 # each other and from anything else running; on a shared 2-core machine a 0.5 ms matmul then
-# took 5-10 ms. Passive waiting costs nothing measurable when the machine is idle.
+# took 5-10 ms, and training ran 7x slower. Passive waiting costs nothing measurable when idle.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from radonc_llm.errors import RadoncInputError
@@ -191,9 +191,6 @@ def train(
     ] = False,
 ) -> None:
     """Fine-tune a LoRA adapter (runs under `accelerate launch` for DDP/FSDP/DeepSpeed too)."""
-    # Before torch loads OpenMP: idle threads sleep instead of spinning. On a shared or busy
-    # CPU, spinning threads that wait for a descheduled peer made training 7x slower here.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.table import Table
 
     from radonc_llm.config import load_train_config
