@@ -11,7 +11,7 @@ padding; training time excludes model loading and validation. Validation loss is
 cross-entropy over answer tokens of the same validation examples, computed by one function for
 every trainer (fp32). The last line is one JSON object with the figures.
 
-    python benchmarks/train_throughput.py --tasks data/tasks [--examples 480 --steps 30 --batch 16]
+    python benchmarks/train_throughput.py --tasks data/tasks [--examples 720 --steps 30 --batch 24]
 
 `--tasks` is a folder with train/ and val/ task files from `radonc-llm tasks`.
 """
@@ -102,8 +102,8 @@ def worker_ours(args) -> dict:
         train_dir=work / "train",
         val_dir=None,
         output_dir=work / "ours-run",
-        micro_batch_size=args.batch,
-        gradient_accumulation_steps=1,
+        micro_batch_size=args.batch // args.accumulation,
+        gradient_accumulation_steps=args.accumulation,
         max_steps=args.steps,
         learning_rate=args.lr,
         lr_scheduler="linear",
@@ -154,7 +154,8 @@ def worker_trl(args, *, best: bool) -> dict:
     settings = {"bf16": True, "gradient_checkpointing": False} if best else {"bf16": False}
     config = SFTConfig(
         output_dir=str(work / ("trl-best" if best else "trl-default")),
-        per_device_train_batch_size=args.batch,
+        per_device_train_batch_size=args.batch // args.accumulation,
+        gradient_accumulation_steps=args.accumulation,
         max_steps=args.steps,
         learning_rate=args.lr,
         lr_scheduler_type="linear",
@@ -213,7 +214,7 @@ def worker_peak(args) -> dict:
 
 def run_worker(kind: str, args, work: Path) -> dict:
     command = [sys.executable, __file__, "--worker", kind, "--work", str(work)]
-    for name in ("model", "steps", "batch", "lr", "rank", "precision", "seed"):
+    for name in ("model", "steps", "batch", "accumulation", "lr", "rank", "precision", "seed"):
         command += [f"--{name}", str(getattr(args, name))]
     # Every trainer gets the same OpenMP setting: sleeping idle threads (the CLI's default).
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
@@ -226,10 +227,16 @@ def run_worker(kind: str, args, work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=Path, default=Path("data/tasks"))
-    parser.add_argument("--examples", type=int, default=480, help="training examples (all tasks)")
+    parser.add_argument("--examples", type=int, default=720, help="training examples (all tasks)")
     parser.add_argument("--val-examples", type=int, default=96, help="validation examples")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=16, help="global batch (one process)")
+    parser.add_argument("--batch", type=int, default=24, help="global batch (one process)")
+    parser.add_argument(
+        "--accumulation",
+        type=int,
+        default=3,
+        help="micro-batches per step, for both trainers (3: one task per micro-batch for ours)",
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--model", default="smollm2-135m")
@@ -276,7 +283,8 @@ def main() -> None:
     mfu_computed = 4 * parameters * computed_per_s / (peak[ours["precision"]] * 1e9)
     table = Table(
         title=f"LoRA r{args.rank} fine-tuning, {args.model}: {args.steps} steps x batch "
-        f"{args.batch} ({per_task * len(TASKS)} examples), {os.cpu_count()} cores, "
+        f"{args.batch} ({args.accumulation} micro-batches), {per_task * len(TASKS)} examples, "
+        f"{os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}"
     )
     for column in (

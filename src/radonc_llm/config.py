@@ -113,14 +113,20 @@ class TrainConfig(BaseModel):
     )
     group_by_task: bool = Field(
         True,
-        description="Each optimizer step holds examples of one task (steps of all tasks are "
-        "shuffled together), so a batch's prompts share system prompt + instruction.",
+        description="Every step holds the tasks in proportion, and each micro-batch one task "
+        "where the step allows it (gradient_accumulation_steps x processes a multiple of the "
+        "number of tasks), so its prompts share system prompt + instruction.",
     )
     share_prompt_prefix: bool = Field(
         True,
         description="Run the prompt prefix that all rows of a micro-batch share once and reuse "
         "its keys/values (exact; ~40% less work on the demo data). Off with gradient "
         "checkpointing.",
+    )
+    loss_weighting: Literal["token", "task"] = Field(
+        "token",
+        description="token: every answer token of a step weighs the same (long regimen answers "
+        "dominate); task: each task's tokens are averaged apart and the tasks weigh the same.",
     )
     seed: int = Field(0, description="Seed of weights init, data order and dropout.")
 

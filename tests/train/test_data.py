@@ -132,3 +132,17 @@ def test_shared_prompt_prefix_gives_the_same_loss_and_gradients(task_dirs):
     assert torch.allclose(loss0, loss1, rtol=1e-5)
     for name in grads0:
         assert torch.allclose(grads0[name], grads1[name], rtol=1e-4, atol=1e-6), name
+
+
+def test_task_grouping_keeps_tasks_in_proportion_and_micro_batches_task_pure():
+    groups = ["regimen"] * 40 + ["modality"] * 40 + ["icd10"] * 40
+    lengths = [30 + (i * 7) % 23 for i in range(120)]
+    batches = epoch_batches(lengths, global_batch=12, seed=1, epoch=0, groups=groups)
+    assert sorted(i for b in batches for i in b) == list(range(120))
+    for batch in batches:
+        assert sorted(groups[i] for i in batch).count("icd10") == 4  # 4 of each task per step
+        for rank in (0, 1):
+            micro = shard_step(
+                batch, lengths, micro_batches=3, num_processes=2, process_index=rank, groups=groups
+            )
+            assert all(len({groups[i] for i in part}) == 1 for part in micro)

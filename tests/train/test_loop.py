@@ -180,3 +180,54 @@ def test_per_task_mode_trains_one_adapter_per_task(data_root, tmp_path):
         assert (tmp_path / "per_task" / task / "adapter" / "adapter_config.json").is_file()
     with pytest.raises(RadoncInputError, match="one adapter per task"):
         load_model(str(tmp_path / "per_task"))
+
+
+@pytest.mark.parametrize("weighting", ["token", "task"])
+def test_step_loss_weights_tokens_or_tasks_as_configured(data_root, weighting):
+    from accelerate import Accelerator
+
+    from radonc_llm.train.data import collate, read_task_rows, tokenize_rows
+    from radonc_llm.train.loop import AnswerLoss, train_step
+
+    model, tokenizer = load_model("tiny-llama")
+    peft_model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=LLAMA_LORA_TARGETS)
+    with torch.no_grad():  # lora_B starts at zero: give the adapter something to differentiate
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02)
+    scorer = AnswerLoss(peft_model, autocast_dtype=None)
+    rows = read_task_rows(data_root / "train", ["regimen", "modality"])
+    examples = tokenize_rows(rows, tokenizer, max_length=512)
+    regimen = [i for i, e in enumerate(examples) if e.task == "regimen"][:3]
+    modality = [i for i, e in enumerate(examples) if e.task == "modality"][:3]
+    config = tiny_config(data_root, gradient_accumulation_steps=2, loss_weighting=weighting)
+
+    def grads():
+        found = {n: p.grad.clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+        peft_model.zero_grad()
+        return found
+
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
+    stats = train_step(
+        scorer, [regimen, modality], examples, regimen + modality,
+        accelerator=accelerator, config=config, pad_id=tokenizer.pad_token_id, share_prefix=True,
+    )  # fmt: skip
+    ours = grads()
+
+    def task_loss(indices, reduction):
+        batch = collate([examples[i] for i in indices], pad_id=tokenizer.pad_token_id)
+        return scorer(
+            batch.input_ids, batch.answer_rows, batch.answer_cols, batch.targets, reduction
+        )
+
+    if weighting == "task":  # each task's token mean, the tasks averaged
+        expected = (task_loss(regimen, "mean") + task_loss(modality, "mean")) / 2
+    else:  # the mean over every answer token of the step
+        expected = task_loss(regimen + modality, "mean")
+    expected.backward()
+    reference = grads()
+    answer_tokens = sum(examples[i].answer_length for i in regimen + modality)
+    assert stats.answer_tokens == answer_tokens
+    assert stats.loss == pytest.approx(task_loss(regimen + modality, "mean").item(), rel=1e-4)
+    for name, value in reference.items():
+        assert torch.allclose(ours[name], value, rtol=1e-4, atol=1e-7), name

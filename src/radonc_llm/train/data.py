@@ -180,29 +180,35 @@ def epoch_batches(
 
     Length grouping: shuffle, sort within windows of 64 global batches, cut into batches and
     shuffle the batches, so each batch holds similar lengths (little padding) while the order
-    stays random. With `groups` (the task of each example) a batch holds one group only, so
-    its prompts share the longest prefix. Every example appears exactly once per epoch; the
-    last batch of each group may be smaller.
+    stays random. With `groups` (the task of each example) every batch holds the groups in
+    proportion, each group's examples of similar length, and `shard_step` cuts the batch by
+    group first, so micro-batches hold one task and share its whole prompt prefix. Every
+    example appears exactly once per epoch; the last batch may be smaller.
     """
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(len(lengths), generator=generator).tolist()
-    buckets: dict[str, list[int]] = {}
+    streams: dict[str, list[int]] = {}
     for index in order:
-        buckets.setdefault(groups[index] if groups is not None else "", []).append(index)
-    batches: list[list[int]] = []
-    for key in sorted(buckets):
-        bucket = buckets[key]
-        if group_by_length:
-            window = global_batch * 64
-            bucket = [
+        streams.setdefault(groups[index] if groups is not None else "", []).append(index)
+    if group_by_length:
+        window = global_batch * 64
+        for key, stream in streams.items():
+            streams[key] = [
                 index
-                for start in range(0, len(bucket), window)
-                for index in sorted(bucket[start : start + window], key=lambda i: -lengths[i])
+                for start in range(0, len(stream), window)
+                for index in sorted(stream[start : start + window], key=lambda i: -lengths[i])
             ]
-        batches += [
-            bucket[start : start + global_batch] for start in range(0, len(bucket), global_batch)
-        ]
-    if group_by_length or groups is not None:
+    # Interleave the groups in proportion: the k-th of n examples of a group sits at (k + 0.5)/n.
+    merged = sorted(
+        (
+            ((k + 0.5) / len(stream), key, index)
+            for key, stream in sorted(streams.items())
+            for k, index in enumerate(stream)
+        ),
+    )
+    flat = [index for _, _, index in merged]
+    batches = [flat[start : start + global_batch] for start in range(0, len(flat), global_batch)]
+    if group_by_length:
         shuffled = torch.randperm(len(batches), generator=generator).tolist()
         batches = [batches[i] for i in shuffled]
     return batches
@@ -215,14 +221,15 @@ def shard_step(
     micro_batches: int,
     num_processes: int,
     process_index: int,
+    groups: Sequence[str] | None = None,
 ) -> list[list[int]]:
     """This process's `micro_batches` micro-batches of one optimizer step (some may be empty).
 
-    The step's examples are sorted by length and cut into micro_batches x num_processes
-    contiguous slices; the processes take turns, so concurrent micro-batches have similar
-    lengths and no process waits long for the others.
+    The step's examples are sorted by group (task), then length, and cut into
+    micro_batches x num_processes contiguous slices; the processes take turns, so concurrent
+    micro-batches have similar lengths and no process waits long for the others.
     """
-    ordered = sorted(batch, key=lambda i: -lengths[i])
+    ordered = sorted(batch, key=lambda i: (groups[i] if groups is not None else "", -lengths[i]))
     slices = micro_batches * num_processes
     bounds = [round(k * len(ordered) / slices) for k in range(slices + 1)]
     parts = [ordered[bounds[k] : bounds[k + 1]] for k in range(slices)]

@@ -361,6 +361,7 @@ def train_adapter(
                 micro_batches=config.gradient_accumulation_steps,
                 num_processes=accelerator.num_processes,
                 process_index=accelerator.process_index,
+                groups=groups,
             )
             stats = train_step(
                 model,
@@ -472,17 +473,27 @@ def train_step(
 ) -> StepStats:
     """Forward/backward over this process's micro-batches of one optimizer step.
 
-    The loss of each micro-batch is a sum divided by the answer tokens of the whole step
-    (all micro-batches, all processes), times what DDP's gradient mean and Accelerate's
-    accumulation divide by; so the update equals that of one big batch.
+    Each answer token's loss is divided by the answer tokens of the whole step (all
+    micro-batches, all processes), times what DDP's gradient mean and Accelerate's
+    accumulation divide by; so the update equals that of one big batch. With
+    `loss_weighting: task` a token is divided by the step's answer tokens of its own task
+    instead, and each task present weighs the same: a one-word modality answer then counts as
+    much as a 20-token regimen.
     """
-    local_answer = sum(examples[i].answer_length for i in sum(micro_batches, []))
-    local_tokens = sum(len(examples[i].input_ids) for i in sum(micro_batches, []))
-    counts = accelerator.reduce(
-        torch.tensor([local_answer, local_tokens], device=accelerator.device), reduction="sum"
-    )
-    step_answer, step_tokens = int(counts[0]), int(counts[1])
-    scale = accelerator.num_processes * config.gradient_accumulation_steps / step_answer
+    tasks = sorted({example.task for example in examples})
+    local = torch.zeros(len(tasks) + 1, dtype=torch.long)
+    for index in sum(micro_batches, []):
+        local[tasks.index(examples[index].task)] += examples[index].answer_length
+        local[-1] += len(examples[index].input_ids)
+    counts = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()
+    per_task, step_tokens = counts[:-1].double(), int(counts[-1])
+    step_answer = int(per_task.sum())
+    if config.loss_weighting == "task":
+        present = per_task > 0
+        task_weight = torch.where(present, 1.0 / (per_task * present.sum()), 0.0)
+    else:
+        task_weight = torch.full_like(per_task, 1.0 / step_answer)
+    scale = accelerator.num_processes * config.gradient_accumulation_steps
     sums = torch.zeros(2, device=accelerator.device)  # loss, tokens actually computed
     for indices in micro_batches:
         with accelerator.accumulate(model):
@@ -491,9 +502,11 @@ def train_step(
             weight = 1.0 if indices else 0.0
             chosen = [examples[i] for i in indices] or [examples[batch[0]]]
             micro = collate(chosen, pad_id=pad_id, share_prefix=share_prefix)
-            loss = _forward(model, micro.to(accelerator.device)) * weight
-            accelerator.backward(loss * scale)
-            sums[0] += loss.detach()
+            token_losses = _forward(model, micro.to(accelerator.device), reduction="none") * weight
+            row_weight = torch.tensor([task_weight[tasks.index(e.task)] for e in chosen])
+            token_weight = row_weight[micro.answer_rows].to(token_losses)
+            accelerator.backward((token_losses * token_weight).sum() * scale)
+            sums[0] += token_losses.detach().sum()
             sums[1] += weight * (micro.num_tokens - (len(chosen) - 1) * micro.prefix_length)
     sums = accelerator.reduce(sums, reduction="sum")
     return StepStats(
