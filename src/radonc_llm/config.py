@@ -70,6 +70,13 @@ class TrainConfig(BaseModel):
         "(all attention and MLP projections).",
     )
 
+    lora_last_layers: int | None = Field(
+        None,
+        gt=0,
+        description="Adapt only the last N decoder layers (null: all). Backward stops at the "
+        "lowest adapted layer, so a step costs less.",
+    )
+
     epochs: float = Field(2.0, gt=0, description="Passes over the training examples.")
     max_steps: int | None = Field(
         None, gt=0, description="Stop after this many optimizer steps (overrides epochs)."

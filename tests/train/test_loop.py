@@ -231,3 +231,36 @@ def test_step_loss_weights_tokens_or_tasks_as_configured(data_root, weighting):
     assert stats.loss == pytest.approx(task_loss(regimen + modality, "mean").item(), rel=1e-4)
     for name, value in reference.items():
         assert torch.allclose(ours[name], value, rtol=1e-4, atol=1e-7), name
+
+
+def test_prediction_backend_folds_the_adapter_into_the_weights(trained):
+    from radonc_llm.infer.backends import TransformersBackend
+
+    run, _ = trained
+    peft_model, tokenizer = load_model(str(run))
+    backend = TransformersBackend.load(str(run))
+    assert not isinstance(backend.model, PeftModel)
+    assert not any("lora" in name for name, _ in backend.model.named_parameters())
+    ids = tokenizer("Diagnosis: C61", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(peft_model(ids).logits, backend.model(ids).logits, atol=1e-4)
+
+
+def test_adapting_the_last_layers_only_leaves_the_others_bare(data_root, tmp_path):
+    model, _ = load_model("tiny-llama")
+    layers = model.config.num_hidden_layers
+    peft_model = add_lora(
+        model, rank=4, alpha=8, dropout=0.0, target_modules=LLAMA_LORA_TARGETS, last_layers=1
+    )
+    adapted = {
+        int(name.split("layers.")[1].split(".")[0])
+        for name, _ in peft_model.named_parameters()
+        if "lora_" in name
+    }
+    assert adapted == {layers - 1}
+    with pytest.raises(RadoncInputError) as info:
+        add_lora(
+            load_model("tiny-llama")[0], rank=4, alpha=8, dropout=0.0,
+            target_modules=LLAMA_LORA_TARGETS, last_layers=layers + 1,
+        )  # fmt: skip
+    assert info.value.field == "lora_last_layers"

@@ -42,10 +42,14 @@ def majority_answers(train: Sequence[Case], cases: Sequence[Case], task: str) ->
     return [answer] * len(cases)
 
 
-def _vectorizer():
+def _vectorizer(n_notes: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
+    # Terms seen in one training note only tell nothing about other notes: dropping them
+    # halves the features and the logistic regression's time at the same accuracy (demo
+    # cohort). A handful of notes keeps every term.
+    min_df = 2 if n_notes >= 100 else 1
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True, min_df=min_df)
 
 
 def tfidf_logreg_answers(
@@ -57,7 +61,9 @@ def tfidf_logreg_answers(
     labels = [task_answer(case, task) for case in train]
     if len(set(labels)) == 1:
         return [labels[0]] * len(cases)
-    model = make_pipeline(_vectorizer(), LogisticRegression(max_iter=2000, random_state=seed))
+    model = make_pipeline(
+        _vectorizer(len(train)), LogisticRegression(max_iter=2000, random_state=seed)
+    )
     model.fit([case.diagnosis_text for case in train], labels)
     return [str(label) for label in model.predict([case.diagnosis_text for case in cases])]
 
@@ -67,7 +73,7 @@ class NearestCases:
 
     def __init__(self, train: Sequence[Case]) -> None:
         self.train = list(train)
-        self._vectorizer = _vectorizer()
+        self._vectorizer = _vectorizer(len(train))
         self._matrix = self._vectorizer.fit_transform([case.diagnosis_text for case in self.train])
 
     def nearest(self, case: Case, k: int) -> list[Case]:

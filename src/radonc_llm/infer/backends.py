@@ -57,6 +57,10 @@ class TransformersBackend:
         from radonc_llm.infer.generate import PrefixCache
 
         self.model = model.eval()
+        if self.model.device.type == "cpu" and hasattr(self.model, "set_attn_implementation"):
+            # On a CPU, eager attention measured ~12% faster than SDPA for ~60-token prompt
+            # suffixes at batch 16 (SmolLM2-135M, bf16, 2 cores).
+            self.model.set_attn_implementation("eager")
         self.tokenizer = tokenizer
         self.model_name = model_name
         self._prefix_caches: dict[str, PrefixCache] = {}
@@ -67,8 +71,13 @@ class TransformersBackend:
 
         from radonc_llm.models.registry import load_model
 
-        model, tokenizer = load_model(name_or_path, dtype=dtype or torch.float32)
-        return cls(model, tokenizer, model_name=name_or_path)
+        dtype = dtype or torch.float32
+        # A training run loads as base + adapter: fold the adapter into the weights (in fp32,
+        # then cast), so inference runs plain matmuls instead of base + two LoRA matmuls each.
+        model, tokenizer = load_model(name_or_path, dtype=torch.float32)
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        return cls(model.to(dtype), tokenizer, model_name=name_or_path)
 
     def answer(
         self, task: str, conversations: Sequence[Conversation], *, decoding: str

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from radonc_llm.errors import RadoncInputError
+
 
 def add_lora(
     model: Any,
@@ -16,10 +18,12 @@ def add_lora(
     dropout: float,
     target_modules: Sequence[str],
     adapter_dtype: torch.dtype = torch.float32,
+    last_layers: int | None = None,
 ) -> Any:
     """Return a PeftModel with a fresh LoRA adapter on `target_modules`.
 
-    The adapter weights are kept in `adapter_dtype` (fp32) even when the base is bf16: the
+    With `last_layers`, only the last N decoder layers are adapted: backward then stops at
+    the lowest adapted layer, so a step costs less. The adapter weights are kept in `adapter_dtype` (fp32) even when the base is bf16: the
     optimizer then updates full-precision weights while the matmuls run in bf16.
     """
     from peft import LoraConfig, get_peft_model
@@ -27,6 +31,12 @@ def add_lora(
     missing = [name for name in target_modules if not _has_module(model, name)]
     if missing:
         raise ValueError(f"model has no module named {missing}")
+    layers = model.config.num_hidden_layers
+    if last_layers is not None and not 0 < last_layers <= layers:
+        raise RadoncInputError(
+            f"{last_layers} layers asked, the model has {layers}", field="lora_last_layers"
+        )
+    chosen = list(range(layers - last_layers, layers)) if last_layers else None
     config = LoraConfig(
         r=rank,
         lora_alpha=alpha,
@@ -34,6 +44,7 @@ def add_lora(
         target_modules=list(target_modules),
         bias="none",
         task_type="CAUSAL_LM",
+        layers_to_transform=chosen,
     )
     peft_model = get_peft_model(model, config)
     for param in peft_model.parameters():

@@ -219,6 +219,7 @@ def train_adapter(
         alpha=config.lora_alpha,
         dropout=config.lora_dropout,
         target_modules=config.lora_target_modules or spec.lora.target_modules,
+        last_layers=config.lora_last_layers,
     )
     if load_dtype != torch.float32:
         # PEFT would cast bf16 activations up to the fp32 LoRA weights (a copy per layer);
