@@ -163,6 +163,30 @@ def test_parse_expands_drug_synonyms_and_combinations():
     assert parse_regimen("cisplatin (CDDP) weekly").concurrent == ["cisplatin"]
 
 
+def test_parse_reads_targeted_agents_and_unnamed_classes():
+    # As the public head-and-neck cohorts record them: an agent, a class, or just "chemotherapy".
+    read = {
+        text: parse_regimen(f"70 Gy in 35 fractions with concurrent {text}").concurrent
+        for text in ("erlotinib", "Tarceva", "vandetanib", "EGFR inhibitor", "chemotherapy")
+    }
+    assert read == {
+        "erlotinib": ["erlotinib"],
+        "Tarceva": ["erlotinib"],
+        "vandetanib": ["vandetanib"],
+        "EGFR inhibitor": ["EGFR inhibitor"],
+        "chemotherapy": ["chemotherapy"],
+    }
+
+
+def test_boost_keyword_glued_to_what_follows_reads_as_if_spaced():
+    # Found by the fixed-point property below: "boost5-FU" parsed one way, its rendering another.
+    for glued, spaced in (
+        ("boost5-FU", "boost 5-FU"),
+        ("45 Gy/25 fx boost10 Gy/5 fx", "45 Gy/25 fx boost 10 Gy/5 fx"),
+    ):
+        assert parse_regimen(glued) == parse_regimen(spaced)
+
+
 def test_parse_does_not_read_drugs_inside_words():
     # "cis" inside "precise", "gem" inside "management", "mito" inside "mitotic".
     assert parse_regimen("precise management of mitotic figures").concurrent == []

@@ -124,6 +124,14 @@ DRUG_SYNONYMS: dict[str, tuple[str, ...]] = {
     "leuprolide": ("leuprolide", "leuprorelin", "Lupron"),
     "goserelin": ("goserelin", "Zoladex"),
     "memantine": ("memantine", "Namenda"),
+    "erlotinib": ("erlotinib", "Tarceva"),
+    "gefitinib": ("gefitinib", "Iressa"),
+    "vandetanib": ("vandetanib", "Caprelsa"),
+    "panitumumab": ("panitumumab", "Vectibix"),
+    "nimotuzumab": ("nimotuzumab",),
+    # Classes recorded without the agent (public head-and-neck cohorts): kept as written.
+    "EGFR inhibitor": ("EGFR inhibitor", "anti-EGFR therapy", "anti-EGFR"),
+    "chemotherapy": ("chemotherapy", "chemo", "systemic chemotherapy"),
     # Androgen deprivation is prescribed as a class more often than as one agent.
     "ADT": ("ADT", "androgen deprivation therapy", "androgen deprivation"),
 }
@@ -245,6 +253,7 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 _BOOST_RE = _compile(r"(?<![A-Za-z])(?:boost|SIB)(?![A-Za-z])")
+_GLUED_BOOST_RE = _compile(r"(?<![A-Za-z])(?:boost|SIB)(?=[^\sA-Za-z])")
 # A boost clause ends where the next clause starts.
 _BOOST_END_RE = _compile(
     r"\bwith\b|\bw/|\bconcurrent|\bconcomitant|\+|;|\bthen\b|\bfollowed by\b|\bboost\b"
@@ -479,6 +488,8 @@ def _schedules(
 
 @functools.lru_cache(maxsize=32768)
 def _parse_cached(text: str) -> RegimenStructured:
+    # "boost10 Gy", "boost5-FU": the keyword glued to what follows reads as if spaced.
+    text = _GLUED_BOOST_RE.sub(r"\g<0> ", text)
     main_text, boost = _split_boost(text)
     core = _read_dose(main_text)
     drugs = _drug_mentions(main_text)
