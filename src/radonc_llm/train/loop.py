@@ -504,7 +504,7 @@ def train_step(
             chosen = [examples[i] for i in indices] or [examples[batch[0]]]
             micro = collate(chosen, pad_id=pad_id, share_prefix=share_prefix)
             token_losses = _forward(model, micro.to(accelerator.device), reduction="none") * weight
-            row_weight = torch.tensor([task_weight[tasks.index(e.task)] for e in chosen])
+            row_weight = task_weight[[tasks.index(example.task) for example in chosen]]
             token_weight = row_weight[micro.answer_rows].to(token_losses)
             accelerator.backward((token_losses * token_weight).sum() * scale)
             sums[0] += token_losses.detach().sum()
