@@ -11,7 +11,7 @@ before and after: on a shared machine other processes take CPU and the figures d
 The last output line is one JSON object with the figures.
 
     python benchmarks/predict_throughput.py [--cases test.jsonl] [--n 128] [--naive 8]
-        [--batch-size 16] [--dtype bfloat16]
+        [--batch-size 32] [--dtype bfloat16]
 
 Without --cases, the cases come from `radonc-llm synth --patients 2000 --seed 0` + `curate`.
 """
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--n", type=int, default=128, help="cases per task")
     parser.add_argument("--naive", type=int, default=8, help="cases for the naive pipeline")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args()
