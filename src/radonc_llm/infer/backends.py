@@ -63,9 +63,9 @@ class TransformersBackend:
             # On a CPU, eager attention measured ~12% faster than SDPA for ~60-token prompt
             # suffixes at batch 16 (SmolLM2-135M, bf16, 2 cores).
             self.model.set_attn_implementation("eager")
-            # Tuned weights make some fp32 intermediates denormal, which the CPU computes
-            # slowly: the demo's tuned model scored modality at 7.0 cases/s, 8.3 with
-            # denormals flushed to zero (the original model: 12.9 -> 13.9).
+            # The demo's tuned model scored modality at 7.0 cases/s, 8.3 with denormals
+            # flushed to zero (the original model: 12.9 -> 13.9): tuned weights probably make
+            # some fp32 intermediates denormal, which the CPU computes slowly.
             torch.set_flush_denormal(True)
         self.tokenizer = tokenizer
         self.model_name = model_name

@@ -23,8 +23,9 @@ def add_lora(
     """Return a PeftModel with a fresh LoRA adapter on `target_modules`.
 
     With `last_layers`, only the last N decoder layers are adapted: backward then stops at
-    the lowest adapted layer, so a step costs less. The adapter weights are kept in `adapter_dtype` (fp32) even when the base is bf16: the
-    optimizer then updates full-precision weights while the matmuls run in bf16.
+    the lowest adapted layer, so a step costs less. The adapter weights are kept in
+    `adapter_dtype` (fp32) even when the base is bf16: the optimizer then updates
+    full-precision weights while the matmuls run in bf16.
     """
     from peft import LoraConfig, get_peft_model
 
