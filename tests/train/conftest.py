@@ -87,3 +87,19 @@ def tiny_config(task_dirs, tmp_path) -> TrainConfig:
         log_every_steps=1,
         seed=0,
     )
+
+
+def differentiable_lora(model):
+    """A rank-4 LoRA on the tiny model whose B matrices are not zero (they start at zero, which
+    would give the adapter nothing to differentiate)."""
+    import torch
+
+    from radonc_llm.models.lora import add_lora
+    from radonc_llm.models.registry import LLAMA_LORA_TARGETS
+
+    peft_model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=LLAMA_LORA_TARGETS)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02)
+    return peft_model

@@ -17,7 +17,7 @@ from radonc_llm.train.data import (
 )
 from radonc_llm.train.loop import AnswerLoss
 
-from .conftest import task_rows
+from .conftest import differentiable_lora, task_rows
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +109,7 @@ def test_too_long_example_is_an_error_not_cut(task_dirs, tiny):
 
 def test_shared_prompt_prefix_gives_the_same_loss_and_gradients(task_dirs):
     model, tokenizer = load_model("tiny-mistral")
-    peft_model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=LLAMA_LORA_TARGETS)
-    with torch.no_grad():  # lora_B starts at zero: give the adapter something to differentiate
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.02)
+    peft_model = differentiable_lora(model)
     examples = tokenize_rows(read_task_rows(task_dirs[0], ["icd10"]), tokenizer, max_length=512)
     scorer = AnswerLoss(peft_model, autocast_dtype=None)
     results = []

@@ -11,7 +11,7 @@ from radonc_llm.models.registry import LLAMA_LORA_TARGETS, load_model
 from radonc_llm.train.export import export_run
 from radonc_llm.train.loop import train
 
-from .conftest import write_task_dir
+from .conftest import differentiable_lora, write_task_dir
 
 
 def tiny_config(root, **fields):
@@ -190,11 +190,7 @@ def test_step_loss_weights_tokens_or_tasks_as_configured(data_root, weighting):
     from radonc_llm.train.loop import AnswerLoss, train_step
 
     model, tokenizer = load_model("tiny-llama")
-    peft_model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=LLAMA_LORA_TARGETS)
-    with torch.no_grad():  # lora_B starts at zero: give the adapter something to differentiate
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.02)
+    peft_model = differentiable_lora(model)
     scorer = AnswerLoss(peft_model, autocast_dtype=None)
     rows = read_task_rows(data_root / "train", ["regimen", "modality"])
     examples = tokenize_rows(rows, tokenizer, max_length=512)
