@@ -78,3 +78,27 @@ def test_shared_prefix_is_reused_across_batches(tiny, cases):
     assert cache.prefix == shared  # reused, not recomputed for a longer common prefix
     fresh = greedy_generate(model, tokenizer, prompts, max_new_tokens=8)
     assert [g.token_ids for g in first + second] == [g.token_ids for g in fresh]
+
+
+def test_head_sees_contiguous_rows_when_weights_are_frozen(tiny, cases):
+    # A frozen head weight with a strided (batch, 1, hidden) input makes `torch.matmul` copy
+    # the whole head per row (a batched bmm); the last-position index must hand it a copy.
+    from radonc_llm.infer.generate import run_prompts
+
+    model, tokenizer = tiny
+    seen = []
+    hook = model.get_output_embeddings().register_forward_hook(
+        lambda module, inputs, output: seen.append(inputs[0])
+    )
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        state = run_prompts(model, _prompts(tokenizer, cases[:4]), pad_id=0)
+    finally:
+        hook.remove()
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+    assert state.logits.shape[0] == 4
+    assert [tuple(h.shape[:2]) for h in seen] == [(1, 1), (4, 1)]  # prefix, then the batch
+    assert all(h.is_contiguous() for h in seen)

@@ -54,8 +54,6 @@ class TransformersBackend:
     supports_constrained = True
 
     def __init__(self, model: Any, tokenizer: Any, *, model_name: str) -> None:
-        import torch
-
         from radonc_llm.infer.generate import PrefixCache
 
         self.model = model.eval()
@@ -63,10 +61,6 @@ class TransformersBackend:
             # On a CPU, eager attention measured ~12% faster than SDPA for ~60-token prompt
             # suffixes at batch 16 (SmolLM2-135M, bf16, 2 cores).
             self.model.set_attn_implementation("eager")
-            # The demo's tuned model scored modality at 7.0 cases/s, 8.3 with denormals
-            # flushed to zero (the original model: 12.9 -> 13.9): tuned weights probably make
-            # some fp32 intermediates denormal, which the CPU computes slowly.
-            torch.set_flush_denormal(True)
         self.tokenizer = tokenizer
         self.model_name = model_name
         self._prefix_caches: dict[str, PrefixCache] = {}
