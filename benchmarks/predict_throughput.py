@@ -11,7 +11,11 @@ before and after: on a shared machine other processes take CPU and the figures d
 The last output line is one JSON object with the figures.
 
     python benchmarks/predict_throughput.py [--cases test.jsonl] [--n 128] [--naive 8]
-        [--batch-size 32] [--dtype bfloat16]
+        [--batch-size 32] [--dtype bfloat16] [--processes 2]
+
+Our pipeline runs in `--processes` worker processes sharing the cores (2 of 1 thread on the
+2-core development machine, about twice the work of one 2-thread process); the naive pipeline
+runs in this process with torch's default threads.
 
 Without --cases, the cases come from `radonc-llm synth --patients 2000 --seed 0` + `curate`.
 """
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 # OpenMP workers that spin while they wait turn every small op into a wait for a time slice
@@ -39,6 +44,7 @@ from rich.table import Table  # noqa: E402
 from radonc_llm.data.cases import read_cases  # noqa: E402
 from radonc_llm.infer.backends import TransformersBackend, torch_dtype  # noqa: E402
 from radonc_llm.infer.constrained import icd10_trie  # noqa: E402
+from radonc_llm.infer.parallel import ParallelBackend, answer_batches  # noqa: E402
 from radonc_llm.infer.predict import predict_cases  # noqa: E402
 from radonc_llm.tasks.prompts import TASK_PROMPTS, prompt_messages  # noqa: E402
 
@@ -61,6 +67,43 @@ def synthetic_cases(folder: Path) -> Path:
     return folder / "cur" / "cases.jsonl"
 
 
+def timed_runs(backend, cases, args) -> dict[str, dict]:
+    """Each task through `predict_cases`, after an untimed warm-up of every worker (ICD-10
+    trie built, prompt prefixes cached)."""
+    for task, decoding in (
+        ("modality", "constrained"),
+        ("icd10", "constrained"),
+        ("regimen", "free"),
+    ):
+        batches = [[prompt_messages(task, cases[-1].diagnosis_text)]] * (2 * args.processes)
+        list(answer_batches(backend, task, batches, decoding=decoding))
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for task, decoding, n in (
+            ("modality", "constrained", args.n),
+            ("icd10", "constrained", args.n),
+            ("regimen", "free", max(args.n // 2, 1)),
+        ):
+            subset = cases[:n]
+            out = Path(tmp) / f"{task}.jsonl"
+            began = time.perf_counter()
+            summary = predict_cases(
+                backend, subset, out, tasks=[task], decoding=decoding,
+                batch_size=args.batch_size, show_progress=False,
+            )  # fmt: skip
+            seconds = time.perf_counter() - began
+            rows = [json.loads(line) for line in out.read_text().splitlines()]
+            results[task] = {
+                "cases": len(subset),
+                "seconds": seconds,
+                "cases_per_s": len(subset) / seconds,
+                "new_tokens_per_s": sum(r["n_new_tokens"] or 0 for r in rows) / seconds,
+                "malformed": summary.tasks[task].malformed,
+                "answers": {r["case_id"]: r["raw"] for r in rows},
+            }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, help="case JSONL (default: synthetic)")
@@ -70,6 +113,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="worker processes of our pipeline (1 = in process)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -80,50 +126,17 @@ def main() -> None:
         tmp = Path(tmp)
         cases_file = args.cases or synthetic_cases(tmp)
         cases = read_cases(cases_file)
-        backend = TransformersBackend.load(args.model, dtype=torch_dtype(args.dtype))
-        model, tokenizer = backend.model, backend.tokenizer
-
-        # Warm-up, not timed: the ICD-10 trie is built once per run, the prompt prefix
-        # cached once per task.
+        local = TransformersBackend.load(args.model, dtype=torch_dtype(args.dtype))
+        model, tokenizer = local.model, local.tokenizer
         started = time.perf_counter()
         icd10_trie(tokenizer)
         trie_seconds = time.perf_counter() - started
-        for task, decoding in (
-            ("modality", "constrained"),
-            ("icd10", "constrained"),
-            ("regimen", "free"),
-        ):
-            backend.answer(
-                task, [prompt_messages(task, cases[-1].diagnosis_text)], decoding=decoding
-            )
-
-        results: dict[str, dict] = {}
-        for task, decoding, n in (
-            ("modality", "constrained", args.n),
-            ("icd10", "constrained", args.n),
-            ("regimen", "free", max(args.n // 2, 1)),
-        ):
-            subset = cases[:n]
-            out = tmp / f"{task}.jsonl"
-            began = time.perf_counter()
-            summary = predict_cases(
-                backend,
-                subset,
-                out,
-                tasks=[task],
-                decoding=decoding,
-                batch_size=args.batch_size,
-                show_progress=False,
-            )
-            seconds = time.perf_counter() - began
-            rows = [json.loads(line) for line in out.read_text().splitlines()]
-            results[task] = {
-                "cases": len(subset),
-                "seconds": seconds,
-                "cases_per_s": len(subset) / seconds,
-                "malformed": summary.tasks[task].malformed,
-                "answers": {r["case_id"]: r["raw"] for r in rows},
-            }
+        if args.processes > 1:
+            opened = ParallelBackend(args.model, dtype=args.dtype, processes=args.processes)
+        else:
+            opened = nullcontext(local)
+        with opened as backend:
+            results = timed_runs(backend, cases, args)
 
         # The naive way: a text-generation pipeline, one case at a time, same model and dtype.
         from transformers import pipeline
@@ -149,7 +162,8 @@ def main() -> None:
     speedup = results["regimen"]["cases_per_s"] / naive_rate
     table = Table(
         title=f"Prediction throughput, {args.model} ({args.dtype}, batch {args.batch_size}, "
-        f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
+        f"{args.processes} process(es) of {max(1, (os.cpu_count() or 1) // args.processes)} "
+        f"thread(s), naive {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
         f"load average {load_before:.1f} -> {load_after:.1f})"
     )
     for column in ("run", "cases", "seconds", "cases/s", "target", "malformed", "met"):
@@ -190,7 +204,9 @@ def main() -> None:
     console.print(table)
     console.print(
         f"ICD-10 trie built in {trie_seconds:.1f} s (once per run, not timed above); "
-        f"naive and batched regimen answers identical for {same}/{len(naive_cases)} cases."
+        f"naive and batched regimen answers identical for {same}/{len(naive_cases)} cases; "
+        f"batched regimen wrote {results['regimen']['new_tokens_per_s']:.0f} new tokens/s (cases/s "
+        "depends on how long a model's answers are)."
     )
     constrained_malformed = results["modality"]["malformed"] + results["icd10"]["malformed"]
     figures = {
@@ -198,6 +214,8 @@ def main() -> None:
         "dtype": args.dtype,
         "batch_size": args.batch_size,
         "threads": torch.get_num_threads(),
+        "processes": args.processes,
+        "regimen_new_tokens_per_s": round(results["regimen"]["new_tokens_per_s"], 1),
         "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
         "modality_cases_per_s": round(results["modality"]["cases_per_s"], 3),
         "icd10_cases_per_s": round(results["icd10"]["cases_per_s"], 3),

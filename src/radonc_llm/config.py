@@ -148,6 +148,14 @@ class TrainConfig(BaseModel):
     num_threads: int | None = Field(
         None, gt=0, description="CPU threads per process; null keeps torch's default."
     )
+    processes: int = Field(
+        1,
+        gt=0,
+        description="Data-parallel processes that `radonc-llm train` starts itself (torchrun, "
+        "DDP; the global batch grows with them). On a 2-core CPU, 2 processes of 1 thread "
+        "ran ~2x the examples of 1 process of 2 threads. Ignored when already launched by "
+        "`accelerate launch` or torchrun.",
+    )
 
     @field_validator("model")
     @classmethod

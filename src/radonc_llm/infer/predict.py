@@ -35,6 +35,7 @@ from radonc_llm.data.cases import TASKS, Case
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.backends import DECODINGS, Answer, Backend
 from radonc_llm.infer.extract import extract_answer
+from radonc_llm.infer.parallel import answer_batches
 from radonc_llm.infer.store import PredictionStore
 from radonc_llm.storage import file_sha256, write_json_atomic
 from radonc_llm.tasks.prompts import PROMPT_VERSION, prompt_messages
@@ -243,12 +244,12 @@ def predict_cases(
                 task_summary = summary.tasks[task]
                 pending = todo[task]
                 progress.start_task(bars[task])
-                for batch in _batches(pending, task, decoding, batch_size, messages_for):
-                    began = time.perf_counter()
-                    answers = backend.answer(
-                        task, [messages_for(case, task) for case in batch], decoding=decoding
-                    )
-                    seconds = time.perf_counter() - began
+                batches = _batches(pending, task, decoding, batch_size, messages_for)
+                conversations = ([messages_for(case, task) for case in b] for b in batches)
+                answered = answer_batches(backend, task, conversations, decoding=decoding)
+                began = time.perf_counter()
+                for batch, answers in zip(batches, answered, strict=True):
+                    seconds, began = time.perf_counter() - began, time.perf_counter()
                     if len(answers) != len(batch):
                         raise RuntimeError(f"backend returned {len(answers)} of {len(batch)}")
                     for case, answer in zip(batch, answers, strict=True):

@@ -24,6 +24,8 @@ import json
 import logging
 import math
 import os
+import subprocess  # noqa: S404  (torchrun, fixed arguments)
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +33,20 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 from radonc_llm.config import TrainConfig
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.models.lora import add_lora
 from radonc_llm.models.registry import MODEL_REGISTRY, load_model, resolve_model
-from radonc_llm.storage import append_jsonl, read_jsonl, write_json_atomic, write_jsonl_atomic
+from radonc_llm.storage import (
+    append_jsonl,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
 from radonc_llm.train import checkpoint as ckpt
 from radonc_llm.train.data import (
     AnswerBatch,
@@ -141,6 +150,8 @@ def train(
     `stop_after_steps` stops as a kill would (after the checkpoint of that step, if any); tests
     use it to check that `resume=True` continues exactly.
     """
+    if config.processes > 1 and "WORLD_SIZE" not in os.environ:
+        return train_in_processes(config, resume=resume)
     if config.adapter_mode == "per_task":
         results = {}
         for task in config.tasks:
@@ -163,6 +174,45 @@ def train(
     return train_adapter(
         config, resume=resume, stop_after_steps=stop_after_steps, show_progress=show_progress
     )
+
+
+def train_in_processes(config: TrainConfig, *, resume: bool) -> dict[str, Any]:
+    """Run this training under torchrun in `config.processes` processes; return its results.
+
+    The processes share the cores (OMP_NUM_THREADS = cores / processes) and print as one
+    run does (rank 0 only). The config they read is written into the run folder.
+    """
+    from radonc_llm.infer.parallel import cpu_cores
+
+    if torch.cuda.is_available() and config.processes > torch.cuda.device_count():
+        raise RadoncInputError(
+            f"{config.processes} processes but {torch.cuda.device_count()} GPU(s): use one "
+            "process per GPU (processes share the CPU only)",
+            field="processes",
+        )
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    launched = config.output_dir / "launch_config.yaml"
+    write_text_atomic(
+        launched,
+        f"# radonc-llm train {launched}: written for {config.processes} processes\n"
+        + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
+    )
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc_per_node={config.processes}",
+        "-m", "radonc_llm.cli", "train", str(launched), *(["--resume"] if resume else []),
+    ]  # fmt: skip
+    threads = max(1, cpu_cores() // config.processes)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run(command, env=env)  # noqa: S603 (our interpreter, our arguments)
+    if done.returncode != 0:
+        raise RadoncInputError(
+            f"training in {config.processes} processes stopped (exit status {done.returncode}); "
+            "the messages above say why",
+            file=launched,
+        )
+    manifest = json.loads((config.output_dir / "manifest.json").read_text(encoding="utf-8"))
+    return manifest if config.adapter_mode == "per_task" else manifest["results"]
 
 
 def train_adapter(

@@ -1,0 +1,55 @@
+"""Worker processes: the same prediction file as one process, in the same order."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.infer.parallel import ParallelBackend, local_backend
+from radonc_llm.infer.predict import predict_cases
+from radonc_llm.models.registry import load_model
+from tests.infer.conftest import lively
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A lively tiny model saved as a folder, so worker processes load the same weights."""
+    folder = tmp_path_factory.mktemp("lively")
+    model, tokenizer = load_model("tiny-llama", dtype=torch.float32)
+    lively(model, end_token=tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _rows(path):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        row.pop("latency_s")
+    return rows
+
+
+@pytest.mark.slow
+def test_two_workers_write_the_file_one_process_writes(tmp_path, model_dir, cases):
+    files = {}
+    for processes in (1, 2):
+        files[processes] = tmp_path / f"{processes}.jsonl"
+        with local_backend(str(model_dir), processes=processes) as backend:
+            assert isinstance(backend, ParallelBackend) == (processes > 1)
+            predict_cases(
+                backend, cases, files[processes], decoding="constrained", batch_size=3,
+                model_label="tiny", show_progress=False,
+            )  # fmt: skip
+    single, parallel = _rows(files[1]), _rows(files[2])
+    assert len(single) == 3 * len(cases)
+    assert parallel == single  # same rows, same order
+    # The comparison means something: the answers differ from case to case.
+    assert len({row["raw"] for row in single if row["task"] == "regimen"}) > 3
+
+
+def test_a_bad_model_fails_before_workers_start(tmp_path):
+    with pytest.raises(RadoncInputError, match="unknown model"):
+        ParallelBackend("no-such-model", processes=2)
