@@ -10,8 +10,8 @@ store), after a warm-up (ICD-10 trie built, prompt prefix cached). Load average 
 before and after: on a shared machine other processes take CPU and the figures drop.
 The last output line is one JSON object with the figures.
 
-    python benchmarks/predict_throughput.py [--cases test.jsonl] [--n 128] [--naive 8]
-        [--batch-size 32] [--dtype bfloat16] [--processes 2]
+    python benchmarks/predict_throughput.py [--cases test.jsonl] [--n 400] [--naive 8]
+        [--batch-size 16] [--dtype bfloat16] [--processes 2]
 
 Our pipeline runs in `--processes` worker processes sharing the cores (2 of 1 thread on the
 2-core development machine, about twice the work of one 2-thread process); the naive pipeline
@@ -108,9 +108,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, help="case JSONL (default: synthetic)")
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--n", type=int, default=128, help="cases per task")
+    parser.add_argument("--n", type=int, default=400, help="cases per task (the demo scores 400)")
     parser.add_argument("--naive", type=int, default=8, help="cases for the naive pipeline")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument(
