@@ -208,7 +208,8 @@ def train_in_processes(config: TrainConfig, *, resume: bool) -> dict[str, Any]:
     if done.returncode != 0:
         raise RadoncInputError(
             f"training in {config.processes} processes stopped (exit status {done.returncode}); "
-            "the messages above say why",
+            "the messages above say why. The same command with --resume continues from the "
+            "last checkpoint",
             file=launched,
         )
     manifest = json.loads((config.output_dir / "manifest.json").read_text(encoding="utf-8"))
