@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,44 @@ def test_train_starts_its_own_processes_and_resumes_with_them(tmp_path):
     assert len(set(results["adapter_sha256_by_rank"])) == 1
     launched = yaml.safe_load((tmp_path / "self" / "launch_config.yaml").read_text())
     assert launched["processes"] == 2 and launched["output_dir"] == str(tmp_path / "self")
+
+
+def _processes_running(needle: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+def test_stopping_the_launcher_stops_its_training_processes(tmp_path):
+    write_task_dir(tmp_path / "train", 8)
+    write_task_dir(tmp_path / "val", 2, offset=100)
+    config_path = tmp_path / "long.yaml"
+    config_path.write_text(
+        yaml.safe_dump({**settings(tmp_path, "long", 1), "processes": 2, "epochs": 500})
+    )
+    launcher = subprocess.Popen(  # noqa: S603
+        [str(Path(sys.executable).parent / "radonc-llm"), "train", str(config_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metrics = tmp_path / "long" / "metrics.jsonl"
+    for _ in range(600):  # the ranks are training once a step is logged
+        if metrics.is_file() and metrics.read_text().strip():
+            break
+        time.sleep(0.1)
+    needle = str(tmp_path / "long" / "launch_config.yaml")
+    assert len(_processes_running(needle)) >= 3  # torchrun and its 2 ranks
+    launcher.terminate()
+    assert launcher.wait(timeout=60) != 0
+    for _ in range(100):
+        if not _processes_running(needle):
+            break
+        time.sleep(0.1)
+    assert _processes_running(needle) == []

@@ -24,8 +24,10 @@ import json
 import logging
 import math
 import os
+import signal
 import subprocess  # noqa: S404  (torchrun, fixed arguments)
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,16 +206,48 @@ def train_in_processes(config: TrainConfig, *, resume: bool) -> dict[str, Any]:
     ]  # fmt: skip
     threads = max(1, cpu_cores() // config.processes)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    done = subprocess.run(command, env=env)  # noqa: S603 (our interpreter, our arguments)
-    if done.returncode != 0:
+    returncode = _run_process_group(command, env=env)
+    if returncode != 0:
         raise RadoncInputError(
-            f"training in {config.processes} processes stopped (exit status {done.returncode}); "
+            f"training in {config.processes} processes stopped (exit status {returncode}); "
             "the messages above say why. The same command with --resume continues from the "
             "last checkpoint",
             file=launched,
         )
     manifest = json.loads((config.output_dir / "manifest.json").read_text(encoding="utf-8"))
     return manifest if config.adapter_mode == "per_task" else manifest["results"]
+
+
+def _run_process_group(command: list[str], *, env: dict[str, str]) -> int:
+    """Run `command` in a process group of its own and return its exit status.
+
+    When this process is interrupted (Ctrl-C) or terminated, the whole group gets SIGINT (then
+    SIGKILL after 30 s), so no training worker is left running without its launcher.
+    """
+    process = subprocess.Popen(command, env=env, start_new_session=True)  # noqa: S603
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, terminated)
+        return process.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def train_adapter(
