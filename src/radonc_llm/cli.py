@@ -392,6 +392,9 @@ def baseline(
     decoding: Annotated[str, typer.Option(help="few-shot: free or constrained.")] = "free",
     batch_size: Annotated[int, typer.Option(help="few-shot: prompts per forward pass.")] = 8,
     dtype: Annotated[str, typer.Option(help="few-shot: float32 or bfloat16.")] = "float32",
+    processes: Annotated[
+        int, typer.Option(help="few-shot: the model in N worker processes (CPU).", min=1)
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the logistic regression.")] = 0,
 ) -> None:
     """Write a reference system's predictions, so that a model's number means something."""
@@ -410,6 +413,7 @@ def baseline(
         decoding=decoding,
         batch_size=batch_size,
         dtype=dtype,
+        processes=processes,
         seed=seed,
         console=console,
     )

@@ -462,7 +462,7 @@ def baseline_stage(
         run_baseline(
             kind, read_cases(train_file), read_cases(cases_file), out, tasks=tasks, model=model,
             decoding=settings.decoding, batch_size=settings.batch_size, dtype=settings.dtype,
-            seed=seed, console=console,
+            processes=settings.processes, seed=seed, console=console,
         )  # fmt: skip
 
     model_setting = (

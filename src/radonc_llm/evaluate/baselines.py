@@ -138,6 +138,7 @@ def run_baseline(
     decoding: str = "free",
     batch_size: int = 16,
     dtype: str = "float32",
+    processes: int = 1,
     backend: Any = None,
     seed: int = 0,
     console: Any = None,
@@ -172,6 +173,7 @@ def run_baseline(
             decoding=decoding,
             batch_size=batch_size,
             dtype=dtype,
+            processes=processes,
             backend=backend,
             console=console,
             show_progress=show_progress,
@@ -215,11 +217,14 @@ def _run_few_shot(
     decoding: str,
     batch_size: int,
     dtype: str,
+    processes: int,
     backend: Any,
     console: Any,
     show_progress: bool,
 ) -> BaselineSummary:
-    from radonc_llm.infer.backends import TransformersBackend, torch_dtype
+    from contextlib import nullcontext
+
+    from radonc_llm.infer.parallel import local_backend
     from radonc_llm.infer.predict import predict_cases
 
     if k < 1:
@@ -232,20 +237,23 @@ def _run_few_shot(
             neighbours[case.case_id] = index.nearest(case, k)
         return few_shot_messages(case, task, neighbours[case.case_id])
 
-    if backend is None:
-        backend = TransformersBackend.load(model, dtype=torch_dtype(dtype))
-    result = predict_cases(
-        backend,
-        cases,
-        out,
-        tasks=tasks,
-        decoding=decoding,
-        batch_size=batch_size,
-        messages_for=messages_for,
-        model_label=f"few-shot(k={k}):{backend.model_name}",
-        console=console,
-        show_progress=show_progress,
-    )
+    if backend is not None:
+        opened = nullcontext(backend)
+    else:
+        opened = local_backend(model, dtype=dtype, processes=processes)
+    with opened as backend:
+        result = predict_cases(
+            backend,
+            cases,
+            out,
+            tasks=tasks,
+            decoding=decoding,
+            batch_size=batch_size,
+            messages_for=messages_for,
+            model_label=f"few-shot(k={k}):{backend.model_name}",
+            console=console,
+            show_progress=show_progress,
+        )
     for task, task_summary in result.tasks.items():
         summary.tasks[task] = {
             "cases": task_summary.cases,
