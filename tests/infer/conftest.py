@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from radonc_llm.models.registry import load_model
 from tests.infer.sample_cases import sample_cases
+
+
+def prediction_rows(path) -> list[dict]:
+    """The rows of a prediction file without their timings, which differ from run to run."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        row.pop("latency_s")
+    return rows
 
 
 @pytest.fixture(scope="package", autouse=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -11,7 +9,7 @@ from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.parallel import ParallelBackend, local_backend
 from radonc_llm.infer.predict import predict_cases
 from radonc_llm.models.registry import load_model
-from tests.infer.conftest import lively
+from tests.infer.conftest import lively, prediction_rows
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +23,6 @@ def model_dir(tmp_path_factory):
     return folder
 
 
-def _rows(path):
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
-    for row in rows:
-        row.pop("latency_s")
-    return rows
-
-
 @pytest.mark.slow
 def test_two_workers_write_the_file_one_process_writes(tmp_path, model_dir, cases):
     files = {}
@@ -43,7 +34,7 @@ def test_two_workers_write_the_file_one_process_writes(tmp_path, model_dir, case
                 backend, cases, files[processes], decoding="constrained", batch_size=3,
                 model_label="tiny", show_progress=False,
             )  # fmt: skip
-    single, parallel = _rows(files[1]), _rows(files[2])
+    single, parallel = prediction_rows(files[1]), prediction_rows(files[2])
     assert len(single) == 3 * len(cases)
     assert parallel == single  # same rows, same order
     # The comparison means something: the answers differ from case to case.

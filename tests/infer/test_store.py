@@ -11,6 +11,7 @@ from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.backends import Answer, TransformersBackend
 from radonc_llm.infer.predict import predict_cases
 from radonc_llm.infer.store import PredictionStore
+from tests.infer.conftest import prediction_rows
 
 
 class Killed(Exception):
@@ -46,13 +47,6 @@ class FakeBackend:
             }[task]
             out.append(Answer(raw=raw))
         return out
-
-
-def _rows(path):
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
-    for row in rows:
-        row.pop("latency_s")
-    return rows
 
 
 def test_rows_hold_the_promised_fields(tmp_path, cases):
@@ -94,11 +88,11 @@ def test_killed_run_resumes_to_the_same_file(tmp_path, cases):
     summary = predict_cases(backend, cases, resumed, batch_size=3, show_progress=False)
     assert summary.repaired_last_line
     assert len(backend.seen) == 3 * len(cases) - written  # done rows are not asked again
-    assert _rows(resumed) == _rows(whole)
+    assert prediction_rows(resumed) == prediction_rows(whole)
 
     again = FakeBackend()
     predict_cases(again, cases, resumed, batch_size=3, show_progress=False)
-    assert again.seen == [] and _rows(resumed) == _rows(whole)
+    assert again.seen == [] and prediction_rows(resumed) == prediction_rows(whole)
 
 
 def test_resumed_local_model_run_matches_uninterrupted(tmp_path, tiny, cases):
@@ -116,8 +110,8 @@ def test_resumed_local_model_run_matches_uninterrupted(tmp_path, tiny, cases):
         show_progress=False,
     )
     predict_cases(backend, cases, part, decoding="constrained", batch_size=3, show_progress=False)
-    got = {(r["case_id"], r["task"]): r for r in _rows(part)}
-    expected = {(r["case_id"], r["task"]): r for r in _rows(whole)}
+    got = {(r["case_id"], r["task"]): r for r in prediction_rows(part)}
+    expected = {(r["case_id"], r["task"]): r for r in prediction_rows(whole)}
     assert got.keys() == expected.keys()
     for key, row in expected.items():
         assert got[key]["prediction"] == row["prediction"]
@@ -126,7 +120,7 @@ def test_resumed_local_model_run_matches_uninterrupted(tmp_path, tiny, cases):
     assert constrained and not any(r["malformed"] for r in constrained)
 
 
-def test_store_refuses_another_system_and_damaged_rows(tmp_path, cases):
+def test_store_refuses_another_system_and_damagedprediction_rows(tmp_path, cases):
     out = tmp_path / "pred.jsonl"
     predict_cases(FakeBackend(), cases[:2], out, tasks=["modality"], show_progress=False)
     with pytest.raises(RadoncInputError, match="decoding"):
