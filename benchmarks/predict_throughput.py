@@ -44,7 +44,11 @@ from rich.table import Table  # noqa: E402
 from radonc_llm.data.cases import read_cases  # noqa: E402
 from radonc_llm.infer.backends import TransformersBackend, torch_dtype  # noqa: E402
 from radonc_llm.infer.constrained import icd10_trie  # noqa: E402
-from radonc_llm.infer.parallel import ParallelBackend, answer_batches  # noqa: E402
+from radonc_llm.infer.parallel import (  # noqa: E402
+    answer_batches,
+    local_backend,
+    threads_per_process,
+)
 from radonc_llm.infer.predict import predict_cases  # noqa: E402
 from radonc_llm.tasks.prompts import TASK_PROMPTS, prompt_messages  # noqa: E402
 
@@ -132,7 +136,7 @@ def main() -> None:
         icd10_trie(tokenizer)
         trie_seconds = time.perf_counter() - started
         if args.processes > 1:
-            opened = ParallelBackend(args.model, dtype=args.dtype, processes=args.processes)
+            opened = local_backend(args.model, dtype=args.dtype, processes=args.processes)
         else:
             opened = nullcontext(local)
         with opened as backend:
@@ -162,7 +166,7 @@ def main() -> None:
     speedup = results["regimen"]["cases_per_s"] / naive_rate
     table = Table(
         title=f"Prediction throughput, {args.model} ({args.dtype}, batch {args.batch_size}, "
-        f"{args.processes} process(es) of {max(1, (os.cpu_count() or 1) // args.processes)} "
+        f"{args.processes} process(es) of {threads_per_process(args.processes)} "
         f"thread(s), naive {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
         f"load average {load_before:.1f} -> {load_after:.1f})"
     )

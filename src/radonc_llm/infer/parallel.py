@@ -123,6 +123,11 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def threads_per_process(processes: int) -> int:
+    """Threads each of `processes` processes gets when they share this machine's cores."""
+    return max(1, cpu_cores() // processes)
+
+
 @contextmanager
 def local_backend(model: str, *, dtype: str = "float32", processes: int = 1) -> Iterator[Any]:
     """The local model in this process, or in `processes` workers sharing the cores."""
@@ -131,6 +136,6 @@ def local_backend(model: str, *, dtype: str = "float32", processes: int = 1) -> 
     if processes <= 1:
         yield TransformersBackend.load(model, dtype=torch_dtype(dtype))
         return
-    threads = max(1, cpu_cores() // processes)
+    threads = threads_per_process(processes)
     with ParallelBackend(model, dtype=dtype, processes=processes, threads=threads) as backend:
         yield backend

@@ -3,8 +3,9 @@
 Set-up, loop, save, in that order. Within a task, cases run longest prompt first with ties
 kept in file order; this order is fixed, so a resumed run appends the rows an uninterrupted
 one would have. Batches hold up to `batch_size` prompts of similar length (`plan_batches`), so
-little of a batch is padding. Every finished batch is appended before the next starts. A manifest (`<out>.manifest.json`) records the
-settings, input hashes, versions and per-task speed of the latest run.
+little of a batch is padding. Every finished batch is appended before the next starts. A
+manifest (`<out>.manifest.json`) records the settings, input hashes, versions and per-task
+speed of the latest run.
 """
 
 from __future__ import annotations
@@ -115,16 +116,13 @@ def prediction_row(case_id: str, task: str, answer: Answer, *, seconds: float) -
     }
 
 
-def _prompt_chars(case: Case, task: str, messages_for: MessagesFor) -> int:
-    return sum(len(m["content"]) for m in messages_for(case, task))
-
-
-def _ordered(cases: Sequence[Case], task: str, messages_for: MessagesFor) -> list[Case]:
-    def length(item: tuple[int, Case]) -> tuple[int, int]:
-        index, case = item
-        return (-_prompt_chars(case, task, messages_for), index)
-
-    return [case for _, case in sorted(enumerate(cases), key=length)]
+def _ordered(
+    cases: Sequence[Case], task: str, messages_for: MessagesFor
+) -> tuple[list[Case], list[int]]:
+    """The cases longest prompt first (ties in file order), with their prompt lengths."""
+    chars = [sum(len(m["content"]) for m in messages_for(case, task)) for case in cases]
+    order = sorted(range(len(cases)), key=lambda index: (-chars[index], index))
+    return [cases[index] for index in order], [chars[index] for index in order]
 
 
 # What a batch costs beyond its (padded) prompts, in prompts of average length: a forward
@@ -159,9 +157,8 @@ def plan_batches(lengths: Sequence[int], max_rows: int, batch_cost: float) -> li
 
 
 def _batches(
-    ordered: list[Case], task: str, decoding: str, batch_size: int, messages_for: MessagesFor
+    ordered: list[Case], lengths: list[int], task: str, decoding: str, batch_size: int
 ) -> list[list[Case]]:
-    lengths = [_prompt_chars(case, task, messages_for) for case in ordered]
     average = sum(lengths) / len(lengths) if lengths else 0.0
     generates = decoding == "free" or task == "regimen"
     cost = BATCH_COST_IN_PROMPTS["free" if generates else "constrained"] * average
@@ -227,7 +224,8 @@ def predict_cases(
             summary.tasks[task] = TaskSummary(
                 task=task, cases=len(cases), already_done=len(cases) - len(pending)
             )
-            todo[task] = _ordered(pending, task, messages_for)
+            ordered, lengths = _ordered(pending, task, messages_for)
+            todo[task] = _batches(ordered, lengths, task, decoding, batch_size)
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -239,12 +237,14 @@ def predict_cases(
             disable=not show_progress,
         )
         with progress:
-            bars = {task: progress.add_task(task, total=len(todo[task])) for task in tasks}
+            bars = {
+                task: progress.add_task(task, total=sum(len(batch) for batch in todo[task]))
+                for task in tasks
+            }
             for task in tasks:
                 task_summary = summary.tasks[task]
-                pending = todo[task]
+                batches = todo[task]
                 progress.start_task(bars[task])
-                batches = _batches(pending, task, decoding, batch_size, messages_for)
                 conversations = ([messages_for(case, task) for case in b] for b in batches)
                 answered = answer_batches(backend, task, conversations, decoding=decoding)
                 began = time.perf_counter()

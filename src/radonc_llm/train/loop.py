@@ -184,7 +184,7 @@ def train_in_processes(config: TrainConfig, *, resume: bool) -> dict[str, Any]:
     The processes share the cores (OMP_NUM_THREADS = cores / processes) and print as one
     run does (rank 0 only). The config they read is written into the run folder.
     """
-    from radonc_llm.infer.parallel import cpu_cores
+    from radonc_llm.infer.parallel import threads_per_process
 
     if torch.cuda.is_available() and config.processes > torch.cuda.device_count():
         raise RadoncInputError(
@@ -204,8 +204,7 @@ def train_in_processes(config: TrainConfig, *, resume: bool) -> dict[str, Any]:
         f"--nproc_per_node={config.processes}",
         "-m", "radonc_llm.cli", "train", str(launched), *(["--resume"] if resume else []),
     ]  # fmt: skip
-    threads = max(1, cpu_cores() // config.processes)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process(config.processes))}
     returncode = _run_process_group(command, env=env)
     if returncode != 0:
         raise RadoncInputError(
