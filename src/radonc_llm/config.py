@@ -76,6 +76,12 @@ class TrainConfig(BaseModel):
         description="Adapt only the last N decoder layers (null: all). Backward stops at the "
         "lowest adapted layer, so a step costs less.",
     )
+    loraplus_lr_ratio: float | None = Field(
+        None,
+        ge=1.0,
+        description="LoRA+: the B matrices learn this many times faster than the A matrices "
+        "(PEFT's create_loraplus_optimizer); null: one rate for both.",
+    )
 
     epochs: float = Field(2.0, gt=0, description="Passes over the training examples.")
     max_steps: int | None = Field(
@@ -110,7 +116,8 @@ class TrainConfig(BaseModel):
     attention: Literal["auto", "eager", "sdpa"] = Field(
         "auto",
         description="Attention kernel; auto: eager on a CPU (for ~100-token examples PyTorch's "
-        "CPU flash kernel measured ~25% slower per step), sdpa on a GPU.",
+        "CPU flash kernel measured ~25% slower per step), in its grouped form that does not copy "
+        "keys and values per query head; sdpa on a GPU.",
     )
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in backward: less memory, ~30% slower (7B)."

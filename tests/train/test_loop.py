@@ -260,3 +260,18 @@ def test_adapting_the_last_layers_only_leaves_the_others_bare(data_root, tmp_pat
             target_modules=LLAMA_LORA_TARGETS, last_layers=layers + 1,
         )  # fmt: skip
     assert info.value.field == "lora_last_layers"
+
+
+def test_loraplus_trains_b_matrices_at_the_ratio_of_the_rate(data_root, tmp_path):
+    from radonc_llm.train.checkpoint import latest_checkpoint
+
+    out = tmp_path / "loraplus"
+    train(
+        tiny_config(data_root, output_dir=out, loraplus_lr_ratio=16, epochs=1, lora_dropout=0.0),
+        show_progress=False,
+    )
+    saved = torch.load(latest_checkpoint(out) / "optimizer.pt", weights_only=True)
+    groups = [g for g in saved["param_groups"] if g["params"]]
+    assert sorted(g["initial_lr"] for g in groups) == [1e-2, 16e-2]
+    # Every adapter weight is in exactly one group: the A matrices at the rate, B at 16x.
+    assert sum(len(g["params"]) for g in groups) == len(saved["state"])

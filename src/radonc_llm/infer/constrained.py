@@ -29,6 +29,7 @@ from radonc_llm.infer.generate import (
     run_prompts,
     step,
 )
+from radonc_llm.models.attention import NAME as GROUPED_EAGER
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def score_labels(
             ],
             dim=-1,
         )
-        if model.config._attn_implementation == "eager":
+        if model.config._attn_implementation in ("eager", GROUPED_EAGER):
             dtype = next(model.parameters()).dtype
             mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(
                 ~allowed, torch.finfo(dtype).min

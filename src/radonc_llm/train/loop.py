@@ -40,6 +40,7 @@ from torch import nn
 
 from radonc_llm.config import TrainConfig
 from radonc_llm.errors import RadoncInputError
+from radonc_llm.models import attention as grouped_attention
 from radonc_llm.models.lora import add_lora
 from radonc_llm.models.registry import MODEL_REGISTRY, load_model, resolve_model
 from radonc_llm.storage import (
@@ -111,6 +112,13 @@ class AnswerLoss(nn.Module):
                 hidden = backbone(input_ids=input_ids, use_cache=False).last_hidden_state
             logits = causal_lm.get_output_embeddings()(hidden[answer_rows, answer_cols])
         return F.cross_entropy(logits.float(), targets, reduction=reduction)
+
+
+def _attention(config: TrainConfig, device: torch.device) -> str:
+    """The attention implementation to train with; auto: grouped eager on a CPU, SDPA on a GPU."""
+    if config.attention != "auto":
+        return config.attention
+    return grouped_attention.register() if device.type == "cpu" else "sdpa"
 
 
 @dataclass(frozen=True)
@@ -292,10 +300,7 @@ def train_adapter(
         )
     elif config.gradient_checkpointing:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    attention = config.attention
-    if attention == "auto":
-        attention = "eager" if accelerator.device.type == "cpu" else "sdpa"
-    base.set_attn_implementation(attention)
+    base.set_attn_implementation(_attention(config, accelerator.device))
     torch.manual_seed(config.seed)  # same LoRA init on every process
     peft_model = add_lora(
         base,
@@ -354,9 +359,21 @@ def train_adapter(
     # -- optimizer, schedule, distributed wrapping -------------------------------------------
     model = AnswerLoss(peft_model, autocast_dtype=None if precision == "fp32" else compute_dtype)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        trainable, lr=config.learning_rate, weight_decay=config.weight_decay, foreach=True
-    )
+    if config.loraplus_lr_ratio is None:
+        optimizer = torch.optim.AdamW(
+            trainable, lr=config.learning_rate, weight_decay=config.weight_decay, foreach=True
+        )
+    else:
+        from peft.optimizers import create_loraplus_optimizer
+
+        optimizer = create_loraplus_optimizer(
+            peft_model,
+            torch.optim.AdamW,
+            lr=config.learning_rate,
+            loraplus_lr_ratio=config.loraplus_lr_ratio,
+            loraplus_weight_decay=config.weight_decay,
+            foreach=True,
+        )
     warmup = round(config.warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(config.lr_scheduler, warmup=warmup, total=total_steps)
@@ -766,9 +783,7 @@ def _manifest(
         "packages": package_versions(),
         "seeds": {"seed": config.seed, "data_order": "torch.randperm(seed * 100003 + epoch)"},
         "precision": precision,
-        "attention": config.attention
-        if config.attention != "auto"
-        else ("eager" if accelerator.device.type == "cpu" else "sdpa"),
+        "attention": _attention(config, accelerator.device),
         "data": data,
         "hardware": hardware(accelerator),
         "started_at": started_at,
