@@ -18,6 +18,7 @@ from radonc_llm.evaluate.run import (
     read_prediction_file,
 )
 from radonc_llm.tasks.build import task_answer
+from radonc_llm.tasks.prompts import PROMPT_VERSION
 from tests.infer.sample_cases import SAMPLE_CASES, sample_cases
 
 COMPARISON_KEYS = {
@@ -77,7 +78,7 @@ def _row(case_id, task, prediction, **extra):
         "malformed": prediction is None,
         "model": "m",
         "decoding": "free",
-        "prompt_version": "1",
+        "prompt_version": PROMPT_VERSION,
         **extra,
     }
 

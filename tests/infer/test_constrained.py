@@ -8,6 +8,7 @@ import torch
 from radonc_llm.data import icd10
 from radonc_llm.data.cases import MODALITIES
 from radonc_llm.infer.constrained import (
+    TokenTrie,
     _label_token_ids,
     constrained_icd10,
     icd10_trie,
@@ -63,16 +64,54 @@ def test_icd10_answers_are_always_billable_codes(tiny, cases):
     assert [r.answer for r in batched] == [r.answer for r in single]
 
 
+def _decided_prefix(sequences, answer_ids):
+    """The shortest prefix of `answer_ids` that only one of `sequences` starts with."""
+    for length in range(1, len(answer_ids) + 1):
+        if sum(seq[:length] == answer_ids[:length] for seq in sequences) == 1:
+            return answer_ids[:length]
+    raise AssertionError("answer is not unique in the trie")
+
+
 def test_icd10_walk_logprob_and_restricted_code_list(tiny, cases):
     model, tokenizer = tiny
     codes = icd10.billable_codes(prefixes=["C50", "C61", "C71"])
     trie = icd10_trie(tokenizer, codes)
+    sequences = [_label_token_ids(tokenizer, icd10.answer_text(code)) for code in codes]
     prompts = _prompts(tokenizer, cases[:4], "icd10")
     results = constrained_icd10(model, tokenizer, prompts, trie=trie)
     for prompt, result in zip(prompts, results, strict=True):
         assert result.answer in codes
-        expected = _sequence_logprob(model, prompt, _label_token_ids(tokenizer, result.answer))
+        answer_ids = _label_token_ids(tokenizer, icd10.answer_text(result.answer))
+        decided = _decided_prefix(sequences, answer_ids)
+        # The walk stops once the code is decided: before the forced "(C50.412)" at least.
+        assert len(decided) < len(answer_ids) - 3
+        expected = _sequence_logprob(model, prompt, decided)
         assert result.logprob == pytest.approx(expected, abs=1e-4)
+
+
+def test_trie_children_are_the_next_tokens_of_the_sequences_below():
+    sequences = [[5, 1, 9], [5, 2, 9], [5, 2, 8, 9], [7, 9]]
+    trie = TokenTrie(sequences, ["a", "b", "c", "d"])
+    tokens, nodes = trie.children(trie.root)
+    assert tokens.tolist() == [5, 7]
+    assert trie.value(trie.root) is None
+    assert trie.value(nodes[1]) == "d"  # only [7, 9] starts with 7
+    tokens, below_5 = trie.children(nodes[0])
+    assert tokens.tolist() == [1, 2]
+    assert trie.value(below_5[0]) == "a"
+    tokens, below_52 = trie.children(below_5[1])
+    assert tokens.tolist() == [8, 9]
+    assert [trie.value(node) for node in below_52] == ["c", "b"]
+    assert len(trie) == 4
+    with pytest.raises(ValueError, match="one value per sequence"):
+        TokenTrie([], [])
+
+
+def test_one_code_trie_answers_without_the_model(tiny, cases):
+    model, tokenizer = tiny
+    prompts = _prompts(tokenizer, cases[:2], "icd10")
+    results = constrained_icd10(model, tokenizer, prompts, trie=icd10_trie(tokenizer, ["C61"]))
+    assert [(r.answer, r.logprob) for r in results] == [("C61", 0.0), ("C61", 0.0)]
 
 
 def test_trie_is_built_once_per_tokenizer_and_code_list(tiny):

@@ -51,6 +51,14 @@ def test_modality_unreadable_or_ambiguous_is_malformed(text, reason_part):
         ("The code is C61.", "C61"),
         ("C61 (C61)", "C61"),  # the same code twice is one answer
         ("C50.999", "C50.999"),  # made-up subcode of a real category: wrong, not unreadable
+        ("Malignant neoplasm of upper-outer quadrant of left female breast (C50.412)", "C50.412"),
+        ("Malignant neoplasm of prostate (c61).", "C61"),
+        # The trained form wins over a code-shaped word in the code's own title ("O157").
+        (
+            "Shiga toxin-producing Escherichia coli [E. coli] [STEC] O157 as the cause of "
+            "diseases classified elsewhere (B96.21)",
+            "B96.21",
+        ),
     ],
 )
 def test_icd10_codes_found_and_dotted(text, expected):
@@ -62,6 +70,7 @@ def test_icd10_codes_found_and_dotted(text, expected):
     ("text", "reason_part"),
     [
         ("C61 or C50.412", "several"),
+        ("Malignant neoplasm of prostate C61 (C50.412)", "several"),  # not the code's title
         ("T2N1M0, HER2-", "no ICD-10-CM code"),
         ("prostate cancer", "no ICD-10-CM code"),
         ("", "empty"),

@@ -11,6 +11,7 @@ from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.backends import Answer, TransformersBackend
 from radonc_llm.infer.predict import predict_cases
 from radonc_llm.infer.store import PredictionStore
+from radonc_llm.tasks.prompts import PROMPT_VERSION
 from tests.infer.conftest import prediction_rows
 
 
@@ -61,7 +62,7 @@ def test_rows_hold_the_promised_fields(tmp_path, cases):
         for key in ("case_id", "task", "prediction", "raw", "malformed", "model", "decoding"):
             assert key in row
         assert row["malformed"] == (row["prediction"] is None)
-        assert row["prompt_version"] == "1" and row["model"] == "fake-model"
+        assert row["prompt_version"] == PROMPT_VERSION and row["model"] == "fake-model"
     assert any(r["malformed"] for r in rows)  # "proton or photon", "no idea"
     assert summary.tasks["modality"].malformed == sum(
         r["malformed"] for r in rows if r["task"] == "modality"

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from radonc_llm.cli import app
 from radonc_llm.data.cases import Case, write_cases
+from radonc_llm.infer.extract import extract_answer
 from radonc_llm.tasks.build import build_task_example
 from radonc_llm.tasks.prompts import PROMPT_VERSION, SYSTEM_PROMPT, TASK_PROMPTS
 
@@ -22,12 +23,19 @@ CASE = Case(
 
 
 def test_each_task_has_system_user_assistant_and_the_answer():
-    for task, answer in (("regimen", CASE.regimen), ("modality", "photon"), ("icd10", "C50.412")):
+    icd10_target = "Malignant neoplasm of upper-outer quadrant of left female breast (C50.412)"
+    for task, answer, target in (
+        ("regimen", CASE.regimen, CASE.regimen),
+        ("modality", "photon", "photon"),
+        ("icd10", "C50.412", icd10_target),  # the model writes the title, then the code
+    ):
         example = build_task_example(CASE, task)
         roles = [m["role"] for m in example["messages"]]
         assert roles == ["system", "user", "assistant"]
         assert example["messages"][0]["content"] == SYSTEM_PROMPT
-        assert example["messages"][-1]["content"] == answer == example["answer"]
+        assert example["messages"][-1]["content"] == target
+        assert example["answer"] == answer
+        assert extract_answer(task, target).prediction == answer
         assert CASE.diagnosis_text in example["messages"][1]["content"]
         assert TASK_PROMPTS[task].instruction in example["messages"][1]["content"]
         assert example["prompt_version"] == PROMPT_VERSION

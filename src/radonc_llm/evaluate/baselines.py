@@ -23,7 +23,7 @@ from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.backends import Answer
 from radonc_llm.infer.predict import prediction_row
 from radonc_llm.storage import write_jsonl_atomic
-from radonc_llm.tasks.build import task_answer
+from radonc_llm.tasks.build import task_answer, task_target
 from radonc_llm.tasks.prompts import PROMPT_VERSION, SYSTEM_PROMPT, user_message
 
 BASELINE_TASKS: dict[str, tuple[str, ...]] = {
@@ -103,7 +103,7 @@ def few_shot_messages(case: Case, task: str, examples: Sequence[Case]) -> list[d
     messages = [{"role": "system", "content": SYSTEM_PROMPT}]
     for example in reversed(list(examples)):
         messages.append({"role": "user", "content": user_message(task, example.diagnosis_text)})
-        messages.append({"role": "assistant", "content": task_answer(example, task)})
+        messages.append({"role": "assistant", "content": task_target(example, task)})
     messages.append({"role": "user", "content": user_message(task, case.diagnosis_text)})
     return messages
 

@@ -6,7 +6,8 @@ What cannot be read is malformed, with a reason; nothing is guessed:
 - modality: the foundation's `modality_class` maps synonyms to the four classes ("IMRT",
   "X-ray" -> photon, "HDR" -> brachytherapy); no class or two classes -> malformed.
 - icd10: `find_codes` finds ICD-10-CM-shaped codes and returns them dotted upper case
-  ("c50412" -> "C50.412"); none, or two different codes -> malformed. A made-up subcode of a
+  ("c50412" -> "C50.412"); none, or two different codes -> malformed. The trained form
+  "official title (code)" reads as its code even when the title holds a code-shaped word. A made-up subcode of a
   real category ("C50.999") is kept: it is a wrong answer, not an unreadable one.
 - regimen: the text itself with whitespace collapsed; empty -> malformed.
 """
@@ -51,11 +52,22 @@ def extract_modality(text: str) -> Extraction:
     return _malformed("names none of photon, proton, electron, brachytherapy")
 
 
+# The trained form "official title (code)": the code in parentheses ends the answer.
+_TITLED_CODE = re.compile(r"^(?P<title>.*)\((?P<code>[^()]+)\)\s*\.?\s*$", re.DOTALL)
+
+
 def extract_icd10(text: str) -> Extraction:
-    from radonc_llm.data.icd10 import find_codes
+    from radonc_llm.data.icd10 import find_codes, is_valid, title, to_dotted
 
     if _blank(text):
         return _malformed("empty answer")
+    titled = _TITLED_CODE.match(text.strip())
+    if titled:
+        code = to_dotted(titled["code"])
+        # A title may itself hold a code-shaped word (B96.21: "... [STEC] O157 ..."):
+        # the trained form wins when the words before the code are that code's own title.
+        if is_valid(code) and titled["title"].strip().lower() == title(code).lower():
+            return Extraction(prediction=code, malformed=False)
     codes = find_codes(text)
     if not codes:
         return _malformed("no ICD-10-CM code found")

@@ -1,7 +1,8 @@
 """Build the three instruction datasets from curated cases.
 
 Each example is one JSON object: example_id, case_id, task, messages (system, user,
-assistant) and the answer. Training, prediction and baselines all read these files.
+assistant: what the model learns to write) and the answer (the reference that predictions are
+scored against). Training, prediction and baselines all read these files.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from radonc_llm.data import icd10
 from radonc_llm.data.cases import TASKS, Case
 from radonc_llm.storage import write_jsonl_atomic
 from radonc_llm.tasks.prompts import PROMPT_VERSION, prompt_messages
@@ -25,11 +27,18 @@ def task_answer(case: Case, task: str) -> str:
     raise ValueError(f"unknown task '{task}'; expected one of {', '.join(TASKS)}")
 
 
+def task_target(case: Case, task: str) -> str:
+    """What the model learns to write: the answer, except that an ICD-10 code comes after its
+    official title ("Malignant neoplasm of ... (C50.412)"); answer extraction reads the code."""
+    answer = task_answer(case, task)
+    return icd10.answer_text(answer) if task == "icd10" else answer
+
+
 def build_task_example(case: Case, task: str) -> dict:
     answer = task_answer(case, task)
     messages = [
         *prompt_messages(task, case.diagnosis_text),
-        {"role": "assistant", "content": answer},
+        {"role": "assistant", "content": task_target(case, task)},
     ]
     return {
         "example_id": f"{case.case_id}:{task}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"  # 2: ICD-10 answers are "official title (code)"
 
 SYSTEM_PROMPT = (
     "You are a radiation oncology assistant. Answer with the requested item only, "
@@ -43,8 +43,10 @@ TASK_PROMPTS: dict[str, TaskPrompt] = {
     ),
     "icd10": TaskPrompt(
         name="icd10",
-        instruction="Give the ICD-10-CM code of the diagnosis. Answer with the code only.",
-        max_new_tokens=10,
+        instruction=(
+            "Give the ICD-10-CM diagnosis: its official description, then the code in parentheses."
+        ),
+        max_new_tokens=56,  # the longest title + code of a billable code is 51 tokens
     ),
 }
 
