@@ -52,6 +52,14 @@ class TrainConfig(BaseModel):
         description="Use at most this many training examples per task (a seeded "
         "sample); null uses all.",
     )
+    sampling_temperature: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="How max_train_examples_per_task samples: 1 at random; below 1 tempered "
+        "over diagnosis groups (ICD-10 categories), each group's share proportional to its "
+        "size ** temperature (0: equal), so rare diagnoses are seen more often.",
+    )
     max_val_examples_per_task: int | None = Field(
         None, gt=0, description="Validate on at most this many examples per task; null uses all."
     )

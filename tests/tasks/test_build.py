@@ -39,6 +39,7 @@ def test_each_task_has_system_user_assistant_and_the_answer():
         assert CASE.diagnosis_text in example["messages"][1]["content"]
         assert TASK_PROMPTS[task].instruction in example["messages"][1]["content"]
         assert example["prompt_version"] == PROMPT_VERSION
+        assert example["stratum"] == "C50"  # the diagnosis group, for tempered sampling
 
 
 def test_cli_writes_three_task_files(tmp_path):

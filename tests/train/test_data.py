@@ -1,4 +1,6 @@
 import json
+import random
+from collections import Counter
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from radonc_llm.train.data import (
     padded_labels,
     read_task_rows,
     shard_step,
+    tempered_sample,
     tokenize_rows,
 )
 from radonc_llm.train.loop import AnswerLoss
@@ -142,3 +145,34 @@ def test_task_grouping_keeps_tasks_in_proportion_and_micro_batches_task_pure():
                 batch, lengths, micro_batches=3, num_processes=2, process_index=rank, groups=groups
             )
             assert all(len({groups[i] for i in part}) == 1 for part in micro)
+
+
+def test_tempered_sample_gives_rare_strata_more_and_respects_caps():
+    strata = ["breast"] * 400 + ["prostate"] * 100 + ["keloid"] * 4
+    counts = {}
+    for temperature in (1.0, 0.5, 0.0):
+        keep = tempered_sample(strata, 100, temperature, random.Random(0))
+        assert len(keep) == len(set(keep)) == 100
+        counts[temperature] = Counter(strata[i] for i in keep)
+    assert counts[1.0] == {"breast": 79, "prostate": 20, "keloid": 1}  # proportional
+    # sqrt weights 20:10:2 ask 62.5, 31.25, 6.25; keloid has 4, the 96 left go 2:1.
+    assert counts[0.5] == {"breast": 64, "prostate": 32, "keloid": 4}
+    assert counts[0.0] == {"breast": 48, "prostate": 48, "keloid": 4}  # keloid's rest shared
+    # More than there is: everything, once.
+    assert sorted(tempered_sample(strata, 10**6, 0.5, random.Random(0))) == list(range(504))
+
+
+def test_tempered_task_rows_sample_by_the_stratum_the_task_files_carry(tmp_path):
+    rows = [
+        {"example_id": f"c{i}:modality", "case_id": f"c{i}", "task": "modality",
+         "stratum": "C50" if i < 90 else "C61",
+         "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "photon"}]}
+        for i in range(100)
+    ]  # fmt: skip
+    (tmp_path / "modality.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = read_task_rows(tmp_path, ["modality"], max_per_task=20, seed=3)
+    tempered = read_task_rows(tmp_path, ["modality"], max_per_task=20, seed=3, temperature=0.0)
+    prostate = [sum(r["stratum"] == "C61" for _, _, r in x) for x in (plain, tempered)]
+    assert prostate[1] == 10 and prostate[0] < 10
+    lines = [line for _, line, _ in tempered]
+    assert lines == sorted(lines)  # file order kept

@@ -45,6 +45,7 @@ def build_task_example(case: Case, task: str) -> dict:
         "case_id": case.case_id,
         "task": task,
         "prompt_version": PROMPT_VERSION,
+        "stratum": icd10.category(case.icd10),  # diagnosis group for tempered sampling
         "messages": messages,
         "answer": answer,
     }

@@ -46,8 +46,14 @@ def read_task_rows(
     *,
     max_per_task: int | None = None,
     seed: int = 0,
+    temperature: float = 1.0,
 ) -> list[tuple[Path, int, dict]]:
-    """(file, line, row) of every example of the tasks, checked; optionally a seeded sample."""
+    """(file, line, row) of every example of the tasks, checked; optionally a seeded sample.
+
+    With `temperature` below 1 the sample is tempered over diagnosis groups (the ICD-10
+    category that `radonc-llm tasks` writes as `stratum`): a group of n rows gets a share
+    proportional to n ** temperature (0: equal shares), so rare diagnoses are seen more.
+    """
     rows: list[tuple[Path, int, dict]] = []
     for task in tasks:
         path = Path(data_dir) / f"{task}.jsonl"
@@ -57,12 +63,52 @@ def read_task_rows(
         if not task_rows:
             raise RadoncInputError(f"no examples of task '{task}'", file=path)
         if max_per_task is not None and len(task_rows) > max_per_task:
-            keep = sorted(
-                random.Random(f"{seed}:{task}").sample(range(len(task_rows)), max_per_task)
-            )
-            task_rows = [task_rows[i] for i in keep]
+            rng = random.Random(f"{seed}:{task}")
+            if temperature == 1.0:
+                keep = rng.sample(range(len(task_rows)), max_per_task)
+            else:
+                strata = [str(row.get("stratum")) for _, _, row in task_rows]
+                keep = tempered_sample(strata, max_per_task, temperature, rng)
+            task_rows = [task_rows[i] for i in sorted(keep)]
         rows.extend(task_rows)
     return rows
+
+
+def tempered_sample(
+    strata: Sequence[str], size: int, temperature: float, rng: random.Random
+) -> list[int]:
+    """`size` indices of `strata`: each stratum's quota is proportional to its count raised to
+    `temperature`, capped at its count (what a full stratum cannot take goes to the others)."""
+    members: dict[str, list[int]] = {}
+    for index, stratum in enumerate(strata):
+        members.setdefault(stratum, []).append(index)
+    quota = dict.fromkeys(members, 0)
+    open_strata = set(members)
+    left = min(size, len(strata))
+    while left > 0:
+        weights = {s: len(members[s]) ** temperature for s in open_strata}
+        total = sum(weights.values())
+        shares = {s: left * w / total for s, w in weights.items()}
+        full = {s for s in open_strata if quota[s] + shares[s] >= len(members[s])}
+        if full:  # these take everything they have; share the rest again
+            for s in full:
+                left -= len(members[s]) - quota[s]
+                quota[s] = len(members[s])
+            open_strata -= full
+            continue
+        floors = {s: int(shares[s]) for s in open_strata}
+        for s in open_strata:
+            quota[s] += floors[s]
+        # Largest remainders take the last few, in a fixed order (ties by name).
+        rest = left - sum(floors.values())
+        by_remainder = sorted(open_strata, key=lambda s: (floors[s] - shares[s], s))
+        for s in by_remainder[:rest]:
+            quota[s] += 1
+        left = 0
+    keep: list[int] = []
+    for stratum in sorted(members):
+        keep.extend(rng.sample(members[stratum], quota[stratum]))
+    return keep
 
 
 def _checked_row(path: Path, line: int, row: dict, task: str) -> dict:

@@ -324,6 +324,7 @@ def train_adapter(
         config.tasks,
         max_per_task=config.max_train_examples_per_task,
         seed=config.seed,
+        temperature=config.sampling_temperature,
     )
     train_examples = tokenize_rows(train_rows, tokenizer, max_length=config.max_length)
     val_examples: list[TokenizedExample] = []
