@@ -105,6 +105,10 @@ def test_trie_children_are_the_next_tokens_of_the_sequences_below():
     assert len(trie) == 4
     with pytest.raises(ValueError, match="one value per sequence"):
         TokenTrie([], [])
+    with pytest.raises(ValueError, match="start of another"):
+        TokenTrie([[5, 2], [5, 2, 9]], ["a", "b"])
+    with pytest.raises(ValueError, match="start of another"):
+        TokenTrie([[5, 2], [5, 2]], ["a", "b"])
 
 
 def test_one_code_trie_answers_without_the_model(tiny, cases):

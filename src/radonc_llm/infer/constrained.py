@@ -152,7 +152,7 @@ class TokenTrie:
     A node is a range of sorted rows, so the 74,000 title-and-code answers of ICD-10-CM
     (~1 million nodes, ~140 MB as nested dicts) take ~15 MB. A node's children are the
     distinct tokens in column `depth` of its range, contiguous because the rows are sorted.
-    Every sequence should end with an end-of-turn token, so that none is a prefix of another.
+    No sequence may be the start of another: end each with an end-of-turn token.
     """
 
     def __init__(self, sequences: Sequence[Sequence[int]], values: Sequence[str]) -> None:
@@ -162,6 +162,10 @@ class TokenTrie:
         width = max(len(seq) for seq in sequences) + 1
         rows = [[*sequences[i], *[PAD] * (width - len(sequences[i]))] for i in order]
         self._table = torch.tensor(rows, dtype=torch.long)
+        # Sorted, a sequence that starts another is right before it: a walk could not end on it.
+        earlier, later = self._table[:-1], self._table[1:]
+        if bool(((earlier == later) | (earlier == PAD)).all(dim=1).any()):
+            raise ValueError("a sequence of the trie is the start of another (end each one)")
         self._values = [values[i] for i in order]
         self._children: dict[Node, tuple[torch.Tensor, list[Node]]] = {}
         self.root = Node(0, len(order), 0)
