@@ -12,6 +12,7 @@ cross-entropy over answer tokens of the same validation examples, computed by on
 every trainer (fp32). The last line is one JSON object with the figures.
 
     python benchmarks/train_throughput.py --tasks data/tasks [--examples 720 --steps 30 --batch 24]
+        [--batching grouped|random]
 
 `--tasks` is a folder with train/ and val/ task files from `radonc-llm tasks`.
 """
@@ -112,6 +113,8 @@ def worker_ours(args) -> dict:
         lora_alpha=2 * args.rank,
         lora_dropout=0.0,
         precision=args.precision,
+        length_grouping=args.batching == "grouped",
+        group_by_task=args.batching == "grouped",
         checkpoint_every_steps=10**6,
         log_every_steps=max(1, args.steps // 5),
         seed=args.seed,
@@ -212,9 +215,13 @@ def worker_peak(args) -> dict:
 # -- the driver ----------------------------------------------------------------------------------
 
 
+# The options every worker process gets from the driver.
+WORKER_OPTIONS = "model steps batch accumulation lr rank precision seed batching".split()
+
+
 def run_worker(kind: str, args, work: Path) -> dict:
     command = [sys.executable, __file__, "--worker", kind, "--work", str(work)]
-    for name in ("model", "steps", "batch", "accumulation", "lr", "rank", "precision", "seed"):
+    for name in WORKER_OPTIONS:
         command += [f"--{name}", str(getattr(args, name))]
     # Every trainer gets the same OpenMP setting: sleeping idle threads (the CLI's default).
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
@@ -242,6 +249,14 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--precision", default="auto", help="our trainer's precision")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--batching",
+        choices=("grouped", "random"),
+        default="grouped",
+        help="our trainer's batches: grouped (the default: similar lengths, one task per "
+        "micro-batch, fastest) or random (as TRL's; measured ~2.5%% lower validation loss "
+        "after 30 steps, ~15%% fewer tokens/s)",
+    )
     parser.add_argument("--skip-trl-default", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -283,7 +298,8 @@ def main() -> None:
     mfu_computed = 4 * parameters * computed_per_s / (peak[ours["precision"]] * 1e9)
     table = Table(
         title=f"LoRA r{args.rank} fine-tuning, {args.model}: {args.steps} steps x batch "
-        f"{args.batch} ({args.accumulation} micro-batches), {per_task * len(TASKS)} examples, "
+        f"{args.batch} ({args.accumulation} micro-batches, ours {args.batching}), "
+        f"{per_task * len(TASKS)} examples, "
         f"{os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}"
     )
@@ -314,6 +330,7 @@ def main() -> None:
         "model": args.model,
         "steps": args.steps,
         "batch": args.batch,
+        "batching": args.batching,
         "examples": per_task * len(TASKS),
         "parameters": parameters,
         "cores": os.cpu_count(),
