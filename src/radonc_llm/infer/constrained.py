@@ -149,7 +149,7 @@ class Node:
 class TokenTrie:
     """A prefix trie over token sequences, stored as one sorted, padded tensor.
 
-    A node is a range of sorted rows, so the 74,000 title-and-code answers of ICD-10-CM
+    A node is a range of sorted rows, so the 74,719 title-and-code answers of ICD-10-CM
     (~1 million nodes, ~140 MB as nested dicts) take ~15 MB. A node's children are the
     distinct tokens in column `depth` of its range, contiguous because the rows are sorted.
     No sequence may be the start of another: end each with an end-of-turn token.
@@ -198,7 +198,7 @@ def icd10_trie(tokenizer: Any, codes: Sequence[str] | None = None) -> TokenTrie:
     """The trie of `codes` (default: every billable ICD-10-CM code) for `tokenizer`, each
     written as the model learns to write it: "official title (code)", then end of turn.
 
-    Built once per tokenizer and code list (all 74,700 billable codes: ~7 s).
+    Built once per tokenizer and code list (all 74,719 billable codes: ~5 s).
     """
     from radonc_llm.data import icd10
 
