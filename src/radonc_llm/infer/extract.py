@@ -7,8 +7,9 @@ What cannot be read is malformed, with a reason; nothing is guessed:
   "X-ray" -> photon, "HDR" -> brachytherapy); no class or two classes -> malformed.
 - icd10: `find_codes` finds ICD-10-CM-shaped codes and returns them dotted upper case
   ("c50412" -> "C50.412"); none, or two different codes -> malformed. The trained form
-  "official title (code)" reads as its code even when the title holds a code-shaped word. A made-up subcode of a
-  real category ("C50.999") is kept: it is a wrong answer, not an unreadable one.
+  "official title (code)" reads as its code even when the title holds a code-shaped word.
+  A made-up subcode of a real category ("C50.999") is kept: it is a wrong answer, not an
+  unreadable one.
 - regimen: the text itself with whitespace collapsed; empty -> malformed.
 """
 
