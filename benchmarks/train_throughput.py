@@ -12,7 +12,7 @@ cross-entropy over answer tokens of the same validation examples, computed by on
 every trainer (fp32). The last line is one JSON object with the figures.
 
     python benchmarks/train_throughput.py --tasks data/tasks [--examples 720 --steps 30 --batch 24]
-        [--batching grouped|random]
+        [--batching grouped|random] [--window STEPS]
 
 `--tasks` is a folder with train/ and val/ task files from `radonc-llm tasks`.
 """
@@ -115,6 +115,7 @@ def worker_ours(args) -> dict:
         precision=args.precision,
         length_grouping=args.batching == "grouped",
         group_by_task=args.batching == "grouped",
+        length_window_steps=args.window,
         checkpoint_every_steps=10**6,
         log_every_steps=max(1, args.steps // 5),
         seed=args.seed,
@@ -216,7 +217,7 @@ def worker_peak(args) -> dict:
 
 
 # The options every worker process gets from the driver.
-WORKER_OPTIONS = "model steps batch accumulation lr rank precision seed batching".split()
+WORKER_OPTIONS = "model steps batch accumulation lr rank precision seed batching window".split()
 
 
 def run_worker(kind: str, args, work: Path) -> dict:
@@ -257,10 +258,21 @@ def main() -> None:
         "micro-batch, fastest) or random (as TRL's; measured ~2.5%% lower validation loss "
         "after 30 steps, ~15%% fewer tokens/s)",
     )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="grouped batching: steps whose examples are sorted by length together "
+        "(`length_window_steps` of a train config; default: its default)",
+    )
     parser.add_argument("--skip-trl-default", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.window is None:
+        from radonc_llm.config import TrainConfig
+
+        args.window = TrainConfig.model_fields["length_window_steps"].default
 
     if args.worker:
         run = {
@@ -298,7 +310,7 @@ def main() -> None:
     mfu_computed = 4 * parameters * computed_per_s / (peak[ours["precision"]] * 1e9)
     table = Table(
         title=f"LoRA r{args.rank} fine-tuning, {args.model}: {args.steps} steps x batch "
-        f"{args.batch} ({args.accumulation} micro-batches, ours {args.batching}), "
+        f"{args.batch} ({args.accumulation} micro-batches, ours {args.batching}, length window {args.window}), "
         f"{per_task * len(TASKS)} examples, "
         f"{os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}"
@@ -331,6 +343,7 @@ def main() -> None:
         "steps": args.steps,
         "batch": args.batch,
         "batching": args.batching,
+        "length_window_steps": args.window,
         "examples": per_task * len(TASKS),
         "parameters": parameters,
         "cores": os.cpu_count(),

@@ -133,11 +133,19 @@ class TrainConfig(BaseModel):
     length_grouping: bool = Field(
         True, description="Batch examples of similar length together (little padding)."
     )
+    length_window_steps: int = Field(
+        64,
+        ge=1,
+        description="Length grouping sorts the examples of this many optimizer steps together: "
+        "64 pads least, but fills each step with examples of one length, and length follows "
+        "content; 1 keeps each step close to a random sample (lower validation loss after the "
+        "same examples) and orders it only for its micro-batches.",
+    )
     group_by_task: bool = Field(
         True,
-        description="Every step holds the tasks in proportion, and each micro-batch one task "
-        "where the step allows it (gradient_accumulation_steps x processes a multiple of the "
-        "number of tasks), so its prompts share system prompt + instruction.",
+        description="Each micro-batch holds one task, so its prompts share system prompt + "
+        "instruction, and the tasks come in proportion: a step of fewer micro-batches than "
+        "tasks holds some of them, and the next steps the others.",
     )
     share_prompt_prefix: bool = Field(
         True,

@@ -78,6 +78,29 @@ def test_epoch_batches_cover_every_example_once_and_group_lengths():
     assert padding < random_padding / 4
 
 
+def test_a_length_window_of_one_step_keeps_each_step_a_random_sample():
+    lengths = [((i * 37) % 50) + 10 for i in range(203)]
+    random_steps = epoch_batches(lengths, global_batch=8, seed=3, epoch=1, group_by_length=False)
+    one_step = epoch_batches(lengths, global_batch=8, seed=3, epoch=1, length_window=1)
+    wide = epoch_batches(lengths, global_batch=8, seed=3, epoch=1, length_window=64)
+    # The same steps as unsorted random batches, only in another order and sorted inside.
+    assert sorted(map(sorted, one_step)) == sorted(map(sorted, random_steps))
+    assert one_step != random_steps
+    assert all(
+        [lengths[i] for i in batch] == sorted((lengths[i] for i in batch), reverse=True)
+        for batch in one_step
+    )
+
+    def padding(batches):
+        return sum(
+            max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches
+        )
+
+    assert padding(wide) < padding(one_step)
+    with pytest.raises(ValueError, match="length_window"):
+        epoch_batches(lengths, global_batch=8, seed=3, epoch=1, length_window=0)
+
+
 def test_shard_step_splits_a_step_between_processes_and_micro_batches():
     lengths = list(range(10, 21))
     batch = list(range(11))
@@ -145,6 +168,35 @@ def test_task_grouping_keeps_tasks_in_proportion_and_micro_batches_task_pure():
                 batch, lengths, micro_batches=3, num_processes=2, process_index=rank, groups=groups
             )
             assert all(len({groups[i] for i in part}) == 1 for part in micro)
+
+
+def test_runs_of_one_task_make_micro_batches_pure_when_steps_are_smaller_than_the_tasks():
+    # The demo's shape: 2 processes x 1 micro-batch of 4, 3 tasks.
+    groups = ["regimen"] * 40 + ["modality"] * 40 + ["icd10"] * 40
+    lengths = [30 + (i * 7) % 23 for i in range(120)]
+
+    def micro_batches(batches):
+        return [
+            part
+            for batch in batches
+            for rank in (0, 1)
+            for part in shard_step(
+                batch, lengths, micro_batches=1, num_processes=2, process_index=rank, groups=groups
+            )
+        ]
+
+    mixed = epoch_batches(lengths, global_batch=8, seed=1, epoch=0, groups=groups)
+    runs = epoch_batches(lengths, global_batch=8, seed=1, epoch=0, groups=groups, run=4)
+    assert sorted(i for b in runs for i in b) == list(range(120))
+    assert not all(len({groups[i] for i in part}) == 1 for part in micro_batches(mixed))
+    assert all(len({groups[i] for i in part}) == 1 for part in micro_batches(runs))
+    # In order, every 3 steps hold each task equally (4 + 4 of 24 per task, 2 micro-batches).
+    in_order = epoch_batches(
+        lengths, global_batch=8, seed=1, epoch=0, groups=groups, run=4, group_by_length=False
+    )
+    for start in range(0, 15, 3):
+        window = [groups[i] for batch in in_order[start : start + 3] for i in batch]
+        assert Counter(window) == {"regimen": 8, "modality": 8, "icd10": 8}
 
 
 def test_tempered_sample_gives_rare_strata_more_and_respects_caps():

@@ -220,39 +220,49 @@ def epoch_batches(
     seed: int,
     epoch: int,
     group_by_length: bool = True,
+    length_window: int = 64,
     groups: Sequence[str] | None = None,
+    run: int = 1,
 ) -> list[list[int]]:
     """The optimizer steps of one epoch: lists of example indices, a function of (seed, epoch).
 
-    Length grouping: shuffle, sort within windows of 64 global batches, cut into batches and
-    shuffle the batches, so each batch holds similar lengths (little padding) while the order
-    stays random. With `groups` (the task of each example) every batch holds the groups in
-    proportion, each group's examples of similar length, and `shard_step` cuts the batch by
-    group first, so micro-batches hold one task and share its whole prompt prefix. Every
-    example appears exactly once per epoch; the last batch may be smaller.
+    Length grouping: shuffle, sort within windows of `length_window` global batches, cut into
+    batches and shuffle the batches, so each batch holds similar lengths (little padding) while
+    the order stays random. A window of 1 keeps each step close to a random sample and only
+    orders it for its micro-batches.
+
+    With `groups` (the task of each example) every batch holds the groups in proportion, each
+    group's examples of similar length, and `shard_step` cuts the batch by group first, so
+    micro-batches hold one task and share its whole prompt prefix. `run` (pass the micro-batch
+    size) keeps that many examples of a group together: a step of 2 micro-batches then holds 2
+    of the 3 tasks, one per micro-batch, instead of cutting tasks across micro-batches, and
+    over 3 steps each task comes equally. Every example appears exactly once per epoch; the
+    last batch may be smaller.
     """
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(len(lengths), generator=generator).tolist()
     streams: dict[str, list[int]] = {}
     for index in order:
         streams.setdefault(groups[index] if groups is not None else "", []).append(index)
+    if length_window < 1 or run < 1:
+        raise ValueError("length_window and run must be at least 1")
     if group_by_length:
-        window = global_batch * 64
+        window = global_batch * length_window
         for key, stream in streams.items():
             streams[key] = [
                 index
                 for start in range(0, len(stream), window)
                 for index in sorted(stream[start : start + window], key=lambda i: -lengths[i])
             ]
-    # Interleave the groups in proportion: the k-th of n examples of a group sits at (k + 0.5)/n.
+    # Interleave the groups in proportion, in runs of `run` examples: the run of a group's n
+    # examples that starts at k sits at (k + size / 2) / n.
     merged = sorted(
-        (
-            ((k + 0.5) / len(stream), key, index)
-            for key, stream in sorted(streams.items())
-            for k, index in enumerate(stream)
-        ),
+        ((start + len(part) / 2) / len(stream), key, start, part)
+        for key, stream in sorted(streams.items())
+        for start in range(0, len(stream), run)
+        if (part := stream[start : start + run])
     )
-    flat = [index for _, _, index in merged]
+    flat = [index for *_, part in merged for index in part]
     batches = [flat[start : start + global_batch] for start in range(0, len(flat), global_batch)]
     if group_by_length:
         shuffled = torch.randperm(len(batches), generator=generator).tolist()

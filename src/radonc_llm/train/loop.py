@@ -351,7 +351,9 @@ def train_adapter(
             seed=config.seed,
             epoch=epoch,
             group_by_length=config.length_grouping,
+            length_window=config.length_window_steps,
             groups=groups,
+            run=config.micro_batch_size,
         )
 
     steps_per_epoch = len(batches_of(0))
