@@ -46,11 +46,11 @@ class TrainConfig(BaseModel):
     output_dir: Path = Field(
         Path("runs/train/smollm2-lora-multitask"), description="Run folder to write."
     )
-    max_train_examples_per_task: int | None = Field(
+    max_train_examples_per_task: int | dict[str, int] | None = Field(
         None,
-        gt=0,
-        description="Use at most this many training examples per task (a seeded "
-        "sample); null uses all.",
+        description="Use at most this many training examples per task (a seeded sample), "
+        "or a number per task ({regimen: 1300, modality: 850}; a task not named uses all); "
+        "null uses all.",
     )
     sampling_temperature: float = Field(
         1.0,
@@ -201,6 +201,20 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown task(s) {unknown}; expected some of {list(TASKS)}")
         if len(set(value)) != len(value):
             raise ValueError("a task is listed twice")
+        return value
+
+    @field_validator("max_train_examples_per_task")
+    @classmethod
+    def _example_counts_are_positive(
+        cls, value: int | dict[str, int] | None, info
+    ) -> int | dict[str, int] | None:
+        counts = value.values() if isinstance(value, dict) else [value]
+        if any(count is not None and count <= 0 for count in counts):
+            raise ValueError("example counts must be greater than 0")
+        tasks = info.data.get("tasks") or []
+        unknown = [task for task in value if task not in tasks] if isinstance(value, dict) else []
+        if unknown:
+            raise ValueError(f"task(s) {unknown} are not in this config's tasks {tasks}")
         return value
 
     @field_validator("train_dir", "val_dir")

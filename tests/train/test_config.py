@@ -33,6 +33,17 @@ def test_a_good_config_loads(tmp_path, task_dirs):
         ({"adapter_mode": "both"}, "adapter_mode", "multitask"),
         ({"learning_rate": "fast"}, "learning_rate", "number"),
         ({"lora_ranks": 8}, "lora_ranks", "unknown field"),
+        ({"max_train_examples_per_task": 0}, "max_train_examples_per_task", "greater than 0"),
+        (
+            {"max_train_examples_per_task": {"regimen": 10, "staging": 5}},
+            "max_train_examples_per_task",
+            r"task\(s\) \['staging'\] are not in this config's tasks",
+        ),
+        (
+            {"max_train_examples_per_task": {"regimen": -1}},
+            "max_train_examples_per_task",
+            "greater than 0",
+        ),
     ],
 )
 def test_bad_fields_fail_at_load_naming_the_field(tmp_path, task_dirs, fields, field, reason):

@@ -228,3 +228,14 @@ def test_tempered_task_rows_sample_by_the_stratum_the_task_files_carry(tmp_path)
     assert prostate[1] == 10 and prostate[0] < 10
     lines = [line for _, line, _ in tempered]
     assert lines == sorted(lines)  # file order kept
+
+
+def test_example_counts_can_differ_per_task(task_dirs):
+    everything = read_task_rows(task_dirs[0], ["regimen", "modality", "icd10"])
+    available = Counter(path.stem for path, _, _ in everything)
+    assert min(available.values()) > 3
+    rows = read_task_rows(
+        task_dirs[0], ["regimen", "modality", "icd10"], max_per_task={"regimen": 2, "icd10": 3}
+    )
+    counts = Counter(path.stem for path, _, _ in rows)
+    assert counts == {"regimen": 2, "icd10": 3, "modality": available["modality"]}

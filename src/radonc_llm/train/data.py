@@ -9,7 +9,7 @@ loss, and the end-of-turn token is one of them so the tuned model learns to stop
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ def read_task_rows(
     data_dir: str | Path,
     tasks: Sequence[str],
     *,
-    max_per_task: int | None = None,
+    max_per_task: int | Mapping[str, int] | None = None,
     seed: int = 0,
     temperature: float = 1.0,
 ) -> list[tuple[Path, int, dict]]:
@@ -62,13 +62,14 @@ def read_task_rows(
         ]
         if not task_rows:
             raise RadoncInputError(f"no examples of task '{task}'", file=path)
-        if max_per_task is not None and len(task_rows) > max_per_task:
+        limit = max_per_task.get(task) if isinstance(max_per_task, Mapping) else max_per_task
+        if limit is not None and len(task_rows) > limit:
             rng = random.Random(f"{seed}:{task}")
             if temperature == 1.0:
-                keep = rng.sample(range(len(task_rows)), max_per_task)
+                keep = rng.sample(range(len(task_rows)), limit)
             else:
                 strata = [str(row.get("stratum")) for _, _, row in task_rows]
-                keep = tempered_sample(strata, max_per_task, temperature, rng)
+                keep = tempered_sample(strata, limit, temperature, rng)
             task_rows = [task_rows[i] for i in sorted(keep)]
         rows.extend(task_rows)
     return rows
