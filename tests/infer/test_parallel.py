@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.infer.parallel import ParallelBackend, local_backend
+from radonc_llm.infer.parallel import ParallelBackend, check_prompt_version, local_backend
 from radonc_llm.infer.predict import predict_cases
 from radonc_llm.models.registry import load_model
+from radonc_llm.tasks.prompts import PROMPT_VERSION
 from tests.infer.conftest import lively, prediction_rows
 
 
@@ -44,3 +47,25 @@ def test_two_workers_write_the_file_one_process_writes(tmp_path, model_dir, case
 def test_a_bad_model_fails_before_workers_start(tmp_path):
     with pytest.raises(RadoncInputError, match="unknown model"):
         ParallelBackend("no-such-model", processes=2)
+
+
+@pytest.mark.parametrize(
+    "versions,refused", [(["1"], True), ([PROMPT_VERSION], False), (None, False)]
+)
+def test_a_run_trained_on_older_prompts_is_refused(tmp_path, versions, refused):
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text("{}")
+    manifest = {"config": {"model": "tiny-llama"}}
+    if versions is not None:
+        manifest["prompt_versions"] = versions
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    if refused:
+        with pytest.raises(RadoncInputError, match="prompt version 1; the prompts are now") as info:
+            check_prompt_version(str(run))
+        assert info.value.field == "prompt_versions"
+        assert info.value.file == str(run / "manifest.json")
+        with pytest.raises(RadoncInputError, match="prompt version 1"), local_backend(str(run)):
+            pass
+    else:
+        check_prompt_version(str(run))

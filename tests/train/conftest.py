@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from radonc_llm.config import TrainConfig
-from radonc_llm.tasks.prompts import prompt_messages
+from radonc_llm.tasks.prompts import PROMPT_VERSION, prompt_messages
 
 SITES = [
     (
@@ -45,6 +45,7 @@ def task_rows(task: str, count: int, *, offset: int = 0) -> list[dict]:
                     {"role": "assistant", "content": answer},
                 ],
                 "answer": answer,
+                "prompt_version": PROMPT_VERSION,
             }
         )
     return rows

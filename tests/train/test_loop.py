@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.models.lora import add_lora
 from radonc_llm.models.registry import LLAMA_LORA_TARGETS, load_model
+from radonc_llm.tasks.prompts import PROMPT_VERSION
 from radonc_llm.train.export import export_run
 from radonc_llm.train.loop import train
 
@@ -67,6 +68,7 @@ def test_run_folder_holds_manifest_metrics_tensorboard_and_adapter(trained):
     assert manifest["finished_at"] >= manifest["started_at"]
     assert all(len(entry["sha256"]) == 64 for entry in manifest["data"]["train"].values())
     assert manifest["results"]["best_step"] in {3, 6}
+    assert manifest["prompt_versions"] == [PROMPT_VERSION]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
     val = [r for r in rows if r["split"] == "val"]

@@ -128,9 +128,43 @@ def threads_per_process(processes: int) -> int:
     return max(1, cpu_cores() // processes)
 
 
+def check_prompt_version(model: str) -> None:
+    """Refuse a training run that learned from task files of other prompts than today's.
+
+    Such an adapter answers in the old form (before version 2: bare ICD-10 codes, which the
+    title trie of constrained decoding cannot follow). Runs that recorded no version pass.
+    """
+    import json
+    from pathlib import Path
+
+    from radonc_llm.errors import RadoncInputError
+    from radonc_llm.models.registry import is_run_dir
+    from radonc_llm.tasks.prompts import PROMPT_VERSION
+
+    path = Path(model)
+    if not path.is_dir():
+        return
+    runs = [path] if is_run_dir(path) else [p for p in sorted(path.iterdir()) if is_run_dir(p)]
+    for run in runs:
+        manifest = run / "manifest.json"
+        try:
+            versions = json.loads(manifest.read_text(encoding="utf-8")).get("prompt_versions")
+        except (OSError, ValueError, AttributeError):
+            continue  # loading the run reports an unreadable manifest
+        if versions and versions != [PROMPT_VERSION]:
+            raise RadoncInputError(
+                f"this run was trained on task files of prompt version {', '.join(versions)}; "
+                f"the prompts are now version {PROMPT_VERSION}. Rebuild the task files "
+                "(`radonc-llm tasks`) and train again",
+                file=manifest,
+                field="prompt_versions",
+            )
+
+
 @contextmanager
 def local_backend(model: str, *, dtype: str = "float32", processes: int = 1) -> Iterator[Any]:
     """The local model in this process, or in `processes` workers sharing the cores."""
+    check_prompt_version(model)
     from radonc_llm.infer.backends import TransformersBackend, torch_dtype
 
     if processes <= 1:

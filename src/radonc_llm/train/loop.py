@@ -327,6 +327,9 @@ def train_adapter(
         temperature=config.sampling_temperature,
     )
     train_examples = tokenize_rows(train_rows, tokenizer, max_length=config.max_length)
+    prompt_versions = sorted(
+        {str(row["prompt_version"]) for _, _, row in train_rows if "prompt_version" in row}
+    )
     val_examples: list[TokenizedExample] = []
     if config.val_dir is not None:
         val_rows = read_task_rows(
@@ -405,6 +408,7 @@ def train_adapter(
     # -- run folder --------------------------------------------------------------------------
     main = accelerator.is_main_process
     manifest = _manifest(config, accelerator, started_at, precision, train_examples, val_examples)
+    manifest["prompt_versions"] = prompt_versions  # predict refuses a run of older prompts
     metrics_path = run_dir / "metrics.jsonl"
     writer = None
     if main:
