@@ -260,8 +260,8 @@ def main() -> None:
         choices=("grouped", "random"),
         default="grouped",
         help="our trainer's batches: grouped (the default: similar lengths, one task per "
-        "micro-batch, fastest) or random (as TRL's; measured ~2.5%% lower validation loss "
-        "after 30 steps, ~15%% fewer tokens/s)",
+        "micro-batch, fastest) or random (as TRL's, ~15%% fewer tokens/s). Validation loss "
+        "after 30 steps moved by +-0.02 with the data order alone, in both",
     )
     parser.add_argument(
         "--window",
