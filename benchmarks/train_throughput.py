@@ -260,8 +260,9 @@ def main() -> None:
         choices=("grouped", "random"),
         default="grouped",
         help="our trainer's batches: grouped (the default: similar lengths, one task per "
-        "micro-batch, fastest) or random (as TRL's, ~15%% fewer tokens/s). Validation loss "
-        "after 30 steps moved by +-0.02 with the data order alone, in both",
+        "micro-batch, fastest) or random (as TRL's, ~15%% fewer tokens/s). In single 30-step "
+        "runs, unsorted batches reached lower validation loss (0.864-0.874) than length-sorted "
+        "ones (0.895-0.908)",
     )
     parser.add_argument(
         "--window",
