@@ -14,8 +14,8 @@ from rich.console import Console
 # Before torch loads: OpenMP threads that busy-wait between small matmuls steal the CPU from
 # each other and from anything else running; on a shared 2-core machine a 0.5 ms matmul then
 # took 5-10 ms, and training ran 7x slower. The demo's 1-thread processes never wait. One
-# process of 2 threads on an idle machine trains ~25% faster with OpenMP's default: set
-# OMP_WAIT_POLICY=ACTIVE in the environment to choose that.
+# process of 2 threads on an idle machine trained ~25% faster with OpenMP's default waiting;
+# OMP_WAIT_POLICY=ACTIVE in the environment keeps threads spinning (not measured separately).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from radonc_llm.errors import RadoncInputError
