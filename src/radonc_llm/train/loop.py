@@ -407,8 +407,9 @@ def train_adapter(
 
     # -- run folder --------------------------------------------------------------------------
     main = accelerator.is_main_process
-    manifest = _manifest(config, accelerator, started_at, precision, train_examples, val_examples)
-    manifest["prompt_versions"] = prompt_versions  # predict refuses a run of older prompts
+    manifest = _manifest(
+        config, accelerator, started_at, precision, train_examples, val_examples, prompt_versions
+    )
     metrics_path = run_dir / "metrics.jsonl"
     writer = None
     if main:
@@ -772,6 +773,7 @@ def _manifest(
     precision: str,
     train_examples: list[TokenizedExample],
     val_examples: list[TokenizedExample],
+    prompt_versions: list[str],
 ) -> dict[str, Any]:
     model = config.model
     if model not in MODEL_REGISTRY and Path(model).exists():
@@ -792,6 +794,7 @@ def _manifest(
         "precision": precision,
         "attention": _attention(config, accelerator.device),
         "data": data,
+        "prompt_versions": prompt_versions,  # predict refuses a run of other prompts
         "hardware": hardware(accelerator),
         "started_at": started_at,
         "adapter": "adapter",
