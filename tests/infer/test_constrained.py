@@ -138,3 +138,27 @@ def test_label_tree_mask_works_with_eager_attention_too(tiny, cases):
     for a, b in zip(sdpa, eager, strict=True):
         assert a.answer == b.answer
         assert a.scores == pytest.approx(b.scores, abs=1e-4)
+
+
+def test_icd10_beam_search_finds_the_most_probable_code(tiny, cases):
+    # With as many beams as codes and no margin the search is exhaustive: it must return the
+    # code whose decided answer prefix is most probable, and never score below the greedy walk.
+    model, tokenizer = tiny
+    codes = icd10.billable_codes(prefixes=["C61", "C71"])
+    trie = icd10_trie(tokenizer, codes)
+    sequences = [_label_token_ids(tokenizer, icd10.answer_text(code)) for code in codes]
+    prompts = _prompts(tokenizer, cases[:4], "icd10")
+    greedy = constrained_icd10(model, tokenizer, prompts, trie=trie)
+    searched = constrained_icd10(model, tokenizer, prompts, trie=trie, beams=len(codes))
+    for prompt, walk, result in zip(prompts, greedy, searched, strict=True):
+        scores = {
+            code: _sequence_logprob(model, prompt, _decided_prefix(sequences, seq))
+            for code, seq in zip(codes, sequences, strict=True)
+        }
+        best = max(scores, key=scores.get)
+        assert result.answer == best
+        assert result.logprob == pytest.approx(scores[best], abs=1e-4)
+        assert result.logprob >= walk.logprob - 1e-9
+    # A margin of 0 keeps only the best path at each step: the greedy walk again.
+    narrow = constrained_icd10(model, tokenizer, prompts, trie=trie, beams=len(codes), margin=0.0)
+    assert [r.answer for r in narrow] == [r.answer for r in greedy]

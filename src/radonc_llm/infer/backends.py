@@ -84,7 +84,12 @@ class TransformersBackend:
     def answer(
         self, task: str, conversations: Sequence[Conversation], *, decoding: str
     ) -> list[Answer]:
-        from radonc_llm.infer.constrained import constrained_icd10, score_labels
+        from radonc_llm.infer.constrained import (
+            ICD10_BEAMS,
+            ICD10_MARGIN,
+            constrained_icd10,
+            score_labels,
+        )
         from radonc_llm.infer.generate import PrefixCache, chat_prompt_ids, greedy_generate
 
         prompts = [chat_prompt_ids(self.tokenizer, messages) for messages in conversations]
@@ -97,7 +102,12 @@ class TransformersBackend:
             ]
         if decoding == "constrained" and task == "icd10":
             results = constrained_icd10(
-                self.model, self.tokenizer, prompts, prefix_cache=prefix_cache
+                self.model,
+                self.tokenizer,
+                prompts,
+                beams=ICD10_BEAMS,
+                margin=ICD10_MARGIN,
+                prefix_cache=prefix_cache,
             )
             return [Answer(raw=r.answer, prediction=r.answer, logprob=r.logprob) for r in results]
         generations = greedy_generate(

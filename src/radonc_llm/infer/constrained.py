@@ -3,10 +3,10 @@
 - Modality: the prompt runs once; one more forward pass over the four labels' tokens, laid
   out as a tree that shares the prompt's KV cache, scores all four. A label's score is the log-probability
   of the whole answer "label<end of turn>", so the model must also mean to stop there.
-- ICD-10: a greedy walk through a prefix trie of every billable ICD-10-CM code, written as
+- ICD-10: a beam search through a prefix trie of every billable ICD-10-CM code, written as
   the training answers are ("official title (code)", then end of turn). At each step only the
-  trie's children may be chosen, so every walk ends on a real code; it stops as soon as the
-  path leaves only one code.
+  trie's children may be chosen, so every path ends on a real code; a path stops as soon as it
+  leaves only one code.
 
 Scores are log-probabilities under the model's full softmax (not renormalised over the
 allowed tokens), so they stay comparable with free generation.
@@ -135,6 +135,14 @@ def score_labels(
 
 PAD = -1
 
+# The beam search that prediction runs for ICD-10 (`constrained_icd10`). On 300 validation cases
+# with the demo's tuned model, 3 beams with a margin of 4 nats vs the greedy walk: exact code
+# 82.7% -> 83.7%, category 92.0% -> 93.0%, at the same speed (the margin keeps confident
+# prompts at one path). Greedy walks fail where an early title token leads into a branch the
+# model then finds improbable (e.g. -35 nats for the greedy answer, -3 for the right one).
+ICD10_BEAMS = 3
+ICD10_MARGIN = 4.0
+
 
 @dataclass(frozen=True)
 class Node:
@@ -223,47 +231,67 @@ def constrained_icd10(
     prompts: Sequence[Sequence[int]],
     *,
     trie: TokenTrie | None = None,
+    beams: int = 1,
+    margin: float = float("inf"),
     max_steps: int = 64,
     prefix_cache: PrefixCache | None = None,
 ) -> list[ConstrainedAnswer]:
-    """Greedy walk of the trie for each prompt: every answer is a code in the trie.
+    """Beam search through the trie for each prompt: every answer is a code in the trie.
 
-    A row stops as soon as only one code remains below its node: the rest of its answer
-    (usually the code after its title) is forced, so it costs no model step. `logprob` sums
-    the tokens chosen up to there.
+    `beams=1` is the greedy walk. A path ends as soon as only one code remains below its node:
+    the rest of its answer (usually the code after its title) is forced, so it costs no model
+    step, and its score sums the tokens chosen up to there. Scores only fall as a path grows,
+    so once a path has ended, every open path scoring below it is dropped, and a prompt is done
+    when none is left: the answer is the best ended path the beams reached. Open paths more
+    than `margin` below their prompt's best open path are dropped too (keeps confident prompts
+    at one row).
     """
+    if beams < 1:
+        raise ValueError("beams must be at least 1")
     trie = trie if trie is not None else icd10_trie(tokenizer)
     if len(trie) == 1:  # nothing to choose
         return [ConstrainedAnswer(answer=trie.value(trie.root), logprob=0.0) for _ in prompts]
     state = run_prompts(model, prompts, pad_id=_pad_id(tokenizer), prefix_cache=prefix_cache)
-    nodes = [trie.root for _ in prompts]
-    logprob = [0.0] * len(prompts)
-    answers: list[str | None] = [None] * len(prompts)
-    active = list(range(len(prompts)))
+    # One open path per batch row: (prompt index, trie node, score).
+    paths: list[tuple[int, Node, float]] = [(i, trie.root, 0.0) for i in range(len(prompts))]
+    best: list[tuple[float, str] | None] = [None] * len(prompts)
     for _ in range(max_steps):
         logprobs = torch.log_softmax(state.logits, dim=-1)
-        chosen: list[int] = []
-        still: list[int] = []
-        for batch_row, row in enumerate(active):
-            tokens, children = trie.children(nodes[row])
+        candidates: dict[int, list[tuple[float, int, int, Node]]] = {}
+        for batch_row, (prompt, node, score) in enumerate(paths):
+            tokens, children = trie.children(node)
             values = logprobs[batch_row, tokens]
-            best = int(values.argmax())
-            logprob[row] += float(values[best])
-            nodes[row] = children[best]
-            answers[row] = trie.value(nodes[row])
-            if answers[row] is None:
-                chosen.append(int(tokens[best]))
-                still.append(batch_row)
-        if not still:
-            active = []
+            top = values.topk(min(beams, len(tokens)))
+            for value, index in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+                candidates.setdefault(prompt, []).append(
+                    (score + value, batch_row, int(tokens[index]), children[index])
+                )
+        rows: list[int] = []
+        chosen: list[int] = []
+        kept: list[tuple[int, Node, float]] = []
+        for prompt, options in candidates.items():
+            options.sort(key=lambda option: -option[0])  # stable: ties keep row, token order
+            floor = options[0][0] - margin
+            open_paths = 0
+            for score, batch_row, token, child in options:
+                if open_paths == beams or score < floor:
+                    break
+                if best[prompt] is not None and score <= best[prompt][0]:
+                    break  # sorted: no later option can beat the ended path
+                value = trie.value(child)
+                if value is not None:
+                    best[prompt] = (score, value)
+                    break
+                rows.append(batch_row)
+                chosen.append(token)
+                kept.append((prompt, child, score))
+                open_paths += 1
+        if not kept:
+            paths = []
             break
-        if len(still) < len(active):
-            keep_rows(state, torch.tensor(still, dtype=torch.long))
-            active = [active[i] for i in still]
+        keep_rows(state, torch.tensor(rows, dtype=torch.long))
+        paths = kept
         step(model, state, torch.tensor(chosen, dtype=torch.long).unsqueeze(1))
-    if active:
+    if paths or any(found is None for found in best):
         raise RuntimeError(f"trie walk did not finish in {max_steps} steps")
-    return [
-        ConstrainedAnswer(answer=answer, logprob=score)
-        for answer, score in zip(answers, logprob, strict=True)
-    ]
+    return [ConstrainedAnswer(answer=value, logprob=score) for score, value in best]
