@@ -21,7 +21,7 @@ ANSWERS = {"regimen": "60 Gy in 30 fractions", "modality": "Photon.", "icd10": "
 
 def _task_of(messages):
     text = messages[-1]["content"]
-    return next(t for t, p in TASK_PROMPTS.items() if text.startswith(p.instruction))
+    return next(t for t, p in TASK_PROMPTS.items() if text.endswith(p.instruction))
 
 
 def _completion(content, finish="stop"):

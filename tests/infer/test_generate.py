@@ -13,7 +13,7 @@ from radonc_llm.infer.generate import (
 from radonc_llm.tasks.prompts import prompt_messages
 
 
-def _prompts(tokenizer, cases, task="regimen"):
+def _prompts(tokenizer, cases, task="modality"):
     return [chat_prompt_ids(tokenizer, prompt_messages(task, c.diagnosis_text)) for c in cases]
 
 

@@ -150,7 +150,8 @@ def test_shared_prompt_prefix_gives_the_same_loss_and_gradients(task_dirs):
         grads = {n: p.grad.clone() for n, p in peft_model.named_parameters() if p.requires_grad}
         results.append((batch.prefix_length, loss.detach(), grads))
     (p0, loss0, grads0), (p1, loss1, grads1) = results
-    assert p0 == 0 and 40 < p1 < min(e.prompt_length for e in examples[:5])
+    # The rows share system prompt and "Diagnosis:" (~29 tokens with the tiny tokenizer).
+    assert p0 == 0 and 20 < p1 < min(e.prompt_length for e in examples[:5])
     assert torch.allclose(loss0, loss1, rtol=1e-5)
     for name in grads0:
         assert torch.allclose(grads0[name], grads1[name], rtol=1e-4, atol=1e-6), name

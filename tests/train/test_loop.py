@@ -10,7 +10,7 @@ from radonc_llm.models.lora import add_lora
 from radonc_llm.models.registry import LLAMA_LORA_TARGETS, load_model
 from radonc_llm.tasks.prompts import PROMPT_VERSION
 from radonc_llm.train.export import export_run
-from radonc_llm.train.loop import train
+from radonc_llm.train.loop import AnswerLoss, _forward, train
 
 from .conftest import differentiable_lora, write_task_dir
 
@@ -206,8 +206,9 @@ def test_step_loss_weights_tokens_or_tasks_as_configured(data_root, weighting):
         return found
 
     accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
+    units = [[index] for index in range(len(examples))]
     stats = train_step(
-        scorer, [regimen, modality], examples, regimen + modality,
+        scorer, [regimen, modality], units, examples, regimen + modality,
         accelerator=accelerator, config=config, pad_id=tokenizer.pad_token_id, share_prefix=True,
     )  # fmt: skip
     ours = grads()
@@ -277,3 +278,82 @@ def test_loraplus_trains_b_matrices_at_the_ratio_of_the_rate(data_root, tmp_path
     assert sorted(g["initial_lr"] for g in groups) == [1e-2, 16e-2]
     # Every adapter weight is in exactly one group: the A matrices at the rate, B at 16x.
     assert sum(len(g["params"]) for g in groups) == len(saved["state"])
+
+
+def test_whole_case_batches_give_the_losses_and_gradients_of_single_examples(data_root):
+    # A case's three prompts share system prompt and note: `collate_cases` runs them once, and
+    # every answer token must get the loss (and the LoRA weights the gradient) it gets alone.
+    from radonc_llm.train.data import (
+        case_groups,
+        collate,
+        collate_cases,
+        read_task_rows,
+        tokenize_rows,
+    )
+
+    model, tokenizer = load_model("tiny-llama")
+    peft_model = differentiable_lora(model)
+    scorer = AnswerLoss(peft_model, autocast_dtype=None)
+    rows = read_task_rows(data_root / "train", ["regimen", "modality", "icd10"])
+    examples = tokenize_rows(rows, tokenizer, max_length=512)
+    groups = case_groups(examples)
+    assert len(groups) == 8 and all(len(group) == 3 for group in groups)
+    cases = [[examples[i] for i in group] for group in groups[:3]]
+    cases[2] = cases[2][:1]  # a case with one task only
+    pad = tokenizer.pad_token_id
+
+    def losses_and_grads(batch):
+        losses = _forward(scorer, batch, reduction="none")
+        losses.sum().backward()
+        grads = {n: p.grad.clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+        peft_model.zero_grad()
+        return losses.detach(), grads
+
+    shared = collate_cases(cases, pad_id=pad)
+    alone = collate(sum(cases, []), pad_id=pad)
+    assert shared.num_tokens == alone.num_tokens
+    # The note runs once per case, not once per task.
+    assert shared.computed_tokens < 0.6 * alone.num_tokens
+    assert shared.trunk_ids.shape[0] == 3 and shared.input_ids.shape[0] == 7
+    assert torch.equal(shared.targets, alone.targets)
+    got, got_grads = losses_and_grads(shared)
+    expected, expected_grads = losses_and_grads(alone)
+    assert torch.allclose(got, expected, atol=1e-5)
+    for name, value in expected_grads.items():  # float32 sums in another order: rounding only
+        assert torch.allclose(got_grads[name], value, rtol=1e-3, atol=1e-6), name
+
+
+def test_nested_sampling_gives_smaller_tasks_a_subset_of_the_cases(data_root):
+    from radonc_llm.train.data import read_task_rows
+
+    counts = {"regimen": 6, "modality": 3, "icd10": 5}
+    rows = read_task_rows(
+        data_root / "train", list(counts), max_per_task=counts, seed=3, nested=True
+    )
+    cases = {
+        task: {row["case_id"] for path, _, row in rows if path.stem == task} for task in counts
+    }
+    assert {task: len(ids) for task, ids in cases.items()} == counts
+    assert cases["modality"] <= cases["icd10"] <= cases["regimen"]
+
+
+def test_training_by_case_runs_each_note_once(data_root, tmp_path):
+    out = tmp_path / "by_case"
+    results = train(
+        tiny_config(data_root, output_dir=out, batch_by_case=True, micro_batch_size=2),
+        show_progress=False,
+    )
+    # 8 cases, 2 per micro-batch x 2 micro-batches per step: 2 steps per epoch.
+    assert results["status"] == "finished" and results["steps"] == 4
+    assert results["train_examples"] == 24
+    assert results["computed_tokens"] < 0.6 * results["trained_tokens"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in rows if r["split"] == "val"]
+    assert len(val) == 2 and {"loss_regimen", "loss_modality", "loss_icd10"} <= set(val[0])
+
+
+def test_batch_by_case_with_gradient_checkpointing_is_refused(data_root):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="batch_by_case"):
+        tiny_config(data_root, batch_by_case=True, gradient_checkpointing=True)

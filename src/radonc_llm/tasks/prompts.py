@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROMPT_VERSION = "2"  # 2: ICD-10 answers are "official title (code)"
+PROMPT_VERSION = "3"  # 2: ICD-10 answers are "official title (code)"; 3: the note comes first
 
+# The note comes first and the question after it, short: a case's three prompts then differ
+# only in their last few tokens, and training runs the rest once for all three
+# (`batch_by_case`). Every token of the system prompt and the questions is paid for in each
+# training micro-batch or case, so both say no more than they must.
 SYSTEM_PROMPT = (
     "You are a radiation oncology assistant. Answer with the requested item only, "
     "in standard clinical notation."
@@ -27,33 +31,25 @@ class TaskPrompt:
 TASK_PROMPTS: dict[str, TaskPrompt] = {
     "regimen": TaskPrompt(
         name="regimen",
-        instruction=(
-            "Propose the radiotherapy regimen for this patient: total dose, number of "
-            "fractions, technique and any concurrent systemic therapy."
-        ),
+        instruction="Radiotherapy regimen?",
         max_new_tokens=48,
     ),
     "modality": TaskPrompt(
         name="modality",
-        instruction=(
-            "Which treatment modality fits this patient: photon, proton, electron or "
-            "brachytherapy? Answer with one word."
-        ),
+        instruction="Treatment modality?",
         max_new_tokens=6,
     ),
     "icd10": TaskPrompt(
         name="icd10",
-        instruction=(
-            "Give the ICD-10-CM diagnosis: its official description, then the code in parentheses."
-        ),
+        instruction="ICD-10-CM diagnosis?",
         max_new_tokens=56,  # the longest title + code of a billable code is 51 tokens
     ),
 }
 
 
 def user_message(task: str, diagnosis_text: str) -> str:
-    """The user turn: the task's instruction, then the diagnosis note."""
-    return f"{TASK_PROMPTS[task].instruction}\n\nDiagnosis: {diagnosis_text.strip()}"
+    """The user turn: the diagnosis note, then the task's instruction."""
+    return f"Diagnosis: {diagnosis_text.strip()}\n\n{TASK_PROMPTS[task].instruction}"
 
 
 def prompt_messages(task: str, diagnosis_text: str) -> list[dict[str, str]]:

@@ -30,6 +30,7 @@ class TokenizedExample:
     task: str
     input_ids: tuple[int, ...]
     prompt_length: int
+    case_id: str = ""
 
     @property
     def answer_length(self) -> int:
@@ -47,13 +48,19 @@ def read_task_rows(
     max_per_task: int | Mapping[str, int] | None = None,
     seed: int = 0,
     temperature: float = 1.0,
+    nested: bool = False,
 ) -> list[tuple[Path, int, dict]]:
     """(file, line, row) of every example of the tasks, checked; optionally a seeded sample.
 
     With `temperature` below 1 the sample is tempered over diagnosis groups (the ICD-10
     category that `radonc-llm tasks` writes as `stratum`): a group of n rows gets a share
     proportional to n ** temperature (0: equal shares), so rare diagnoses are seen more.
+    `nested` samples cases instead, in one seeded order for all tasks: each task takes its
+    first cases in that order, so a task's cases are also in every larger task's sample
+    (what `batch_by_case` needs to share a note between tasks).
     """
+    if nested:
+        return _nested_sample(data_dir, tasks, max_per_task=max_per_task, seed=seed)
     rows: list[tuple[Path, int, dict]] = []
     for task in tasks:
         path = Path(data_dir) / f"{task}.jsonl"
@@ -73,6 +80,35 @@ def read_task_rows(
             task_rows = [task_rows[i] for i in sorted(keep)]
         rows.extend(task_rows)
     return rows
+
+
+def _nested_sample(
+    data_dir: str | Path,
+    tasks: Sequence[str],
+    *,
+    max_per_task: int | Mapping[str, int] | None,
+    seed: int,
+) -> list[tuple[Path, int, dict]]:
+    every = read_task_rows(data_dir, tasks, seed=seed)
+    case_ids = sorted({case_key(path, line, row) for path, line, row in every})
+    rng = random.Random(f"{seed}:cases")
+    rng.shuffle(case_ids)
+    rank = {case_id: index for index, case_id in enumerate(case_ids)}
+    rows: list[tuple[Path, int, dict]] = []
+    for task in tasks:
+        task_rows = [item for item in every if item[0].stem == task]
+        limit = max_per_task.get(task) if isinstance(max_per_task, Mapping) else max_per_task
+        if limit is not None and len(task_rows) > limit:
+            first = sorted(task_rows, key=lambda item: rank[case_key(*item)])
+            kept = {id(item) for item in first[:limit]}
+            task_rows = [item for item in task_rows if id(item) in kept]
+        rows.extend(task_rows)
+    return rows
+
+
+def case_key(path: Path, line: int, row: dict) -> str:
+    """The case a task row belongs to: its `case_id`, else a key of its own (file and line)."""
+    return str(row.get("case_id") or f"{path.name}:{line}")
 
 
 def tempered_sample(
@@ -171,6 +207,7 @@ def tokenize_rows(
                 task=path.stem,
                 input_ids=tuple(prompt_ids + answer_ids),
                 prompt_length=len(prompt_ids),
+                case_id=case_key(path, line, row),
             )
         )
     return examples
@@ -312,6 +349,11 @@ class AnswerBatch:
     def num_answer_tokens(self) -> int:
         return int(self.targets.numel())
 
+    @property
+    def computed_tokens(self) -> int:
+        """Tokens that run: the shared prefix once, every row's rest."""
+        return self.num_tokens - (self.input_ids.shape[0] - 1) * self.prefix_length
+
     def to(self, device: torch.device | str) -> AnswerBatch:
         return AnswerBatch(
             input_ids=self.input_ids.to(device),
@@ -360,3 +402,111 @@ def padded_labels(examples: Sequence[TokenizedExample]) -> torch.Tensor:
     for row, example in enumerate(examples):
         labels[row, : len(example.input_ids)] = torch.tensor(example.labels())
     return labels
+
+
+# -- whole cases: one note, several tasks -----------------------------------------------------
+
+
+def case_groups(examples: Sequence[TokenizedExample]) -> list[list[int]]:
+    """Indices of `examples` grouped by case (in order of first appearance)."""
+    groups: dict[str, list[int]] = {}
+    for index, example in enumerate(examples):
+        groups.setdefault(example.case_id or example.example_id, []).append(index)
+    return list(groups.values())
+
+
+def _common_length(sequences: Sequence[Sequence[int]], limit: int) -> int:
+    first, length = sequences[0], 0
+    while length < limit and all(seq[length] == first[length] for seq in sequences):
+        length += 1
+    return length
+
+
+@dataclass
+class CaseBatch:
+    """A micro-batch of whole cases, each case's prompt start (the trunk) run once.
+
+    The prompts of one case differ only after the note (task prompts of version 3 put the
+    diagnosis first): the trunk is their common token prefix, the branches are what follows
+    (the task's instruction, the answer). `prefix_ids` is what all trunks share (system
+    prompt), run once for the batch; trunks are left-padded, branches right-padded;
+    `row_case` says which case each branch row continues. Answer positions index the branch
+    rows (`input_ids`) as in `AnswerBatch`.
+    """
+
+    prefix_ids: torch.Tensor  # (1, P)
+    trunk_ids: torch.Tensor  # (cases, T), left-padded
+    trunk_mask: torch.Tensor  # (cases, T), 1 = real token
+    input_ids: torch.Tensor  # (rows, B): the branches, right-padded
+    branch_mask: torch.Tensor  # (rows, B)
+    row_case: torch.Tensor  # (rows,)
+    answer_rows: torch.Tensor
+    answer_cols: torch.Tensor
+    targets: torch.Tensor
+    num_tokens: int  # of the examples, as if each ran alone
+    computed_tokens: int  # what runs: prefix once, each trunk once, every branch
+
+    @property
+    def num_answer_tokens(self) -> int:
+        return int(self.targets.numel())
+
+    def to(self, device: torch.device | str) -> CaseBatch:
+        moved = {
+            name: value.to(device) if isinstance(value, torch.Tensor) else value
+            for name, value in self.__dict__.items()
+        }
+        return CaseBatch(**moved)
+
+
+def collate_cases(
+    cases: Sequence[Sequence[TokenizedExample]], *, pad_id: int, share_prefix: bool = True
+) -> CaseBatch:
+    """Lay out whole cases (each a list of its task examples) as trunks and branches."""
+    trunks = []
+    for examples in cases:
+        prompts = [example.input_ids[: example.prompt_length] for example in examples]
+        # Keep the last prompt token in every branch: its logits predict the first answer token.
+        limit = min(example.prompt_length for example in examples) - 1
+        trunks.append(examples[0].input_ids[: _common_length(prompts, limit)])
+    shortest = min(len(trunk) for trunk in trunks)
+    prefix = _common_length(trunks, shortest - 1) if share_prefix and shortest > 1 else 0
+    width = max(len(trunk) for trunk in trunks) - prefix
+    trunk_ids = torch.full((len(cases), width), pad_id, dtype=torch.long)
+    trunk_mask = torch.zeros((len(cases), width), dtype=torch.long)
+    for row, trunk in enumerate(trunks):
+        own = trunk[prefix:]
+        if own:
+            trunk_ids[row, width - len(own) :] = torch.tensor(own, dtype=torch.long)
+            trunk_mask[row, width - len(own) :] = 1
+    branches, row_case, rows, cols, targets = [], [], [], [], []
+    for case_index, (trunk, examples) in enumerate(zip(trunks, cases, strict=True)):
+        for example in examples:
+            branch_row = len(branches)
+            branches.append(example.input_ids[len(trunk) :])
+            row_case.append(case_index)
+            first = example.prompt_length - len(trunk) - 1  # predicts the first answer token
+            positions = torch.arange(first, first + example.answer_length)
+            rows.append(torch.full_like(positions, branch_row))
+            cols.append(positions)
+            targets.append(torch.tensor(example.input_ids[example.prompt_length :]))
+    branch_width = max(len(branch) for branch in branches)
+    input_ids = torch.full((len(branches), branch_width), pad_id, dtype=torch.long)
+    branch_mask = torch.zeros((len(branches), branch_width), dtype=torch.long)
+    for row, branch in enumerate(branches):
+        input_ids[row, : len(branch)] = torch.tensor(branch, dtype=torch.long)
+        branch_mask[row, : len(branch)] = 1
+    return CaseBatch(
+        prefix_ids=torch.tensor([trunks[0][:prefix]], dtype=torch.long).reshape(1, prefix),
+        trunk_ids=trunk_ids,
+        trunk_mask=trunk_mask,
+        input_ids=input_ids,
+        branch_mask=branch_mask,
+        row_case=torch.tensor(row_case, dtype=torch.long),
+        answer_rows=torch.cat(rows),
+        answer_cols=torch.cat(cols),
+        targets=torch.cat(targets),
+        num_tokens=sum(len(example.input_ids) for examples in cases for example in examples),
+        computed_tokens=prefix
+        + sum(len(trunk) - prefix for trunk in trunks)
+        + sum(len(branch) for branch in branches),
+    )

@@ -53,8 +53,11 @@ from radonc_llm.storage import (
 from radonc_llm.train import checkpoint as ckpt
 from radonc_llm.train.data import (
     AnswerBatch,
+    CaseBatch,
     TokenizedExample,
+    case_groups,
     collate,
+    collate_cases,
     epoch_batches,
     read_task_rows,
     shard_step,
@@ -83,7 +86,10 @@ class AnswerLoss(nn.Module):
         targets: torch.Tensor,
         reduction: str = "sum",
         prefix_length: int = 0,
+        cases: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
+        """Summed (or per-token) answer loss of a micro-batch: an `AnswerBatch`'s rows, or with
+        `cases` (a `CaseBatch`'s prefix, trunks and branch layout) its branch rows."""
         causal_lm = self.peft_model.get_base_model()
         backbone = getattr(causal_lm, causal_lm.base_model_prefix)
         autocast = (
@@ -92,7 +98,9 @@ class AnswerLoss(nn.Module):
             else contextlib.nullcontext()
         )
         with autocast:
-            if prefix_length:
+            if cases is not None:
+                hidden = _case_hidden(backbone, input_ids, **cases)
+            elif prefix_length:
                 # The rows share their first `prefix_length` tokens (system prompt, instruction):
                 # run them once, repeat their keys/values for every row, and run only the rest.
                 # Gradients flow back through the repeated cache, so this is exact.
@@ -112,6 +120,42 @@ class AnswerLoss(nn.Module):
                 hidden = backbone(input_ids=input_ids, use_cache=False).last_hidden_state
             logits = causal_lm.get_output_embeddings()(hidden[answer_rows, answer_cols])
         return F.cross_entropy(logits.float(), targets, reduction=reduction)
+
+
+def _case_hidden(
+    backbone: nn.Module,
+    branch_ids: torch.Tensor,
+    *,
+    prefix_ids: torch.Tensor,
+    trunk_ids: torch.Tensor,
+    trunk_mask: torch.Tensor,
+    branch_mask: torch.Tensor,
+    row_case: torch.Tensor,
+) -> torch.Tensor:
+    """Hidden states of a `CaseBatch`'s branch rows: the shared prefix runs once, each
+    case's trunk once, and every branch continues its case's keys/values. Masks hide the
+    padding and positions run on, so each branch sees exactly its own prompt (exact)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=backbone.config)
+    cases = trunk_ids.shape[0]
+    mask = trunk_mask.new_zeros((cases, 0))
+    if prefix_ids.shape[1]:
+        # The cache goes in as the 4th positional argument: its keyword is `past_key_values`
+        # before transformers 5.24 and `cache` after.
+        backbone(prefix_ids, None, None, cache, use_cache=True)
+        cache.batch_repeat_interleave(cases)
+        mask = trunk_mask.new_ones((cases, prefix_ids.shape[1]))
+    mask = torch.cat([mask, trunk_mask], dim=1)
+    if trunk_ids.shape[1]:
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -trunk_ids.shape[1] :]
+        backbone(trunk_ids, mask, positions, cache, use_cache=True)
+    if mask.shape[1]:
+        cache.batch_select_indices(row_case)
+    start = mask.sum(dim=-1)[row_case]  # each row's next position: the real tokens so far
+    mask = torch.cat([mask[row_case], branch_mask], dim=1)
+    positions = start[:, None] + torch.arange(branch_ids.shape[1], device=branch_ids.device)
+    return backbone(branch_ids, mask, positions, cache, use_cache=True).last_hidden_state
 
 
 def _attention(config: TrainConfig, device: torch.device) -> str:
@@ -325,6 +369,7 @@ def train_adapter(
         max_per_task=config.max_train_examples_per_task,
         seed=config.seed,
         temperature=config.sampling_temperature,
+        nested=config.batch_by_case,
     )
     train_examples = tokenize_rows(train_rows, tokenizer, max_length=config.max_length)
     prompt_versions = sorted(
@@ -337,14 +382,21 @@ def train_adapter(
             config.tasks,
             max_per_task=config.max_val_examples_per_task,
             seed=config.seed,
+            nested=config.batch_by_case,
         )
         val_examples = tokenize_rows(val_rows, tokenizer, max_length=config.max_length)
-    lengths = [len(example.input_ids) for example in train_examples]
+    # The units of batching: whole cases (`batch_by_case`) or single examples.
+    units = _units(train_examples, by_case=config.batch_by_case)
+    lengths = [sum(len(train_examples[i].input_ids) for i in unit) for unit in units]
     pad_id = tokenizer.pad_token_id
     global_batch = (
         config.micro_batch_size * config.gradient_accumulation_steps * accelerator.num_processes
     )
-    groups = [example.task for example in train_examples] if config.group_by_task else None
+    groups = (
+        [train_examples[unit[0]].task for unit in units]
+        if config.group_by_task and not config.batch_by_case
+        else None
+    )
     share_prefix = config.share_prompt_prefix and not config.gradient_checkpointing
 
     def batches_of(epoch: int) -> list[list[int]]:
@@ -476,6 +528,7 @@ def train_adapter(
             stats = train_step(
                 model,
                 micro_batches,
+                units,
                 train_examples,
                 batch,
                 accelerator=accelerator,
@@ -570,9 +623,22 @@ def train_adapter(
     return results
 
 
+def _units(examples: list[TokenizedExample], *, by_case: bool) -> list[list[int]]:
+    return case_groups(examples) if by_case else [[index] for index in range(len(examples))]
+
+
+def _collate_units(
+    units: list[list[TokenizedExample]], *, config: TrainConfig, pad_id: int, share_prefix: bool
+) -> AnswerBatch | CaseBatch:
+    if config.batch_by_case:
+        return collate_cases(units, pad_id=pad_id, share_prefix=share_prefix)
+    return collate(sum(units, []), pad_id=pad_id, share_prefix=share_prefix)
+
+
 def train_step(
     model: nn.Module,
     micro_batches: list[list[int]],
+    units: list[list[int]],
     examples: list[TokenizedExample],
     batch: list[int],
     *,
@@ -583,7 +649,8 @@ def train_step(
 ) -> StepStats:
     """Forward/backward over this process's micro-batches of one optimizer step.
 
-    Each answer token's loss is divided by the answer tokens of the whole step (all
+    `micro_batches` and `batch` index `units` (lists of example indices: one example, or
+    every example of a case). Each answer token's loss is divided by the answer tokens of the whole step (all
     micro-batches, all processes), times what DDP's gradient mean and Accelerate's
     accumulation divide by; so the update equals that of one big batch. With
     `loss_weighting: task` a token is divided by the step's answer tokens of its own task
@@ -592,7 +659,7 @@ def train_step(
     """
     tasks = sorted({example.task for example in examples})
     local = torch.zeros(len(tasks) + 1, dtype=torch.long)
-    for index in sum(micro_batches, []):
+    for index in (i for unit in sum(micro_batches, []) for i in units[unit]):
         local[tasks.index(examples[index].task)] += examples[index].answer_length
         local[-1] += len(examples[index].input_ids)
     counts = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()
@@ -610,14 +677,15 @@ def train_step(
             # A process whose share of a small last batch is empty still runs a pass (with weight
             # 0) so that every process joins the gradient all-reduce.
             weight = 1.0 if indices else 0.0
-            chosen = [examples[i] for i in indices] or [examples[batch[0]]]
-            micro = collate(chosen, pad_id=pad_id, share_prefix=share_prefix)
+            chosen = [[examples[i] for i in units[unit]] for unit in indices or batch[:1]]
+            micro = _collate_units(chosen, config=config, pad_id=pad_id, share_prefix=share_prefix)
             token_losses = _forward(model, micro.to(accelerator.device), reduction="none") * weight
-            row_weight = task_weight[[tasks.index(example.task) for example in chosen]]
+            rows = sum(chosen, [])  # the batch's rows, in order
+            row_weight = task_weight[[tasks.index(example.task) for example in rows]]
             token_weight = row_weight[micro.answer_rows].to(token_losses)
             accelerator.backward((token_losses * token_weight).sum() * scale)
             sums[0] += token_losses.detach().sum()
-            sums[1] += weight * (micro.num_tokens - (len(chosen) - 1) * micro.prefix_length)
+            sums[1] += weight * micro.computed_tokens
     sums = accelerator.reduce(sums, reduction="sum")
     return StepStats(
         loss=float(sums[0]) / step_answer,
@@ -627,7 +695,21 @@ def train_step(
     )
 
 
-def _forward(model: nn.Module, batch: AnswerBatch, reduction: str = "sum") -> torch.Tensor:
+def _forward(
+    model: nn.Module, batch: AnswerBatch | CaseBatch, reduction: str = "sum"
+) -> torch.Tensor:
+    if isinstance(batch, CaseBatch):
+        layout = ("prefix_ids", "trunk_ids", "trunk_mask", "branch_mask", "row_case")
+        cases = {name: getattr(batch, name) for name in layout}
+        return model(
+            batch.input_ids,
+            batch.answer_rows,
+            batch.answer_cols,
+            batch.targets,
+            reduction,
+            0,
+            cases,
+        )
     return model(
         batch.input_ids,
         batch.answer_rows,
@@ -652,17 +734,23 @@ def evaluate_loss(
     model.eval()
     tasks = sorted({example.task for example in examples})
     sums = torch.zeros(2 * len(tasks), dtype=torch.float64, device=accelerator.device)
+    units = _units(examples, by_case=config.batch_by_case)
     # By task, then length: little padding, and each batch shares its task's prompt prefix.
     order = sorted(
-        range(len(examples)), key=lambda i: (examples[i].task, -len(examples[i].input_ids))
+        range(len(units)),
+        key=lambda u: (
+            examples[units[u][0]].task if not config.batch_by_case else "",
+            -sum(len(examples[i].input_ids) for i in units[u]),
+        ),
     )
     mine = order[accelerator.process_index :: accelerator.num_processes]
     size = config.micro_batch_size * 2  # no activations kept: twice the training batch fits
     for start in range(0, len(mine), size):
-        chosen = [examples[i] for i in mine[start : start + size]]
-        micro = collate(chosen, pad_id=pad_id, share_prefix=share_prefix).to(accelerator.device)
+        chosen = [[examples[i] for i in units[u]] for u in mine[start : start + size]]
+        micro = _collate_units(chosen, config=config, pad_id=pad_id, share_prefix=share_prefix)
+        micro = micro.to(accelerator.device)
         token_losses = _forward(model, micro, reduction="none").double()
-        for row, example in enumerate(chosen):
+        for row, example in enumerate(sum(chosen, [])):
             slot = tasks.index(example.task)
             sums[slot] += token_losses[micro.answer_rows == row].sum()
             sums[len(tasks) + slot] += example.answer_length
