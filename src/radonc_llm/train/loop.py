@@ -650,8 +650,8 @@ def train_step(
     """Forward/backward over this process's micro-batches of one optimizer step.
 
     `micro_batches` and `batch` index `units` (lists of example indices: one example, or
-    every example of a case). Each answer token's loss is divided by the answer tokens of the whole step (all
-    micro-batches, all processes), times what DDP's gradient mean and Accelerate's
+    every example of a case). Each answer token's loss is divided by the answer tokens of the
+    whole step (all micro-batches, all processes), times what DDP's gradient mean and Accelerate's
     accumulation divide by; so the update equals that of one big batch. With
     `loss_weighting: task` a token is divided by the step's answer tokens of its own task
     instead, and each task present weighs the same: a one-word modality answer then counts as
@@ -698,25 +698,18 @@ def train_step(
 def _forward(
     model: nn.Module, batch: AnswerBatch | CaseBatch, reduction: str = "sum"
 ) -> torch.Tensor:
+    cases = None
     if isinstance(batch, CaseBatch):
         layout = ("prefix_ids", "trunk_ids", "trunk_mask", "branch_mask", "row_case")
         cases = {name: getattr(batch, name) for name in layout}
-        return model(
-            batch.input_ids,
-            batch.answer_rows,
-            batch.answer_cols,
-            batch.targets,
-            reduction,
-            0,
-            cases,
-        )
     return model(
         batch.input_ids,
         batch.answer_rows,
         batch.answer_cols,
         batch.targets,
         reduction,
-        batch.prefix_length,
+        getattr(batch, "prefix_length", 0),
+        cases,
     )
 
 
