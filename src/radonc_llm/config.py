@@ -149,8 +149,9 @@ class TrainConfig(BaseModel):
     batch_by_case: bool = Field(
         False,
         description="Batch whole cases: every task example of a case in the same micro-batch "
-        "(micro_batch_size counts cases), its shared prompt start (system prompt and note, with "
-        "task prompts that put the note first) run once for all its tasks. Exact. Samples "
+        "(micro_batch_size counts cases), packed in one row: its shared prompt start (system "
+        "prompt and note, with task prompts that put the note first) once, then each task's "
+        "question and answer, masked to see only the note and themselves. Exact. Samples "
         "cases, not examples, with max_train_examples_per_task (a smaller task takes a subset "
         "of a larger one's cases). group_by_task does not apply.",
     )
@@ -238,16 +239,6 @@ class TrainConfig(BaseModel):
                 raise ValueError(f"missing data file {path} (write it with `radonc-llm tasks`)")
             if not _has_a_line(path):
                 raise ValueError(f"{path} holds no examples of task '{task}'")
-        return value
-
-    @field_validator("batch_by_case")
-    @classmethod
-    def _cases_need_the_cache(cls, value: bool, info) -> bool:
-        if value and info.data.get("gradient_checkpointing"):
-            raise ValueError(
-                "batch_by_case runs each note once and reuses its keys/values, which gradient "
-                "checkpointing does not keep; turn one of them off"
-            )
         return value
 
     @field_validator("quantization")

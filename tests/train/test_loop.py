@@ -281,7 +281,7 @@ def test_loraplus_trains_b_matrices_at_the_ratio_of_the_rate(data_root, tmp_path
 
 
 def test_whole_case_batches_give_the_losses_and_gradients_of_single_examples(data_root):
-    # A case's three prompts share system prompt and note: `collate_cases` runs them once, and
+    # A case's three prompts share system prompt and note: `collate_cases` packs them once, and
     # every answer token must get the loss (and the LoRA weights the gradient) it gets alone.
     from radonc_llm.train.data import (
         case_groups,
@@ -314,8 +314,10 @@ def test_whole_case_batches_give_the_losses_and_gradients_of_single_examples(dat
     assert shared.num_tokens == alone.num_tokens
     # The note runs once per case, not once per task.
     assert shared.computed_tokens < 0.6 * alone.num_tokens
-    assert shared.trunk_ids.shape[0] == 3 and shared.input_ids.shape[0] == 7
+    assert shared.input_ids.shape[0] == 3  # a row per case
     assert torch.equal(shared.targets, alone.targets)
+    # Loss weights and per-task sums find each answer token's example (not its packed row).
+    assert torch.equal(shared.answer_examples, alone.answer_examples)
     got, got_grads = losses_and_grads(shared)
     expected, expected_grads = losses_and_grads(alone)
     assert torch.allclose(got, expected, atol=1e-5)
@@ -352,8 +354,20 @@ def test_training_by_case_runs_each_note_once(data_root, tmp_path):
     assert len(val) == 2 and {"loss_regimen", "loss_modality", "loss_icd10"} <= set(val[0])
 
 
-def test_batch_by_case_with_gradient_checkpointing_is_refused(data_root):
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError, match="batch_by_case"):
-        tiny_config(data_root, batch_by_case=True, gradient_checkpointing=True)
+def test_training_by_case_with_gradient_checkpointing_reaches_the_same_adapter(data_root, tmp_path):
+    # Packed cases need no key/value cache, so checkpointing (recompute in backward) applies.
+    adapters = []
+    for checkpointing in (False, True):
+        out = tmp_path / f"checkpointing-{checkpointing}"
+        config = tiny_config(
+            data_root,
+            output_dir=out,
+            batch_by_case=True,
+            micro_batch_size=2,
+            gradient_checkpointing=checkpointing,
+        )
+        assert train(config, show_progress=False)["status"] == "finished"
+        adapters.append(adapter_weights(out / "adapter"))
+    assert adapters[0].keys() == adapters[1].keys()
+    for name, value in adapters[0].items():
+        assert torch.allclose(adapters[1][name], value, atol=1e-6), name

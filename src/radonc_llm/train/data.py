@@ -346,6 +346,11 @@ class AnswerBatch:
     prefix_length: int = 0
 
     @property
+    def answer_examples(self) -> torch.Tensor:
+        """The example of each answer token: here its row."""
+        return self.answer_rows
+
+    @property
     def num_answer_tokens(self) -> int:
         return int(self.targets.numel())
 
@@ -424,27 +429,25 @@ def _common_length(sequences: Sequence[Sequence[int]], limit: int) -> int:
 
 @dataclass
 class CaseBatch:
-    """A micro-batch of whole cases, each case's prompt start (the trunk) run once.
+    """A micro-batch of whole cases, one packed row per case, run in one forward pass.
 
     The prompts of one case differ only after the note (task prompts of version 3 put the
-    diagnosis first): the trunk is their common token prefix, the branches are what follows
-    (the task's instruction, the answer). `prefix_ids` is what all trunks share (system
-    prompt), run once for the batch; trunks are left-padded, branches right-padded;
-    `row_case` says which case each branch row continues. Answer positions index the branch
-    rows (`input_ids`) as in `AnswerBatch`.
+    diagnosis first): the trunk is their common token prefix (system prompt, note), the
+    branches what follows (the task's instruction, the answer). A row holds the trunk once,
+    then every branch; `segments` marks the trunk (0), branch k (k >= 1) and padding (-1).
+    Under `case_attention_mask` a branch token sees the trunk and its own branch only, and its
+    position goes on from the trunk's end: each answer token gets the loss it gets alone.
     """
 
-    prefix_ids: torch.Tensor  # (1, P)
-    trunk_ids: torch.Tensor  # (cases, T), left-padded
-    trunk_mask: torch.Tensor  # (cases, T), 1 = real token
-    input_ids: torch.Tensor  # (rows, B): the branches, right-padded
-    branch_mask: torch.Tensor  # (rows, B)
-    row_case: torch.Tensor  # (rows,)
-    answer_rows: torch.Tensor
+    input_ids: torch.Tensor  # (cases, L), right-padded
+    position_ids: torch.Tensor  # (cases, L)
+    segments: torch.Tensor  # (cases, L)
+    answer_rows: torch.Tensor  # the case's row
     answer_cols: torch.Tensor
     targets: torch.Tensor
+    answer_examples: torch.Tensor  # the example (in the cases' order) of each answer token
     num_tokens: int  # of the examples, as if each ran alone
-    computed_tokens: int  # what runs: prefix once, each trunk once, every branch
+    computed_tokens: int  # what runs: each trunk once, every branch
 
     @property
     def num_answer_tokens(self) -> int:
@@ -458,55 +461,53 @@ class CaseBatch:
         return CaseBatch(**moved)
 
 
-def collate_cases(
-    cases: Sequence[Sequence[TokenizedExample]], *, pad_id: int, share_prefix: bool = True
-) -> CaseBatch:
-    """Lay out whole cases (each a list of its task examples) as trunks and branches."""
-    trunks = []
-    for examples in cases:
+def collate_cases(cases: Sequence[Sequence[TokenizedExample]], *, pad_id: int) -> CaseBatch:
+    """Pack whole cases (each a list of its task examples) as trunk + branches, a row each."""
+    packed: list[tuple[list[int], list[int], list[int]]] = []  # ids, positions, segments
+    rows, cols, targets, owners = [], [], [], []
+    for case_index, examples in enumerate(cases):
         prompts = [example.input_ids[: example.prompt_length] for example in examples]
         # Keep the last prompt token in every branch: its logits predict the first answer token.
-        limit = min(example.prompt_length for example in examples) - 1
-        trunks.append(examples[0].input_ids[: _common_length(prompts, limit)])
-    shortest = min(len(trunk) for trunk in trunks)
-    prefix = _common_length(trunks, shortest - 1) if share_prefix and shortest > 1 else 0
-    width = max(len(trunk) for trunk in trunks) - prefix
-    trunk_ids = torch.full((len(cases), width), pad_id, dtype=torch.long)
-    trunk_mask = torch.zeros((len(cases), width), dtype=torch.long)
-    for row, trunk in enumerate(trunks):
-        own = trunk[prefix:]
-        if own:
-            trunk_ids[row, width - len(own) :] = torch.tensor(own, dtype=torch.long)
-            trunk_mask[row, width - len(own) :] = 1
-    branches, row_case, rows, cols, targets = [], [], [], [], []
-    for case_index, (trunk, examples) in enumerate(zip(trunks, cases, strict=True)):
-        for example in examples:
-            branch_row = len(branches)
-            branches.append(example.input_ids[len(trunk) :])
-            row_case.append(case_index)
-            first = example.prompt_length - len(trunk) - 1  # predicts the first answer token
-            positions = torch.arange(first, first + example.answer_length)
-            rows.append(torch.full_like(positions, branch_row))
-            cols.append(positions)
+        trunk = _common_length(prompts, min(len(prompt) for prompt in prompts) - 1)
+        ids, positions = list(examples[0].input_ids[:trunk]), list(range(trunk))
+        segments = [0] * trunk
+        for branch, example in enumerate(examples, start=1):
+            first = len(ids) + example.prompt_length - trunk - 1  # predicts the first answer token
+            cols.append(torch.arange(first, first + example.answer_length))
+            rows.append(torch.full((example.answer_length,), case_index))
+            owners.append(torch.full((example.answer_length,), len(owners)))
             targets.append(torch.tensor(example.input_ids[example.prompt_length :]))
-    branch_width = max(len(branch) for branch in branches)
-    input_ids = torch.full((len(branches), branch_width), pad_id, dtype=torch.long)
-    branch_mask = torch.zeros((len(branches), branch_width), dtype=torch.long)
-    for row, branch in enumerate(branches):
-        input_ids[row, : len(branch)] = torch.tensor(branch, dtype=torch.long)
-        branch_mask[row, : len(branch)] = 1
+            ids += example.input_ids[trunk:]
+            positions += range(trunk, len(example.input_ids))
+            segments += [branch] * (len(example.input_ids) - trunk)
+        packed.append((ids, positions, segments))
+    width = max(len(ids) for ids, _, _ in packed)
+    input_ids = torch.full((len(cases), width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(cases), width), dtype=torch.long)
+    segment_ids = torch.full((len(cases), width), -1, dtype=torch.long)
+    for row, (ids, positions, segments) in enumerate(packed):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        position_ids[row, : len(ids)] = torch.tensor(positions, dtype=torch.long)
+        segment_ids[row, : len(ids)] = torch.tensor(segments, dtype=torch.long)
     return CaseBatch(
-        prefix_ids=torch.tensor([trunks[0][:prefix]], dtype=torch.long).reshape(1, prefix),
-        trunk_ids=trunk_ids,
-        trunk_mask=trunk_mask,
         input_ids=input_ids,
-        branch_mask=branch_mask,
-        row_case=torch.tensor(row_case, dtype=torch.long),
+        position_ids=position_ids,
+        segments=segment_ids,
         answer_rows=torch.cat(rows),
         answer_cols=torch.cat(cols),
         targets=torch.cat(targets),
+        answer_examples=torch.cat(owners),
         num_tokens=sum(len(example.input_ids) for examples in cases for example in examples),
-        computed_tokens=prefix
-        + sum(len(trunk) - prefix for trunk in trunks)
-        + sum(len(branch) for branch in branches),
+        computed_tokens=sum(len(ids) for ids, _, _ in packed),
     )
+
+
+def case_attention_mask(segments: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive (cases, 1, L, L) mask of a `CaseBatch`: causal, and a branch token sees the
+    trunk and its own branch (padding sees padding, so no row is all masked)."""
+    length = segments.shape[1]
+    causal = torch.ones((length, length), dtype=torch.bool, device=segments.device).tril()
+    query, key = segments[:, :, None], segments[:, None, :]
+    allowed = causal & ((key == 0) | (key == query))
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]

@@ -55,6 +55,7 @@ from radonc_llm.train.data import (
     AnswerBatch,
     CaseBatch,
     TokenizedExample,
+    case_attention_mask,
     case_groups,
     collate,
     collate_cases,
@@ -89,7 +90,7 @@ class AnswerLoss(nn.Module):
         cases: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Summed (or per-token) answer loss of a micro-batch: an `AnswerBatch`'s rows, or with
-        `cases` (a `CaseBatch`'s prefix, trunks and branch layout) its branch rows."""
+        `cases` (a `CaseBatch`'s positions and segments) its packed rows."""
         causal_lm = self.peft_model.get_base_model()
         backbone = getattr(causal_lm, causal_lm.base_model_prefix)
         autocast = (
@@ -99,7 +100,14 @@ class AnswerLoss(nn.Module):
         )
         with autocast:
             if cases is not None:
-                hidden = _case_hidden(backbone, input_ids, **cases)
+                # Packed cases: one pass, the mask keeps every branch to its own prompt.
+                dtype = self.autocast_dtype or backbone.get_input_embeddings().weight.dtype
+                hidden = backbone(
+                    input_ids=input_ids,
+                    attention_mask=case_attention_mask(cases["segments"], dtype),
+                    position_ids=cases["position_ids"],
+                    use_cache=False,
+                ).last_hidden_state
             elif prefix_length:
                 # The rows share their first `prefix_length` tokens (system prompt, instruction):
                 # run them once, repeat their keys/values for every row, and run only the rest.
@@ -120,42 +128,6 @@ class AnswerLoss(nn.Module):
                 hidden = backbone(input_ids=input_ids, use_cache=False).last_hidden_state
             logits = causal_lm.get_output_embeddings()(hidden[answer_rows, answer_cols])
         return F.cross_entropy(logits.float(), targets, reduction=reduction)
-
-
-def _case_hidden(
-    backbone: nn.Module,
-    branch_ids: torch.Tensor,
-    *,
-    prefix_ids: torch.Tensor,
-    trunk_ids: torch.Tensor,
-    trunk_mask: torch.Tensor,
-    branch_mask: torch.Tensor,
-    row_case: torch.Tensor,
-) -> torch.Tensor:
-    """Hidden states of a `CaseBatch`'s branch rows: the shared prefix runs once, each
-    case's trunk once, and every branch continues its case's keys/values. Masks hide the
-    padding and positions run on, so each branch sees exactly its own prompt (exact)."""
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=backbone.config)
-    cases = trunk_ids.shape[0]
-    mask = trunk_mask.new_zeros((cases, 0))
-    if prefix_ids.shape[1]:
-        # The cache goes in as the 4th positional argument: its keyword is `past_key_values`
-        # before transformers 5.24 and `cache` after.
-        backbone(prefix_ids, None, None, cache, use_cache=True)
-        cache.batch_repeat_interleave(cases)
-        mask = trunk_mask.new_ones((cases, prefix_ids.shape[1]))
-    mask = torch.cat([mask, trunk_mask], dim=1)
-    if trunk_ids.shape[1]:
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -trunk_ids.shape[1] :]
-        backbone(trunk_ids, mask, positions, cache, use_cache=True)
-    if mask.shape[1]:
-        cache.batch_select_indices(row_case)
-    start = mask.sum(dim=-1)[row_case]  # each row's next position: the real tokens so far
-    mask = torch.cat([mask[row_case], branch_mask], dim=1)
-    positions = start[:, None] + torch.arange(branch_ids.shape[1], device=branch_ids.device)
-    return backbone(branch_ids, mask, positions, cache, use_cache=True).last_hidden_state
 
 
 def _attention(config: TrainConfig, device: torch.device) -> str:
@@ -631,7 +603,7 @@ def _collate_units(
     units: list[list[TokenizedExample]], *, config: TrainConfig, pad_id: int, share_prefix: bool
 ) -> AnswerBatch | CaseBatch:
     if config.batch_by_case:
-        return collate_cases(units, pad_id=pad_id, share_prefix=share_prefix)
+        return collate_cases(units, pad_id=pad_id)
     return collate(sum(units, []), pad_id=pad_id, share_prefix=share_prefix)
 
 
@@ -680,9 +652,9 @@ def train_step(
             chosen = [[examples[i] for i in units[unit]] for unit in indices or batch[:1]]
             micro = _collate_units(chosen, config=config, pad_id=pad_id, share_prefix=share_prefix)
             token_losses = _forward(model, micro.to(accelerator.device), reduction="none") * weight
-            rows = sum(chosen, [])  # the batch's rows, in order
+            rows = sum(chosen, [])  # the batch's examples, in order
             row_weight = task_weight[[tasks.index(example.task) for example in rows]]
-            token_weight = row_weight[micro.answer_rows].to(token_losses)
+            token_weight = row_weight[micro.answer_examples].to(token_losses)
             accelerator.backward((token_losses * token_weight).sum() * scale)
             sums[0] += token_losses.detach().sum()
             sums[1] += weight * micro.computed_tokens
@@ -700,8 +672,7 @@ def _forward(
 ) -> torch.Tensor:
     cases = None
     if isinstance(batch, CaseBatch):
-        layout = ("prefix_ids", "trunk_ids", "trunk_mask", "branch_mask", "row_case")
-        cases = {name: getattr(batch, name) for name in layout}
+        cases = {"position_ids": batch.position_ids, "segments": batch.segments}
     return model(
         batch.input_ids,
         batch.answer_rows,
@@ -745,7 +716,7 @@ def evaluate_loss(
         token_losses = _forward(model, micro, reduction="none").double()
         for row, example in enumerate(sum(chosen, [])):
             slot = tasks.index(example.task)
-            sums[slot] += token_losses[micro.answer_rows == row].sum()
+            sums[slot] += token_losses[micro.answer_examples == row].sum()
             sums[len(tasks) + slot] += example.answer_length
     sums = accelerator.reduce(sums, reduction="sum")
     model.train()
