@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from radonc_llm.data.cases import TASKS
 from radonc_llm.errors import RadoncInputError
@@ -58,7 +58,15 @@ class TrainConfig(BaseModel):
         le=1,
         description="How max_train_examples_per_task samples: 1 at random; below 1 tempered "
         "over diagnosis groups (ICD-10 categories), each group's share proportional to its "
-        "size ** temperature (0: equal), so rare diagnoses are seen more often.",
+        "size ** temperature (0: equal), so rare diagnoses are seen more often. Not with "
+        "batch_by_case (use sampling_floor).",
+    )
+    sampling_floor: int = Field(
+        0,
+        ge=0,
+        description="With batch_by_case: max_train_examples_per_task takes at least this many "
+        "cases of every diagnosis group (ICD-10 category; all of a smaller group), the rest "
+        "at random. Rare diagnoses are then seen, at little cost to the common ones.",
     )
     max_val_examples_per_task: int | None = Field(
         None, gt=0, description="Validate on at most this many examples per task; null uses all."
@@ -240,6 +248,17 @@ class TrainConfig(BaseModel):
             if not _has_a_line(path):
                 raise ValueError(f"{path} holds no examples of task '{task}'")
         return value
+
+    @model_validator(mode="after")
+    def _sampling_fits_batching(self) -> TrainConfig:
+        if self.batch_by_case and self.sampling_temperature < 1:
+            raise ValueError(
+                "sampling_temperature samples examples, and batch_by_case whole cases; "
+                "use sampling_floor with batch_by_case"
+            )
+        if self.sampling_floor and not self.batch_by_case:
+            raise ValueError("sampling_floor samples whole cases: it needs batch_by_case: true")
+        return self
 
     @field_validator("quantization")
     @classmethod

@@ -339,6 +339,48 @@ def test_nested_sampling_gives_smaller_tasks_a_subset_of_the_cases(data_root):
     assert cases["modality"] <= cases["icd10"] <= cases["regimen"]
 
 
+def test_sampling_floor_takes_every_rare_diagnosis_and_stays_nested(tmp_path):
+    from radonc_llm.train.data import read_task_rows
+
+    from .conftest import task_rows
+
+    # 30 cases: 27 breast (C50), 3 Merkel cell (C4A); a sample of 6 cases per task.
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for task in ("regimen", "modality", "icd10"):
+        rows = task_rows(task, 30)
+        for index, row in enumerate(rows):
+            row["stratum"] = "C4A" if index % 10 == 3 else "C50"
+        (folder / f"{task}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    def merkel(floor, seed):
+        rows = read_task_rows(
+            folder, ["icd10"], max_per_task=6, seed=seed, nested=True, floor=floor
+        )
+        assert len(rows) == 6
+        return sum(row["stratum"] == "C4A" for _, _, row in rows)
+
+    # At random, 6 of 30 holds all three Merkel cases in few seeds; with a floor of 3, in all.
+    assert [merkel(3, seed) for seed in range(10)] == [3] * 10
+    assert min(merkel(0, seed) for seed in range(10)) < 3
+    counts = {"regimen": 6, "modality": 4}
+    rows = read_task_rows(folder, list(counts), max_per_task=counts, seed=0, nested=True, floor=2)
+    cases = {
+        task: {row["case_id"] for path, _, row in rows if path.stem == task} for task in counts
+    }
+    assert cases["modality"] < cases["regimen"]
+
+
+def test_sampling_settings_must_fit_the_batching(data_root):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="sampling_floor"):
+        tiny_config(data_root, sampling_floor=5)
+    with pytest.raises(ValidationError, match="use sampling_floor with batch_by_case"):
+        tiny_config(data_root, batch_by_case=True, sampling_temperature=0.5)
+    assert tiny_config(data_root, batch_by_case=True, sampling_floor=5).sampling_floor == 5
+
+
 def test_training_by_case_runs_each_note_once(data_root, tmp_path):
     out = tmp_path / "by_case"
     results = train(

@@ -49,6 +49,7 @@ def read_task_rows(
     seed: int = 0,
     temperature: float = 1.0,
     nested: bool = False,
+    floor: int = 0,
 ) -> list[tuple[Path, int, dict]]:
     """(file, line, row) of every example of the tasks, checked; optionally a seeded sample.
 
@@ -57,10 +58,14 @@ def read_task_rows(
     proportional to n ** temperature (0: equal shares), so rare diagnoses are seen more.
     `nested` samples cases instead, in one seeded order for all tasks: each task takes its
     first cases in that order, so a task's cases are also in every larger task's sample
-    (what `batch_by_case` needs to share a note between tasks).
+    (what `batch_by_case` needs to share a note between tasks). With `floor`, the order starts
+    with the first `floor` cases of every diagnosis group, so a sample holds at least that
+    many of each group (or all it has) and is random otherwise.
     """
     if nested:
-        return _nested_sample(data_dir, tasks, max_per_task=max_per_task, seed=seed)
+        return _nested_sample(data_dir, tasks, max_per_task=max_per_task, seed=seed, floor=floor)
+    if floor:
+        raise ValueError("a sampling floor needs nested (by case) sampling")
     rows: list[tuple[Path, int, dict]] = []
     for task in tasks:
         path = Path(data_dir) / f"{task}.jsonl"
@@ -88,11 +93,26 @@ def _nested_sample(
     *,
     max_per_task: int | Mapping[str, int] | None,
     seed: int,
+    floor: int,
 ) -> list[tuple[Path, int, dict]]:
     every = read_task_rows(data_dir, tasks, seed=seed)
+    strata: dict[str, str] = {}
+    for path, line, row in every:
+        if row.get("stratum") is not None:
+            strata.setdefault(case_key(path, line, row), str(row["stratum"]))
     case_ids = sorted({case_key(path, line, row) for path, line, row in every})
     rng = random.Random(f"{seed}:cases")
     rng.shuffle(case_ids)
+    if floor:
+        seen: dict[str | None, int] = {}
+        first = []
+        for case_id in case_ids:
+            group = strata.get(case_id)
+            seen[group] = seen.get(group, 0) + 1
+            first.append(seen[group] <= floor)
+        case_ids = [c for c, f in zip(case_ids, first, strict=True) if f] + [
+            c for c, f in zip(case_ids, first, strict=True) if not f
+        ]
     rank = {case_id: index for index, case_id in enumerate(case_ids)}
     rows: list[tuple[Path, int, dict]] = []
     for task in tasks:

@@ -341,6 +341,7 @@ def train_adapter(
         max_per_task=config.max_train_examples_per_task,
         seed=config.seed,
         temperature=config.sampling_temperature,
+        floor=config.sampling_floor,
         nested=config.batch_by_case,
     )
     train_examples = tokenize_rows(train_rows, tokenizer, max_length=config.max_length)
