@@ -9,6 +9,7 @@ loss, and the end-of-turn token is one of them so the tuned model learns to stop
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,15 +105,13 @@ def _nested_sample(
     rng = random.Random(f"{seed}:cases")
     rng.shuffle(case_ids)
     if floor:
-        seen: dict[str | None, int] = {}
-        first = []
+        seen: Counter[str | None] = Counter()
+        early = set()
         for case_id in case_ids:
-            group = strata.get(case_id)
-            seen[group] = seen.get(group, 0) + 1
-            first.append(seen[group] <= floor)
-        case_ids = [c for c, f in zip(case_ids, first, strict=True) if f] + [
-            c for c, f in zip(case_ids, first, strict=True) if not f
-        ]
+            seen[strata.get(case_id)] += 1
+            if seen[strata.get(case_id)] <= floor:
+                early.add(case_id)
+        case_ids.sort(key=lambda case_id: case_id not in early)  # stable: both parts keep order
     rank = {case_id: index for index, case_id in enumerate(case_ids)}
     rows: list[tuple[Path, int, dict]] = []
     for task in tasks:
