@@ -63,7 +63,8 @@ def _pad_id(tokenizer: Any) -> int:
     return pad if pad is not None else end_of_turn_ids(tokenizer)[0]
 
 
-def _common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens all `prompts` start with, leaving each at least one token of its own."""
     first = prompts[0]
     # Keep at least one token per row outside the prefix: its logits start the answer.
     limit = min(len(p) for p in prompts) - 1
@@ -141,7 +142,7 @@ def run_prompts(
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
     prefix_cache = prefix_cache if prefix_cache is not None else PrefixCache()
-    shared = prefix_cache.lookup(model, prompts[0][: _common_prefix_length(prompts)])
+    shared = prefix_cache.lookup(model, prompts[0][: common_prefix_length(prompts)])
     batch = len(prompts)
     suffixes = [list(p[shared:]) for p in prompts]
     width = max(len(s) for s in suffixes)

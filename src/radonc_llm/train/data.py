@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from radonc_llm.errors import RadoncInputError
+from radonc_llm.infer.generate import common_prefix_length
 from radonc_llm.storage import iter_jsonl
 
 IGNORE_INDEX = -100
@@ -439,13 +440,6 @@ def case_groups(examples: Sequence[TokenizedExample]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _common_length(sequences: Sequence[Sequence[int]], limit: int) -> int:
-    first, length = sequences[0], 0
-    while length < limit and all(seq[length] == first[length] for seq in sequences):
-        length += 1
-    return length
-
-
 @dataclass
 class CaseBatch:
     """A micro-batch of whole cases, one packed row per case, run in one forward pass.
@@ -486,8 +480,8 @@ def collate_cases(cases: Sequence[Sequence[TokenizedExample]], *, pad_id: int) -
     rows, cols, targets, owners = [], [], [], []
     for case_index, examples in enumerate(cases):
         prompts = [example.input_ids[: example.prompt_length] for example in examples]
-        # Keep the last prompt token in every branch: its logits predict the first answer token.
-        trunk = _common_length(prompts, min(len(prompt) for prompt in prompts) - 1)
+        # The last prompt token stays in every branch: its logits predict the first answer token.
+        trunk = common_prefix_length(prompts)
         ids, positions = list(examples[0].input_ids[:trunk]), list(range(trunk))
         segments = [0] * trunk
         for branch, example in enumerate(examples, start=1):
