@@ -371,6 +371,20 @@ def test_sampling_floor_takes_every_rare_diagnosis_and_stays_nested(tmp_path):
     assert cases["modality"] < cases["regimen"]
 
 
+def test_bad_task_rows_stop_a_multi_process_run_before_it_starts(data_root, tmp_path):
+    path = data_root / "train" / "icd10.jsonl"
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[2])
+    del row["messages"]
+    lines[2] = json.dumps(row)
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "two"
+    with pytest.raises(RadoncInputError, match="row 3") as error:
+        train(tiny_config(data_root, output_dir=out, processes=2), show_progress=False)
+    assert error.value.field == "messages" and error.value.file == str(path)
+    assert not out.exists()  # torchrun never started
+
+
 def test_sampling_settings_must_fit_the_batching(data_root):
     from pydantic import ValidationError
 

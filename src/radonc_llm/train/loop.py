@@ -216,6 +216,11 @@ def train_in_processes(config: TrainConfig, *, resume: bool) -> dict[str, Any]:
             "process per GPU (processes share the CPU only)",
             field="processes",
         )
+    # Bad task rows fail here, named by file, row and field, before torchrun starts: from a
+    # worker the same message comes with the launcher's traceback after it.
+    for folder in (config.train_dir, config.val_dir):
+        if folder is not None:
+            read_task_rows(folder, config.tasks)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     launched = config.output_dir / "launch_config.yaml"
     write_text_atomic(
