@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -372,7 +373,9 @@ def test_sampling_floor_takes_every_rare_diagnosis_and_stays_nested(tmp_path):
 
 
 def test_bad_task_rows_stop_a_multi_process_run_before_it_starts(data_root, tmp_path):
-    path = data_root / "train" / "icd10.jsonl"
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)  # `data_root` is shared by the module's tests
+    path = root / "train" / "icd10.jsonl"
     lines = path.read_text().splitlines()
     row = json.loads(lines[2])
     del row["messages"]
@@ -380,7 +383,7 @@ def test_bad_task_rows_stop_a_multi_process_run_before_it_starts(data_root, tmp_
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "two"
     with pytest.raises(RadoncInputError, match="row 3") as error:
-        train(tiny_config(data_root, output_dir=out, processes=2), show_progress=False)
+        train(tiny_config(root, output_dir=out, processes=2), show_progress=False)
     assert error.value.field == "messages" and error.value.file == str(path)
     assert not out.exists()  # torchrun never started
 
