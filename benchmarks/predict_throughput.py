@@ -11,7 +11,7 @@ before and after: on a shared machine other processes take CPU and the figures d
 The last output line is one JSON object with the figures.
 
     python benchmarks/predict_throughput.py [--cases test.jsonl] [--n 400] [--naive 8]
-        [--batch-size 16] [--dtype bfloat16] [--processes 2]
+        [--batch-size 16] [--dtype auto] [--processes 2]
 
 Our pipeline runs in `--processes` worker processes sharing the cores (2 of 1 thread on the
 2-core development machine, about twice the work of one 2-thread process); the naive pipeline
@@ -50,6 +50,7 @@ from radonc_llm.infer.parallel import (  # noqa: E402
     threads_per_process,
 )
 from radonc_llm.infer.predict import predict_cases  # noqa: E402
+from radonc_llm.models.precision import resolve_inference_dtype  # noqa: E402
 from radonc_llm.tasks.prompts import TASK_PROMPTS, prompt_messages  # noqa: E402
 
 TARGETS = {"modality": 20.0, "icd10": 20.0, "regimen": 8.0}
@@ -115,12 +116,18 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400, help="cases per task (the demo scores 400)")
     parser.add_argument("--naive", type=int, default=8, help="cases for the naive pipeline")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16"),
+        help="auto: bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument(
         "--processes", type=int, default=2, help="worker processes of our pipeline (1 = in process)"
     )
     args = parser.parse_args()
+    args.dtype = resolve_inference_dtype(args.dtype)  # the table names what ran
     if args.threads:
         torch.set_num_threads(args.threads)
     console = Console()

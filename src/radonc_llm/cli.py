@@ -258,7 +258,13 @@ def predict(
         str | None, typer.Option(help="OpenAI-compatible API root, e.g. http://host:8000/v1.")
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="Model name the server knows.")] = None,
-    dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (local backend).")] = "float32",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="float32 (batched = one at a time, bit for bit), bfloat16 or auto (bfloat16 "
+            "where the hardware computes it natively, else float32); local backend."
+        ),
+    ] = "float32",
     processes: Annotated[
         int,
         typer.Option(
@@ -275,6 +281,7 @@ def predict(
     from radonc_llm.infer.backends import OpenAIBackend, torch_dtype
     from radonc_llm.infer.parallel import local_backend
     from radonc_llm.infer.predict import parse_tasks, predict_cases, prediction_table
+    from radonc_llm.models.precision import resolve_inference_dtype
 
     task_names = parse_tasks(tasks)
     case_list = read_cases(cases)
@@ -288,6 +295,7 @@ def predict(
         if not model:
             raise RadoncInputError("give --model (a registry name, run folder or model folder)")
         torch_dtype(dtype)  # a bad name fails here, before any worker starts
+        dtype = resolve_inference_dtype(dtype)
         opened = local_backend(model, dtype=dtype, processes=processes)
     else:
         raise RadoncInputError(f"unknown backend '{backend}'; expected transformers or openai")
@@ -393,7 +401,7 @@ def baseline(
     model: Annotated[str, typer.Option(help="few-shot: the original model.")] = "smollm2-135m",
     decoding: Annotated[str, typer.Option(help="few-shot: free or constrained.")] = "free",
     batch_size: Annotated[int, typer.Option(help="few-shot: prompts per forward pass.")] = 8,
-    dtype: Annotated[str, typer.Option(help="few-shot: float32 or bfloat16.")] = "float32",
+    dtype: Annotated[str, typer.Option(help="few-shot: float32, bfloat16 or auto.")] = "float32",
     processes: Annotated[
         int, typer.Option(help="few-shot: the model in N worker processes (CPU).", min=1)
     ] = 1,

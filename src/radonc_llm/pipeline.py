@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from rich.console import Console
 
 from radonc_llm.config import TrainConfig, read_config_file, validate_config
@@ -74,7 +74,12 @@ class PredictSection(BaseModel):
         "both models are compared on what they know rather than on answer formatting.",
     )
     batch_size: int = Field(16, gt=0, description="Prompts per forward pass.")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Inference precision.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "float32",
+        description="Inference precision; auto: bfloat16 where the hardware computes it natively "
+        "(CPUs with AVX512-BF16 or AMX, recent GPUs), else float32. Resolved at load, so the "
+        "stage records what ran.",
+    )
     processes: int = Field(
         1,
         gt=0,
@@ -82,6 +87,13 @@ class PredictSection(BaseModel):
         "(CPU only; on a small CPU 2 processes of 1 thread did ~2x the work of 1 process "
         "of 2 threads). Does not change the predictions.",
     )
+
+    @field_validator("dtype")
+    @classmethod
+    def _resolve_dtype(cls, dtype: str) -> str:
+        from radonc_llm.models.precision import resolve_inference_dtype
+
+        return resolve_inference_dtype(dtype)
 
 
 class EvaluationSection(BaseModel):

@@ -220,15 +220,18 @@ class OpenAIBackend:
 
 
 BACKENDS: tuple[str, ...] = ("transformers", "openai")
-DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16")
 
 
 def torch_dtype(name: str) -> Any:
-    """`float32` or `bfloat16` -> the torch dtype the local backend loads the model in."""
+    """`auto`, `float32` or `bfloat16` -> the torch dtype the local backend loads the model in
+    (`auto`: bfloat16 where the hardware computes it natively, else float32)."""
     import torch
+
+    from radonc_llm.models.precision import resolve_inference_dtype
 
     if name not in DTYPES:
         raise RadoncInputError(
-            f"unknown dtype '{name}'; expected {' or '.join(DTYPES)}", field="dtype"
+            f"unknown dtype '{name}'; expected {', '.join(DTYPES)}", field="dtype"
         )
-    return getattr(torch, name)
+    return getattr(torch, resolve_inference_dtype(name) if name == "auto" else name)

@@ -42,6 +42,7 @@ from radonc_llm.config import TrainConfig
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.models import attention as grouped_attention
 from radonc_llm.models.lora import add_lora
+from radonc_llm.models.precision import resolve_precision
 from radonc_llm.models.registry import MODEL_REGISTRY, load_model, resolve_model
 from radonc_llm.storage import (
     append_jsonl,
@@ -304,7 +305,7 @@ def train_adapter(
             "accumulation steps; set the same number in the training config",
             field="gradient_accumulation_steps",
         )
-    precision = resolve_precision(config.precision, accelerator.device)
+    precision = resolve_precision(config.precision, accelerator.device.type)
     compute_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     # FSDP-1 flattens base and LoRA weights of a block into one tensor of one dtype: load the
     # base in fp32 and let FSDP's mixed precision compute in bf16.
@@ -730,27 +731,6 @@ def evaluate_loss(
     for slot, task in enumerate(tasks):
         losses[f"loss_{task}"] = float(sums[slot] / sums[len(tasks) + slot])
     return losses
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto` -> bf16 where the hardware computes it natively, else fp32."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
-    return "fp32"
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matmuls several times faster than fp32 (measured 927 vs 218
-    GFLOP/s here); without them bf16 is emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def adapter_checksums(peft_model: nn.Module, accelerator: Any) -> list[str]:
