@@ -72,6 +72,31 @@ def synthetic_cases(folder: Path) -> Path:
     return folder / "cur" / "cases.jsonl"
 
 
+def prompt_pass_bound(model, tokenizer, cases, dtype: str) -> dict[str, float]:
+    """The most modality cases/s this machine could do: its matmul peak (both cores, the
+    run's dtype) over the prompt pass's FLOPs (2 x non-embedding parameters per prompt token
+    after the shared system prompt; the label scoring and the LM head at one position come
+    on top). A target above this needs fewer tokens or FLOPs per case, not better code."""
+    from radonc_llm.infer.generate import chat_prompt_ids, common_prefix_length
+    from train_throughput import matmul_peak_gflops  # this folder's training benchmark
+
+    prompts = [
+        chat_prompt_ids(tokenizer, prompt_messages("modality", case.diagnosis_text))
+        for case in cases
+    ]
+    shared = common_prefix_length(prompts)
+    tokens = sum(len(prompt) - shared for prompt in prompts) / len(prompts)
+    embedding = model.get_input_embeddings().weight.numel()
+    body = sum(p.numel() for p in model.parameters()) - embedding  # the head is tied
+    peak = matmul_peak_gflops({"bfloat16": "bf16", "float32": "fp32"}[dtype])
+    return {
+        "prompt_tokens_per_case": tokens,
+        "gflop_per_case": 2 * body * tokens / 1e9,
+        "matmul_peak_gflops": peak,
+        "modality_bound_cases_per_s": peak * 1e9 / (2 * body * tokens),
+    }
+
+
 def timed_runs(backend, cases, args) -> dict[str, dict]:
     """Each task through `predict_cases`, after an untimed warm-up of every worker (ICD-10
     trie built, prompt prefixes cached)."""
@@ -167,6 +192,7 @@ def main() -> None:
             " ".join(answer.split()) == " ".join(regimen_answers.get(case.case_id, "").split())
             for case, answer in zip(naive_cases, naive_answers, strict=True)
         )
+        bound = prompt_pass_bound(model, tokenizer, cases[: args.n], args.dtype)
     load_after = os.getloadavg()[0]
 
     naive_rate = len(naive_cases) / naive_seconds
@@ -219,6 +245,12 @@ def main() -> None:
         f"batched regimen wrote {results['regimen']['new_tokens_per_s']:.0f} new tokens/s (cases/s "
         "depends on how long a model's answers are)."
     )
+    console.print(
+        f"Ceiling here: {bound['prompt_tokens_per_case']:.0f} prompt tokens per case after the "
+        f"shared system prompt, {bound['gflop_per_case']:.1f} GFLOP per case; at the matmul peak "
+        f"of {bound['matmul_peak_gflops']:.0f} GFLOP/s ({args.dtype}) at most "
+        f"{bound['modality_bound_cases_per_s']:.1f} modality cases/s."
+    )
     constrained_malformed = results["modality"]["malformed"] + results["icd10"]["malformed"]
     figures = {
         "model": args.model,
@@ -237,6 +269,7 @@ def main() -> None:
         "naive_same_answers": f"{same}/{len(naive_cases)}",
         "cases": {task: r["cases"] for task, r in results.items()},
         "trie_seconds": round(trie_seconds, 2),
+        **{name: round(value, 2) for name, value in bound.items()},
         "load_average": [round(load_before, 2), round(load_after, 2)],
         "meets_targets": all(results[t]["cases_per_s"] >= TARGETS[t] for t in TARGETS)
         and speedup >= SPEEDUP_TARGET

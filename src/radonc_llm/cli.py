@@ -196,11 +196,13 @@ def train(
     from rich.table import Table
 
     from radonc_llm.config import load_train_config
+    from radonc_llm.train.loop import LAUNCHED_BY_US
     from radonc_llm.train.loop import train as run_training
 
     settings = load_train_config(config)
     results = run_training(settings, resume=resume)
-    if os.environ.get("RANK", "0") != "0":  # under `accelerate launch`, one table is enough
+    # One table: under `accelerate launch` rank 0's; with `processes: N`, the launching one's.
+    if os.environ.get("RANK", "0") != "0" or os.environ.get(LAUNCHED_BY_US):
         return
     runs = results.get("results", {"": results}) if "runs" in results else {"": results}
     table = Table(title=f"Training run in {settings.output_dir}")

@@ -92,12 +92,23 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
 def test_train_starts_its_own_processes_and_resumes_with_them(tmp_path):
     write_task_dir(tmp_path / "train", 8)
     write_task_dir(tmp_path / "val", 2, offset=100)
-    config = TrainConfig(**{**settings(tmp_path, "self", 1), "processes": 2, "epochs": 1})
-    results = train(config, resume=True)  # nothing to resume yet: starts from step 0
+    config_path = tmp_path / "self.yaml"
+    config_path.write_text(
+        yaml.safe_dump({**settings(tmp_path, "self", 1), "processes": 2, "epochs": 1})
+    )
+    done = subprocess.run(  # noqa: S603  (nothing to resume yet: starts from step 0)
+        [str(Path(sys.executable).parent / "radonc-llm"), "train", str(config_path), "--resume"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("Training run in") == 1  # the launcher's summary, not rank 0's too
 
     manifest = json.loads((tmp_path / "self" / "manifest.json").read_text())
     assert manifest["hardware"]["num_processes"] == 2
-    assert results == manifest["results"] and results["steps"] == 3  # 24 examples, 8 per step
+    results = manifest["results"]
+    assert results["steps"] == 3  # 24 examples, 8 per step
     assert len(set(results["adapter_sha256_by_rank"])) == 1
     launched = yaml.safe_load((tmp_path / "self" / "launch_config.yaml").read_text())
     assert launched["processes"] == 2 and launched["output_dir"] == str(tmp_path / "self")

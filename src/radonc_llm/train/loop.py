@@ -203,6 +203,10 @@ def train(
     )
 
 
+# Set in the processes that `train_in_processes` starts.
+LAUNCHED_BY_US = "RADONC_LLM_LAUNCHED"
+
+
 def train_in_processes(config: TrainConfig, *, resume: bool) -> dict[str, Any]:
     """Run this training under torchrun in `config.processes` processes; return its results.
 
@@ -234,7 +238,11 @@ def train_in_processes(config: TrainConfig, *, resume: bool) -> dict[str, Any]:
         f"--nproc_per_node={config.processes}",
         "-m", "radonc_llm.cli", "train", str(launched), *(["--resume"] if resume else []),
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process(config.processes))}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads_per_process(config.processes)),
+        LAUNCHED_BY_US: "1",  # this process prints the summary, not rank 0 as well
+    }
     returncode = _run_process_group(command, env=env)
     if returncode != 0:
         raise RadoncInputError(
