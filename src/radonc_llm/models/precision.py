@@ -42,8 +42,12 @@ def resolve_precision(precision: str, device_type: str) -> str:
     if precision == "auto":
         return "bf16" if bf16_is_native(device_type) else "fp32"
     if precision == "bf16" and device_type == "cpu" and not cpu_has_native_bf16():
-        warnings.warn(f"precision bf16: {EMULATED_BF16_WARNING}", stacklevel=2)
+        warnings.warn(EMULATED_BF16_WARNING, stacklevel=2)
     return precision
+
+
+# Inference names dtypes as torch does; training configs use the short names.
+_PRECISION_OF_DTYPE = {"auto": "auto", "bfloat16": "bf16", "float32": "fp32"}
 
 
 def resolve_inference_dtype(dtype: str) -> str:
@@ -54,8 +58,5 @@ def resolve_inference_dtype(dtype: str) -> str:
     import torch
 
     device_type = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        return "bfloat16" if bf16_is_native(device_type) else "float32"
-    if dtype == "bfloat16" and device_type == "cpu" and not cpu_has_native_bf16():
-        warnings.warn(f"dtype bfloat16: {EMULATED_BF16_WARNING}", stacklevel=2)
-    return dtype
+    precision = resolve_precision(_PRECISION_OF_DTYPE[dtype], device_type)
+    return {"bf16": "bfloat16", "fp32": "float32"}[precision]
