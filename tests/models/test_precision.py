@@ -53,3 +53,26 @@ def test_cpu_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
 def test_unknown_dtype_is_refused_naming_the_choices():
     with pytest.raises(RadoncInputError, match="auto, float32, bfloat16"):
         torch_dtype("float16")
+
+
+def test_local_inference_goes_to_the_gpu_where_there_is_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    native(monkeypatch, False)  # the CPU's bf16 no longer matters
+    assert precision.inference_device() == "cuda"
+    assert precision.resolve_inference_dtype("auto") == "bfloat16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert precision.inference_device() == "cpu"
+    assert precision.resolve_inference_dtype("auto") == "float32"
+
+
+def test_backend_loads_onto_the_device_it_is_given(cpu_only):
+    from radonc_llm.infer.backends import TransformersBackend
+
+    backend = TransformersBackend.load("tiny-llama", dtype=torch.float32, device="cpu")
+    assert backend.model.device.type == "cpu"
+    assert next(backend.model.parameters()).dtype == torch.float32
+    answer = backend.answer(
+        "modality", [[{"role": "user", "content": "C61"}]], decoding="constrained"
+    )
+    assert answer[0].prediction in ("photon", "proton", "electron", "brachytherapy")

@@ -90,6 +90,16 @@ def tiny_config(task_dirs, tmp_path) -> TrainConfig:
     )
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """Each test starts without Accelerate's process-wide state: one test's `Accelerator()`
+    (on the GPU, where there is one) would otherwise refuse a later `Accelerator(cpu=True)`."""
+    from accelerate.state import AcceleratorState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def differentiable_lora(model):
     """A rank-4 LoRA on the tiny model whose B matrices are not zero (they start at zero, which
     would give the adapter nothing to differentiate)."""

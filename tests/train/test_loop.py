@@ -243,7 +243,9 @@ def test_prediction_backend_folds_the_adapter_into_the_weights(trained):
     assert not any("lora" in name for name, _ in backend.model.named_parameters())
     ids = tokenizer("Diagnosis: C61", return_tensors="pt")["input_ids"]
     with torch.no_grad():
-        assert torch.allclose(peft_model(ids).logits, backend.model(ids).logits, atol=1e-4)
+        # The backend sits on the GPU where there is one; the reference stays on the CPU.
+        folded = backend.model(ids.to(backend.model.device)).logits.cpu()
+        assert torch.allclose(peft_model(ids).logits, folded, atol=1e-4)
 
 
 def test_adapting_the_last_layers_only_leaves_the_others_bare(data_root, tmp_path):
@@ -372,7 +374,9 @@ def test_sampling_floor_takes_every_rare_diagnosis_and_stays_nested(tmp_path):
     assert cases["modality"] < cases["regimen"]
 
 
-def test_bad_task_rows_stop_a_multi_process_run_before_it_starts(data_root, tmp_path):
+def test_bad_task_rows_stop_a_multi_process_run_before_it_starts(data_root, tmp_path, monkeypatch):
+    # Two processes on a CPU (on a one-GPU machine two processes are refused before this check).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     root = tmp_path / "data"
     shutil.copytree(data_root, root)  # `data_root` is shared by the module's tests
     path = root / "train" / "icd10.jsonl"

@@ -68,18 +68,25 @@ class TransformersBackend:
         self._prefix_caches: dict[str, PrefixCache] = {}
 
     @classmethod
-    def load(cls, name_or_path: str, *, dtype: Any = None) -> TransformersBackend:
+    def load(
+        cls, name_or_path: str, *, dtype: Any = None, device: str | None = None
+    ) -> TransformersBackend:
+        """Load a registry name, run or model folder onto `device` (default: the GPU where
+        there is one, else the CPU) in `dtype` (default float32)."""
         import torch
 
-        from radonc_llm.models.registry import load_model
+        from radonc_llm.models.precision import inference_device
+        from radonc_llm.models.registry import load_model, resolve_model
 
         dtype = dtype or torch.float32
         # A training run loads as base + adapter: fold the adapter into the weights (in fp32,
         # then cast), so inference runs plain matmuls instead of base + two LoRA matmuls each.
-        model, tokenizer = load_model(name_or_path, dtype=torch.float32)
+        is_run = resolve_model(name_or_path).source == "run"
+        model, tokenizer = load_model(name_or_path, dtype=torch.float32 if is_run else dtype)
         if hasattr(model, "merge_and_unload"):
             model = model.merge_and_unload()
-        return cls(model.to(dtype), tokenizer, model_name=name_or_path)
+        model = model.to(device=device or inference_device(), dtype=dtype)
+        return cls(model, tokenizer, model_name=name_or_path)
 
     def answer(
         self, task: str, conversations: Sequence[Conversation], *, decoding: str

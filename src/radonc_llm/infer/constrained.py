@@ -90,9 +90,10 @@ def score_labels(
     state = run_prompts(model, prompts, pad_id=_pad_id(tokenizer), prefix_cache=prefix_cache)
     batch, n_labels = len(prompts), len(labels)
     sequences = [_label_token_ids(tokenizer, label) for label in labels]
-    first = torch.tensor([seq[0] for seq in sequences], dtype=torch.long)
+    device = state.logits.device
+    first = torch.tensor([seq[0] for seq in sequences], dtype=torch.long, device=device)
     total = torch.log_softmax(state.logits, dim=-1)[:, first].double()  # (batch, labels)
-    tokens, depth, owner, targets, tree = _label_tree(sequences)
+    tokens, depth, owner, targets, tree = (t.to(device) for t in _label_tree(sequences))
     if tokens.numel():
         n_tokens, past = tokens.numel(), state.attention_mask.shape[1]
         allowed = torch.cat(
@@ -104,7 +105,7 @@ def score_labels(
         )
         if model.config._attn_implementation in ("eager", GROUPED_EAGER):
             dtype = next(model.parameters()).dtype
-            mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(
+            mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(
                 ~allowed, torch.finfo(dtype).min
             )
         else:
@@ -256,7 +257,8 @@ def constrained_icd10(
     paths: list[tuple[int, Node, float]] = [(i, trie.root, 0.0) for i in range(len(prompts))]
     best: list[tuple[float, str] | None] = [None] * len(prompts)
     for _ in range(max_steps):
-        logprobs = torch.log_softmax(state.logits, dim=-1)
+        # The trie walk reads a few values per row: on the CPU, not one device sync per read.
+        logprobs = torch.log_softmax(state.logits, dim=-1).cpu()
         candidates: dict[int, list[tuple[float, int, int, Node]]] = {}
         for batch_row, (prompt, node, score) in enumerate(paths):
             tokens, children = trie.children(node)

@@ -74,16 +74,15 @@ def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     return length
 
 
-# The last position, as an index tensor: `hidden[:, tensor([-1])]` is a contiguous copy, where
+# `last_only` keeps the last position as an index tensor (on the inputs' device): `hidden[:, tensor([-1])]` is a contiguous copy, where
 # `logits_to_keep=1` slices a strided view. For that view, `torch.matmul` with a weight that does
 # not require grad (a merged or frozen model) skips folding to one `mm`: it expands the
 # (vocab x hidden) head weight to a batched `bmm` and copies it per row, which made the tuned
 # model predict at half the original's speed (batch 16: 3.2 s of 8.3 s in `aten::copy_`).
-_LAST_POSITION = torch.tensor([-1])
 
 
 def _forward(model: Any, input_ids, attention_mask, position_ids, cache, *, last_only: bool):
-    kwargs = {"logits_to_keep": _LAST_POSITION} if last_only else {}
+    kwargs = {"logits_to_keep": torch.tensor([-1], device=input_ids.device)} if last_only else {}
     return model(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -116,8 +115,8 @@ class PrefixCache:
             self.prefix, self.layers = (), []
             return 0
         cache = _new_cache(model)
-        ids = torch.tensor([prefix], dtype=torch.long)
-        positions = torch.arange(len(prefix)).unsqueeze(0)
+        ids = torch.tensor([prefix], dtype=torch.long, device=model.device)
+        positions = torch.arange(len(prefix), device=model.device).unsqueeze(0)
         _forward(model, ids, torch.ones_like(ids), positions, cache, last_only=True)
         self.prefix = prefix
         self.layers = [(layer.keys, layer.values) for layer in cache.layers]
@@ -153,6 +152,10 @@ def run_prompts(
         suffix_mask[row, width - len(suffix) :] = 1
     attention_mask = torch.cat([torch.ones((batch, shared), dtype=torch.long), suffix_mask], dim=1)
     positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    # Laid out on the CPU, moved to the model's device in one copy each.
+    input_ids, attention_mask, positions = (
+        tensor.to(model.device) for tensor in (input_ids, attention_mask, positions)
+    )
     cache = prefix_cache.expanded(model, batch) if shared else _new_cache(model)
     out = _forward(model, input_ids, attention_mask, positions[:, shared:], cache, last_only=True)
     return PromptState(
@@ -167,10 +170,12 @@ def run_prompts(
 def step(model: Any, state: PromptState, tokens: torch.Tensor, *, last_only: bool = True):
     """Feed one token (or a few) per row; update `state` in place and return the logits."""
     batch, count = tokens.shape
+    device = state.attention_mask.device
+    tokens = tokens.to(device)
     state.attention_mask = torch.cat(
-        [state.attention_mask, torch.ones((batch, count), dtype=torch.long)], dim=1
+        [state.attention_mask, torch.ones((batch, count), dtype=torch.long, device=device)], dim=1
     )
-    positions = state.next_position.unsqueeze(1) + torch.arange(count).unsqueeze(0)
+    positions = state.next_position.unsqueeze(1) + torch.arange(count, device=device).unsqueeze(0)
     out = _forward(model, tokens, state.attention_mask, positions, state.cache, last_only=last_only)
     state.cache = out.cache
     state.next_position = state.next_position + count
@@ -180,6 +185,7 @@ def step(model: Any, state: PromptState, tokens: torch.Tensor, *, last_only: boo
 
 def keep_rows(state: PromptState, rows: torch.Tensor) -> None:
     """Drop every batch row not in `rows` (indices into the current batch)."""
+    rows = rows.to(state.attention_mask.device)
     state.cache.batch_select_indices(rows)
     state.attention_mask = state.attention_mask[rows]
     state.next_position = state.next_position[rows]
@@ -198,9 +204,10 @@ def greedy_generate(
     """Greedy answers for one batch of prompts, stopping each row at end of turn."""
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be at least 1")
-    stop_ids = torch.tensor(end_of_turn_ids(tokenizer), dtype=torch.long)
     state = run_prompts(model, prompts, pad_id=_pad_id(tokenizer), prefix_cache=prefix_cache)
-    active = torch.arange(len(prompts))  # original row of each current batch row
+    device = state.logits.device
+    stop_ids = torch.tensor(end_of_turn_ids(tokenizer), dtype=torch.long, device=device)
+    active = torch.arange(len(prompts), device=device)  # original row of each current batch row
     generated: list[list[int]] = [[] for _ in prompts]
     stopped = [False] * len(prompts)
     for position in range(max_new_tokens):

@@ -50,13 +50,15 @@ def resolve_precision(precision: str, device_type: str) -> str:
 _PRECISION_OF_DTYPE = {"auto": "auto", "bfloat16": "bf16", "float32": "fp32"}
 
 
-def resolve_inference_dtype(dtype: str) -> str:
-    """An inference dtype (`auto`, `bfloat16`, `float32`) -> `bfloat16` or `float32`.
-
-    Local inference runs on the GPU when there is one (the registry's `load_model`), else on
-    the CPU."""
+def inference_device() -> str:
+    """Where local inference runs: the (first) GPU when there is one, else the CPU."""
     import torch
 
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = resolve_precision(_PRECISION_OF_DTYPE[dtype], device_type)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_inference_dtype(dtype: str) -> str:
+    """An inference dtype (`auto`, `bfloat16`, `float32`) -> `bfloat16` or `float32`, for the
+    device local inference runs on (`inference_device`)."""
+    precision = resolve_precision(_PRECISION_OF_DTYPE[dtype], inference_device())
     return {"bf16": "bfloat16", "fp32": "float32"}[precision]
