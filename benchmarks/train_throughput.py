@@ -12,7 +12,8 @@ cross-entropy over answer tokens of the same validation examples, computed by on
 every trainer (fp32). The last line is one JSON object with the figures.
 
     python benchmarks/train_throughput.py --tasks data/tasks [--examples 720 --steps 30 --batch 24]
-        [--batching grouped|random] [--window STEPS] [--omp-wait passive|default]
+        [--batching grouped|random|cases] [--window STEPS] [--omp-wait passive|default]
+        [--max-grad-norm 1.0]
 
 `--tasks` is a folder with train/ and val/ task files from `radonc-llm tasks`.
 """
@@ -116,6 +117,7 @@ def worker_ours(args) -> dict:
         lora_rank=args.rank,
         lora_alpha=2 * args.rank,
         lora_dropout=0.0,
+        max_grad_norm=args.max_grad_norm or None,
         precision=args.precision,
         length_grouping=args.batching == "grouped",
         group_by_task=args.batching == "grouped",
@@ -172,6 +174,7 @@ def worker_trl(args, *, best: bool) -> dict:
         learning_rate=args.lr,
         lr_scheduler_type="linear",
         warmup_steps=0,
+        max_grad_norm=args.max_grad_norm,  # 0: no clipping
         use_cpu=True,
         report_to="none",
         save_strategy="no",
@@ -229,13 +232,15 @@ def worker_peak(args) -> dict:
 
 
 # The options every worker process gets from the driver.
-WORKER_OPTIONS = "model steps batch accumulation lr rank precision seed batching window".split()
+WORKER_OPTIONS = (
+    "model steps batch accumulation lr rank precision seed batching window max_grad_norm".split()
+)
 
 
 def run_worker(kind: str, args, work: Path) -> dict:
     command = [sys.executable, __file__, "--worker", kind, "--work", str(work)]
     for name in WORKER_OPTIONS:
-        command += [f"--{name}", str(getattr(args, name))]
+        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     # Every trainer gets the same OpenMP setting. passive: idle threads sleep (the CLI's
     # default, right when processes share the cores); default: OpenMP's own (threads spin a
     # while first), ~25% faster for one 2-thread process on an idle machine.
@@ -264,6 +269,12 @@ def main() -> None:
     )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument(
+        "--max-grad-norm",
+        type=float,
+        default=1.0,
+        help="gradient clipping of both trainers (TRL's default 1.0; 0: none)",
+    )
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--precision", default="auto", help="our trainer's precision")
     parser.add_argument("--seed", type=int, default=0)

@@ -72,6 +72,10 @@ def test_run_folder_holds_manifest_metrics_tensorboard_and_adapter(trained):
     assert manifest["prompt_versions"] == [PROMPT_VERSION]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    # Each logged step reports its gradient norm before clipping (at max_grad_norm=1.0).
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert all(r["grad_norm"] > 0 for r in train_rows)
+    assert all(r["clipped_fraction"] == float(r["grad_norm"] > 1.0) for r in train_rows)
     val = [r for r in rows if r["split"] == "val"]
     assert [r["step"] for r in val] == [3, 6]  # each epoch
     assert {"loss_regimen", "loss_modality", "loss_icd10"} <= set(val[0])

@@ -494,6 +494,7 @@ def train_adapter(
     progress = _progress(show_progress and main)
     task_id = progress.add_task("train", total=total_steps, completed=state.step, loss=0.0, tps=0.0)
     window_loss = window_tokens = 0.0
+    window_norms: list[float] = []
     batches_epoch, batches = -1, []
     step_started = time.perf_counter()
     rate_tokens, rate_start = 0, time.perf_counter()
@@ -524,7 +525,9 @@ def train_adapter(
                 share_prefix=share_prefix,
             )
             if config.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+                # The norm before clipping: steps above max_grad_norm were scaled down.
+                grad_norm = float(accelerator.clip_grad_norm_(trainable, config.max_grad_norm))
+                window_norms.append(grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -552,10 +555,12 @@ def train_adapter(
                         "loss": window_loss / max(window_tokens, 1),
                         "lr": scheduler.get_last_lr()[0],
                         "tokens_per_s": tokens_per_s,
+                        **_norm_figures(window_norms, config.max_grad_norm),
                         "time": now_iso(),
                     }
                 )
                 window_loss = window_tokens = 0.0
+                window_norms = []
             at_epoch_end = state.step % steps_per_epoch == 0
             at_eval_step = config.eval_every_steps and state.step % config.eval_every_steps == 0
             if at_epoch_end or at_eval_step or state.step == total_steps:
@@ -766,6 +771,16 @@ def _save_adapter(accelerator: Any, model: nn.Module, peft_model: nn.Module, out
     if accelerator.is_main_process:
         ckpt.save_adapter(peft_model, out_dir, state_dict=state)
     accelerator.wait_for_everyone()
+
+
+def _norm_figures(norms: list[float], limit: float | None) -> dict[str, float]:
+    """Mean gradient norm of the logged steps and the share of them that clipping scaled down."""
+    if not norms or limit is None:
+        return {}
+    return {
+        "grad_norm": sum(norms) / len(norms),
+        "clipped_fraction": sum(norm > limit for norm in norms) / len(norms),
+    }
 
 
 def _lr_lambda(kind: str, *, warmup: int, total: int):
