@@ -458,3 +458,25 @@ def test_cgy_typed_as_gy_is_rejected_with_a_hint():
     assert check_prescription(7000, 35) == (
         "total dose 7000 Gy is implausible (a cGy value recorded as Gy? 70 Gy)"
     )
+
+
+@pytest.mark.parametrize(
+    "text,concurrent",
+    [
+        ("66 Gy in 33 fractions, no concurrent chemotherapy", []),
+        ("70 Gy/35 fx IMRT without chemotherapy", []),
+        ("70 Gy/35 fx w/o chemo", []),
+        ("RT alone 70 Gy/35 fx (no chemo)", []),
+        ("70 Gy/35 fx; cisplatin contraindicated", []),
+        ("70 Gy/35 fx with cisplatin (declined), cetuximab", ["cetuximab"]),
+        ("70 Gy/35 fx, not a candidate for cisplatin; cetuximab weekly", ["cetuximab"]),
+        ("70 Gy/35 fx, cisplatin-ineligible, concurrent cetuximab", ["cetuximab"]),
+        ("70 Gy in 35 fractions with concurrent cisplatin (no cetuximab)", ["cisplatin"]),
+        # A "no" about something else, or too far from the drug, negates nothing.
+        ("No nodal disease 70 Gy/35 fx with concurrent cisplatin", ["cisplatin"]),
+        ("45 Gy/25 fx with concurrent cisplatin, nodes N0", ["cisplatin"]),
+        ("70 Gy/35 fx with concurrent cisplatin. No cetuximab.", ["cisplatin"]),
+    ],
+)
+def test_drugs_a_note_says_were_not_given_are_not_concurrent(text, concurrent):
+    assert parse_regimen(text).concurrent == concurrent

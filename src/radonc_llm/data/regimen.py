@@ -268,6 +268,20 @@ _SEQUENTIAL_RE = _compile(
 )
 _SEQUENCE_RE = _compile(r"\bthen\b|\bfollowed by\b|->|→")
 _THEN_RE = _compile(r"\bthen\b|\bfollowed by\b|->|→|\bprior to\b|\bbefore\b")
+# A drug that a note says was not given: "no concurrent chemotherapy", "without cisplatin",
+# "declined chemo", "not a candidate for cisplatin", "cisplatin-ineligible", "cetuximab
+# contraindicated". The cue stands at most three words before the drug, or right after it,
+# with no hard break (comma, semicolon, plus, bracket, sequence word) in between: in
+# "No nodal disease. 70 Gy/35 fx with concurrent cisplatin" the "No" is about something else.
+_HARD_BREAK_RE = _compile(r"\+|;|,|\.\s|\(|\)|\bthen\b|\bfollowed by\b|->|→")
+_NEGATION_BEFORE_RE = _compile(
+    r"(?:\b(?:no|not|without|declined|refused|ineligible|unfit|contraindicat\w*|omit(?:ted)?|"
+    r"withheld|deferred)\b|\bw/o\b)(?:\W+\w+){0,3}\W*$"
+)
+_NEGATION_AFTER_RE = _compile(
+    r"\W*(?:(?:was|is|were)\s+)?(?:not\b|declined|refused|ineligible|contraindicat|omitted|"
+    r"withheld|deferred)"
+)
 _DRUG_PREFIX_GAP = _compile(r"\s*(?:(?:concurrent|concomitant)\s*)?(?:chemo(?:therapy)?\s*)?")
 _DRUG_SUFFIX_GAP = _compile(
     r"\s*(?:\(?\s*\d+(?:\.\d+)?\s*mg(?:\s*/\s*(?:m2|m²|m\^2|kg))?\s*\)?)?\s*,?\s*"
@@ -445,7 +459,23 @@ def _drug_mentions(text: str) -> list[_DrugMention]:
     return mentions
 
 
+def _is_negated(text: str, drug: _DrugMention) -> bool:
+    breaks = list(_HARD_BREAK_RE.finditer(text))
+    start = max((b.end() for b in breaks if b.end() <= drug.start), default=0)
+    # After the drug a bracket may hold the cue: "cisplatin (declined)".
+    end = min(
+        (b.start() for b in breaks if b.start() >= drug.end and b.group(0) != "("),
+        default=len(text),
+    )
+    return bool(
+        _NEGATION_BEFORE_RE.search(text[start : drug.start])
+        or _NEGATION_AFTER_RE.match(text, drug.end, end)
+    )
+
+
 def _is_concurrent(text: str, drug: _DrugMention, dose_start: int | None) -> bool:
+    if _is_negated(text, drug):
+        return False
     separators = list(_CLAUSE_SEPARATOR_RE.finditer(text))
     before = [s for s in separators if s.end() <= drug.start]
     after = [s for s in separators if s.start() >= drug.end]
