@@ -86,6 +86,41 @@ def test_jsonl_and_parquet_exports_give_the_same_cases(tmp_path, curated, fmt):
     assert unaccounted_rows(result) == []
 
 
+def test_semicolon_exports_with_spreadsheet_headers_and_decimal_commas_give_the_same_cases(
+    tmp_path, curated
+):
+    """A European spreadsheet's export: ';' between fields, "Patient ID" headers, "50,4"."""
+    import csv
+    import io
+
+    raw = write_messy_export(tmp_path / "comma")
+    european = tmp_path / "semicolon"
+    european.mkdir()
+    for path in raw.glob("*.csv"):
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        header = [name.replace("_", " ").title() for name in rows[0]]
+        dose = rows[0].index("dose") if "dose" in rows[0] else None
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+        writer.writerow(header)
+        for row in rows[1:]:
+            if dose is not None and row[0] == "P16":
+                row[dose] = "50,4"  # was 60
+            writer.writerow(row)
+        (european / path.name).write_bytes(out.getvalue().encode("utf-8", errors="surrogateescape"))
+    result = curate_export(european)
+
+    def prescriptions(cases):
+        return sorted((c.patient_id, c.regimen) for c in cases if c.patient_id != "P16")
+
+    assert prescriptions(result.cases) == prescriptions(curated.cases)
+    (p16,) = [c for c in result.cases if c.patient_id == "P16"]
+    assert p16.regimen.startswith("50.4 Gy in 20 fractions"), p16.regimen
+    assert len(result.ledger) == len(curated.ledger)
+    assert unaccounted_rows(result) == []
+
+
 def test_missing_column_fails_at_once_naming_file_and_column(tmp_path):
     raw = write_messy_export(tmp_path / "raw", drop_column=("treatment_courses", "fractions"))
     with pytest.raises(RadoncInputError) as error:

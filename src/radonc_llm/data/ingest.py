@@ -82,8 +82,23 @@ def _required_text(value: str) -> str:
     return value
 
 
-def _integer(value: str) -> int:
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_DECIMAL_COMMA = re.compile(r"\d+,\d+")
+
+
+def _numeric_text(value: str) -> str:
+    """Number text as Python reads it: "4,500" (thousands) -> "4500", "50,4" (a European
+    decimal comma) -> "50.4"; anything else unchanged."""
     text = value.strip()
+    if _THOUSANDS.fullmatch(text):
+        return text.replace(",", "")
+    if _DECIMAL_COMMA.fullmatch(text):
+        return text.replace(",", ".")
+    return text
+
+
+def _integer(value: str) -> int:
+    text = _numeric_text(value)
     try:
         number = float(text)
     except ValueError:
@@ -94,7 +109,7 @@ def _integer(value: str) -> int:
 
 
 def _number(value: str) -> float:
-    text = value.strip()
+    text = _numeric_text(value)
     try:
         number = float(text)
     except ValueError:
@@ -256,8 +271,13 @@ def find_table(raw_dir: str | Path, name: str) -> Path:
     return found[0]
 
 
+def column_name(header: str) -> str:
+    """A header cell as a column name: "Patient ID", "patient-id", " PATIENT_ID " -> patient_id."""
+    return re.sub(r"[\s\-]+", "_", str(header).strip().lower())
+
+
 def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
-    present = {column.strip().lower() for column in header}
+    present = {column_name(column) for column in header}
     for column in spec.required:
         if column not in present:
             raise RadoncInputError(
@@ -265,6 +285,17 @@ def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
                 file=path,
                 field=column,
             )
+
+
+def _delimiter(text: str) -> str:
+    """The field separator of a CSV export, read off its header line: a comma, or the
+    semicolon, tab or bar that European spreadsheets and database tools write instead."""
+    header = text.split("\n", 1)[0]
+    if "," in header:
+        return ","
+    counts = {sep: header.count(sep) for sep in (";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
 
 
 def _csv_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[str, str] | str]]:
@@ -276,12 +307,12 @@ def _csv_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[str, s
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     if text.startswith("\ufeff"):
         text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header = next(reader, None)
     if header is None:
         raise RadoncInputError("file is empty (no header row)", file=path)
     _check_columns(path, spec, header)
-    names = [column.strip().lower() for column in header]
+    names = [column_name(column) for column in header]
     for number, fields in enumerate(reader, start=1):
         if not any(cell.strip() for cell in fields):
             yield number, "blank row"
@@ -308,7 +339,7 @@ def _jsonl_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[str,
             if not isinstance(obj, dict):
                 yield number, "not a JSON object"
                 continue
-            obj = {str(key).strip().lower(): value for key, value in obj.items()}
+            obj = {column_name(key): value for key, value in obj.items()}
             if not checked:
                 _check_columns(path, spec, list(obj))
                 checked = True
@@ -322,7 +353,7 @@ def _parquet_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[st
         table = pq.read_table(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file
         raise RadoncInputError(f"cannot read Parquet file ({exc})", file=path) from None
-    names = [column.strip().lower() for column in table.column_names]
+    names = [column_name(column) for column in table.column_names]
     _check_columns(path, spec, names)
     for number, record in enumerate(table.to_pylist(), start=1):
         values = {}
