@@ -151,3 +151,34 @@ def test_cli_prints_funnel_and_reports_bad_input_without_traceback(tmp_path):
     assert result.exit_code == 2
     assert "diagnoses.csv" in result.output and "icd10" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "recorded,kept,reason",
+    [
+        ("C09.9 - Malignant neoplasm of tonsil, unspecified", "C09.9", None),
+        ("ICD-10-CM: c099", "C09.9", None),
+        ("C09.9; C77.0", None, "invalid_icd10"),  # which one?
+        ("C09 Malignant neoplasm of tonsil", None, "nonbillable_icd10"),
+        ("tonsil cancer", None, "invalid_icd10"),
+    ],
+)
+def test_a_code_written_with_its_description_is_read(tmp_path, recorded, kept, reason):
+    raw = write_messy_export(tmp_path / "raw")
+    path = raw / "diagnoses.csv"
+    data = path.read_bytes().replace(
+        b"P17,D17,2023-01-10,C09.9,", f'P17,D17,2023-01-10,"{recorded}",'.encode()
+    )
+    assert data != path.read_bytes()
+    path.write_bytes(data)
+    result = curate_export(raw)
+    cases = [c for c in result.cases if c.patient_id == "P17"]
+    assert [c.icd10 for c in cases] == ([kept] if kept else [])
+    assert _exclusion_reason(result, "P17") == reason
+    if reason:
+        (entry,) = [
+            e
+            for e in result.ledger
+            if e.patient_id == "P17" and e.reason == reason and e.column == "icd10"
+        ]
+        assert recorded in entry.detail and entry.file.endswith("diagnoses.csv")

@@ -88,13 +88,24 @@ def require_billable_icd10(record: PatientRecord) -> None:
     diagnosis = record.diagnoses[0]
     recorded = diagnosis.values["icd10"]
     where = {"file": record.files["diagnoses"], "row": diagnosis.row, "column": "icd10"}
+    code = recorded
     if not icd10.is_valid(recorded):
-        raise Excluded("invalid_icd10", f"'{recorded}' is not an ICD-10-CM code", **where)
-    if not icd10.is_billable(recorded):
+        # Systems often write the code with its description ("C61 - Malignant neoplasm of
+        # prostate", "ICD-10: C50.911"): one code in the field is the code.
+        codes = icd10.find_codes(recorded)
+        if len(codes) > 1:
+            raise Excluded(
+                "invalid_icd10", f"'{recorded}' holds several codes ({', '.join(codes)})", **where
+            )
+        if not codes or not icd10.is_valid(codes[0]):
+            raise Excluded("invalid_icd10", f"'{recorded}' is not an ICD-10-CM code", **where)
+        code = codes[0]
+    if not icd10.is_billable(code):
+        written = f"'{code}'" + ("" if code == recorded else f" (recorded as '{recorded}')")
         raise Excluded(
-            "nonbillable_icd10", f"'{recorded}' is a category, not a billable code", **where
+            "nonbillable_icd10", f"{written} is a category, not a billable code", **where
         )
-    record.icd10 = icd10.to_dotted(recorded)
+    record.icd10 = icd10.to_dotted(code)
 
 
 def _is_curative(intent: str) -> bool:
