@@ -37,7 +37,10 @@ FLAG_VALUES = {
     "n": False, "no": False, "0": False, "false": False, "f": False, "": False,
 }  # fmt: skip
 _BROKEN_TEXT = re.compile("[\udc80-\udcff\ufffd]")
-SEXES = {"m": "M", "male": "M", "f": "F", "female": "F", "u": "U", "unknown": "U", "x": "X"}
+SEXES = {
+    "m": "M", "male": "M", "f": "F", "female": "F", "u": "U", "unknown": "U", "unk": "U",
+    "not recorded": "U", "not known": "U", "x": "X", "o": "X", "other": "X",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -119,19 +122,49 @@ def _number(value: str) -> float:
     return number
 
 
+# Dates whose day and month cannot be mixed up: year first, or the month as a word. A time
+# after the date ("2023-02-01 00:00:00", "01-Feb-2023 12:00 AM") is dropped.
+_UNAMBIGUOUS_DATE_FORMATS = (
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%d-%b-%Y",
+    "%d %b %Y",
+    "%b %d, %Y",
+    "%d %B %Y",
+    "%B %d, %Y",
+)
+_TIME_SUFFIX = re.compile(
+    r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp][Mm])?\s*(?:Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
 def _date(value: str) -> dt.date:
     text = value.strip()
-    # ISO dates only: "03/04/2021" is ambiguous between US and European exports.
     for parse in (dt.date.fromisoformat, lambda s: dt.datetime.fromisoformat(s).date()):
         try:
             return parse(text)
         except ValueError:
             continue
-    raise BadValue("bad_date", f"'{text}' is not an ISO date (YYYY-MM-DD)")
+    day = _TIME_SUFFIX.sub("", text).strip()
+    for pattern in _UNAMBIGUOUS_DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(day, pattern).date()
+        except ValueError:
+            continue
+    if re.match(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b", text):
+        # "03/04/2021" is 3 April in a European export and 4 March in a US one: never guessed.
+        raise BadValue(
+            "bad_date", f"'{text}' could be day/month or month/day: write dates as YYYY-MM-DD"
+        )
+    raise BadValue("bad_date", f"'{text}' is not a date (YYYY-MM-DD)")
 
 
 def _birth_year(value: str) -> int:
-    year = _integer(value)
+    text = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # a birth date: its year
+        year = _date(text).year
+    else:
+        year = _integer(text)
     if not 1890 <= year <= dt.date.today().year:
         raise BadValue("bad_value", f"birth year {year} is out of range")
     return year
