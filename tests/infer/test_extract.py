@@ -99,3 +99,14 @@ def test_every_task_has_one_extractor_and_none_text_is_malformed():
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="unknown task"):
         extract_answer("staging", "T2")
+
+
+@pytest.mark.parametrize("text", ["I cannot determine the regimen.", "Observation", "N/A"])
+def test_regimen_answer_with_nothing_of_a_regimen_is_malformed(text):
+    extraction = extract_answer("regimen", text)
+    assert extraction.malformed and extraction.prediction is None
+
+
+@pytest.mark.parametrize("text", ["HDR brachytherapy", "SBRT", "8 Gy", "concurrent cisplatin"])
+def test_regimen_answer_with_any_part_of_a_regimen_is_kept_whole(text):
+    assert extract_answer("regimen", text).prediction == text

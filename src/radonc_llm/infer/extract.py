@@ -78,8 +78,15 @@ def extract_icd10(text: str) -> Extraction:
 
 
 def extract_regimen(text: str) -> Extraction:
+    from radonc_llm.data.regimen import parse_regimen
+
     if _blank(text):
         return _malformed("empty answer")
+    # Free text, kept whole for ROUGE; but an answer with nothing of a regimen in it ("I cannot
+    # determine the regimen") is unreadable, not a regimen.
+    parsed = parse_regimen(text)
+    if not (parsed.dose_gy or parsed.fractions or parsed.technique or parsed.concurrent):
+        return _malformed("no dose, fractions, technique or drug found")
     return Extraction(prediction=re.sub(r"\s+", " ", text).strip(), malformed=False)
 
 
