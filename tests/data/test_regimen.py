@@ -480,3 +480,21 @@ def test_cgy_typed_as_gy_is_rejected_with_a_hint():
 )
 def test_drugs_a_note_says_were_not_given_are_not_concurrent(text, concurrent):
     assert parse_regimen(text).concurrent == concurrent
+
+
+@pytest.mark.parametrize(
+    "text,dose,fractions",
+    [
+        ("WBRT 30/10", 30.0, 10),
+        ("8/1 to the hip", 8.0, 1),
+        ("37.5/15 with concurrent capecitabine", 37.5, 15),
+        # Not a course: a receptor status, a date, a performance score, two courses.
+        ("ER 90/PR 80", None, None),
+        ("seen 12/03", None, None),
+        ("ECOG 1/2", None, None),
+        ("30/10 then 20/5", None, None),
+    ],
+)
+def test_bare_dose_over_fractions_shorthand(text, dose, fractions):
+    regimen = parse_regimen(text)
+    assert (regimen.dose_gy, regimen.fractions) == (dose, fractions)

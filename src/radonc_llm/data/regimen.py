@@ -369,7 +369,30 @@ def _read_dose(text: str) -> _Core:
         core.dose_start = min(per_fraction.start, fraction_only.start)
     elif fraction_only is not None:
         core.fractions = fraction_only.fractions
+    else:
+        _read_bare_shorthand(text, core)
     return core
+
+
+# "WBRT 30/10", "8/1": dose/fractions with no unit at all, read only when nothing else names a
+# dose and the pair is a plausible course (0.8-25 Gy per fraction, at most 45 fractions and
+# 90 Gy; no leading zero in the count), so "ER 90/PR 80" or a date "12/03" is not taken for
+# one, and two such pairs ("30/10 then 20/5") leave the dose unread rather than guessed.
+_BARE_SHORTHAND = _compile(r"(?<![\w./])(\d{1,2}(?:\.\d{1,2})?)\s*/\s*([1-9]\d?)(?![\w./])")
+
+
+def _read_bare_shorthand(text: str, core: _Core) -> None:
+    found = [
+        (match.start(), float(match.group(1)), int(match.group(2)))
+        for match in _BARE_SHORTHAND.finditer(text)
+    ]
+    plausible = [
+        (start, dose, fractions)
+        for start, dose, fractions in found
+        if 1 <= fractions <= 45 and dose <= 90 and 0.8 <= dose / fractions <= 25
+    ]
+    if len(plausible) == 1:
+        core.dose_start, core.dose_gy, core.fractions = plausible[0]
 
 
 def _first_canonical(pattern: re.Pattern[str], lookup: dict[str, str], text: str) -> str | None:
