@@ -40,7 +40,7 @@ MODALITY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "brachytherapy": (
         "brachytherapy", "brachy", "HDR", "LDR", "PDR", "high dose rate", "low dose rate",
         "pulsed dose rate", "Ir-192", "iridium", "I-125", "iodine-125", "Pd-103", "palladium",
-        "Cs-131", "cesium-131", "seed", "seeds", "seed implant", "plaque", "tandem and ovoids",
+        "Cs-131", "cesium-131", "Cs-137", "cesium-137", "seed", "seeds", "seed implant", "plaque", "tandem and ovoids",
         "tandem and ovoid", "tandem and ring", "T&O", "T&R", "vaginal cuff", "vaginal cylinder",
         "VCB", "interstitial", "intracavitary", "MammoSite", "SAVI",
     ),
@@ -64,8 +64,16 @@ OTHER_RADIATION_TERMS: tuple[str, ...] = (
 )
 # fmt: on
 
+# Beam names as record-and-verify systems write them: "6X", "10XFFF", "6X-FFF", "X6" (photons),
+# "9E", "12E", "E16" (electrons, Varian/Elekta style).
 _PHOTON_ENERGY = re.compile(
-    r"(?<![\w.])(?:\d+(?:\.\d+)?\s*(?:MV|kVp?)|(?:4|6|8|10|15|16|18|20|23|25)X)(?![A-Za-z0-9])",
+    r"(?<![\w.])(?:\d+(?:\.\d+)?\s*(?:MV|kVp?)|(?:4|6|8|10|15|16|18|20|23|25)X(?:[\s-]?FFF)?"
+    r"|X(?:4|6|8|10|15|18))(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+_ELECTRON_ENERGY = re.compile(
+    r"(?<![\w.])(?:(?:4|6|8|9|10|12|15|16|18|20|22)E|E(?:4|6|8|9|10|12|15|16|18|20|22))"
+    r"(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
 _MEV = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*MeV(?![A-Za-z0-9])", re.IGNORECASE)
@@ -100,6 +108,8 @@ def modality_classes(text: str) -> set[str]:
     found = {name for name, pattern in _CLASS_PATTERNS.items() if pattern.search(text)}
     if _PHOTON_ENERGY.search(text):
         found.add("photon")
+    if _ELECTRON_ENERGY.search(text):
+        found.add("electron")
     for match in _MEV.finditer(text):
         found.add("proton" if float(match.group(1)) >= _PROTON_MIN_MEV else "electron")
     if _EXTERNAL_BEAM_PATTERN.search(text) and not found & {"photon", "electron", "proton"}:
