@@ -69,3 +69,19 @@ def test_a_run_trained_on_older_prompts_is_refused(tmp_path, versions, refused):
             pass
     else:
         check_prompt_version(str(run))
+
+
+def test_a_gpu_predicts_in_one_process(monkeypatch):
+    import torch
+
+    from radonc_llm.infer.backends import TransformersBackend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    loaded = []
+    monkeypatch.setattr(
+        TransformersBackend, "load", classmethod(lambda cls, name, **kw: loaded.append(kw) or name)
+    )
+    with pytest.warns(UserWarning, match="on a GPU prediction runs in one process"):
+        with local_backend("tiny-llama", processes=2) as backend:
+            assert backend == "tiny-llama"  # the in-process backend, not worker processes
+    assert len(loaded) == 1

@@ -438,3 +438,20 @@ def test_training_by_case_with_gradient_checkpointing_reaches_the_same_adapter(d
     assert adapters[0].keys() == adapters[1].keys()
     for name, value in adapters[0].items():
         assert torch.allclose(adapters[1][name], value, atol=1e-6), name
+
+
+def test_more_processes_than_gpus_train_in_one_per_gpu_with_the_same_global_batch(
+    data_root, tmp_path, monkeypatch
+):
+    import radonc_llm.train.loop as loop
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    seen = []
+    monkeypatch.setattr(loop, "train_adapter", lambda config, **kwargs: seen.append(config))
+    config = tiny_config(data_root, output_dir=tmp_path / "run", processes=2)
+    with pytest.warns(UserWarning, match="same global batch"):
+        train(config, show_progress=False)
+    (used,) = seen
+    assert used.processes == 1
+    assert used.gradient_accumulation_steps == 2 * config.gradient_accumulation_steps

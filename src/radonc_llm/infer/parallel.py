@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -165,8 +166,18 @@ def check_prompt_version(model: str) -> None:
 def local_backend(model: str, *, dtype: str = "float32", processes: int = 1) -> Iterator[Any]:
     """The local model in this process, or in `processes` workers sharing the cores."""
     check_prompt_version(model)
+    import torch
+
     from radonc_llm.infer.backends import TransformersBackend, torch_dtype
 
+    if processes > 1 and torch.cuda.is_available():
+        # Workers would each put a copy of the model on the same GPU; batches already fill it.
+        # (The demo's `processes: 2` is for CPUs, so a GPU runs it in one process.)
+        warnings.warn(
+            f"{processes} worker processes are for CPUs: on a GPU prediction runs in one process",
+            stacklevel=3,
+        )
+        processes = 1
     if processes <= 1:
         yield TransformersBackend.load(model, dtype=torch_dtype(dtype))
         return

@@ -29,6 +29,7 @@ import subprocess  # noqa: S404  (torchrun, fixed arguments)
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,8 @@ def train(
     use it to check that `resume=True` continues exactly.
     """
     if config.processes > 1 and "WORLD_SIZE" not in os.environ:
+        config = _fit_processes_to_gpus(config)
+    if config.processes > 1 and "WORLD_SIZE" not in os.environ:
         return train_in_processes(config, resume=resume)
     if config.adapter_mode == "per_task":
         results = {}
@@ -200,6 +203,27 @@ def train(
         return summary
     return train_adapter(
         config, resume=resume, stop_after_steps=stop_after_steps, show_progress=show_progress
+    )
+
+
+def _fit_processes_to_gpus(config: TrainConfig) -> TrainConfig:
+    """On a machine with fewer GPUs than `processes` (the demo's `processes: 2` is for a
+    2-core CPU), one process per GPU with the accumulation raised to keep the global batch:
+    the same steps, as the DDP test shows. A count that does not divide stays an error."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not gpus or config.processes <= gpus or config.processes % gpus:
+        return config
+    factor = config.processes // gpus
+    warnings.warn(
+        f"{config.processes} processes on {gpus} GPU(s): training in {gpus} process(es) with "
+        f"{config.gradient_accumulation_steps * factor} accumulation steps (same global batch)",
+        stacklevel=3,
+    )
+    return config.model_copy(
+        update={
+            "processes": gpus,
+            "gradient_accumulation_steps": config.gradient_accumulation_steps * factor,
+        }
     )
 
 
