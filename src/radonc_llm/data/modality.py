@@ -40,8 +40,8 @@ MODALITY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "brachytherapy": (
         "brachytherapy", "brachy", "HDR", "LDR", "PDR", "high dose rate", "low dose rate",
         "pulsed dose rate", "Ir-192", "iridium", "I-125", "iodine-125", "Pd-103", "palladium",
-        "Cs-131", "cesium-131", "Cs-137", "cesium-137", "seed", "seeds", "seed implant", "plaque", "tandem and ovoids",
-        "tandem and ovoid", "tandem and ring", "T&O", "T&R", "vaginal cuff", "vaginal cylinder",
+        "Cs-131", "cesium-131", "Cs-137", "cesium-137", "seed", "seeds", "seed implant", "plaque",
+        "tandem and ovoids", "tandem and ovoid", "tandem and ring", "T&O", "T&R", "vaginal cuff", "vaginal cylinder",
         "VCB", "interstitial", "intracavitary", "MammoSite", "SAVI",
     ),
     "proton": (

@@ -12,6 +12,7 @@ as its longest answer needs and no more rows than are still writing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,15 +75,19 @@ def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     return length
 
 
-# `last_only` keeps the last position as an index tensor (on the inputs' device): `hidden[:, tensor([-1])]` is a contiguous copy, where
-# `logits_to_keep=1` slices a strided view. For that view, `torch.matmul` with a weight that does
-# not require grad (a merged or frozen model) skips folding to one `mm`: it expands the
-# (vocab x hidden) head weight to a batched `bmm` and copies it per row, which made the tuned
-# model predict at half the original's speed (batch 16: 3.2 s of 8.3 s in `aten::copy_`).
+@functools.cache
+def _last_position(device: torch.device) -> torch.Tensor:
+    """The last position as an index tensor, made once per device: `hidden[:, tensor([-1])]`
+    is a contiguous copy, where `logits_to_keep=1` slices a strided view. For that view,
+    `torch.matmul` with a weight that does not require grad (a merged or frozen model) skips
+    folding to one `mm`: it expands the (vocab x hidden) head weight to a batched `bmm` and
+    copies it per row, which made the tuned model predict at half the original's speed (batch
+    16: 3.2 s of 8.3 s in `aten::copy_`)."""
+    return torch.tensor([-1], device=device)
 
 
 def _forward(model: Any, input_ids, attention_mask, position_ids, cache, *, last_only: bool):
-    kwargs = {"logits_to_keep": torch.tensor([-1], device=input_ids.device)} if last_only else {}
+    kwargs = {"logits_to_keep": _last_position(input_ids.device)} if last_only else {}
     return model(
         input_ids=input_ids,
         attention_mask=attention_mask,

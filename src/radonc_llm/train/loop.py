@@ -180,8 +180,8 @@ def train(
     """
     if config.processes > 1 and "WORLD_SIZE" not in os.environ:
         config = _fit_processes_to_gpus(config)
-    if config.processes > 1 and "WORLD_SIZE" not in os.environ:
-        return train_in_processes(config, resume=resume)
+        if config.processes > 1:
+            return train_in_processes(config, resume=resume)
     if config.adapter_mode == "per_task":
         results = {}
         for task in config.tasks:
