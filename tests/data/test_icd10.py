@@ -196,6 +196,9 @@ def test_billable_codes_rejects_prefixes_that_select_nothing(prefix):
         # Clinical shorthand that looks code-like is not a code.
         ("cT2N1M0, T2N1M0, HER2-, GS 4+3=7 (GG3), KPS 80, ECOG 1, PSA 12.4", []),
         ("pT1cN0(sn) ER+/PR+", []),
+        # Dose-volume metrics are not codes, though V10 and V20 are categories.
+        ("C34.11; lung V20Gy < 35%, V107% < 2%", ["C34.11"]),
+        ("T38.3X1A", ["T38.3X1A"]),  # letters after digits stay part of a code
         ("C50.4121234", []),  # too long to be a code
         ("photon", []),
         ("", []),

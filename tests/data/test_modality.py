@@ -38,6 +38,14 @@ from radonc_llm.data.modality import (
         "6 MV VMAT SBRT",
         "EBRT",
         "WBRT",
+        "GK SRS",
+        "CK",
+        "Co-60",
+        "Cobalt-60",
+        "kV",
+        "grenz rays",
+        "Halcyon",
+        "TrueBeam 6X",
     ],
 )
 def test_photon(text):
@@ -80,6 +88,12 @@ def test_electron(text):
         "tandem and ring",
         "Ir192 HDR",
         "I125 seed implant",
+        "tandem & ovoids",
+        "Tandem/ring",
+        "VBT",
+        "ICBT",
+        # A cobalt-60 source beside a brachytherapy word is an HDR source.
+        "HDR Co-60",
     ],
 )
 def test_brachytherapy(text):
@@ -99,6 +113,7 @@ def test_brachytherapy(text):
         "230 MeV",
         "proton SBRT",
         "Proton beam therapy",
+        "IMPT, kV CBCT",  # kV beside another class is the imaging
     ],
 )
 def test_proton(text):

@@ -207,6 +207,76 @@ def test_boost_technique_and_dose_do_not_leak_into_the_main_course():
     assert r.boost == "28 Gy in 4 fractions HDR"
 
 
+@pytest.mark.parametrize(
+    ("text", "dose_gy", "fractions"),
+    [
+        ("SABR 54 Gy in 3", 54, 3),
+        ("whole brain 20 Gy in 5", 20, 5),
+        ("SRS 18 Gy in 1", 18, 1),
+        ("54 Gy in 3.", 54, 3),
+        ("60 Gy in 30 with TMZ", 60, 30),
+        ("SBRT 50 Gy in 5 to RUL", 50, 5),
+        ("60 Gy in 30 treatments", 60, 30),
+        ("60 Gy in 30 sessions", 60, 30),
+        # A dose per fraction gives the count.
+        ("50 Gy in 2 Gy fractions", 50, 25),
+        ("54 Gy in 1.8-Gy daily fractions", 54, 30),
+        ("60 Gy @ 2 Gy", 60, 30),
+        ("2 Gy x 30 to 60 Gy", 60, 30),
+        # A bare number after "in" that counts something else is not the fractions.
+        ("60 Gy in 6 weeks", 60, None),
+        ("20 Gy in 5 days", 20, None),
+        ("60 Gy in 5 to 6 weeks", 60, None),
+        ("60 Gy in 2 phases", 60, None),
+        # Dose prescribed to an isodose line, not 50 fractions.
+        ("GK SRS 12 Gy/50% IDL", 12, None),
+    ],
+)
+def test_fraction_count_written_without_a_fraction_word(text, dose_gy, fractions):
+    r = parse_regimen(text)
+    assert (r.dose_gy, r.fractions) == (dose_gy, fractions)
+
+
+@pytest.mark.parametrize(
+    ("text", "main", "boost"),
+    [
+        ("45 Gy/25 fr + 9 Gy/5 fr boost", (45, 25), "9 Gy in 5 fractions"),
+        ("40.05Gy/15# to breast, 10Gy/5# boost", (40.05, 15), "10 Gy in 5 fractions"),
+        ("50 Gy/25 fx + 10 Gy/5 fx electron boost", (50, 25), "10 Gy in 5 fractions"),
+        ("45Gy/25# then 9Gy/5# boost", (45, 25), "9 Gy in 5 fractions"),
+        ("45 Gy/25 fx + 7 Gy x 3 HDR boost", (45, 25), "21 Gy in 3 fractions HDR"),
+        # A boost keyword with no dose on either side keeps the words as written.
+        ("50 Gy/25 fx to breast with boost", (50, 25), ""),
+    ],
+)
+def test_boost_dose_written_before_the_keyword(text, main, boost):
+    r = parse_regimen(text)
+    assert ((r.dose_gy, r.fractions), r.boost) == (main, boost)
+
+
+def test_boost_dose_before_the_keyword_keeps_the_concurrent_drug():
+    r = parse_regimen("60 Gy/30 fx, 10 Gy/5 fx boost with concurrent cisplatin")
+    assert (r.dose_gy, r.fractions, r.boost) == (60, 30, "10 Gy in 5 fractions")
+    assert r.concurrent == ["cisplatin"]
+
+
+@pytest.mark.parametrize(
+    ("text", "technique", "boost"),
+    [
+        # HDR is the second course's technique, not the external beam's.
+        ("45 Gy/25 fx + HDR 7 Gy x 4", None, "28 Gy in 4 fractions HDR"),
+        ("45 Gy in 25 + 9 Gy in 5", None, "9 Gy in 5 fractions"),
+        # Not a second course: no count of fractions, no dose, or a new statement.
+        ("60 Gy in 30 fx (46 Gy + 14 Gy)", None, None),
+        ("60 Gy/30 fx + TMZ 75 mg/m2 daily", None, None),
+        ("8 Gy in 1 fx; may repeat 8 Gy x 1 if needed", None, None),
+    ],
+)
+def test_second_course_joined_by_plus_is_the_boost(text, technique, boost):
+    r = parse_regimen(text)
+    assert (r.technique, r.boost) == (technique, boost)
+
+
 @given(st.text(max_size=200))
 @settings(max_examples=300, deadline=None)
 def test_parse_never_raises_on_junk(text):

@@ -63,6 +63,9 @@ def test_site_names_and_prefixes_are_unique():
         ("C18.7", "colon"), ("C34", "lung"), ("C84.4", "lymphoma"), ("C90.00", "myeloma"),
         ("D05.11", "in_situ"), ("Z51.0", "other"), ("", "other"), ("not a code", "other"),
         ("C5O.412", "other"),
+        # AJCC 8th: lingual tonsil, soft palate and uvula are oropharynx; hard palate oral cavity.
+        ("C02.4", "oropharynx"), ("C05.1", "oropharynx"), ("C05.2", "oropharynx"),
+        ("C05.0", "oral_cavity"), ("C02.1", "oral_cavity"),
     ],
 )  # fmt: skip
 def test_site_for_icd10_falls_back_to_a_coarse_group(code, site):

@@ -53,6 +53,7 @@ def test_modality_unreadable_or_ambiguous_is_malformed(text, reason_part):
         ("C50.999", "C50.999"),  # made-up subcode of a real category: wrong, not unreadable
         ("Malignant neoplasm of upper-outer quadrant of left female breast (C50.412)", "C50.412"),
         ("Malignant neoplasm of prostate (c61).", "C61"),
+        ("ICD-10: C34.11 (keep lung V20Gy < 35%)", "C34.11"),  # a DVH metric is not a code
         # The trained form wins over a code-shaped word in the code's own title ("O157").
         (
             "Shiga toxin-producing Escherichia coli [E. coli] [STEC] O157 as the cause of "

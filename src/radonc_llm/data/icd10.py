@@ -23,9 +23,12 @@ from dataclasses import dataclass
 # (QA0), then up to four more alphanumerics. Words like "PHOTON" are not code-shaped.
 _CODE_SHAPE = re.compile(r"[A-Z](?:[0-9][0-9A-Z]|[A-Z][0-9])(?:[0-9A-Z]{1,4})?")
 # A code inside free text: not glued to other letters or digits; optional dot after the
-# category. A longer alphanumeric run (staging like "T2N1M0") is not split into a code.
+# category. A longer alphanumeric run (staging like "T2N1M0") is not split into a code, and
+# a dose-volume metric ("V107%", "V20Gy") is not one: no code is followed by "%" or ends in a
+# dotless run of letters.
 _CODE_IN_TEXT = re.compile(
-    r"(?<![0-9A-Za-z])([A-Za-z][0-9A-Za-z]{2})(?:\.?([0-9A-Za-z]{1,4}))?(?![0-9A-Za-z]|\.[0-9A-Za-z])"
+    r"(?<![0-9A-Za-z])([A-Za-z][0-9A-Za-z]{2})(?:(\.?)([0-9A-Za-z]{1,4}))?"
+    r"(?![0-9A-Za-z]|\.[0-9A-Za-z]|\s*%)"
 )
 
 
@@ -212,7 +215,9 @@ def find_codes(text: str) -> list[str]:
     categories = _index().category_position
     found: dict[str, None] = {}
     for match in _CODE_IN_TEXT.finditer(str(text)):
-        head, tail = match.group(1).upper(), (match.group(2) or "").upper()
+        head, dot, tail = match.group(1).upper(), match.group(2), (match.group(3) or "").upper()
+        if tail.isalpha() and not dot:
+            continue
         if head in categories:
             found.setdefault(f"{head}.{tail}" if tail else head, None)
     return list(found)

@@ -12,6 +12,8 @@ Rules:
   written with a term shared with protons (carbon ion doses are also given in Gy(RBE)).
 - Generic external-beam words (EBRT, SBRT, SRS, stereotactic, TBI ...) mean photons unless
   the text names another external beam: "SBRT" is photon, "proton SBRT" is proton.
+- Cobalt-60 and a bare "kV" mean photons only when nothing else is named ("HDR Co-60" is
+  brachytherapy, "IMPT with kV imaging" proton).
 - Beam energy decides where no word does: MV and kV are photons; MeV below 50 is an electron
   beam (clinical electrons are 4-22 MeV), 50 MeV and above a proton beam (70-250 MeV).
 """
@@ -31,7 +33,9 @@ MODALITY_SYNONYMS: dict[str, tuple[str, ...]] = {
         "photon", "photons", "x-ray", "x-rays", "megavoltage", "MV", "kilovoltage",
         "orthovoltage", "superficial x-ray", "SXRT", "FFF", "linac", "MR-linac", "IMRT",
         "VMAT", "RapidArc", "3D-CRT", "3D conformal", "tomotherapy", "tomo", "CyberKnife",
-        "Gamma Knife",
+        "Gamma Knife", "GK", "CK", "grenz ray", "grenz rays",
+        # Linac platforms that record-and-verify systems write in the modality column.
+        "TrueBeam", "Halcyon", "Ethos", "Clinac", "Radixact",
     ),
     "electron": (
         "electron", "electrons", "e-", "e\N{MINUS SIGN}", "e-beam", "TSEBT", "TSET",
@@ -42,7 +46,8 @@ MODALITY_SYNONYMS: dict[str, tuple[str, ...]] = {
         "pulsed dose rate", "Ir-192", "iridium", "I-125", "iodine-125", "Pd-103", "palladium",
         "Cs-131", "cesium-131", "Cs-137", "cesium-137", "seed", "seeds", "seed implant", "plaque",
         "tandem and ovoids", "tandem and ovoid", "tandem and ring", "T&O", "T&R", "vaginal cuff", "vaginal cylinder",
-        "VCB", "interstitial", "intracavitary", "MammoSite", "SAVI",
+        "VCB", "VBT", "ICBT", "ISBT", "tandem", "ovoids", "interstitial", "intracavitary",
+        "MammoSite", "SAVI",
     ),
     "proton": (
         "proton", "protons", "PBT", "IMPT", "PBS", "pencil beam scanning", "pencil beam",
@@ -56,6 +61,11 @@ EXTERNAL_BEAM_TERMS: tuple[str, ...] = (
     "EBRT", "external beam", "XRT", "stereotactic", "SBRT", "SABR", "SRS", "FSRT",
     "radiosurgery", "TBI", "WBRT", "CSI", "IGRT",
 )
+
+# Photons only when no class is named beside them: a cobalt-60 source is a teletherapy unit
+# unless the text names brachytherapy ("HDR Co-60"), and a bare "kV" is a kilovoltage beam
+# while beside another class it is the imaging ("IMPT, kV CBCT").
+PHOTON_UNLESS_OTHER_TERMS: tuple[str, ...] = ("Co-60", "cobalt-60", "cobalt", "60-Co", "kV", "kVp")
 
 # Radiation outside the four classes: naming one makes a text unmappable.
 OTHER_RADIATION_TERMS: tuple[str, ...] = (
@@ -96,6 +106,7 @@ _CLASS_PATTERNS: dict[str, re.Pattern[str]] = {
     name: _term_pattern(terms) for name, terms in MODALITY_SYNONYMS.items()
 }
 _EXTERNAL_BEAM_PATTERN = _term_pattern(EXTERNAL_BEAM_TERMS)
+_PHOTON_UNLESS_OTHER_PATTERN = _term_pattern(PHOTON_UNLESS_OTHER_TERMS)
 _OTHER_PATTERN = _term_pattern(OTHER_RADIATION_TERMS)
 if set(_CLASS_PATTERNS) != set(MODALITIES):
     raise RuntimeError("MODALITY_SYNONYMS must list exactly the classes in cases.MODALITIES")
@@ -113,6 +124,8 @@ def modality_classes(text: str) -> set[str]:
     for match in _MEV.finditer(text):
         found.add("proton" if float(match.group(1)) >= _PROTON_MIN_MEV else "electron")
     if _EXTERNAL_BEAM_PATTERN.search(text) and not found & {"photon", "electron", "proton"}:
+        found.add("photon")
+    if not found and _PHOTON_UNLESS_OTHER_PATTERN.search(text):
         found.add("photon")
     return found
 

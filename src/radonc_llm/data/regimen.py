@@ -8,13 +8,16 @@ evaluation (model answers) use this module, so one vocabulary of techniques, sch
 drugs lives here.
 
 Reading rules, each a clinical convention:
-- "d Gy x N" and "N x d Gy" are N fractions of d Gy; "D Gy/N" is D Gy in N fractions.
+- "d Gy x N" and "N x d Gy" are N fractions of d Gy; "D Gy/N" is D Gy in N fractions, and so
+  is "D Gy in N" where the clause ends after N ("SABR 54 Gy in 3", not "60 Gy in 6 weeks").
+- "D Gy in d Gy fractions" and "D Gy @ d Gy" give N = D/d when it is a whole number.
 - cGy is converted to Gy; GyRBE, Gy(RBE), CGE and GyE are all written GyRBE.
 - Ranges ("66-70 Gy", "33-35 fx") are guideline ranges, not prescriptions: no value is read.
 - The first dose outside a boost clause is the prescription; "boost ..." up to the next
   clause ("with", "+", ";", a drug) is the boost, kept as canonical text ("10 Gy in 5
   fractions", "to 60 Gy") and a technique written right before "boost" ("HDR boost") is the
-  boost's.
+  boost's. A dose written just before the keyword is the boost's too ("+ 9 Gy/5 fx boost"),
+  and so is a course counted in fractions after "+" ("45 Gy/25 fx + HDR 7 Gy x 4").
 - A schedule word next to a drug ("weekly cisplatin", "capecitabine 825 mg/m2 BID") is the
   drug's, not the radiotherapy's; it is kept in the extra field `concurrent_schedule`.
 - Drugs given before or after radiotherapy are not concurrent: a clause with "after",
@@ -201,10 +204,17 @@ _NUM = r"\d+(?:[.,]\d+)?"
 _UNIT = r"c?Gy\s*\(\s*RBE\s*\)|c?Gy[\s-]?RBE|c?GyE|CGE|c?Gy"
 _COUNT_WORDS = "|".join(sorted((re.escape(w) for w in _NUMBER_WORDS), key=len, reverse=True))
 _COUNT = rf"\d+|{_COUNT_WORDS}"
-_FX = r"(?:fractions?|fracs?|fxs?|fr|#)(?![A-Za-z])"
+_FX = r"(?:fractions?|fracs?|fxs?|fr|#|treatments?|sessions?)(?![A-Za-z])"
 _TIMES = r"[x×*]"
 _START = r"(?<![\w.,/-])"  # a number that is not the tail of "I-125", "4.5" or "C50"
 _END = r"(?![A-Za-z0-9])"
+# "SABR 54 Gy in 3", "WBRT 20 Gy in 5, then ...": a bare count after "in" is the number of
+# fractions only where the clause ends or moves on; "in 6 weeks", "in 5 days", "in 2 Gy
+# fractions", "in 5 to 6 weeks" and "in 2 phases" say something else.
+_BARE_COUNT_END = (
+    rf"(?=\s*(?:$|[^\w\s%.\-–]|\.(?!\d)|(?:with|w/|and|plus|then|followed|for|boost|"
+    rf"to(?!\s*\d)|{_SCHED_ALT}|{_TECHNIQUE_ALT})(?![A-Za-z0-9])))"
+)
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -213,7 +223,13 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 # In priority order; a span read by one pattern is not read again by a later one.
 _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("range", _compile(rf"{_START}{_NUM}\s*(?:-|–|to)\s*{_NUM}\s*(?:{_UNIT}){_END}")),
+    # "2 Gy x 30 to 60 Gy": after a times sign "30 to 60 Gy" is a count and a total.
+    (
+        "range",
+        _compile(
+            rf"{_START}(?<!{_TIMES})(?<!{_TIMES}\s){_NUM}\s*(?:-|–|to)\s*{_NUM}\s*(?:{_UNIT}){_END}"
+        ),
+    ),
     ("range", _compile(rf"{_START}\d+\s*(?:-|–|to)\s*\d+\s*{_FX}")),
     (
         "total_fx",
@@ -222,7 +238,15 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"(?P<n>{_COUNT})\s*(?:(?:{_SCHED_ALT})\s*)?{_FX}"
         ),
     ),
-    ("total_fx", _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*/\s*(?P<n>\d+)f?{_END}")),
+    # "12 Gy/50% IDL" is a dose to an isodose line, not 50 fractions.
+    (
+        "total_fx",
+        _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*/\s*(?P<n>\d+)f?{_END}(?!\s*%)"),
+    ),
+    (
+        "total_fx",
+        _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s+in\s+(?P<n>\d+){_BARE_COUNT_END}"),
+    ),
     (
         "per_fx_times",
         _compile(
@@ -242,6 +266,16 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         _compile(
             rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*(?:/|per|a|each)\s*"
             rf"(?:fraction|fx|fr|treatment|day)s?{_END}"
+        ),
+    ),
+    # "60 Gy @ 2 Gy": a dose after "@" is the dose per fraction.
+    ("per_fx", _compile(rf"@\s*(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}")),
+    # "50 Gy in 2 Gy fractions", "54 Gy in 1.8-Gy daily fractions"
+    (
+        "per_fx",
+        _compile(
+            rf"{_START}(?P<d>{_NUM})[\s-]*(?P<u>{_UNIT})[\s-]*(?:(?:{_SCHED_ALT})\s*)?"
+            rf"(?:fractions?|fxs?|fr){_END}"
         ),
     ),
     ("total", _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}")),
@@ -266,7 +300,10 @@ _SEQUENTIAL_RE = _compile(
     r"\b(?:after|following|adjuvant|induction|neoadjuvant|maintenance|consolidation|"
     r"consolidative|prior|before|previous|previously|s/p|post)\b"
 )
-_SEQUENCE_RE = _compile(r"\bthen\b|\bfollowed by\b|->|→")
+# "+" joins a second course only when that course counts its fractions ("45 Gy/25 fx + HDR
+# 7 Gy x 4"); "(46 Gy + 14 Gy)" or "+ 6 months ADT" is not one. A ";" starts a new statement
+# ("8 Gy x 1; may repeat 8 Gy x 1") and joins nothing.
+_SEQUENCE_RE = _compile(r"\bthen\b|\bfollowed by\b|->|→|\+")
 _THEN_RE = _compile(r"\bthen\b|\bfollowed by\b|->|→|\bprior to\b|\bbefore\b")
 # A drug that a note says was not given: "no concurrent chemotherapy", "without cisplatin",
 # "declined chemo", "not a candidate for cisplatin", "cisplatin-ineligible", "cetuximab
@@ -410,15 +447,38 @@ def _clause_end(text: str, start: int) -> int:
     return min(stop.start() if stop else len(text), drug.start() if drug else len(text))
 
 
-def _boost_clause(text: str) -> tuple[re.Match[str], int] | None:
-    """The keyword that opens the boost clause and where the clause ends.
+def _dose_before_keyword(text: str, keyword: re.Match[str]) -> int | None:
+    """Where the clause holding the boost's dose starts when it is written before the keyword
+    ("45 Gy/25 fx + 9 Gy/5 fx boost", "40.05 Gy/15 fx, 10 Gy/5 fx electron boost"); None when
+    that clause has no dose or holds the first, main, dose."""
+    separators = list(_CLAUSE_SEPARATOR_RE.finditer(text, 0, keyword.start()))
+    if not separators:
+        return None
+    start = separators[-1].end()
+    if _read_dose(text[start : keyword.start()]).dose_gy is None:
+        return None
+    if _read_dose(text[: separators[-1].start()]).dose_gy is None:
+        return None
+    return start
 
-    "boost"/"SIB" opens it; without one, a dosed course after "then"/"followed by" that
-    comes after the first dose is a sequential boost ("45 Gy/25 fx then HDR 28 Gy/4 fx").
+
+def _boost_clause(text: str) -> tuple[re.Match[str], int, int] | None:
+    """The keyword that names the boost and the span of the clause holding its dose.
+
+    "boost"/"SIB" names it; the clause follows the keyword ("boost 10 Gy/5 fx") or, when
+    nothing dosed follows, precedes it ("+ 10 Gy/5 fx boost"). Without a keyword, a dosed
+    course after "then"/"followed by" that comes after the first dose is a sequential boost
+    ("45 Gy/25 fx then HDR 28 Gy/4 fx"), and so is one after "+" that counts its fractions
+    ("45 Gy/25 fx + HDR 7 Gy x 4").
     """
     match = _BOOST_RE.search(text)
     if match is not None:
-        return match, _clause_end(text, match.end())
+        end = _clause_end(text, match.end())
+        if _read_dose(text[match.end() : end]).dose_gy is None:
+            start = _dose_before_keyword(text, match)
+            if start is not None:
+                return match, start, match.start()
+        return match, match.end(), end
     if not _SEQUENCE_RE.search(text):
         return None
     first_dose = _read_dose(text).dose_start
@@ -426,8 +486,9 @@ def _boost_clause(text: str) -> tuple[re.Match[str], int] | None:
         return None
     for match in _SEQUENCE_RE.finditer(text, first_dose):
         end = _clause_end(text, match.end())
-        if _read_dose(text[match.end() : end]).dose_gy is not None:
-            return match, end
+        course = _read_dose(text[match.end() : end])
+        if course.dose_gy is not None and (course.fractions or match.group(0) != "+"):
+            return match, match.end(), end
     return None
 
 
@@ -436,16 +497,16 @@ def _split_boost(text: str) -> tuple[str, str | None]:
     found = _boost_clause(text)
     if found is None:
         return text, None
-    match, seg_end = found
-    segment = text[match.end() : seg_end]
+    match, seg_start, seg_end = found
+    segment = text[seg_start:seg_end]
     # A technique written right before the keyword ("HDR boost") belongs to the boost.
-    clause_start, own_technique = match.start(), None
+    clause_start, own_technique = min(seg_start, match.start()), None
     if match.group(0).lower() == "boost":  # an integrated boost (SIB) shares the technique
         for technique in _TECHNIQUE_RE.finditer(text, 0, match.start()):
             if not text[technique.end() : match.start()].strip(" -"):
-                clause_start = technique.start()
+                clause_start = min(clause_start, technique.start())
                 own_technique = _TECHNIQUE_LOOKUP[_squash(technique.group(0))]
-    main_text = _blank(text, clause_start, seg_end)
+    main_text = _blank(text, clause_start, max(seg_end, match.end()))
 
     segment = re.sub(r"\s+", " ", segment).strip(" :,-")
     core = _read_dose(segment)

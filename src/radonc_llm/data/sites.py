@@ -467,7 +467,10 @@ SITES: tuple[Site, ...] = (
         ),
     ),
     Site(
-        name="oropharynx", prefixes=("C01", "C09", "C10"), plan_tag="OPX", weight=40,
+        # The lingual tonsil (C02.4), soft palate (C05.1) and uvula (C05.2) are oropharynx
+        # (AJCC 8th), though their categories are tongue and palate.
+        name="oropharynx", prefixes=("C01", "C09", "C10", "C02.4", "C05.1", "C05.2"),
+        plan_tag="OPX", weight=40,
         codes=(
             _code("C09.9", "Malignant neoplasm of tonsil, unspecified", 4),
             _code("C09.0", "Malignant neoplasm of tonsillar fossa", 1),
@@ -541,7 +544,8 @@ SITES: tuple[Site, ...] = (
         ),
     ),
     Site(
-        name="oral_cavity", prefixes=("C02", "C03", "C04", "C06"), plan_tag="ORAL", weight=18,
+        name="oral_cavity", prefixes=("C02", "C03", "C04", "C05.0", "C06"), plan_tag="ORAL",
+        weight=18,
         codes=(
             _code("C02.1", "Malignant neoplasm of border of tongue", 3),
             _code("C02.9", "Malignant neoplasm of tongue, unspecified", 1),
