@@ -57,6 +57,7 @@ EXPECTED = {
     "P19": "no_patient_record",  # rows in diagnoses and courses only
     "P20": "no_diagnosis",
     "P21": "no_primary_plan",  # one palliative course, not flagged
+    "P22": "incomplete_record",  # only a course row cut short (CSV only)
 }
 
 

@@ -18,7 +18,8 @@ def _exclusion_reason(result, patient_id):
     """The reason the patient was excluded for (steps name it on every row of theirs)."""
     reasons = {e.reason for e in result.ledger if e.patient_id == patient_id}
     step_reasons = {r for r in reasons if r not in {"not_primary_plan", "duplicate_row"}}
-    row_level = {"bad_date", "bad_number", "unknown_status", "duplicate_id", "broken_encoding"}
+    row_level = {"bad_date", "bad_number", "unknown_status", "duplicate_id", "broken_encoding",
+                 "malformed_row"}  # fmt: skip
     if step_reasons & row_level:
         return "incomplete_record"
     return step_reasons.pop() if step_reasons else None
@@ -53,7 +54,9 @@ def test_row_level_problems_name_file_row_and_column(curated):
     assert by_reason["unknown_status"].column == "status"
     assert by_reason["broken_encoding"].column == "diagnosis_text"
     assert by_reason["broken_encoding"].row == 16
-    assert by_reason["malformed_row"].row == 27 and by_reason["malformed_row"].patient_id is None
+    # A row cut short still names the patient it starts with: their record is incomplete.
+    assert by_reason["malformed_row"].row == 27 and by_reason["malformed_row"].patient_id == "P22"
+    assert by_reason["malformed_row"].detail == "line 28: has 4 fields, the header has 14"
     conflicting = [e for e in curated.ledger if e.reason == "duplicate_id"]
     assert {e.row for e in conflicting} == {14, 15}
     assert by_reason["duplicate_row"].patient_id == "P12"
@@ -72,8 +75,8 @@ def test_kept_cases_carry_normalised_labels(curated):
 
 def test_funnel_counts_each_step(curated):
     steps = {step["step"]: step for step in curated.funnel}
-    assert steps["patients_in_export"]["patients"] == 21
-    assert steps["complete_record"]["excluded"] == 6  # P09, P10, P11, P13, P14, P19
+    assert steps["patients_in_export"]["patients"] == 22
+    assert steps["complete_record"]["excluded"] == 7  # P09, P10, P11, P13, P14, P19, P22
     assert steps["plausible_prescription"]["patients"] == len(curated.cases) == 5
     totals = sum(step["excluded"] for step in curated.funnel)
     assert steps["patients_in_export"]["patients"] - totals == len(curated.cases)
@@ -182,3 +185,79 @@ def test_a_code_written_with_its_description_is_read(tmp_path, recorded, kept, r
             if e.patient_id == "P17" and e.reason == reason and e.column == "icd10"
         ]
         assert recorded in entry.detail and entry.file.endswith("diagnoses.csv")
+
+
+def _edit_rows(path, edit):
+    """Rewrite one CSV file of an export, row by row (header included)."""
+    import csv
+    import io
+
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(
+        edit(row) for row in csv.reader(io.StringIO(text, newline=""))
+    )
+    path.write_bytes(out.getvalue().encode("utf-8", errors="surrogateescape"))
+
+
+def test_a_boost_with_an_implausible_prescription_excludes_the_patient(tmp_path):
+    raw = write_messy_export(tmp_path / "raw")
+    with (raw / "treatment_courses.csv").open("a") as handle:
+        handle.write("P01,C-L01,L01b,approved,curative,N,6X,-10,Gy,-5,IMRT,PTV,,2023-03-20\n")
+    result = curate_export(raw)
+    assert "P01" not in {case.patient_id for case in result.cases}
+    (entry,) = [e for e in result.ledger if e.patient_id == "P01" and e.column == "dose"]
+    assert entry.reason == "implausible_prescription" and entry.row == 28
+    assert "boost plan L01b: -10 Gy in -5 fractions" in entry.detail
+    assert unaccounted_rows(result) == []
+
+
+@pytest.mark.parametrize("birth_year,date", [("2024", "2023-01-10"), ("1956", "2999-01-10")])
+def test_a_diagnosis_before_birth_or_in_the_future_excludes_the_patient(tmp_path, birth_year, date):
+    raw = write_messy_export(tmp_path / "raw")
+    _edit_rows(raw / "patients.csv", lambda r: [r[0], birth_year, r[2]] if r[0] == "P01" else r)
+    _edit_rows(raw / "diagnoses.csv", lambda r: [*r[:2], date, *r[3:]] if r[0] == "P01" else r)
+    result = curate_export(raw)
+    assert _exclusion_reason(result, "P01") == "implausible_date"
+    (entry,) = [e for e in result.ledger if e.patient_id == "P01" and e.column]
+    assert (entry.file, entry.row, entry.column) == ("diagnoses.csv", 1, "diagnosis_date")
+    assert unaccounted_rows(result) == []
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda raw: (raw / "patients.csv").write_bytes(
+            (raw / "patients.csv").read_text().replace("\n", "\r\n\n").encode("utf-16")
+        ),
+        lambda raw: (raw / "diagnoses.csv").write_bytes(  # P05's note loses its closing quote
+            (raw / "diagnoses.csv").read_bytes().replace(b'CRT"\nP06', b"CRT\nP06", 1)
+        ),
+    ],
+    ids=["utf16-blank-lines", "unclosed-quote"],
+)
+def test_every_row_of_a_broken_file_is_counted_and_accounted_for(tmp_path, corrupt):
+    raw = write_messy_export(tmp_path / "raw")
+    lines = {path.name: path.read_bytes().count(b"\n") for path in raw.glob("*.csv")}
+    corrupt(raw)
+    result = curate_export(raw)
+    assert unaccounted_rows(result) == []
+    # The messy export has one row per line: no row may vanish into another.
+    for table, n_rows in result.input_rows.items():
+        assert n_rows >= lines[result.files[table]] - 1, table
+
+
+@pytest.mark.parametrize(
+    "corrupt,message",
+    [
+        (lambda raw: (raw / "patients.csv").unlink(), "table 'patients' is missing"),
+        (lambda raw: (raw / "patients.csv").write_bytes(b"PK\x03\x04"), "Excel workbook"),
+        (lambda raw: (raw / "patients.csv").write_bytes(b""), "file is empty"),
+    ],
+)
+def test_cli_reports_a_broken_file_without_traceback(tmp_path, corrupt, message):
+    raw = write_messy_export(tmp_path / "raw")
+    corrupt(raw)
+    result = CliRunner().invoke(app, ["curate", "--raw", str(raw), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

@@ -65,3 +65,209 @@ def test_numbers_with_decimal_commas_or_thousands_separators(text, value):
 def test_a_list_of_numbers_is_not_a_number():
     with pytest.raises(BadValue, match="not a number"):
         _number("12,5,3")
+
+
+# --- Whole files as exports break: every row is read or reported, a broken file names itself.
+
+import gzip  # noqa: E402
+import json  # noqa: E402
+
+from radonc_llm.data.ingest import TABLES, find_table, read_table  # noqa: E402
+from radonc_llm.errors import RadoncInputError  # noqa: E402
+
+DIAGNOSES = (
+    "patient_id,diagnosis_id,diagnosis_date,icd10,diagnosis_text\n"
+    'P1,D1,2023-01-10,C61,"PSA 12, Gleason 4+3.\nSaid: ""no ADT"""\n'
+    'P2,D2,2023-01-10,C61,"note two"\n'
+    'P3,D3,2023-01-10,C61,"note three"\n'
+)
+
+
+def _read(tmp_path, name, data: bytes, table="diagnoses"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return read_table(path, TABLES[table])
+
+
+def _ids(table):
+    return [row.values["patient_id"] for row in table.rows]
+
+
+def _problems(table):
+    return [(entry.row, entry.patient_id, entry.reason, entry.detail) for entry in table.ledger]
+
+
+def _tab_separated(text: str) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out, delimiter="\t", lineterminator="\r\n").writerows(
+        csv.reader(io.StringIO(text, newline=""))
+    )
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text.encode("utf-8"),
+        lambda text: b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"),
+        lambda text: _tab_separated(text).encode("utf-16"),  # Excel's "Unicode text"
+        lambda text: gzip.compress(text.encode("utf-8")),
+    ],
+    ids=["utf8", "bom-crlf", "utf16-tab", "gzip"],
+)
+def test_encodings_and_line_ends_read_the_same_rows(tmp_path, encode):
+    table = _read(tmp_path, "diagnoses.csv", encode(DIAGNOSES))
+    assert _ids(table) == ["P1", "P2", "P3"] and table.ledger == []
+    note = table.rows[0].values["diagnosis_text"]
+    assert note.replace("\r\n", "\n") == 'PSA 12, Gleason 4+3.\nSaid: "no ADT"'
+
+
+def test_a_gzipped_csv_is_found_and_read(tmp_path):
+    (tmp_path / "diagnoses.csv.gz").write_bytes(gzip.compress(DIAGNOSES.encode()))
+    assert _ids(read_table(find_table(tmp_path, "diagnoses"), TABLES["diagnoses"]))[-1] == "P3"
+
+
+def test_an_unclosed_quote_loses_no_row(tmp_path):
+    data = DIAGNOSES.replace('"note two"', '"note two')
+    table = _read(tmp_path, "diagnoses.csv", data.encode())
+    assert table.n_input_rows == 3
+    assert _ids(table) == ["P1", "P3"]
+    ((row, patient_id, reason, detail),) = _problems(table)
+    assert (row, patient_id, reason) == (2, "P2", "malformed_row")
+    assert "line 4" in detail and "not closed" in detail
+
+
+def test_a_file_cut_inside_a_quoted_note_reports_its_last_row(tmp_path):
+    table = _read(tmp_path, "diagnoses.csv", DIAGNOSES.encode()[:-8])
+    assert _ids(table) == ["P1", "P2"]
+    assert _problems(table)[0][:3] == (3, "P3", "malformed_row")
+    assert "end of the file" in _problems(table)[0][3]
+
+
+def test_a_row_with_too_many_or_too_few_fields_names_its_patient_and_line(tmp_path):
+    data = "patient_id,birth_year,sex\nP1,1956,M,extra\nP2,1956\nP3,1956,F\n\n"
+    table = _read(tmp_path, "patients.csv", data.encode(), table="patients")
+    assert _ids(table) == ["P3"]
+    assert [problem[:2] for problem in _problems(table)] == [(1, "P1"), (2, "P2"), (4, None)]
+    assert _problems(table)[0][3] == "line 2: has 4 fields, the header has 3"
+
+
+def test_a_field_over_the_csv_size_limit_is_a_bad_row_not_a_crash(tmp_path):
+    data = DIAGNOSES.replace("note two", "x" * 200_000)
+    table = _read(tmp_path, "diagnoses.csv", data.encode())
+    assert _ids(table) == ["P1", "P3"] and table.n_input_rows == 3
+
+
+def test_nul_bytes_are_broken_encoding(tmp_path):
+    data = "patient_id,birth_year,sex\nP1,1956,M\x00\nP2,1956,F\n"
+    table = _read(tmp_path, "patients.csv", data.encode(), table="patients")
+    assert _ids(table) == ["P2"]
+    (entry,) = table.ledger
+    assert (entry.reason, entry.column, entry.patient_id) == ("broken_encoding", "sex", "P1")
+
+
+def test_rows_that_are_not_utf8_are_excluded_with_a_warning_naming_the_file(tmp_path):
+    data = "patient_id,birth_year,sex\nP1,1956,M\nMüller,1956,F\n".encode("cp1252")
+    with pytest.warns(UserWarning, match="patients.csv: 1 row.*Windows-1252"):
+        table = _read(tmp_path, "patients.csv", data, table="patients")
+    assert _ids(table) == ["P1"] and table.ledger[0].reason == "broken_encoding"
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"", "file is empty"),
+        (b"\n  \n", "file is empty"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "Excel workbook"),
+        ("patient_id,birth_year,sex".encode("utf-16-le"), "NUL bytes"),
+        (b"patient_id,birth_year,sex,Birth Year\n", "'birth_year' is given 2 times"),
+        (b"\x1f\x8b\x08\x00broken", "damaged gzip"),
+    ],
+)
+def test_a_file_that_cannot_be_read_stops_naming_it(tmp_path, data, message):
+    with pytest.raises(RadoncInputError, match=message) as error:
+        _read(tmp_path, "patients.csv", data, table="patients")
+    assert error.value.file.endswith("patients.csv")
+
+
+def test_a_folder_in_place_of_a_file_is_named(tmp_path):
+    (tmp_path / "patients.csv").mkdir()
+    with pytest.raises(RadoncInputError, match="cannot read the file"):
+        read_table(tmp_path / "patients.csv", TABLES["patients"])
+
+
+def test_a_workbook_in_place_of_a_table_is_named(tmp_path):
+    (tmp_path / "patients.xlsx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(RadoncInputError, match="found patients.xlsx: save it as CSV"):
+        find_table(tmp_path, "patients")
+
+
+PATIENT = {"patient_id": "P1", "birth_year": 1956, "sex": "M"}
+
+
+def _jsonl(*lines) -> bytes:
+    return "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines).encode()
+
+
+def test_jsonl_lines_that_are_not_rows_are_each_reported(tmp_path):
+    data = b"\xef\xbb\xbf" + _jsonl(
+        PATIENT,
+        '{"patient_id": "P2", "birth_y',  # cut short
+        "[]",
+        "3",
+        '"x"',
+        "",
+        '{"patient_id": "P7", "Patient ID": "P8", "birth_year": 1956, "sex": "M"}',
+        {"patient_id": "P9", "sex": "M"},
+        {"patient_id": "P10", "birth_year": [1956], "sex": "M"},
+        '{"patient_id": "P11", "birth_year": ' + "9" * 5000 + ', "sex": "M"}',
+        "[" * 100_000,
+        {"patient_id": "P12", "birth_year": 1956.0, "sex": None},
+    )
+    table = _read(tmp_path, "patients.jsonl", data, table="patients")
+    assert table.n_input_rows == 12 and len(table.ledger) == 11
+    found = {
+        row: (patient_id, reason, detail) for row, patient_id, reason, detail in _problems(table)
+    }
+    assert found[2][:2] == ("P2", "malformed_row")
+    assert found[3][2] == "not a JSON object (an array)"
+    assert found[7] == ("P7", "malformed_row", "the field 'patient_id' is given twice")
+    assert found[8] == ("P9", "missing_value", "the row has no 'birth_year' field")
+    assert found[9][1:] == ("bad_value", "a list ([1956]), not a single value")
+    assert found[12] == ("P12", "bad_value", "unknown sex ''")
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [(b"\n", "file is empty"), (b'[\n  {"patient_id": "P1"}\n]\n', "not JSON Lines")],
+)
+def test_a_jsonl_file_that_holds_no_lines_stops_naming_it(tmp_path, data, message):
+    with pytest.raises(RadoncInputError, match=message):
+        _read(tmp_path, "patients.jsonl", data, table="patients")
+
+
+def test_parquet_values_of_other_types_are_read_or_reported(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "patient_id": pa.array([b"P1", b"P2"], pa.binary()),
+            "birth_year": pa.array([1956.0, 1960.0]),
+            "sex": pa.array([["M"], ["F"]]),
+        }
+    )
+    pq.write_table(table, tmp_path / "patients.parquet")
+    read = read_table(tmp_path / "patients.parquet", TABLES["patients"])
+    assert [(e.patient_id, e.column, e.reason) for e in read.ledger] == [
+        ("P1", "sex", "bad_value"),
+        ("P2", "sex", "bad_value"),
+    ]
+    for names, message in [(["patient_id", "Sex", "sex"], "'sex' is given 2 times"),
+                           (["patient_id", "sex", "sex"], "cannot read Parquet file")]:  # fmt: skip
+        pq.write_table(table.rename_columns(names), tmp_path / "x.parquet")
+        with pytest.raises(RadoncInputError, match=message):
+            read_table(tmp_path / "x.parquet", TABLES["patients"])

@@ -8,6 +8,7 @@ ends either in a kept case (`source_rows`) or in the ledger.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +74,16 @@ def require_complete_record(record: PatientRecord) -> None:
         )
     if record.patient is None:
         raise Excluded("no_patient_record", "patient_id not in the patients table")
+    birth_year = record.patient.values["birth_year"]
+    for diagnosis in record.diagnoses:
+        date = diagnosis.values["diagnosis_date"]
+        if date.year < birth_year or date > dt.date.today():
+            problem = "before the birth year" if date.year < birth_year else "in the future"
+            raise Excluded(
+                "implausible_date",
+                f"diagnosis date {date.isoformat()} is {problem} (born {birth_year})",
+                file=record.files["diagnoses"], row=diagnosis.row, column="diagnosis_date",
+            )  # fmt: skip
 
 
 def require_single_diagnosis(record: PatientRecord) -> None:
@@ -184,6 +195,8 @@ def require_plausible_prescription(record: PatientRecord) -> None:
             **_plan_location(record, "dose"),
         )
     record.boost_plans = _boost_plans(record)
+    for row in record.boost_plans:
+        _check_boost(record, row)
     boosts = [_plan_regimen(row.values) for row in record.boost_plans]
     record.regimen = described.model_copy(
         update={
@@ -193,6 +206,27 @@ def require_plausible_prescription(record: PatientRecord) -> None:
             "boost": " + ".join(render_regimen(boost) for boost in boosts) or described.boost,
         }
     )
+
+
+def _check_boost(record: PatientRecord, row: RawRow) -> None:
+    """A boost is part of the answer: its prescription must be as plausible as the plan's."""
+    plan = row.values
+    dose_gy, _ = normalize_dose(plan["dose"], plan["dose_unit"])
+    described = _describe_plan(plan)
+    problem = check_prescription(
+        dose_gy,
+        plan["fractions"],
+        modality=plan["modality"],
+        technique=described.technique,
+        schedule=described.schedule,
+    )
+    if problem is not None:
+        raise Excluded(
+            "implausible_prescription",
+            f"boost plan {plan['plan_id']}: {plan['dose']:g} {plan['dose_unit']} in "
+            f"{plan['fractions']} fractions: {problem}",
+            file=record.files["treatment_courses"], row=row.row, column="dose",
+        )  # fmt: skip
 
 
 def _describe_plan(plan: dict) -> RegimenStructured:

@@ -1,7 +1,9 @@
 """Read a raw oncology-information-system export (ARIA/MOSAIQ-style) into typed rows.
 
 Three tables, each as CSV, JSONL or Parquet with the same stem: `patients`, `diagnoses`,
-`treatment_courses`. A missing required column stops at once, naming file and column. A bad row
+`treatment_courses` (CSV and JSONL in UTF-8 or, with a byte-order mark, UTF-16; gzip'd as
+`.csv.gz`/`.jsonl.gz`). A missing or doubled required column, an empty file or a file that is
+not text stops at once, naming file and column. A bad row
 (unparseable number, bad date, unknown status, duplicate id, broken encoding, missing value)
 never raises: it becomes a ledger entry with file, row, column and reason, so that every input
 row is accounted for.
@@ -11,10 +13,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
+import itertools
 import json
 import math
 import re
+import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +28,7 @@ from typing import Any
 
 from radonc_llm.errors import RadoncInputError
 
-FORMATS = (".csv", ".jsonl", ".parquet")
+FORMATS = (".csv", ".jsonl", ".parquet", ".csv.gz", ".jsonl.gz")
 COURSE_STATUSES = {
     "approved": "approved",
     "completed": "completed",
@@ -37,6 +43,7 @@ FLAG_VALUES = {
     "n": False, "no": False, "0": False, "false": False, "f": False, "": False,
 }  # fmt: skip
 _BROKEN_TEXT = re.compile("[\udc80-\udcff\ufffd]")
+BROKEN_ENCODING = "bytes that are not valid UTF-8"
 SEXES = {
     "m": "M", "male": "M", "f": "F", "female": "F", "u": "U", "unknown": "U", "unk": "U",
     "not recorded": "U", "not known": "U", "x": "X", "o": "X", "other": "X",
@@ -295,8 +302,10 @@ def find_table(raw_dir: str | Path, name: str) -> Path:
     ]
     if not found:
         expected = ", ".join(f"{name}{suffix}" for suffix in FORMATS)
+        others = sorted(path.name for path in raw_dir.glob(f"{name}.*"))
+        hint = f"; found {', '.join(others)}: save it as CSV UTF-8" if others else ""
         raise RadoncInputError(
-            f"table '{name}' is missing (expected one of {expected})", file=raw_dir
+            f"table '{name}' is missing (expected one of {expected}){hint}", file=raw_dir
         )
     if len(found) > 1:
         names = ", ".join(path.name for path in found)
@@ -310,7 +319,23 @@ def column_name(header: str) -> str:
 
 
 def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
-    present = {column_name(column) for column in header}
+    if any("\x00" in str(column) for column in header):
+        raise RadoncInputError(
+            "the header holds NUL bytes: the file is not UTF-8 text "
+            "(UTF-16 without a byte-order mark?); save it as CSV UTF-8",
+            file=path,
+        )
+    names = [column_name(column) for column in header]
+    for column in spec.columns:
+        spelled = [str(header[i]) for i, name in enumerate(names) if name == column]
+        if len(spelled) > 1:
+            raise RadoncInputError(
+                f"column '{column}' is given {len(spelled)} times "
+                f"({', '.join(repr(s) for s in spelled)}); keep one",
+                file=path,
+                field=column,
+            )
+    present = set(names)
     for column in spec.required:
         if column not in present:
             raise RadoncInputError(
@@ -323,7 +348,7 @@ def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
 def _delimiter(text: str) -> str:
     """The field separator of a CSV export, read off its header line: a comma, or the
     semicolon, tab or bar that European spreadsheets and database tools write instead."""
-    header = text.split("\n", 1)[0]
+    header = next((line for line in text.split("\n") if line.strip()), "")
     if "," in header:
         return ","
     counts = {sep: header.count(sep) for sep in (";", "\t", "|")}
@@ -331,76 +356,220 @@ def _delimiter(text: str) -> str:
     return best if counts[best] else ","
 
 
-def _csv_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[str, str] | str]]:
-    """Yield (row number, record) or (row number, error detail) for each data row of a CSV file.
+@dataclass(frozen=True)
+class _Malformed:
+    """A row that cannot be split into fields, and the patient_id it seems to start with."""
 
-    Bytes are decoded with surrogateescape so that one row with broken encoding is reported
+    detail: str
+    patient_id: str | None = None
+
+
+Records = Iterator[tuple[int, "dict[str, Any] | _Malformed"]]
+
+
+def _read_text(path: Path) -> str:
+    """The text of a CSV or JSONL file: UTF-8 (a byte-order mark dropped), or UTF-16 where a
+    byte-order mark says so (Excel's "Unicode text"); gzip'd files are unpacked.
+
+    UTF-8 is decoded with surrogateescape so that one row with broken encoding is reported
     on its own instead of failing the whole file.
     """
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
-    header = next(reader, None)
-    if header is None:
-        raise RadoncInputError("file is empty (no header row)", file=path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RadoncInputError(f"cannot read the file ({exc.strerror})", file=path) from None
+    if data.startswith(b"\x1f\x8b"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise RadoncInputError(f"damaged gzip file ({exc})", file=path) from None
+    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        raise RadoncInputError(
+            "this is an Excel workbook (or another binary file), not text: "
+            "save the sheet as CSV UTF-8",
+            file=path,
+        )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    return data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+
+
+def _quoting_error(text: str, delimiter: str) -> str | None:
+    """What is wrong with the quotes of one record's text ("unexpected end of data" for a
+    quote never closed), or None."""
+    try:
+        list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        return str(exc)
+    return None
+
+
+def _csv_records(path: Path, spec: TableSpec) -> Records:
+    """Yield (row number, record or what is wrong with it) for each data row of a CSV file.
+
+    Rows are numbered from 1 after the header; a detail names the row's line in the file. A
+    quote that is never closed swallows the lines after it into one row: such a row is
+    reported on its own and reading starts again on the line after it, so no row is lost.
+    """
+    text = _read_text(path)
+    delimiter = _delimiter(text)
+    lines = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(lines, delimiter=delimiter)
+    header: list[str] = []
+    try:
+        while not any(cell.strip() for cell in header):  # blank lines before the header
+            header = next(reader)
+    except StopIteration:
+        raise RadoncInputError("file is empty (no header row)", file=path) from None
+    except csv.Error as exc:
+        raise RadoncInputError(f"cannot read the header row ({exc})", file=path) from None
     _check_columns(path, spec, header)
     names = [column_name(column) for column in header]
-    for number, fields in enumerate(reader, start=1):
+    patient_index = names.index("patient_id")
+    start = reader.line_num  # lines before the next row
+    reader = csv.reader(lines[start:], delimiter=delimiter)
+    offset = start
+    for number in itertools.count(1):
+        first = offset + reader.line_num
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            fields, problem = [], str(exc)
+        else:
+            problem = None
+        end = offset + reader.line_num
+        where = f"line {first + 1}"
+        quoting = _quoting_error("".join(lines[first:end]), delimiter) if problem is None else None
+        if quoting and end - first > 1:
+            problem = (
+                f"a quoted field is not closed properly ({quoting}): "
+                f"lines {first + 1}-{end} were read as one row"
+            )
+        elif quoting and end == len(lines) and "end of data" in quoting:
+            problem = "a quoted field is not closed before the end of the file (cut short?)"
+        if problem is not None:
+            yield number, _Malformed(f"{where}: {problem}", _field(fields, patient_index))
+            if end - first > 1:  # read the swallowed lines again
+                offset = first + 1
+                reader = csv.reader(lines[offset:], delimiter=delimiter)
+            continue
         if not any(cell.strip() for cell in fields):
-            yield number, "blank row"
+            yield number, _Malformed(f"{where}: blank row")
             continue
         if len(fields) != len(names):
-            yield number, f"has {len(fields)} fields, the header has {len(names)}"
+            detail = f"{where}: has {len(fields)} fields, the header has {len(names)}"
+            yield number, _Malformed(detail, _field(fields, patient_index))
             continue
         yield number, dict(zip(names, fields, strict=True))
 
 
-def _jsonl_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[str, str] | str]]:
+def _field(fields: list[str], index: int) -> str | None:
+    return fields[index] if index < len(fields) else None
+
+
+class _DuplicateField(ValueError):
+    pass
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        name = column_name(key)
+        if name in obj:
+            raise _DuplicateField(f"the field '{name}' is given twice")
+        obj[name] = value
+    return obj
+
+
+_JSON_PATIENT_ID = re.compile(r'"patient[\s_-]?id"\s*:\s*"([^"\\]+)"', re.IGNORECASE)
+
+
+def _json_patient_id(line: str) -> str | None:
+    """The patient_id written on a line that is not valid JSON (cut short, say), if legible."""
+    match = _JSON_PATIENT_ID.search(line)
+    return match.group(1) if match else None
+
+
+def _jsonl_records(path: Path, spec: TableSpec) -> Records:
+    text = _read_text(path)
+    if not text.strip():
+        raise RadoncInputError("file is empty (no JSON lines)", file=path)
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
     checked = False
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.decode("utf-8", errors="surrogateescape")
-            if not line.strip():
-                yield number, "blank row"
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, f"not valid JSON ({exc.msg})"
-                continue
-            if not isinstance(obj, dict):
-                yield number, "not a JSON object"
-                continue
-            obj = {column_name(key): value for key, value in obj.items()}
-            if not checked:
-                _check_columns(path, spec, list(obj))
-                checked = True
-            yield number, {key: "" if value is None else str(value) for key, value in obj.items()}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            yield number, _Malformed("blank row")
+            continue
+        try:
+            obj = json.loads(line, object_pairs_hook=_json_object)
+        except json.JSONDecodeError as exc:
+            if number == 1 and line.strip() in ("[", "{"):
+                raise RadoncInputError(
+                    "this is one JSON document, not JSON Lines (one object per line)", file=path
+                ) from None
+            yield number, _Malformed(f"not valid JSON ({exc.msg})", _json_patient_id(line))
+            continue
+        except _DuplicateField as exc:
+            yield number, _Malformed(str(exc), _json_patient_id(line))
+            continue
+        except (ValueError, RecursionError) as exc:  # a 5000-digit number, [[[[...]]]]
+            yield number, _Malformed(f"not valid JSON ({exc})", _json_patient_id(line))
+            continue
+        if not isinstance(obj, dict):
+            kind = {list: "an array", str: "a string", bool: "true/false", type(None): "null"}
+            yield number, _Malformed(f"not a JSON object ({kind.get(type(obj), 'a number')})")
+            continue
+        if not checked:
+            _check_columns(path, spec, list(obj))
+            checked = True
+        yield number, obj
 
 
-def _parquet_records(path: Path, spec: TableSpec) -> Iterator[tuple[int, dict[str, str] | str]]:
+def _parquet_records(path: Path, spec: TableSpec) -> Records:
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file
         raise RadoncInputError(f"cannot read Parquet file ({exc})", file=path) from None
+    _check_columns(path, spec, table.column_names)
     names = [column_name(column) for column in table.column_names]
-    _check_columns(path, spec, names)
-    for number, record in enumerate(table.to_pylist(), start=1):
-        values = {}
-        for name, value in zip(names, record.values(), strict=True):
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                values[name] = ""
-            elif isinstance(value, float) and value.is_integer():
-                values[name] = str(int(value))
-            else:
-                values[name] = str(value)
-        yield number, values
+    wanted = [i for i, name in enumerate(names) if name in spec.columns]
+    columns = [table.column(i).to_pylist() for i in wanted]
+    for number, record in enumerate(zip(*columns, strict=True), start=1):
+        yield number, {names[i]: value for i, value in zip(wanted, record, strict=True)}
 
 
 READERS = {".csv": _csv_records, ".jsonl": _jsonl_records, ".parquet": _parquet_records}
+
+
+def _cell_text(value: Any) -> str:
+    """A JSON or Parquet value as the text a CSV cell would hold."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="surrogateescape")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list | tuple | dict):
+        shown = json.dumps(value, default=str)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise BadValue("bad_value", f"a {type(value).__name__} ({shown}), not a single value")
+    return str(value)
+
+
+def _patient_id(value: Any) -> str | None:
+    try:
+        text = _cell_text(value).strip()
+    except BadValue:
+        return None
+    return text if text and not _has_broken_encoding(text) else None
 
 
 def read_table(path: str | Path, spec: TableSpec) -> RawTable:
@@ -409,14 +578,20 @@ def read_table(path: str | Path, spec: TableSpec) -> RawTable:
     table = RawTable(name=spec.name, path=path)
     first_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
     duplicates: dict[str, list[RawRow]] = {}
-    for number, record in READERS[path.suffix](path, spec):
+    reader = READERS[Path(path.name.removesuffix(".gz")).suffix]
+    for number, record in reader(path, spec):
         table.n_input_rows += 1
-        if isinstance(record, str):
-            table.ledger.append(LedgerEntry(None, path.name, number, None, "malformed_row", record))
+        if isinstance(record, _Malformed):
+            # The row may hide a plan or a diagnosis of the patient it starts with: name them,
+            # so that their record counts as incomplete.
+            table.ledger.append(
+                LedgerEntry(
+                    _patient_id(record.patient_id), path.name, number, None, "malformed_row",
+                    record.detail,
+                )
+            )  # fmt: skip
             continue
-        patient_id = record.get("patient_id", "").strip() or None
-        if patient_id and _has_broken_encoding(patient_id):
-            patient_id = None
+        patient_id = _patient_id(record.get("patient_id"))
         values, problem = _parse_record(record, spec)
         if problem is not None:
             column, error = problem
@@ -432,24 +607,37 @@ def read_table(path: str | Path, spec: TableSpec) -> RawTable:
         table.rows.append(RawRow(number, values))
     if duplicates:
         _resolve_duplicates(table, spec, duplicates)
+    broken = [entry for entry in table.ledger if entry.detail == BROKEN_ENCODING]
+    if broken:
+        warnings.warn(
+            f"{path.name}: {len(broken)} row(s) hold bytes that are not UTF-8 (first: row "
+            f"{broken[0].row}, column '{broken[0].column}'); they are excluded. If the export "
+            "was saved as Windows-1252 or Latin-1, save it again as UTF-8.",
+            stacklevel=2,
+        )
     return table
 
 
 def _has_broken_encoding(text: str) -> bool:
     # Undecodable bytes surface as lone surrogates (surrogateescape); text that went through a
-    # lossy conversion upstream carries U+FFFD where characters were lost.
-    return _BROKEN_TEXT.search(text) is not None
+    # lossy conversion upstream carries U+FFFD where characters were lost. A NUL byte is never
+    # text: the file is damaged, or UTF-16 was read as UTF-8.
+    return _BROKEN_TEXT.search(text) is not None or "\x00" in text
 
 
 def _parse_record(
-    record: dict[str, str], spec: TableSpec
+    record: dict[str, Any], spec: TableSpec
 ) -> tuple[dict[str, Any], tuple[str, BadValue] | None]:
     values: dict[str, Any] = {}
     for column, parse in spec.columns.items():
-        raw = record.get(column, "")
-        if _has_broken_encoding(raw):
-            return values, (column, BadValue("broken_encoding", "bytes that are not valid UTF-8"))
         try:
+            if column not in record:  # a JSON line without the field
+                raise BadValue("missing_value", f"the row has no '{column}' field")
+            raw = _cell_text(record[column])
+            if "\x00" in raw:
+                raise BadValue("broken_encoding", "a NUL byte: the file is damaged or not UTF-8")
+            if _has_broken_encoding(raw):
+                raise BadValue("broken_encoding", BROKEN_ENCODING)
             values[column] = parse(raw)
         except BadValue as error:
             return values, (column, error)
