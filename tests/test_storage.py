@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import atomic_open, read_jsonl, write_jsonl_atomic
+from radonc_llm.storage import atomic_open, iter_jsonl, read_jsonl, write_jsonl_atomic
 
 
 def test_failed_write_leaves_the_old_file_untouched(tmp_path):
@@ -23,3 +23,11 @@ def test_bad_json_line_is_named(tmp_path):
     path.write_text('{"x": 1}\n{"x": \n')
     with pytest.raises(RadoncInputError, match=r"b.jsonl, row 2"):
         read_jsonl(path)
+
+
+def test_a_byte_order_mark_starts_only_the_first_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n\xef\xbb\xbf{"a": 2}\n')
+    assert next(iter_jsonl(path)) == (1, {"a": 1})
+    with pytest.raises(RadoncInputError, match="row 2"):
+        read_jsonl(path)  # a mark inside the file is damage, not an encoding hint

@@ -173,7 +173,7 @@ def tasks(
     from radonc_llm.data.cases import read_cases
     from radonc_llm.tasks.build import write_task_datasets
 
-    counts = write_task_datasets(read_cases(cases), out)
+    counts = write_task_datasets(read_cases(cases, allow_empty=False), out)
     table = Table(title=f"Task datasets in {out}")
     table.add_column("task")
     table.add_column("examples", justify="right")
@@ -286,7 +286,7 @@ def predict(
     from radonc_llm.models.precision import resolve_inference_dtype
 
     task_names = parse_tasks(tasks)
-    case_list = read_cases(cases)
+    case_list = read_cases(cases, allow_empty=False)
     if limit is not None:
         case_list = case_list[: max(limit, 0)]
     if backend == "openai":
@@ -314,6 +314,8 @@ def predict(
         )
     if summary.repaired_last_line:
         console.print("[yellow]note:[/] dropped a cut-short last line left by an interrupted run")
+    for message in summary.messages:
+        console.print(f"[yellow]warning:[/] {message}")
     rows = {
         task: {
             "cases": s.cases,
@@ -354,7 +356,7 @@ def evaluate(
     systems = parse_prediction_args(predictions)
     pairs = parse_compare_args(compare, list(systems)) if compare else None
     result = evaluate_predictions(
-        read_cases(cases),
+        read_cases(cases, allow_empty=False),
         systems,
         out,
         compare=pairs,
@@ -416,8 +418,8 @@ def baseline(
 
     summary = run_baseline(
         kind,
-        read_cases(train),
-        read_cases(cases),
+        read_cases(train, allow_empty=False),
+        read_cases(cases, allow_empty=False),
         out,
         tasks=parse_tasks(tasks) if tasks else None,
         k=k,

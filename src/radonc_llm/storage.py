@@ -80,7 +80,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                # A byte-order mark (Windows editors write one) starts only the first line.
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise RadoncInputError(
                     f"not valid UTF-8 ({exc.reason})", file=path, row=number

@@ -156,3 +156,14 @@ def test_baseline_cli(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3 * len(SAMPLE_CASES)
     assert {r["prediction"] for r in rows if r["task"] == "modality"} == {"photon"}
+
+
+def test_empty_cases_folder_out_and_no_other_patient_are_refused(tmp_path):
+    with pytest.raises(RadoncInputError, match="case file holds no cases"):
+        run_baseline("tfidf-logreg", _train(), [], tmp_path / "x.jsonl")
+    with pytest.raises(RadoncInputError, match="is a folder"):
+        run_baseline("majority", _train(), sample_cases(), tmp_path)
+    one = sample_cases()[:1]
+    with pytest.raises(RadoncInputError, match="no other patient's regimen"):
+        run_baseline("nearest-regimen", one, one, tmp_path / "x.jsonl")
+    assert not (tmp_path / "x.jsonl").exists()

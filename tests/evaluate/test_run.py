@@ -245,3 +245,49 @@ def test_evaluate_cli(files):
         ],
     )
     assert result.exit_code == 2 and "prediction file not found" in result.output
+
+
+def test_bom_counts_and_wrongly_typed_predictions_are_unreadable(tmp_path):
+    cases = sample_cases()
+    rows = [_row(c.case_id, "modality", c.modality) for c in cases]
+    rows[1] = _row(cases[1].case_id, "modality", 5)
+    rows[2] = {**rows[2], "prediction": [cases[2].modality], "raw": None}
+    path = _write(tmp_path / "p.jsonl", rows)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    read = read_prediction_file("x", path, {c.case_id for c in cases})
+    assert (cases[0].case_id, "modality") in read.answers  # the BOM row is read
+    assert read.unreadable == [
+        (2, "'prediction' is int, expected text or null"),
+        (3, "'prediction' is list, expected text or null"),
+    ]
+    assert read.missing == {"modality": 2}  # scored as malformed, never as correct
+
+
+def test_a_task_only_one_side_predicts_is_reported_not_compared(files, tmp_path):
+    only_modality = _write(tmp_path / "mod.jsonl", [_row("c01", "modality", "photon")])
+    result = evaluate_predictions(
+        sample_cases(), {"base": files["base"], "x": only_modality}, files["out"], n_resamples=20
+    )
+    assert "x vs base: regimen not compared (x has no regimen predictions)" in result.messages
+    assert "x vs base: icd10 not compared (x has no icd10 predictions)" in result.messages
+
+
+def test_out_that_is_a_file_and_no_resamples_are_refused(files, tmp_path):
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(RadoncInputError, match="is a file; --out names a folder"):
+        evaluate_predictions(sample_cases(), {"base": files["base"]}, tmp_path / "taken")
+    with pytest.raises(RadoncInputError, match="at least 1 bootstrap"):
+        evaluate_predictions(sample_cases(), {"base": files["base"]}, files["out"], n_resamples=0)
+
+
+def test_a_reference_code_that_is_not_billable_is_reported(files):
+    cases = sample_cases()
+    first = evaluate_predictions(cases, {"base": files["base"]}, files["out"], n_resamples=20)
+    assert not any("not billable" in message for message in first.messages)
+    i = next(i for i, case in enumerate(cases) if "." in case.icd10)  # "C50.912" -> "C50"
+    cases[i] = cases[i].model_copy(update={"icd10": cases[i].icd10.split(".")[0]})
+    result = evaluate_predictions(
+        cases, {"base": files["base"]}, files["out"] / "b", n_resamples=20
+    )
+    expected = f"1 reference ICD-10 code(s) are not billable codes ({cases[i].case_id})"
+    assert any(message.startswith(expected) for message in result.messages)

@@ -47,3 +47,25 @@ def test_predict_reports_bad_input_without_traceback(tmp_path):
     assert result.exit_code == 2 and "unknown task staging" in result.output
     result, _ = _predict(tmp_path, SAMPLE_CASES, "--model", "tiny-llama", "--dtype", "int8")
     assert result.exit_code == 2 and "unknown dtype" in result.output
+
+
+def test_prompts_longer_than_the_context_are_named(tiny, cases):
+    from radonc_llm.infer.backends import TransformersBackend
+    from radonc_llm.infer.predict import _over_context_message, default_messages, over_context
+
+    model, tokenizer = tiny
+    backend = TransformersBackend(model, tokenizer, model_name="tiny-llama")
+    long_case = cases[0].model_copy(update={"diagnosis_text": "pT2 N1 µ × é 前列腺 " * 800})
+    context, too_long = over_context(backend, [long_case, *cases[1:]], "icd10", default_messages)
+    assert context == model.config.max_position_embeddings
+    assert [case_id for case_id, _ in too_long] == [long_case.case_id]
+    assert too_long[0][1] > context
+    message = _over_context_message("icd10", context, too_long)
+    assert long_case.case_id in message and "not truncated" in message
+    assert over_context(object(), cases, "icd10", default_messages) == (None, [])
+
+
+def test_empty_case_file_fails_before_the_model_loads(tmp_path):
+    result, out = _predict(tmp_path, [], "--model", "tiny-llama")
+    assert result.exit_code == 2 and "holds no cases" in result.output
+    assert not out.exists()

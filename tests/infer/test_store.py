@@ -158,3 +158,11 @@ def test_constrained_decoding_needs_a_local_model(tmp_path, cases):
         predict_cases(
             FakeBackend(), cases, tmp_path / "p.jsonl", tasks=["staging"], show_progress=False
         )
+
+
+def test_out_that_is_a_folder_or_under_a_file_is_refused(tmp_path, cases):
+    with pytest.raises(RadoncInputError, match="is a folder"):
+        predict_cases(FakeBackend(), cases, tmp_path, show_progress=False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RadoncInputError, match="cannot create the folder"):
+        predict_cases(FakeBackend(), cases, tmp_path / "file" / "p.jsonl", show_progress=False)

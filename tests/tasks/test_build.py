@@ -61,3 +61,37 @@ def test_case_file_errors_name_file_line_and_field(tmp_path):
     result = CliRunner().invoke(app, ["tasks", "--cases", str(path), "--out", str(tmp_path / "t")])
     assert result.exit_code == 2
     assert "cases.jsonl, row 2, field 'modality'" in result.output
+
+
+def _tasks(tmp_path, content: bytes):
+    path = tmp_path / "cases.jsonl"
+    path.write_bytes(content)
+    return CliRunner().invoke(app, ["tasks", "--cases", str(path), "--out", str(tmp_path / "t")])
+
+
+def test_modality_in_any_case_is_the_same_class(tmp_path):
+    rows = [{**CASE.model_dump(exclude_none=True), "modality": m} for m in ("Photon", "PROTON ")]
+    rows[1]["case_id"] = "c2"
+    result = _tasks(tmp_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    assert result.exit_code == 0, result.output
+    answers = (tmp_path / "t" / "modality.jsonl").read_text().splitlines()
+    assert [json.loads(line)["answer"] for line in answers] == ["photon", "proton"]
+    imrt = {**rows[0], "modality": "IMRT"}
+    result = _tasks(tmp_path, (json.dumps(imrt) + "\n").encode())
+    assert result.exit_code == 2 and "row 1, field 'modality'" in result.output
+
+
+def test_blank_note_empty_file_and_array_are_explained_a_bom_is_read(tmp_path):
+    good = CASE.model_dump(exclude_none=True)
+    result = _tasks(tmp_path, (json.dumps({**good, "diagnosis_text": "  \t"}) + "\n").encode())
+    assert result.exit_code == 2
+    assert "row 1, field 'diagnosis_text': is blank" in result.output
+    result = _tasks(tmp_path, b"")
+    assert result.exit_code == 2 and "holds no cases" in result.output
+    assert not (tmp_path / "t").exists()
+    result = _tasks(tmp_path, json.dumps([good], indent=1).encode())
+    assert result.exit_code == 2 and "looks like a JSON array" in result.output
+    result = _tasks(tmp_path, b"\xef\xbb\xbf" + json.dumps(good).encode() + b"\n")
+    assert result.exit_code == 0, result.output  # a byte-order mark is not part of the data
+    result = CliRunner().invoke(app, ["tasks", "--cases", str(tmp_path), "--out", "t"])
+    assert result.exit_code == 2 and "is a folder" in result.output

@@ -7,7 +7,7 @@ extra keys (kept as they are, so importers can carry provenance).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +55,19 @@ class Case(BaseModel):
     def _ids_as_text(cls, value: object) -> object:
         return str(value) if isinstance(value, int) else value
 
+    @field_validator("case_id", "patient_id", "diagnosis_text", "regimen")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is blank (only whitespace)")
+        return value
+
+    @field_validator("modality", mode="before")
+    @classmethod
+    def _modality_any_case(cls, value: object) -> object:
+        # Independent test sets write "Photon" or "PROTON"; the class is the same.
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("icd10")
     @classmethod
     def _icd10_is_dotted_cm(cls, value: str) -> str:
@@ -67,11 +80,29 @@ class Case(BaseModel):
         return dotted
 
 
-def read_cases(path: str | Path) -> list[Case]:
+def _case_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """The file's JSON objects; a first line that fails gets a hint on the usual cause."""
+    if Path(path).is_dir():
+        raise RadoncInputError("is a folder, not a case file (JSON Lines)", file=path)
+    try:
+        yield from iter_jsonl(path)
+    except RadoncInputError as exc:
+        if exc.row != 1:
+            raise
+        with Path(path).open("rb") as handle:
+            start = handle.read(64)
+        if start.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"["):
+            hint = "this looks like a JSON array; a case file is JSON Lines, one object per line"
+        else:
+            raise
+        raise RadoncInputError(f"{exc.reason}: {hint}", file=path, row=1) from None
+
+
+def read_cases(path: str | Path, *, allow_empty: bool = True) -> list[Case]:
     """Read and validate a case file; the first bad line fails naming file, line and field."""
     cases: list[Case] = []
     seen: dict[str, int] = {}
-    for line, obj in iter_jsonl(path):
+    for line, obj in _case_objects(path):
         try:
             case = Case.model_validate(obj)
         except ValidationError as exc:
@@ -85,6 +116,8 @@ def read_cases(path: str | Path) -> list[Case]:
             )
         seen[case.case_id] = line
         cases.append(case)
+    if not cases and not allow_empty:
+        raise RadoncInputError("the case file holds no cases", file=path)
     return cases
 
 

@@ -94,7 +94,17 @@ class NearestCases:
 
 def nearest_regimen_answers(train: Sequence[Case], cases: Sequence[Case]) -> list[str]:
     index = NearestCases(train)
-    return [index.nearest(case, 1)[0].regimen for case in cases]
+    answers = []
+    for case in cases:
+        nearest = index.nearest(case, 1)
+        if not nearest:
+            raise RadoncInputError(
+                f"case {case.case_id!r}: every training case is of the same patient, so "
+                "nearest-regimen has no other patient's regimen to give",
+                field="train",
+            )
+        answers.append(nearest[0].regimen)
+    return answers
 
 
 def few_shot_messages(case: Case, task: str, examples: Sequence[Case]) -> list[dict[str, str]]:
@@ -151,6 +161,10 @@ def run_baseline(
         )
     if not train:
         raise RadoncInputError("the training file holds no cases", field="train")
+    if not cases:
+        raise RadoncInputError("the case file holds no cases", field="cases")
+    if Path(out).is_dir():
+        raise RadoncInputError("is a folder; give a prediction file (.jsonl)", file=out)
     supported = BASELINE_TASKS[kind]
     tasks = tuple(tasks) if tasks else supported
     unsupported = [task for task in tasks if task not in supported]
@@ -254,6 +268,7 @@ def _run_few_shot(
             console=console,
             show_progress=show_progress,
         )
+    summary.messages.extend(result.messages)
     for task, task_summary in result.tasks.items():
         summary.tasks[task] = {
             "cases": task_summary.cases,

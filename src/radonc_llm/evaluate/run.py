@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from radonc_llm.data import icd10
 from radonc_llm.data.cases import TASKS, Case
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.evaluate import statistics
@@ -108,7 +109,8 @@ def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> Pre
                 continue
             result.rows += 1
             try:
-                row = json.loads(raw_line.decode("utf-8"))
+                # A BOM that an editor put in front of the first row is not part of it.
+                row = json.loads(raw_line.decode("utf-8-sig" if number == 1 else "utf-8"))
             except UnicodeDecodeError:
                 result.unreadable.append((number, "not valid UTF-8"))
                 continue
@@ -124,6 +126,17 @@ def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> Pre
                 continue
             if task not in TASKS:
                 result.unreadable.append((number, f"unknown task {task!r}"))
+                continue
+            wrong_type = [
+                name
+                for name in ("prediction", "raw")
+                if row.get(name) is not None and not isinstance(row[name], str)
+            ]
+            if wrong_type:
+                name = wrong_type[0]
+                result.unreadable.append(
+                    (number, f"{name!r} is {type(row[name]).__name__}, expected text or null")
+                )
                 continue
             case_id = str(case_id)
             if case_id not in case_ids:
@@ -294,6 +307,37 @@ def compare_systems(
     return comparisons
 
 
+def reference_messages(cases: Sequence[Case]) -> list[str]:
+    """A reference ICD-10 code that is a category or subcategory ("C50.9"), not a billable
+    code, can never be matched exactly by a constrained answer (always billable): say so."""
+    partial = [case.case_id for case in cases if not icd10.is_billable(case.icd10)]
+    if not partial:
+        return []
+    shown = ", ".join(partial[:_SHOWN]) + (
+        f" and {len(partial) - _SHOWN} more" if len(partial) > _SHOWN else ""
+    )
+    return [
+        f"{len(partial)} reference ICD-10 code(s) are not billable codes ({shown}): an answer "
+        "can match them at category level only, and constrained decoding never exactly"
+    ]
+
+
+def uncompared_messages(
+    per_case: dict[str, dict[str, list[dict]]], pairs: Sequence[tuple[str, str]]
+) -> list[str]:
+    """One line per pair and task that one side evaluated and the other did not."""
+    out = []
+    for system, baseline in pairs:
+        for task in TASKS:
+            lacking = [name for name in (system, baseline) if task not in per_case.get(name, {})]
+            if len(lacking) == 1:
+                out.append(
+                    f"{system} vs {baseline}: {task} not compared ({lacking[0]} has no "
+                    f"{task} predictions)"
+                )
+    return out
+
+
 @dataclass
 class Evaluation:
     metrics: dict
@@ -315,12 +359,17 @@ def evaluate_predictions(
     started = dt.datetime.now(dt.UTC)
     if not cases:
         raise RadoncInputError("the case file holds no cases", file=cases_file)
+    if n_resamples < 1:
+        raise RadoncInputError("needs at least 1 bootstrap resample", field="bootstrap")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RadoncInputError("is a file; --out names a folder", file=out)
     case_ids = {case.case_id for case in cases}
     messages: list[str] = []
     files = {name: read_prediction_file(name, path, case_ids) for name, path in predictions.items()}
     for file in files.values():
         messages.extend(file_messages(file, len(cases)))
+    messages.extend(reference_messages(cases))
     pairs = list(compare) if compare is not None else parse_compare_args(None, list(files))
     if compare is None and not pairs and len(files) > 1:
         messages.append(
@@ -361,6 +410,7 @@ def evaluate_predictions(
                     }
                 )
     comparisons = compare_systems(per_case, pairs)
+    messages.extend(uncompared_messages(per_case, pairs))
     metrics = {
         "systems": systems,
         "comparisons": comparisons,

@@ -39,7 +39,7 @@ from radonc_llm.infer.extract import extract_answer
 from radonc_llm.infer.parallel import answer_batches
 from radonc_llm.infer.store import PredictionStore
 from radonc_llm.storage import file_sha256, write_json_atomic
-from radonc_llm.tasks.prompts import PROMPT_VERSION, prompt_messages
+from radonc_llm.tasks.prompts import PROMPT_VERSION, TASK_PROMPTS, prompt_messages
 
 MessagesFor = Callable[[Case, str], list[dict[str, str]]]
 
@@ -75,6 +75,7 @@ class PredictSummary:
     out: Path
     tasks: dict[str, TaskSummary] = field(default_factory=dict)
     repaired_last_line: bool = False
+    messages: list[str] = field(default_factory=list)
 
 
 def parse_tasks(values: Sequence[str] | None) -> tuple[str, ...]:
@@ -165,6 +166,37 @@ def _batches(
     return [ordered[rows.start : rows.stop] for rows in plan_batches(lengths, batch_size, cost)]
 
 
+def over_context(
+    backend: Backend, cases: Sequence[Case], task: str, messages_for: MessagesFor
+) -> tuple[int | None, list[tuple[str, int]]]:
+    """The local model's context length and the cases whose prompt, with room for the answer,
+    does not fit in it: the model reads them past the positions it was trained on.
+
+    Only a backend that holds its tokenizer and model in this process can tell; others
+    return (None, []).
+    """
+    tokenizer = getattr(backend, "tokenizer", None)
+    config = getattr(getattr(backend, "model", None), "config", None)
+    context = getattr(config, "max_position_embeddings", None)
+    if tokenizer is None or not isinstance(context, int):
+        return None, []
+    from radonc_llm.infer.generate import chat_prompt_ids
+
+    room = context - TASK_PROMPTS[task].max_new_tokens
+    lengths = ((c.case_id, len(chat_prompt_ids(tokenizer, messages_for(c, task)))) for c in cases)
+    return context, [(case_id, n) for case_id, n in lengths if n > room]
+
+
+def _over_context_message(task: str, context: int, cases: list[tuple[str, int]]) -> str:
+    shown = ", ".join(f"{case_id} ({n} tokens)" for case_id, n in cases[:5])
+    more = f" and {len(cases) - 5} more" if len(cases) > 5 else ""
+    return (
+        f"{task}: {len(cases)} prompt(s) leave no room for the answer in the model's context "
+        f"of {context} tokens: {shown}{more}; predicted anyway (not truncated), so these "
+        "answers are unreliable: shorten the diagnosis notes or use a longer-context model"
+    )
+
+
 def _versions() -> dict[str, str]:
     out = {}
     for package in ("radonc-llm", "torch", "transformers", "peft", "httpx"):
@@ -224,6 +256,9 @@ def predict_cases(
             summary.tasks[task] = TaskSummary(
                 task=task, cases=len(cases), already_done=len(cases) - len(pending)
             )
+            context, too_long = over_context(backend, pending, task, messages_for)
+            if too_long:
+                summary.messages.append(_over_context_message(task, context, too_long))
             ordered, lengths = _ordered(pending, task, messages_for)
             todo[task] = _batches(ordered, lengths, task, decoding, batch_size)
         progress = Progress(
@@ -284,6 +319,7 @@ def predict_cases(
                 }
                 for name, s in summary.tasks.items()
             },
+            "messages": summary.messages,
             "versions": _versions(),
             "hardware": {
                 "machine": platform.machine(),

@@ -84,7 +84,14 @@ class PredictionStore:
         self.close()
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise RadoncInputError("is a folder; give a prediction file (.jsonl)", file=self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RadoncInputError(
+                f"cannot create the folder ({exc.strerror})", file=self.path.parent
+            ) from None
         if self.path.exists():
             rows, cut = _read_rows(self.path)
             self._check_rows(rows)
