@@ -121,13 +121,20 @@ def curate(
     out: Annotated[
         Path, typer.Option(help="Folder for cases.jsonl, excluded.jsonl and funnel.json.")
     ],
+    encoding: Annotated[
+        str,
+        typer.Option(
+            help="Text encoding the CSV/JSONL files were saved in (a Windows export: cp1252); "
+            "never guessed. UTF-16 with a byte-order mark is recognised."
+        ),
+    ] = "utf-8",
 ) -> None:
     """Curate a raw export into cases: one diagnosis and one clear primary plan per patient."""
     from radonc_llm.data.cohort import curate_export, write_curation
     from radonc_llm.data.reports import funnel_table, ledger_table
 
     with console.status("Curating the export"):
-        result = curate_export(raw)
+        result = curate_export(raw, encoding=encoding)
         write_curation(result, out)
     console.print(funnel_table(result))
     console.print(ledger_table(result))

@@ -48,6 +48,21 @@ class ExportSection(BaseModel):
     path: Path | None = Field(
         None, description="Folder of a real export (patients, diagnoses, treatment_courses)."
     )
+    encoding: str = Field(
+        "utf-8",
+        description="Text encoding of a real export's CSV/JSONL files (a Windows export: "
+        "cp1252); never guessed.",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252)") from None
 
     @model_validator(mode="after")
     def _one_source(self) -> ExportSection:
@@ -323,7 +338,7 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
         from radonc_llm.data.cohort import curate_export, write_curation
         from radonc_llm.data.reports import funnel_table
 
-        result = curate_export(export_dir)
+        result = curate_export(export_dir, encoding=study.export.encoding)
         write_curation(result, out)
         console.print(funnel_table(result))
 
@@ -349,7 +364,7 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
             write_task_datasets(read_cases(split_dir / f"{name}.jsonl"), out / name)
 
     stages += [
-        Stage("curate", "curate", [export_dir], {}, run_curate,
+        Stage("curate", "curate", [export_dir], {"encoding": study.export.encoding}, run_curate,
               outputs=["cases.jsonl", "excluded.jsonl", "funnel.json"]),
         Stage("split", "split", [cases_file], {**study.split.model_dump(), "test_sample": study.evaluation.test_sample, "sample_seed": study.evaluation.seed}, run_split,
               outputs=["train.jsonl", "val.jsonl", "test.jsonl", "split.json", "eval_cases.jsonl"]),

@@ -72,7 +72,7 @@ def test_a_list_of_numbers_is_not_a_number():
 import gzip  # noqa: E402
 import json  # noqa: E402
 
-from radonc_llm.data.ingest import TABLES, find_table, read_table  # noqa: E402
+from radonc_llm.data.ingest import TABLES, find_table, read_export, read_table  # noqa: E402
 from radonc_llm.errors import RadoncInputError  # noqa: E402
 
 DIAGNOSES = (
@@ -171,9 +171,18 @@ def test_nul_bytes_are_broken_encoding(tmp_path):
 
 def test_rows_that_are_not_utf8_are_excluded_with_a_warning_naming_the_file(tmp_path):
     data = "patient_id,birth_year,sex\nP1,1956,M\nMüller,1956,F\n".encode("cp1252")
-    with pytest.warns(UserWarning, match="patients.csv: 1 row.*Windows-1252"):
+    with pytest.warns(UserWarning, match="patients.csv: 1 row.*--encoding cp1252"):
         table = _read(tmp_path, "patients.csv", data, table="patients")
     assert _ids(table) == ["P1"] and table.ledger[0].reason == "broken_encoding"
+
+
+def test_an_export_saved_in_a_named_encoding_is_read_in_it(tmp_path):
+    data = "patient_id,birth_year,sex\nP1,1956,M\nMüller,1956,F\n".encode("cp1252")
+    (tmp_path / "patients.csv").write_bytes(data)
+    table = read_table(tmp_path / "patients.csv", TABLES["patients"], encoding="cp1252")
+    assert _ids(table) == ["P1", "Müller"] and not table.ledger
+    with pytest.raises(RadoncInputError, match="unknown text encoding 'klingon'"):
+        read_export(tmp_path, encoding="klingon")
 
 
 @pytest.mark.parametrize(

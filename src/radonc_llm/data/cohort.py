@@ -385,9 +385,10 @@ def _site_for(code: str) -> str:
     return site_for_icd10(code)
 
 
-def curate_export(raw_dir: str | Path) -> CurationResult:
-    """Apply the curation steps to every patient of a raw export."""
-    tables = read_export(raw_dir)
+def curate_export(raw_dir: str | Path, *, encoding: str = "utf-8") -> CurationResult:
+    """Apply the curation steps to every patient of a raw export (CSV/JSONL text saved in
+    `encoding`)."""
+    tables = read_export(raw_dir, encoding=encoding)
     records, ledger = group_by_patient(tables)
     ledger = list(ledger)
     remaining = len(records)

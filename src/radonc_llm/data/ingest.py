@@ -11,6 +11,7 @@ row is accounted for.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import gzip
@@ -367,11 +368,12 @@ class _Malformed:
 Records = Iterator[tuple[int, "dict[str, Any] | _Malformed"]]
 
 
-def _read_text(path: Path) -> str:
-    """The text of a CSV or JSONL file: UTF-8 (a byte-order mark dropped), or UTF-16 where a
-    byte-order mark says so (Excel's "Unicode text"); gzip'd files are unpacked.
+def _read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The text of a CSV or JSONL file: in `encoding` (UTF-8 unless the user names the one
+    the export was saved in; a UTF-8 byte-order mark dropped), or UTF-16 where a byte-order
+    mark says so (Excel's "Unicode text"); gzip'd files are unpacked.
 
-    UTF-8 is decoded with surrogateescape so that one row with broken encoding is reported
+    Text is decoded with surrogateescape so that one row with broken encoding is reported
     on its own instead of failing the whole file.
     """
     try:
@@ -391,7 +393,7 @@ def _read_text(path: Path) -> str:
         )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
-    return data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    return data.decode(encoding, errors="surrogateescape").removeprefix("\ufeff")
 
 
 def _quoting_error(text: str, delimiter: str) -> str | None:
@@ -404,14 +406,14 @@ def _quoting_error(text: str, delimiter: str) -> str | None:
     return None
 
 
-def _csv_records(path: Path, spec: TableSpec) -> Records:
+def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
     """Yield (row number, record or what is wrong with it) for each data row of a CSV file.
 
     Rows are numbered from 1 after the header; a detail names the row's line in the file. A
     quote that is never closed swallows the lines after it into one row: such a row is
     reported on its own and reading starts again on the line after it, so no row is lost.
     """
-    text = _read_text(path)
+    text = _read_text(path, encoding)
     delimiter = _delimiter(text)
     lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(lines, delimiter=delimiter)
@@ -492,8 +494,8 @@ def _json_patient_id(line: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _jsonl_records(path: Path, spec: TableSpec) -> Records:
-    text = _read_text(path)
+def _jsonl_records(path: Path, spec: TableSpec, encoding: str) -> Records:
+    text = _read_text(path, encoding)
     if not text.strip():
         raise RadoncInputError("file is empty (no JSON lines)", file=path)
     lines = text.split("\n")
@@ -529,7 +531,8 @@ def _jsonl_records(path: Path, spec: TableSpec) -> Records:
         yield number, obj
 
 
-def _parquet_records(path: Path, spec: TableSpec) -> Records:
+def _parquet_records(path: Path, spec: TableSpec, encoding: str) -> Records:
+    del encoding  # Parquet stores UTF-8 by definition
     import pyarrow.parquet as pq
 
     try:
@@ -572,14 +575,18 @@ def _patient_id(value: Any) -> str | None:
     return text if text and not _has_broken_encoding(text) else None
 
 
-def read_table(path: str | Path, spec: TableSpec) -> RawTable:
-    """Read one raw table; unreadable rows and duplicate keys go to the table's ledger."""
+def read_table(path: str | Path, spec: TableSpec, *, encoding: str = "utf-8") -> RawTable:
+    """Read one raw table; unreadable rows and duplicate keys go to the table's ledger.
+
+    `encoding`: what a CSV/JSONL export was saved in ("cp1252" for a Windows export); it is
+    never guessed.
+    """
     path = Path(path)
     table = RawTable(name=spec.name, path=path)
     first_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
     duplicates: dict[str, list[RawRow]] = {}
     reader = READERS[Path(path.name.removesuffix(".gz")).suffix]
-    for number, record in reader(path, spec):
+    for number, record in reader(path, spec, encoding):
         table.n_input_rows += 1
         if isinstance(record, _Malformed):
             # The row may hide a plan or a diagnosis of the patient it starts with: name them,
@@ -610,9 +617,10 @@ def read_table(path: str | Path, spec: TableSpec) -> RawTable:
     broken = [entry for entry in table.ledger if entry.detail == BROKEN_ENCODING]
     if broken:
         warnings.warn(
-            f"{path.name}: {len(broken)} row(s) hold bytes that are not UTF-8 (first: row "
+            f"{path.name}: {len(broken)} row(s) hold bytes that are not {encoding} (first: row "
             f"{broken[0].row}, column '{broken[0].column}'); they are excluded. If the export "
-            "was saved as Windows-1252 or Latin-1, save it again as UTF-8.",
+            "was saved in another encoding, name it (curate --encoding cp1252) or save it "
+            "again as UTF-8.",
             stacklevel=2,
         )
     return table
@@ -676,6 +684,20 @@ def _resolve_duplicates(
         table.rows = [row for row in table.rows if row.values[spec.key] not in conflicting]
 
 
-def read_export(raw_dir: str | Path) -> dict[str, RawTable]:
+def check_encoding(encoding: str) -> str:
+    """The codec's canonical name; an unknown one fails naming the option."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise RadoncInputError(
+            f"unknown text encoding {encoding!r} (e.g. utf-8, cp1252, latin-1)", field="encoding"
+        ) from None
+
+
+def read_export(raw_dir: str | Path, *, encoding: str = "utf-8") -> dict[str, RawTable]:
     """Read the three tables of a raw export."""
-    return {name: read_table(find_table(raw_dir, name), spec) for name, spec in TABLES.items()}
+    encoding = check_encoding(encoding)
+    return {
+        name: read_table(find_table(raw_dir, name), spec, encoding=encoding)
+        for name, spec in TABLES.items()
+    }
