@@ -40,6 +40,14 @@ def user_errors(func: F) -> F:
         except RadoncInputError as exc:
             console.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
             raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            console.print(
+                "[bold yellow]interrupted.[/] Files are written atomically, none is left "
+                "half-written; run the same command again: `predict` and `run` carry on where "
+                "they stopped, `train` with --resume from its last checkpoint.",
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
 
