@@ -32,7 +32,7 @@ REASONS = {
     "site_out_of_scope", "unmapped_site", "unmapped_subsite", "histology_not_site_coded",
     "conflicting_histology_stage", "conflicting_concurrent_therapy", "unmapped_treatment",
     "missing_prescription", "zero_fractions", "bad_number", "implausible_prescription",
-    "inconsistent_prescription", "recurrent_disease",
+    "inconsistent_prescription", "recurrent_disease", "bad_value",
 }  # fmt: skip
 
 
@@ -366,3 +366,151 @@ def test_cli_import_writes_cases_and_ledger(tmp_path):
     wrong = runner.invoke(app, ["import", "hn1", str(external / "radcure"), "--out", str(out)])
     assert wrong.exit_code == 2
     assert "no CSV file here has the columns of the HN1" in wrong.output
+
+
+# --- corrupted exports ---------------------------------------------------------------------------
+
+
+def _hn1_records() -> list[list[str]]:
+    import csv
+
+    with (_external() / "hn1-maastro" / "HN1_ClinicalData.csv").open(newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def _write(path: Path, records: list[list[str]], *, encoding="utf-8", delimiter=",") -> Path:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(records)
+    path.write_bytes(buffer.getvalue().encode(encoding))
+    return path
+
+
+def _summary(result: ImportResult) -> list[tuple]:
+    return [(c.patient_id, c.regimen, c.icd10, c.diagnosis_text) for c in result.cases]
+
+
+@pytest.mark.parametrize(
+    "resave",
+    ["utf-16 tabs", "semicolons and decimal commas", "utf-8 bom", "headers renamed", "reordered"],
+)
+def test_spreadsheet_resaves_import_as_the_original(tmp_path, resave):
+    records = _hn1_records()
+    clean = _summary(import_cohort("hn1", _write(tmp_path / "clean.csv", records)))
+    path = tmp_path / "resaved.csv"
+    if resave == "utf-16 tabs":  # Excel's "Unicode text"
+        _write(path, records, encoding="utf-16", delimiter="\t")
+    elif resave == "semicolons and decimal commas":  # a European Excel's CSV
+        commas = [[re.sub(r"^(\d+)\.(\d+)$", r"\1,\2", v) for v in row] for row in records]
+        _write(path, commas, delimiter=";")
+    elif resave == "utf-8 bom":
+        _write(path, records, encoding="utf-8-sig")
+    elif resave == "headers renamed":
+        header = [name.upper().replace("_", " ") for name in records[0]]
+        _write(path, [header, *records[1:]])
+    else:
+        _write(path, [list(reversed(row)) for row in records])
+    assert _summary(import_cohort("hn1", path)) == clean
+
+
+def test_broken_lines_are_ledger_rows_and_the_rest_is_read(tmp_path):
+    records = _hn1_records()
+    lines = _write(tmp_path / "clean.csv", records).read_bytes().split(b"\r\n")
+    lines[3] = lines[3].replace(b",", b',"', 1)  # a quote never closed swallows what follows
+    lines[5] = lines[5][:3] + b"\x00" + lines[5][3:]
+    lines[7] = lines[7].replace(b"oropharynx", b"oropharynx \xe9").replace(b"larynx", b"l\xe9")
+    lines.insert(9, b"")
+    path = tmp_path / "broken.csv"
+    path.write_bytes(b"\r\n".join(lines))
+    result = import_cohort("hn1", path)
+    assert result.n_input_rows == 137 + 1
+    assert len(result.cases) == 137 - 3
+    details = {entry.row: entry.detail for entry in result.ledger}
+    assert "quoted field is not closed" in details[3] and "NUL" in details[5]
+    assert "not valid UTF-8" in details[7] and "blank line" in details[9]
+    assert {entry.reason for entry in result.ledger} == {"unreadable_row"}
+    assert unaccounted_rows(result) == []
+
+
+def test_unreadable_files_stop_with_a_clear_error(tmp_path):
+    import zipfile
+
+    records = _hn1_records()
+    doubled = [[*row, row[4]] for row in records]  # biological_sex twice
+    cases = {
+        "empty file": b"",
+        "no data rows": (HN1_HEADER + "\r\n").encode(),
+        "Excel workbook": None,
+        "UTF-16 without a byte-order mark": "\t".join(records[0]).encode("utf-16-le"),
+    }
+    for expected, data in cases.items():
+        path = tmp_path / "table.csv"
+        if data is None:
+            with zipfile.ZipFile(path, "w") as workbook:
+                workbook.writestr("xl/workbook.xml", "<workbook/>")
+        else:
+            path.write_bytes(data)
+        with pytest.raises(RadoncInputError) as excinfo:
+            import_cohort("hn1", path)
+        assert str(path) in excinfo.value.message
+        assert expected.split()[0].lower() in excinfo.value.message.lower()
+    with pytest.raises(RadoncInputError, match="'biological_sex' is given 2 times"):
+        import_cohort("hn1", _write(tmp_path / "doubled.csv", doubled))
+
+
+def test_a_folder_table_missing_a_column_is_an_error_not_skipped(tmp_path):
+    import shutil
+
+    source = _external() / "hnscc-mdacc"
+    shutil.copy(source / "HNSCC_Radiomics_Outcome_OPC_clinical.csv", tmp_path)
+    treatment = (source / "HNSCC_Patient_and_Treatment_Characteristics.csv").read_text("utf-8-sig")
+    broken = tmp_path / "treatment.csv"
+    broken.write_text(treatment.replace("RT Total Dose (Gy)", "RT Dose", 1), encoding="utf-8")
+    with pytest.raises(RadoncInputError) as excinfo:
+        import_cohort("hnscc-mdacc", tmp_path)
+    assert excinfo.value.field == "RT Total Dose (Gy)" and str(broken) in excinfo.value.message
+
+
+def test_field_spellings_read_the_same_or_are_excluded(tmp_path):
+    rows = {
+        "A1": "A1,oropharynx,62.0,M,ECOG 1,Pos,4a,2.0,0,Stage IV A,concurrent,2,70,35",
+        "A2": "A2,oropharynx,62,Male,1,+,T4a,N2,M0,4a,Concurrent,2.0,70.0,35.0",
+        "A3": "A3,oropharynx,62,m,1,1,t4A,2,0,iva,concurrent,,70,35",
+        "A4": "A4,oropharynx,NA,-,unknown,N/A,,,,,concurrent,-,70,35",  # nothing recorded
+        "B1": "B1,oropharynx,62,male,1,positive,T2N1M0,2,0,iva,concurrent,2,70,35",
+        "B2": "B2,oropharynx,62,male,1,positive,cT2 cN1,2,0,iva,concurrent,2,70,35",
+        "B3": "B3,oropharynx,62,male,1,positive,IVA,2,0,iva,concurrent,2,70,35",
+        "B4": "B4,oropharynx,62,male,1,positive,4,2,0,T2N1M0,concurrent,2,70,35",
+        "B5": "B5,oropharynx,700,male,1,positive,4,2,0,iva,concurrent,2,70,35",
+        "B6": "B6,oropharynx,1e400,male,1,positive,4,2,0,iva,concurrent,2,70,35",
+        "B7": "B7,oropharynx,62,male,1,weakly,4,2,0,iva,concurrent,2,70,35",
+        "B8": "B8,oropharynx,62,7,1,positive,4,2,0,iva,concurrent,2,70,35",
+        "B9": "B9,oropharynx,62,male,7,positive,4,2,0,iva,concurrent,2,70,35",
+        "C1": "C1,oropharynx,62,male,1,positive,4,2,0,iva,concurrent,-,-,35",
+    }
+    path = tmp_path / "hn1.csv"
+    path.write_text(HN1_HEADER + "\n" + "\n".join(rows.values()) + "\n", encoding="utf-8")
+    result = import_cohort("hn1", path)
+    kept = {case.patient_id: case.clinical for case in result.cases}
+    for patient in ("A1", "A2", "A3"):
+        facts = {k: kept[patient][k] for k in ("age", "sex", "hpv", "t", "n", "m", "stage")}
+        assert facts == {
+            "age": 62, "sex": "M", "hpv": True, "t": "T4a", "n": "N2", "m": "M0", "stage": "IVA"
+        }, patient  # fmt: skip
+    assert kept["A4"] == {"site": "oropharynx", "location": "oropharynx"}
+    reasons = {entry.patient_id: (entry.reason, entry.column) for entry in result.ledger}
+    assert reasons == {
+        "B1": ("bad_value", "clin_t"),
+        "B2": ("bad_value", "clin_t"),
+        "B3": ("bad_value", "clin_t"),
+        "B4": ("bad_value", "ajcc_stage"),
+        "B5": ("bad_value", "age_at_diagnosis"),
+        "B6": ("bad_number", "age_at_diagnosis"),
+        "B7": ("bad_value", "overall_hpv_p16_status"),
+        "B8": ("bad_value", "biological_sex"),
+        "B9": ("bad_value", "performance_status_ecog"),
+        "C1": ("missing_prescription", "radiotherapy_refgydose_total_highriskgtv"),
+    }
+    assert unaccounted_rows(result) == []

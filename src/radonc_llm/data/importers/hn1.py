@@ -18,7 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from radonc_llm.data.cases import Case
-from radonc_llm.data.importers.note import ClinicalFacts, age_years, sex_code, tnm_category
+from radonc_llm.data.importers.fields import (
+    age_years,
+    ajcc_stage,
+    ecog_score,
+    hpv_status,
+    sex_code,
+    tnm_category,
+)
+from radonc_llm.data.importers.note import ClinicalFacts
 from radonc_llm.data.importers.prescription import reference_regimen
 from radonc_llm.data.importers.result import (
     ImportResult,
@@ -40,10 +48,10 @@ REQUIRED_COLUMNS = (
     "ajcc_stage", "chemotherapy_given", DOSE, FRACTIONS,
     DOSE_PER_FRACTION,
 )  # fmt: skip
+SPLIT_COLUMN = "dataset"  # added by the third-party copy, absent from TCIA's
 
 # Both words mean chemotherapy given with the radiotherapy; the table names no drug.
 CHEMOTHERAPY = {"none": [], "concurrent": ["chemotherapy"], "concomitant": ["chemotherapy"]}
-HPV = {"positive": True, "negative": False}
 
 
 def convert_row(row: SourceRow, *, file: str) -> Case:
@@ -52,8 +60,8 @@ def convert_row(row: SourceRow, *, file: str) -> Case:
         values["index_tumour_location"],
         None,
         in_situ=is_in_situ(
-            tnm_category("T", values["clin_t"]),
-            tnm_category("N", values["clin_n"]),
+            tnm_category("T", values["clin_t"], column="clin_t"),
+            tnm_category("N", values["clin_n"], column="clin_n"),
             None,
             n_column="clin_n",
         ),
@@ -75,24 +83,18 @@ def convert_row(row: SourceRow, *, file: str) -> Case:
         dose_per_fraction_text=values[DOSE_PER_FRACTION],
         dose_per_fraction_column=DOSE_PER_FRACTION,
     )
-    try:
-        age = age_years(values["age_at_diagnosis"])
-    except ValueError:
-        raise RowExcluded(
-            "bad_number", f"age '{values['age_at_diagnosis']}'", column="age_at_diagnosis"
-        ) from None
     facts = ClinicalFacts(
         site=site_code.site,
         location=site_code.location,
-        age=age,
-        sex=sex_code(values["biological_sex"]),
-        t=tnm_category("T", values["clin_t"]),
-        n=tnm_category("N", values["clin_n"]),
-        m=tnm_category("M", values["clin_m"]),
-        stage=values["ajcc_stage"].upper() or None,
-        hpv=HPV.get(values["overall_hpv_p16_status"].lower()),
+        age=age_years(values["age_at_diagnosis"], column="age_at_diagnosis"),
+        sex=sex_code(values["biological_sex"], column="biological_sex"),
+        t=tnm_category("T", values["clin_t"], column="clin_t"),
+        n=tnm_category("N", values["clin_n"], column="clin_n"),
+        m=tnm_category("M", values["clin_m"], column="clin_m"),
+        stage=ajcc_stage(values["ajcc_stage"], column="ajcc_stage"),
+        hpv=hpv_status(values["overall_hpv_p16_status"], column="overall_hpv_p16_status"),
         hpv_test="HPV/p16",
-        ecog=values["performance_status_ecog"] or None,
+        ecog=ecog_score(values["performance_status_ecog"], column="performance_status_ecog"),
     )
     return imported_case(
         cohort=COHORT,
@@ -103,13 +105,15 @@ def convert_row(row: SourceRow, *, file: str) -> Case:
         regimen=regimen,
         source_file=file,
         source_row=row.number,
-        source_split=values.get("dataset") or None,
+        source_split=values.get(SPLIT_COLUMN) or None,
     )
 
 
 def import_hn1(path: str | Path) -> ImportResult:
     """Import the HN1 clinical table (the CSV file, or the folder that holds it)."""
-    table = read_table(find_table(path, REQUIRED_COLUMNS, what="HN1 clinical"))
+    table = read_table(
+        find_table(path, REQUIRED_COLUMNS, what="HN1 clinical"), (*REQUIRED_COLUMNS, SPLIT_COLUMN)
+    )
     result = ImportResult(cohort=COHORT)
     convert_rows(result, table, lambda row: convert_row(row, file=table.name), id_column="id")
     return result

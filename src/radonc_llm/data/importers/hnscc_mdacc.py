@@ -23,15 +23,18 @@ import re
 from pathlib import Path
 
 from radonc_llm.data.cases import Case
-from radonc_llm.data.importers.note import (
-    ClinicalFacts,
+from radonc_llm.data.importers.fields import (
     age_years,
-    histology_display,
+    ajcc_stage,
+    hpv_status,
+    lookup,
+    number,
     pack_years_text,
     sex_code,
     tnm_category,
 )
-from radonc_llm.data.importers.prescription import read_number, reference_regimen
+from radonc_llm.data.importers.note import ClinicalFacts, histology_display
+from radonc_llm.data.importers.prescription import reference_regimen
 from radonc_llm.data.importers.result import (
     ImportResult,
     RowExcluded,
@@ -39,7 +42,14 @@ from radonc_llm.data.importers.result import (
     imported_case,
 )
 from radonc_llm.data.importers.site_codes import canonical, code_site, is_in_situ
-from radonc_llm.data.importers.table import SourceRow, SourceTable, find_table, read_table
+from radonc_llm.data.importers.table import (
+    SourceRow,
+    SourceTable,
+    find_table,
+    missing_columns,
+    read_table,
+    scan_folder,
+)
 from radonc_llm.errors import RadoncInputError
 
 COHORT = "hnscc-mdacc"
@@ -181,8 +191,8 @@ def _concomitant_boost(values: dict[str, str]) -> str | None:
     if match is None:
         return None
     daily, boost, n = float(match["daily"]), float(match["boost"]), int(match["n"])
-    dose = read_number(values[T1_DOSE], column=T1_DOSE, what="total dose")
-    fractions = read_number(values[T1_FRACTIONS], column=T1_FRACTIONS, what="fractions")
+    dose = number(values[T1_DOSE], column=T1_DOSE, what="total dose")
+    fractions = number(values[T1_FRACTIONS], column=T1_FRACTIONS, what="fractions")
     if dose is None or not fractions or abs(daily * (fractions - n) + boost * n - dose) > 0.05:
         raise RowExcluded(
             "inconsistent_prescription",
@@ -206,13 +216,13 @@ def convert_treatment_row(row: SourceRow, *, file: str) -> Case:
     site = T1_SITES.get(canonical(values["Site"]), values["Site"])
     subsite_text = re.sub(r"^ca\s+", "", diag)
     subsite = T1_DIAG_SUBSITES.get(subsite_text, subsite_text)
-    t = tnm_category("T", values["T"])
+    t = tnm_category("T", values["T"], column="T")
     site_code, icd10 = code_site(
         site,
         subsite,
         in_situ=is_in_situ(
             t,
-            tnm_category("N", values["N"]),
+            tnm_category("N", values["N"], column="N"),
             values["Histology"],
             n_column="N",
             histology_column="Histology",
@@ -236,23 +246,18 @@ def convert_treatment_row(row: SourceRow, *, file: str) -> Case:
     )
     if boost:
         regimen.concomitant_boost = boost  # type: ignore[attr-defined]
-    try:
-        age = age_years(values["Age"])
-    except ValueError:
-        raise RowExcluded("bad_number", f"age '{values['Age']}'", column="Age") from None
-    hpv = {"positive": True, "negative": False}.get(values["HPV status"].lower())
     facts = ClinicalFacts(
         site=site_code.site,
         location=site_code.location,
-        age=age,
-        sex=sex_code(values["Sex"]),
+        age=age_years(values["Age"], column="Age"),
+        sex=sex_code(values["Sex"], column="Sex"),
         histology=histology_display(values["Histology"]),
         grade=_grade(values["Grade"]),
         t=t,
-        n=tnm_category("N", values["N"]),
-        m=tnm_category("M", values["M"]),
-        stage=values["Stage"] or None,
-        hpv=hpv,
+        n=tnm_category("N", values["N"], column="N"),
+        m=tnm_category("M", values["M"], column="M"),
+        stage=ajcc_stage(values["Stage"], column="Stage"),
+        hpv=hpv_status(values["HPV status"], column="HPV status"),
         smoking=_smoking_t1(values["Smoking History"], values["Current Smoker"]),
         history=history,
     )
@@ -290,9 +295,11 @@ COMBINATIONS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "radiation alone": ([], ()),
     "induction chemotherapy+radiation alone": ([], ("induction chemotherapy",)),
 }  # fmt: skip
-LATERALITY = {"r": "right", "l": "left", "midline": "midline"}
+LATERALITY = {
+    "r": "right", "right": "right", "l": "left", "left": "left", "midline": "midline",
+    "nos": None,
+}  # fmt: skip
 SMOKING_T2 = {"never": "never", "former": "former", "current": "current"}
-HPV_T2 = {"p": True, "n": False}
 
 
 def convert_opc_row(row: SourceRow, *, file: str, first_table: dict[str, SourceRow]) -> Case:
@@ -330,25 +337,28 @@ def convert_opc_row(row: SourceRow, *, file: str, first_table: dict[str, SourceR
         dose_per_fraction_text=values[T2_PER_FRACTION],
         dose_per_fraction_column=T2_PER_FRACTION,
     )
-    try:
-        age = age_years(values["Age at Diag"])
-    except ValueError:
-        raise RowExcluded(
-            "bad_number", f"age '{values['Age at Diag']}'", column="Age at Diag"
-        ) from None
-    smoking = SMOKING_T2.get(values["Smoking status"].lower())
+    smoking = lookup(
+        values["Smoking status"], SMOKING_T2, column="Smoking status", what="smoking status"
+    )
+    pack_years_column = "Smoking status (Packs-Years)"
     facts = ClinicalFacts(
         site=site_code.site,
         location=site_code.location,
-        age=age,
-        sex=sex_code(values["Gender"]),
-        laterality=LATERALITY.get(values["Tumor laterality"].lower()),
-        t=tnm_category("T", values["T-category"]),
-        n=tnm_category("N", values["N-category"]),
-        stage=values["AJCC Stage (7th edition)"] or None,
-        hpv=HPV_T2.get(values["HPV Status"].lower()),
+        age=age_years(values["Age at Diag"], column="Age at Diag"),
+        sex=sex_code(values["Gender"], column="Gender"),
+        laterality=lookup(
+            values["Tumor laterality"], LATERALITY, column="Tumor laterality", what="laterality"
+        ),
+        t=tnm_category("T", values["T-category"], column="T-category"),
+        n=tnm_category("N", values["N-category"], column="N-category"),
+        stage=ajcc_stage(values["AJCC Stage (7th edition)"], column="AJCC Stage (7th edition)"),
+        hpv=hpv_status(values["HPV Status"], column="HPV Status"),
         smoking=smoking,
-        pack_years=pack_years_text(values["Smoking status (Packs-Years)"]) if smoking else None,
+        pack_years=(
+            pack_years_text(values[pack_years_column], column=pack_years_column)
+            if smoking
+            else None
+        ),
         history=history,
     )
     return imported_case(
@@ -366,11 +376,14 @@ def convert_opc_row(row: SourceRow, *, file: str, first_table: dict[str, SourceR
 # ---------------------------------------------------------------------------------------------
 
 
-def _find(path: Path, columns: tuple[str, ...], what: str) -> Path | None:
+def _find(folder: Path, columns: tuple[str, ...], what: str) -> Path | None:
+    """The table's file in `folder`; None when no file there looks like it. A file with most
+    of its columns but not all, or two files that both have them, is an error: a table the
+    user gave is never skipped silently."""
     try:
-        return find_table(path, columns, what=what)
+        return find_table(folder, columns, what=what)
     except RadoncInputError:
-        if path.is_dir():
+        if scan_folder(folder, columns) == ([], None):
             return None
         raise
 
@@ -380,25 +393,20 @@ def import_hnscc_mdacc(path: str | Path) -> ImportResult:
     path = Path(path)
     if not path.exists():
         raise RadoncInputError("no such file or folder", file=path)
+    tables = ((TREATMENT_COLUMNS, "HNSCC treatment"), (OPC_COLUMNS, "HNSCC OPC radiomics"))
     if path.is_file():
-        header_error = None
-        found: list[Path | None] = []
-        for columns, what in ((TREATMENT_COLUMNS, "treatment"), (OPC_COLUMNS, "OPC radiomics")):
-            try:
-                found.append(find_table(path, columns, what=f"HNSCC {what}"))
-            except RadoncInputError as exc:
-                found.append(None)
-                header_error = header_error or exc
-        if not any(found):
+        missing = [missing_columns(path, columns) for columns, _ in tables]
+        treatment_path, opc_path = (None if lacks else path for lacks in missing)
+        if treatment_path is None and opc_path is None:
+            lacks, (_, what) = min(zip(missing, tables, strict=True), key=lambda pair: len(pair[0]))
             raise RadoncInputError(
                 "neither HNSCC table (treatment characteristics, radiomics outcome OPC): "
-                + header_error.reason,  # type: ignore[union-attr]
+                f"closest is the {what} table, missing column(s) {', '.join(map(repr, lacks))}",
                 file=path,
+                field=lacks[0],
             )
-        treatment_path, opc_path = found
     else:
-        treatment_path = _find(path, TREATMENT_COLUMNS, "HNSCC treatment")
-        opc_path = _find(path, OPC_COLUMNS, "HNSCC OPC radiomics")
+        treatment_path, opc_path = (_find(path, columns, what) for columns, what in tables)
         if treatment_path is None and opc_path is None:
             raise RadoncInputError(
                 "no CSV file here has the columns of either HNSCC table "
@@ -408,7 +416,7 @@ def import_hnscc_mdacc(path: str | Path) -> ImportResult:
     result = ImportResult(cohort=COHORT)
     first_table: dict[str, SourceRow] = {}
     if treatment_path is not None:
-        treatment = read_table(treatment_path)
+        treatment = read_table(treatment_path, TREATMENT_COLUMNS)
         convert_rows(
             result,
             treatment,
@@ -417,7 +425,7 @@ def import_hnscc_mdacc(path: str | Path) -> ImportResult:
         )
         first_table = _rows_by_patient(treatment)
     if opc_path is not None:
-        opc = read_table(opc_path)
+        opc = read_table(opc_path, OPC_COLUMNS)
         convert_rows(
             result,
             opc,

@@ -7,9 +7,8 @@ becoming a reference answer.
 
 from __future__ import annotations
 
-import math
-
 from radonc_llm.data.cases import RegimenStructured
+from radonc_llm.data.importers.fields import number
 from radonc_llm.data.importers.result import RowExcluded
 from radonc_llm.data.regimen import check_prescription, format_dose, normalize_dose
 
@@ -19,20 +18,6 @@ from radonc_llm.data.regimen import check_prescription, format_dose, normalize_d
 MAX_HEAD_NECK_DOSE_PER_FRACTION_GY = 3.0
 # Recorded dose per fraction is rounded to 0.01 Gy (70 Gy/33 = 2.1212 is written 2.12).
 DOSE_PER_FRACTION_TOLERANCE_GY = 0.02
-
-
-def read_number(text: str, *, column: str, what: str) -> float | None:
-    """A recorded number, None when blank; RowExcluded when it is not a number."""
-    text = text.strip()
-    if not text or text.upper() in ("NA", "N/A"):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise RowExcluded("bad_number", f"{what} '{text}' is not a number", column=column) from None
-    if not math.isfinite(value):
-        raise RowExcluded("bad_number", f"{what} '{text}' is not a finite number", column=column)
-    return value
 
 
 def reference_regimen(
@@ -52,10 +37,10 @@ def reference_regimen(
     records ("chemotherapy", "EGFR inhibitor"). A recorded dose per fraction must agree
     with dose / fractions.
     """
-    dose = read_number(dose_text, column=dose_column, what="total dose")
+    dose = number(dose_text, column=dose_column, what="total dose")
     if dose is None:
         raise RowExcluded("missing_prescription", "no total dose recorded", column=dose_column)
-    fractions_value = read_number(fractions_text, column=fractions_column, what="fractions")
+    fractions_value = number(fractions_text, column=fractions_column, what="fractions")
     if fractions_value is None:
         raise RowExcluded(
             "missing_prescription", "no number of fractions recorded", column=fractions_column
@@ -84,7 +69,7 @@ def reference_regimen(
     if problem is not None:
         raise RowExcluded("implausible_prescription", f"{course}: {problem}", column=dose_column)
     if dose_per_fraction_text:
-        per_fraction = read_number(
+        per_fraction = number(
             dose_per_fraction_text, column=dose_per_fraction_column or "", what="dose/fraction"
         )
         if (

@@ -15,14 +15,17 @@ import re
 from pathlib import Path
 
 from radonc_llm.data.cases import Case
-from radonc_llm.data.importers.note import (
-    ClinicalFacts,
+from radonc_llm.data.importers.fields import (
     age_years,
-    histology_display,
+    ajcc_stage,
+    ecog_score,
+    hpv_status,
+    lookup,
     pack_years_text,
     sex_code,
     tnm_category,
 )
+from radonc_llm.data.importers.note import ClinicalFacts, histology_display
 from radonc_llm.data.importers.prescription import reference_regimen
 from radonc_llm.data.importers.result import (
     ImportResult,
@@ -39,6 +42,7 @@ REQUIRED_COLUMNS = (
     "patient_id", "Age", "Sex", "ECOG PS", "Smoking PY", "Smoking Status", "Ds Site",
     "Subsite", "T", "N", "M", "Stage", "Path", "HPV", "Tx Modality", "Chemo", "Dose", "Fx",
 )  # fmt: skip
+SPLIT_COLUMN = "RADCURE-challenge"
 
 # Tx Modality is the treatment combination, not the beam: -> (concurrent agents, given
 # chemotherapy, treatment before radiotherapy). The table names no drugs: EGFRI is an EGFR
@@ -49,15 +53,12 @@ TREATMENTS: dict[str, tuple[list[str], bool, tuple[str, ...]]] = {
     "chemort": (["chemotherapy"], True, ()),
     "rt + egfri": (["EGFR inhibitor"], False, ()),
 }
-HPV = {"yes, positive": True, "yes, negative": False}
-SMOKING = {"current": "current", "ex-smoker": "former", "non-smoker": "never"}
+SMOKING = {
+    "current": "current", "ex-smoker": "former", "ex smoker": "former", "former": "former",
+    "non-smoker": "never", "non smoker": "never", "never": "never",
+}  # fmt: skip
 # The challenge split of the RADCURE release; "0" = not in the challenge.
 SPLITS = {"training": "train", "test": "test"}
-
-
-def _ecog(raw: str) -> str | None:
-    match = re.search(r"(\d(?:\s*-\s*\d)?)", raw)
-    return match.group(1).replace(" ", "") if match else None
 
 
 def _treatment(row: SourceRow) -> tuple[list[str], tuple[str, ...]]:
@@ -70,7 +71,9 @@ def _treatment(row: SourceRow) -> tuple[list[str], tuple[str, ...]]:
     concurrent, chemotherapy, history = treatment
     chemo = row.values["Chemo"].lower()
     if chemo not in ("yes", "none", "no"):
-        raise RowExcluded("unmapped_treatment", f"unknown Chemo value '{chemo}'", column="Chemo")
+        raise RowExcluded(
+            "unmapped_treatment", f"unknown Chemo value '{row.values['Chemo']}'", column="Chemo"
+        )
     if (chemo == "yes") != chemotherapy:
         raise RowExcluded(
             "conflicting_concurrent_therapy",
@@ -82,25 +85,22 @@ def _treatment(row: SourceRow) -> tuple[list[str], tuple[str, ...]]:
 
 def _facts(row: SourceRow, site: str, location: str, *, history: tuple[str, ...]) -> ClinicalFacts:
     values = row.values
-    try:
-        age = age_years(values["Age"])
-    except ValueError:
-        raise RowExcluded("bad_number", f"age '{values['Age']}'", column="Age") from None
-    stage = values["Stage"] if values["Stage"] not in ("", "X") else None
     return ClinicalFacts(
         site=site,
         location=location,
-        age=age,
-        sex=sex_code(values["Sex"]),
+        age=age_years(values["Age"], column="Age"),
+        sex=sex_code(values["Sex"], column="Sex"),
         histology=histology_display(values["Path"]),
-        t=tnm_category("T", values["T"]),
-        n=tnm_category("N", values["N"]),
-        m=tnm_category("M", values["M"]),
-        stage=stage,
-        hpv=HPV.get(values["HPV"].lower()),
-        ecog=_ecog(values["ECOG PS"]),
-        smoking=SMOKING.get(values["Smoking Status"].lower()),
-        pack_years=pack_years_text(values["Smoking PY"]),
+        t=tnm_category("T", values["T"], column="T"),
+        n=tnm_category("N", values["N"], column="N"),
+        m=tnm_category("M", values["M"], column="M"),
+        stage=ajcc_stage(values["Stage"], column="Stage"),
+        hpv=hpv_status(values["HPV"], column="HPV"),
+        ecog=ecog_score(values["ECOG PS"], column="ECOG PS"),
+        smoking=lookup(
+            values["Smoking Status"], SMOKING, column="Smoking Status", what="smoking status"
+        ),
+        pack_years=pack_years_text(values["Smoking PY"], column="Smoking PY"),
         history=history,
     )
 
@@ -108,8 +108,8 @@ def _facts(row: SourceRow, site: str, location: str, *, history: tuple[str, ...]
 def convert_row(row: SourceRow, *, file: str) -> Case:
     values = row.values
     in_situ = is_in_situ(
-        tnm_category("T", values["T"]),
-        tnm_category("N", values["N"]),
+        tnm_category("T", values["T"], column="T"),
+        tnm_category("N", values["N"], column="N"),
         values["Path"],
         n_column="N",
         histology_column="Path",
@@ -128,7 +128,7 @@ def convert_row(row: SourceRow, *, file: str) -> Case:
         values["Dose"], values["Fx"], dose_column="Dose", fractions_column="Fx",
         concurrent=concurrent,
     )  # fmt: skip
-    challenge = values.get("RADCURE-challenge", "")
+    challenge = values.get(SPLIT_COLUMN, "")
     return imported_case(
         cohort=COHORT,
         institution=INSTITUTION,
@@ -145,7 +145,10 @@ def convert_row(row: SourceRow, *, file: str) -> Case:
 
 def import_radcure(path: str | Path) -> ImportResult:
     """Import the RADCURE clinical table (the CSV file, or the folder that holds it)."""
-    table = read_table(find_table(path, REQUIRED_COLUMNS, what="RADCURE clinical"))
+    table = read_table(
+        find_table(path, REQUIRED_COLUMNS, what="RADCURE clinical"),
+        (*REQUIRED_COLUMNS, SPLIT_COLUMN),
+    )
     result = ImportResult(cohort=COHORT)
     convert_rows(
         result, table, lambda row: convert_row(row, file=table.name), id_column="patient_id"

@@ -2,23 +2,35 @@
 
 The files stay where the user keeps them (their licences are non-commercial): they are read
 in place, never copied. A table is recognised by its columns, not by its file name, so a
-renamed download still works. Header names are compared with surrounding spaces removed
-(RADCURE v04 writes "M " with a trailing space).
+renamed download still works. Header names are compared as `ingest.column_name` writes them
+(case, spaces, underscores and hyphens aside: "M " = "m", "Patient ID" = "patient_id"), and a
+spreadsheet's re-save is read as the curation ingest reads it: UTF-8, UTF-16 with a byte-order
+mark (Excel's "Unicode text"), comma, semicolon or tab separated. A quote left open, a blank
+line, a NUL byte or bytes that are not UTF-8 make one row unreadable, never the file.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from radonc_llm.data.ingest import (
+    _BROKEN_TEXT,
+    BROKEN_ENCODING,
+    _delimiter,
+    _quoting_error,
+    _read_text,
+    column_name,
+)
 from radonc_llm.errors import RadoncInputError
 
 
 @dataclass(frozen=True)
 class SourceRow:
     number: int  # 1-based data row (header excluded), as the ledger names it
-    values: dict[str, str]  # stripped header -> stripped value
+    values: dict[str, str]  # column (as the importer names it) -> stripped value
     problem: str | None = None  # why the row cannot be read at all (wrong field count)
 
 
@@ -33,13 +45,33 @@ class SourceTable:
         return self.path.name
 
 
+def _lines(path: Path) -> tuple[list[str], str]:
+    """The file's lines (line ends kept) and its field separator; RadoncInputError for a
+    file that is empty, binary (an Excel workbook) or UTF-16 without a byte-order mark."""
+    text = _read_text(path)
+    lines = io.StringIO(text, newline="").readlines()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        raise RadoncInputError("empty file: no header row", file=path)
+    if "\x00" in lines[0]:
+        raise RadoncInputError(
+            "the header holds NUL bytes: the file is not UTF-8 text "
+            "(UTF-16 without a byte-order mark?); save it as CSV UTF-8",
+            file=path,
+        )
+    return lines, _delimiter(lines[0])
+
+
 def _header(path: Path) -> list[str]:
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            first = next(csv.reader(handle), [])
-    except UnicodeDecodeError as exc:
-        raise RadoncInputError(f"not valid UTF-8 ({exc.reason})", file=path) from None
-    return [name.strip() for name in first]
+    lines, delimiter = _lines(path)
+    return next(csv.reader(lines[:1], delimiter=delimiter), [])
+
+
+def missing_columns(path: Path, required: tuple[str, ...]) -> list[str]:
+    """The `required` columns that the header of the file `path` lacks."""
+    present = {column_name(name) for name in _header(path)}
+    return [column for column in required if column_name(column) not in present]
 
 
 def find_table(path: str | Path, required: tuple[str, ...], *, what: str) -> Path:
@@ -49,7 +81,7 @@ def find_table(path: str | Path, required: tuple[str, ...], *, what: str) -> Pat
     if not path.exists():
         raise RadoncInputError("no such file or folder", file=path)
     if path.is_file():
-        missing = [column for column in required if column not in _header(path)]
+        missing = missing_columns(path, required)
         if missing:
             raise RadoncInputError(
                 f"not the {what} table: missing column(s) {', '.join(map(repr, missing))}",
@@ -57,15 +89,20 @@ def find_table(path: str | Path, required: tuple[str, ...], *, what: str) -> Pat
                 field=missing[0],
             )
         return path
-    matches = [
-        candidate
-        for candidate in sorted(path.glob("*.csv"))
-        if all(column in _header(candidate) for column in required)
-    ]
+    matches, near = scan_folder(path, required)
     if not matches:
+        if near:  # a CSV with most of the columns: say which it lacks
+            candidate, missing = near
+            raise RadoncInputError(
+                f"not the {what} table: missing column(s) {', '.join(map(repr, missing))}",
+                file=candidate,
+                field=missing[0],
+            )
+        others = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".xlsx", ".xls"))
+        hint = f"; found {', '.join(others)}: save it as CSV UTF-8" if others else ""
         raise RadoncInputError(
             f"no CSV file here has the columns of the {what} table "
-            f"({', '.join(map(repr, required[:4]))}, ...)",
+            f"({', '.join(map(repr, required[:4]))}, ...){hint}",
             file=path,
         )
     if len(matches) > 1:
@@ -76,29 +113,90 @@ def find_table(path: str | Path, required: tuple[str, ...], *, what: str) -> Pat
     return matches[0]
 
 
-def read_table(path: Path) -> SourceTable:
-    """Every record after the header, numbered from 1; a record with the wrong number of
-    fields (or a blank line) is kept with a `problem` so that the ledger can account for it."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            records = list(csv.reader(handle))
-    except UnicodeDecodeError as exc:
-        raise RadoncInputError(f"not valid UTF-8 ({exc.reason})", file=path) from None
-    except csv.Error as exc:
-        raise RadoncInputError(f"not a readable CSV file ({exc})", file=path) from None
-    if not records:
-        raise RadoncInputError("empty file: no header", file=path)
-    columns = tuple(name.strip() for name in records[0])
-    rows = []
-    for number, fields in enumerate(records[1:], start=1):
-        if len(fields) != len(columns):
-            problem = (
-                "blank line"
-                if not any(field.strip() for field in fields)
-                else f"{len(fields)} fields, the header has {len(columns)}"
-            )
-            rows.append(SourceRow(number=number, values={}, problem=problem))
+def scan_folder(
+    folder: Path, required: tuple[str, ...]
+) -> tuple[list[Path], tuple[Path, list[str]] | None]:
+    """The CSV files of `folder` with every `required` column, and the file that has at least
+    half of them but not all (with the columns it lacks), if any. A file that cannot be read
+    is not this table."""
+    matches: list[Path] = []
+    near: tuple[Path, list[str]] | None = None
+    for candidate in sorted(folder.glob("*.csv")):
+        try:
+            missing = missing_columns(candidate, required)
+        except RadoncInputError:
             continue
-        values = {column: field.strip() for column, field in zip(columns, fields, strict=True)}
+        if not missing:
+            matches.append(candidate)
+        elif len(missing) <= len(required) // 2 and (near is None or len(missing) < len(near[1])):
+            near = (candidate, missing)
+    return matches, near
+
+
+def _records(lines: list[str], delimiter: str):
+    """(first line number, fields or None, problem) for each record after the header. A quote
+    that is never closed swallows the lines after it into one record: that record is reported
+    on its own and reading starts again on the line after it, so no row is lost."""
+    offset = 1
+    reader = csv.reader(lines[offset:], delimiter=delimiter)
+    while True:
+        first = offset + reader.line_num
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            fields, problem = None, str(exc)
+        else:
+            problem = None
+        end = offset + reader.line_num
+        quoting = _quoting_error("".join(lines[first:end]), delimiter) if problem is None else None
+        if quoting and end - first > 1:
+            problem = (
+                f"a quoted field is not closed properly ({quoting}): "
+                f"lines {first + 1}-{end} were read as one row"
+            )
+            offset = first + 1  # read the swallowed lines again
+            reader = csv.reader(lines[offset:], delimiter=delimiter)
+        elif quoting and end == len(lines):
+            problem = "a quoted field is not closed before the end of the file (cut short?)"
+        yield first + 1, fields, problem
+
+
+def read_table(path: Path, columns: tuple[str, ...] = ()) -> SourceTable:
+    """Every record after the header, numbered from 1; a record that cannot be read (wrong
+    number of fields, blank line, open quote, NUL byte, broken encoding) is kept with a
+    `problem` so that the ledger can account for it. A header cell that names one of
+    `columns` in another spelling is renamed to it; such a column given twice is an error."""
+    lines, delimiter = _lines(path)
+    header = [name.strip() for name in next(csv.reader(lines[:1], delimiter=delimiter), [])]
+    spelled = {column_name(column): column for column in columns}
+    names = [spelled.get(column_name(name), name) for name in header]
+    for column in columns:
+        given = [header[i] for i, name in enumerate(names) if name == column]
+        if len(given) > 1:
+            raise RadoncInputError(
+                f"column '{column}' is given {len(given)} times "
+                f"({', '.join(map(repr, given))}); keep one",
+                file=path,
+                field=column,
+            )
+    rows = []
+    for number, (line, fields, problem) in enumerate(_records(lines, delimiter), start=1):
+        if problem is None and fields is not None:
+            if not any(field.strip() for field in fields):
+                problem = "blank line"
+            elif len(fields) != len(names):
+                problem = f"{len(fields)} fields, the header has {len(names)}"
+            elif any("\x00" in field for field in fields):
+                problem = "a NUL byte (the file is damaged)"
+            elif any(_BROKEN_TEXT.search(field) for field in fields):
+                problem = f"{BROKEN_ENCODING} (saved as Windows-1252? save it as CSV UTF-8)"
+        if problem is not None:
+            rows.append(SourceRow(number=number, values={}, problem=f"line {line}: {problem}"))
+            continue
+        values = {name: field.strip() for name, field in zip(names, fields, strict=True)}
         rows.append(SourceRow(number=number, values=values))
-    return SourceTable(path=path, columns=columns, rows=rows)
+    if not rows:
+        raise RadoncInputError("no data rows under the header", file=path)
+    return SourceTable(path=path, columns=tuple(names), rows=rows)
