@@ -46,6 +46,12 @@ def assignment_of(session: Session, url: str) -> Assignment:
     return session.scalar(select(Assignment).where(Assignment.public_id == public_id))
 
 
+def alices_assignment_where(session: Session, condition) -> Assignment:
+    return session.scalar(
+        select(Assignment).join(Item).where(condition, Assignment.reviewer == "alice")
+    )
+
+
 def test_reviewer_rates_resumes_and_every_change_is_audited(app_client, new_client, engine):
     response = sign_in(app_client, "alice")
     assert response.status_code == 303
@@ -111,11 +117,7 @@ def test_reviewer_rates_resumes_and_every_change_is_audited(app_client, new_clie
 def test_case_text_and_comments_are_escaped(app_client, engine):
     sign_in(app_client, "alice")
     with Session(engine) as session:
-        hostile = session.scalar(
-            select(Assignment)
-            .join(Item)
-            .where(Item.diagnosis_text == HOSTILE_DIAGNOSIS, Assignment.reviewer == "alice")
-        )
+        hostile = alices_assignment_where(session, Item.diagnosis_text == HOSTILE_DIAGNOSIS)
         url = f"/items/{hostile.public_id}"
     page = app_client.get(url)
     assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in page.text
@@ -243,3 +245,65 @@ def test_audit_log_is_append_only_in_the_database(app_client, new_client, engine
             connection.execute(text(statement))
     with Session(engine) as session:
         assert [event.username for event in session.scalars(select(AuditEvent))] == ["alice"]
+
+
+def test_every_page_needs_a_sign_in_and_shows_nothing_before(app_client, engine):
+    with Session(engine) as session:
+        public_id = session.scalar(select(Assignment.public_id))
+    for method, path in [
+        ("GET", "/"),
+        ("GET", "/queue"),
+        ("GET", "/resume"),
+        ("GET", "/admin"),
+        ("GET", f"/items/{public_id}"),
+        ("POST", f"/items/{public_id}"),
+        ("POST", "/logout"),
+    ]:
+        response = app_client.request(method, path, data={"rating": "acceptable"})
+        assert (response.status_code, response.headers.get("location")) == (303, "/login"), path
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        assert app_client.get(path).status_code == 404
+    with Session(engine) as session:
+        assert session.scalars(select(Rating)).all() == []
+
+
+def test_nul_characters_are_a_form_error_not_a_server_error(app_client, engine):
+    # PostgreSQL text cannot hold NUL: before the fix both posts were HTTP 500 there.
+    page = app_client.get("/login")
+    refused = app_client.post(
+        "/login",
+        data={"username": "ali\x00ce", "password": "x\x00", "csrf_token": csrf_of(page.text)},
+    )
+    assert refused.status_code == 401 and "Wrong username or password." in refused.text
+    sign_in(app_client, "alice")
+    url, html = open_first_item(app_client)
+    posted = rate(app_client, url, html, comment="fine\x00", corrected_regimen="60 Gy\x00")
+    assert posted.status_code == 422
+    assert "Comment: contains a NUL character" in posted.text
+    assert "Corrected regimen: contains a NUL character" in posted.text
+    with Session(engine) as session:
+        assert session.scalars(select(Rating)).all() == []
+
+
+def test_a_json_or_text_body_is_refused_without_saving(app_client, engine):
+    sign_in(app_client, "alice")
+    url, html = open_first_item(app_client)
+    body = {"csrf_token": csrf_of(html), "rating": "acceptable"}
+    as_json = app_client.post(url, json=body)
+    assert as_json.status_code == 403 and "security token" in as_json.text
+    as_text = app_client.post(url, content=b"\xff\xfe", headers={"content-type": "text/plain"})
+    assert as_text.status_code == 403
+    upload = app_client.post(url, data=body, files={"comment": ("c.txt", b"hi")})
+    assert upload.status_code == 400 and "without file uploads" in upload.text
+    with Session(engine) as session:
+        assert session.scalars(select(Rating)).all() == []
+
+
+def test_model_output_with_markup_is_shown_escaped_and_without_its_source(app_client, engine):
+    sign_in(app_client, "alice")
+    with Session(engine) as session:
+        garbled = alices_assignment_where(session, Item.regimen_text == "garbled <b>output</b>")
+        url, item_key = f"/items/{garbled.public_id}", garbled.item.item_key
+    page = app_client.get(url).text
+    assert "garbled &lt;b&gt;output&lt;/b&gt;" in page and "<b>output" not in page
+    assert item_key not in page and not re.search(r"\bbase\b", page)

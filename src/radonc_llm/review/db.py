@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radonc_llm.errors import RadoncInputError
@@ -48,7 +48,13 @@ def create_db_engine(url: str, *, pool_size: int = 20, max_overflow: int = 30) -
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
             raise RadoncInputError("use a SQLite file (sqlite:///PATH), not memory", field="db")
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RadoncInputError(
+                f"cannot create the database's folder ({exc.strerror})", file=folder, field="db"
+            ) from None
         engine = create_engine(
             parsed,
             pool_size=pool_size,
@@ -153,6 +159,16 @@ def load_study(session: Session, study: StudyDefinition) -> bool:
     return True
 
 
+def database_error(exc: DBAPIError, url: str) -> RadoncInputError:
+    """A driver error (unreachable server, read-only or non-database file) as a clear message.
+
+    The URL is shown with its password masked; the driver's messages do not carry it.
+    """
+    lines = str(exc.orig).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    return RadoncInputError(f"cannot use the database {display_url(url)}: {reason}", field="db")
+
+
 def prepare_database(url: str, study: StudyDefinition) -> Engine:
     """Migrate the database at `url` and load `study` into it; returns the engine."""
     engine = create_db_engine(url)
@@ -160,6 +176,9 @@ def prepare_database(url: str, study: StudyDefinition) -> Engine:
         migrate(engine)
         with Session(engine) as session:
             load_study(session, study)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise database_error(exc, url) from None
     except BaseException:
         engine.dispose()
         raise

@@ -1,6 +1,8 @@
 """`radonc-llm review export`: ratings (CSV and JSONL), the audit log and review_metrics.json.
 
-The export only reads the database; every file is written atomically.
+The export only reads the database; every file is written atomically. Everything is read
+and computed before the first file is written, so a failure (or a kill while reading) leaves
+any earlier export untouched.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import Any
 
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.review.db import create_db_engine, definition_sha256, display_url
+from radonc_llm.review.db import create_db_engine, database_error, definition_sha256, display_url
 from radonc_llm.review.metrics import review_metrics
 from radonc_llm.review.models import (
     RATING_SCORES,
@@ -146,6 +149,10 @@ def export_review(
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
         raise RadoncInputError("no review database here", file=parsed.database, field="db")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RadoncInputError(
+            "is a file, not a folder; choose a folder for the export", file=out_dir
+        )
     engine = create_db_engine(url, pool_size=1, max_overflow=0)
     try:
         with Session(engine) as session:
@@ -154,15 +161,11 @@ def export_review(
             audit = audit_rows(session)
             records = rating_records(session)
             per_reviewer = {name: progress(session, name) for name in study.reviewers}
+    except DBAPIError as exc:
+        raise database_error(exc, url) from None
     finally:
         engine.dispose()
 
-    with atomic_open(out_dir / "ratings.csv") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RATING_COLUMNS)
-        writer.writeheader()
-        writer.writerows(ratings)
-    write_jsonl_atomic(out_dir / "ratings.jsonl", ratings)
-    write_jsonl_atomic(out_dir / "audit_log.jsonl", audit)
     metrics = {
         "study_id": study.study_id,
         "generated_at": datetime.now(UTC).isoformat(),
@@ -177,7 +180,18 @@ def export_review(
         "n_audit_events": len(audit),
         **review_metrics(records, treatment=treatment, control=control, sources=study.sources),
     }
-    write_json_atomic(out_dir / "review_metrics.json", metrics)
+    try:
+        with atomic_open(out_dir / "ratings.csv") as handle:
+            writer = csv.DictWriter(handle, fieldnames=RATING_COLUMNS)
+            writer.writeheader()
+            writer.writerows(ratings)
+        write_jsonl_atomic(out_dir / "ratings.jsonl", ratings)
+        write_jsonl_atomic(out_dir / "audit_log.jsonl", audit)
+        write_json_atomic(out_dir / "review_metrics.json", metrics)
+    except OSError as exc:
+        raise RadoncInputError(
+            f"cannot write the export ({exc.strerror})", file=exc.filename or out_dir
+        ) from None
     return ExportSummary(
         out_dir=out_dir, n_ratings=len(ratings), n_audit_events=len(audit), metrics=metrics
     )

@@ -234,7 +234,8 @@ def review_metrics(
     records: Sequence[RatingRecord], *, treatment: str, control: str, sources: Sequence[str]
 ) -> dict[str, Any]:
     """The statistics block of `review_metrics.json`."""
-    if treatment in sources and control in sources:
+    absent = [name for name in (treatment, control) if name not in sources]
+    if not absent:
         comparison = paired_comparison(records, treatment=treatment, control=control)
     else:
         comparison = {
@@ -242,15 +243,18 @@ def review_metrics(
             "treatment": treatment,
             "control": control,
             "p_value": None,
-            "note": f"the study has no source '{treatment}' and '{control}' to compare "
-            f"(sources: {', '.join(sources)})",
+            "note": f"the study has no source {' or '.join(repr(name) for name in absent)} "
+            f"to compare (sources: {', '.join(sources)})",
         }
+    acceptability = acceptability_by_source(records)
     return {
         "scale": RATING_SCORES,
         "acceptable_ratings": sorted(ACCEPTABLE_RATINGS),
         "n_ratings": len(records),
         "rating_counts": dict(Counter(record.rating for record in records)),
-        "acceptability": acceptability_by_source(records),
+        "acceptability": acceptability,
+        # Sources nobody has rated yet have no row above; they are named here, not dropped.
+        "unrated_sources": [source for source in sources if source not in acceptability],
         "comparison": comparison,
         "agreement": agreement(records),
     }

@@ -125,8 +125,9 @@ def login(
         raise HTTPException(
             403, "The sign-in form expired or did not come from this site. Reload and sign in."
         )
-    # No account name is longer; cutting here keeps the per-account limit exact.
-    username = username.strip()[:USERNAME_MAX]
+    # No account name is longer or holds NUL (which PostgreSQL text refuses); cleaning here
+    # keeps the per-account limit exact and the failure row storable.
+    username = username.replace("\x00", "").strip()[:USERNAME_MAX]
     client = request.client.host if request.client else "unknown"
     if login_blocked(db, username, client, settings):
         logger.warning("sign-in refused: too many wrong passwords (user %r)", username)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -28,12 +29,46 @@ from radonc_llm.review.models import (
 RatingValue = Literal[tuple(RATINGS)]  # type: ignore[valid-type]
 ReasonValue = Literal[tuple(REASONS)]  # type: ignore[valid-type]
 PASSWORD_MIN_CHARS = 10
+PASSWORD_MAX_CHARS = 1024
+
+
+def refuse_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail with a 500 on save.
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (\\x00); remove it")
+    return value
 
 
 class UserCreate(BaseModel):
-    username: str = Field(pattern=USERNAME_PATTERN, max_length=USERNAME_MAX)
-    password: SecretStr = Field(min_length=PASSWORD_MIN_CHARS, max_length=1024)
+    username: str
+    password: SecretStr
     role: Literal["reviewer", "admin"] = "reviewer"
+
+    @field_validator("username")
+    @classmethod
+    def _valid_username(cls, value: str) -> str:
+        if len(value) > USERNAME_MAX or not re.fullmatch(USERNAME_PATTERN, value):
+            raise ValueError(
+                f"'{value}' is not a valid username: 1 to {USERNAME_MAX} ASCII letters, digits, "
+                "'_', '.' or '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _valid_password(cls, value: SecretStr) -> SecretStr:
+        # The message gives lengths only, never the password itself.
+        password = value.get_secret_value()
+        if not password.strip():
+            raise ValueError("the password is empty or only spaces")
+        if len(password) < PASSWORD_MIN_CHARS:
+            raise ValueError(
+                f"the password has {len(password)} characters; use at least {PASSWORD_MIN_CHARS}"
+            )
+        if len(password) > PASSWORD_MAX_CHARS:
+            raise ValueError(f"the password is longer than {PASSWORD_MAX_CHARS} characters")
+        refuse_nul(password)
+        return value
 
 
 class RatingCreate(BaseModel):
@@ -55,6 +90,11 @@ class RatingCreate(BaseModel):
     @classmethod
     def _unix_newlines(cls, value: object) -> object:
         return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+    @field_validator("comment", "corrected_regimen")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        return refuse_nul(value)
 
     @model_validator(mode="after")
     def _reason_unless_acceptable(self) -> RatingCreate:
@@ -110,5 +150,5 @@ def describe_rating_errors(exc: ValidationError) -> list[str]:
         elif "reason_required" in error["msg"]:
             messages.append("Choose a reason category for a rating other than 'acceptable as is'.")
         else:
-            messages.append(f"{label}: {error['msg']}")
+            messages.append(f"{label}: {error['msg'].removeprefix('Value error, ')}.")
     return messages

@@ -128,15 +128,20 @@ def parse_prediction_specs(specs: list[str]) -> dict[str, Path]:
     return sources
 
 
-def read_regimen_predictions(path: str | Path) -> dict[str, str]:
+def read_regimen_predictions(
+    path: str | Path, *, case_ids: set[str] | None = None
+) -> dict[str, str]:
     """Map case_id -> the model's regimen text from a prediction file's regimen rows.
 
-    Reviewers judge what the model said: the normalised `prediction` when there is one,
-    otherwise the model's `raw` text (a malformed answer is shown, not hidden). Rows of the
-    other tasks are read for validity and otherwise ignored.
+    Reviewers judge what the model said: the normalised `prediction` when there is one (not
+    blank), otherwise the model's `raw` text (a malformed answer is shown, not hidden). Rows of the
+    other tasks are read for validity and otherwise ignored. With `case_ids`, a regimen row
+    for any other case is an error naming how many there are and the first one's line.
     """
+    _check_is_file(path)
     texts: dict[str, str] = {}
     first_line: dict[str, int] = {}
+    unknown: list[tuple[int, str]] = []
     for line, obj in iter_jsonl(path):
         try:
             row = PredictionRow.model_validate(obj)
@@ -153,8 +158,26 @@ def read_regimen_predictions(path: str | Path) -> dict[str, str]:
                 field="case_id",
             )
         first_line[row.case_id] = line
-        texts[row.case_id] = row.prediction if row.prediction else row.raw
+        # Surrounding whitespace goes: raw output often ends in a newline that reference
+        # regimens never have, and the page (pre-wrap) would show it, hinting at the source.
+        texts[row.case_id] = (row.prediction or "").strip() or row.raw.strip()
+        if case_ids is not None and row.case_id not in case_ids:
+            unknown.append((line, row.case_id))
+    if unknown:
+        line, case_id = unknown[0]
+        raise RadoncInputError(
+            f"{len(unknown)} regimen row(s) for cases not in the case file; the first is "
+            f"for '{case_id}'",
+            file=path,
+            row=line,
+            field="case_id",
+        )
     return texts
+
+
+def _check_is_file(path: str | Path) -> None:
+    if Path(path).is_dir():
+        raise RadoncInputError("is a folder; give a JSONL file", file=path)
 
 
 def _opaque_ids(rng: np.random.Generator, count: int, nbytes: int) -> list[str]:
@@ -191,6 +214,14 @@ def spread_shuffle(
     return order
 
 
+def _refuse_nul(text: str, case_id: str, *, file: str | Path, field: str) -> None:
+    # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the load.
+    if "\x00" in text:
+        raise RadoncInputError(
+            f"case '{case_id}' has a NUL character (\\x00) in its text", file=file, field=field
+        )
+
+
 def build_study(
     cases: list[Case],
     predictions: dict[str, dict[str, str]],
@@ -221,6 +252,7 @@ def build_study(
     if not cases:
         raise RadoncInputError("no cases to review", field="cases")
     files = prediction_files or {}
+    cases_file = inputs["cases"].path if inputs and "cases" in inputs else "cases"
     case_ids = {case.case_id for case in cases}
     for name, texts in predictions.items():
         unknown = sorted(set(texts) - case_ids)
@@ -254,8 +286,14 @@ def build_study(
     items: list[StudyItem] = []
     item_ids = _opaque_ids(rng, len(chosen) * len(sources), 6)
     for case in chosen:
+        _refuse_nul(case.diagnosis_text, case.case_id, file=cases_file, field="diagnosis_text")
         for source in sources:
-            text = case.regimen if source == REFERENCE_SOURCE else predictions[source][case.case_id]
+            if source == REFERENCE_SOURCE:
+                text = case.regimen.strip()
+                _refuse_nul(text, case.case_id, file=cases_file, field="regimen")
+            else:
+                text = predictions[source][case.case_id]
+                _refuse_nul(text, case.case_id, file=files.get(source, source), field="prediction")
             items.append(
                 StudyItem(
                     item_id=item_ids[len(items)],
@@ -317,8 +355,13 @@ def create_study(
     """Read the case file and prediction files, then `build_study`."""
     from radonc_llm.data.cases import read_cases
 
+    _check_is_file(cases_path)
     cases = read_cases(cases_path)
-    predictions = {name: read_regimen_predictions(path) for name, path in prediction_files.items()}
+    case_ids = {case.case_id for case in cases}
+    predictions = {
+        name: read_regimen_predictions(path, case_ids=case_ids)
+        for name, path in prediction_files.items()
+    }
     inputs = {"cases": InputFile(path=str(cases_path), sha256=file_sha256(cases_path))}
     for name, path in prediction_files.items():
         inputs[name] = InputFile(path=str(path), sha256=file_sha256(path))
@@ -337,7 +380,10 @@ def create_study(
 
 def write_study(study: StudyDefinition, study_dir: str | Path) -> Path:
     path = Path(study_dir) / STUDY_FILE
-    write_json_atomic(path, study.model_dump(mode="json"))
+    try:
+        write_json_atomic(path, study.model_dump(mode="json"))
+    except OSError as exc:
+        raise RadoncInputError(f"cannot write the study ({exc.strerror})", file=path) from None
     return path
 
 
@@ -349,5 +395,7 @@ def read_study(study_dir: str | Path) -> StudyDefinition:
         )
     try:
         return StudyDefinition.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise RadoncInputError(f"cannot read the study ({exc.strerror})", file=path) from None
     except ValidationError as exc:
         raise RadoncInputError.from_validation_error(exc, file=path) from None
