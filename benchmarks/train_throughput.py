@@ -13,7 +13,7 @@ every trainer (fp32). The last line is one JSON object with the figures.
 
     python benchmarks/train_throughput.py --tasks data/tasks [--examples 720 --steps 30 --batch 24]
         [--batching grouped|random|cases] [--window STEPS] [--omp-wait passive|default]
-        [--max-grad-norm 1.0]
+        [--max-grad-norm 1.0] [--loraplus-ratio 16]
 
 `--tasks` is a folder with train/ and val/ task files from `radonc-llm tasks`.
 """
@@ -118,6 +118,7 @@ def worker_ours(args) -> dict:
         lora_alpha=2 * args.rank,
         lora_dropout=0.0,
         max_grad_norm=args.max_grad_norm or None,
+        loraplus_lr_ratio=args.loraplus_ratio or None,
         precision=args.precision,
         length_grouping=args.batching == "grouped",
         group_by_task=args.batching == "grouped",
@@ -198,13 +199,26 @@ def worker_trl(args, *, best: bool) -> dict:
         target_modules=list(LLAMA_LORA_TARGETS),
         task_type="CAUSAL_LM",
     )
+    if args.loraplus_ratio:
+        # The same LoRA+ optimizer as ours (PEFT's), handed to the Trainer: AdamW, B matrices
+        # at ratio x the rate; the Trainer builds its linear schedule on it.
+        from peft import get_peft_model
+        from peft.optimizers import create_loraplus_optimizer
+
+        model = get_peft_model(model, lora)
+        optimizer = create_loraplus_optimizer(
+            model, torch.optim.AdamW, lr=args.lr, loraplus_lr_ratio=args.loraplus_ratio
+        )
+        extra = {"optimizers": (optimizer, None)}
+    else:
+        extra = {"peft_config": lora}
     trainer = SFTTrainer(
         model=model,
         args=config,
         train_dataset=data,
         processing_class=tokenizer,
-        peft_config=lora,
         callbacks=[CountTokens()],
+        **extra,
     )
     output = trainer.train()
     seconds = float(output.metrics["train_runtime"])
@@ -233,7 +247,8 @@ def worker_peak(args) -> dict:
 
 # The options every worker process gets from the driver.
 WORKER_OPTIONS = (
-    "model steps batch accumulation lr rank precision seed batching window max_grad_norm".split()
+    "model steps batch accumulation lr rank precision seed batching window max_grad_norm "
+    "loraplus_ratio".split()
 )
 
 
@@ -274,6 +289,13 @@ def main() -> None:
         type=float,
         default=1.0,
         help="gradient clipping of both trainers (TRL's default 1.0; 0: none)",
+    )
+    parser.add_argument(
+        "--loraplus-ratio",
+        type=float,
+        default=0.0,
+        help="LoRA+ for both trainers (PEFT's create_loraplus_optimizer): the B matrices learn "
+        "this many times faster; 0: one rate (plain AdamW). The demo uses 16",
     )
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--precision", default="auto", help="our trainer's precision")
@@ -350,6 +372,7 @@ def main() -> None:
     table = Table(
         title=f"LoRA r{args.rank} fine-tuning, {args.model}: {args.steps} steps x batch "
         f"{args.batch} ({args.accumulation} micro-batches, ours {args.batching}, length window {args.window}), "
+        f"{f'LoRA+ ratio {args.loraplus_ratio:g}, ' if args.loraplus_ratio else ''}"
         f"{per_task * len(TASKS)} examples, "
         f"{os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}, OpenMP wait {args.omp_wait}"
@@ -385,6 +408,7 @@ def main() -> None:
         "batching": args.batching,
         "length_window_steps": args.window,
         "omp_wait": args.omp_wait,
+        "loraplus_ratio": args.loraplus_ratio or None,
         "examples": per_task * len(TASKS),
         "parameters": parameters,
         "cores": os.cpu_count(),
