@@ -43,7 +43,7 @@ FLAG_VALUES = {
     "y": True, "yes": True, "1": True, "true": True, "t": True,
     "n": False, "no": False, "0": False, "false": False, "f": False, "": False,
 }  # fmt: skip
-_BROKEN_TEXT = re.compile("[\udc80-\udcff\ufffd]")
+BROKEN_TEXT = re.compile("[\udc80-\udcff\ufffd]")
 BROKEN_ENCODING = "bytes that are not valid UTF-8"
 SEXES = {
     "m": "M", "male": "M", "f": "F", "female": "F", "u": "U", "unknown": "U", "unk": "U",
@@ -97,7 +97,7 @@ _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _DECIMAL_COMMA = re.compile(r"\d+,\d+")
 
 
-def _numeric_text(value: str) -> str:
+def numeric_text(value: str) -> str:
     """Number text as Python reads it: "4,500" (thousands) -> "4500", "50,4" (a European
     decimal comma) -> "50.4"; anything else unchanged."""
     text = value.strip()
@@ -109,7 +109,7 @@ def _numeric_text(value: str) -> str:
 
 
 def _integer(value: str) -> int:
-    text = _numeric_text(value)
+    text = numeric_text(value)
     try:
         number = float(text)
     except ValueError:
@@ -120,7 +120,7 @@ def _integer(value: str) -> int:
 
 
 def _number(value: str) -> float:
-    text = _numeric_text(value)
+    text = numeric_text(value)
     try:
         number = float(text)
     except ValueError:
@@ -346,7 +346,7 @@ def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
             )
 
 
-def _delimiter(text: str) -> str:
+def csv_delimiter(text: str) -> str:
     """The field separator of a CSV export, read off its header line: a comma, or the
     semicolon, tab or bar that European spreadsheets and database tools write instead."""
     header = next((line for line in text.split("\n") if line.strip()), "")
@@ -368,7 +368,7 @@ class _Malformed:
 Records = Iterator[tuple[int, "dict[str, Any] | _Malformed"]]
 
 
-def _read_text(path: Path, encoding: str = "utf-8") -> str:
+def read_text(path: Path, encoding: str = "utf-8") -> str:
     """The text of a CSV or JSONL file: in `encoding` (UTF-8 unless the user names the one
     the export was saved in; a UTF-8 byte-order mark dropped), or UTF-16 where a byte-order
     mark says so (Excel's "Unicode text"); gzip'd files are unpacked.
@@ -396,7 +396,7 @@ def _read_text(path: Path, encoding: str = "utf-8") -> str:
     return data.decode(encoding, errors="surrogateescape").removeprefix("\ufeff")
 
 
-def _quoting_error(text: str, delimiter: str) -> str | None:
+def quoting_error(text: str, delimiter: str) -> str | None:
     """What is wrong with the quotes of one record's text ("unexpected end of data" for a
     quote never closed), or None."""
     try:
@@ -413,8 +413,8 @@ def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
     quote that is never closed swallows the lines after it into one row: such a row is
     reported on its own and reading starts again on the line after it, so no row is lost.
     """
-    text = _read_text(path, encoding)
-    delimiter = _delimiter(text)
+    text = read_text(path, encoding)
+    delimiter = csv_delimiter(text)
     lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] = []
@@ -443,7 +443,7 @@ def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
             problem = None
         end = offset + reader.line_num
         where = f"line {first + 1}"
-        quoting = _quoting_error("".join(lines[first:end]), delimiter) if problem is None else None
+        quoting = quoting_error("".join(lines[first:end]), delimiter) if problem is None else None
         if quoting and end - first > 1:
             problem = (
                 f"a quoted field is not closed properly ({quoting}): "
@@ -495,7 +495,7 @@ def _json_patient_id(line: str) -> str | None:
 
 
 def _jsonl_records(path: Path, spec: TableSpec, encoding: str) -> Records:
-    text = _read_text(path, encoding)
+    text = read_text(path, encoding)
     if not text.strip():
         raise RadoncInputError("file is empty (no JSON lines)", file=path)
     lines = text.split("\n")
@@ -630,7 +630,7 @@ def _has_broken_encoding(text: str) -> bool:
     # Undecodable bytes surface as lone surrogates (surrogateescape); text that went through a
     # lossy conversion upstream carries U+FFFD where characters were lost. A NUL byte is never
     # text: the file is damaged, or UTF-16 was read as UTF-8.
-    return _BROKEN_TEXT.search(text) is not None or "\x00" in text
+    return BROKEN_TEXT.search(text) is not None or "\x00" in text
 
 
 def _parse_record(

@@ -13,7 +13,7 @@ import math
 import re
 
 from radonc_llm.data.importers.result import RowExcluded
-from radonc_llm.data.ingest import _numeric_text
+from radonc_llm.data.ingest import numeric_text
 
 # How registries and spreadsheets write "not recorded" ("-" as in an empty cell, not minus).
 MISSING = frozenset({"", "na", "n/a", "nan", "-", "--", "?", ".", "unknown", "unk", "not known"})
@@ -28,7 +28,7 @@ def number(raw: str, *, column: str | None, what: str) -> float | None:
     """A recorded number ("70", "70.0", "69,96"), None when not recorded."""
     if is_missing(raw):
         return None
-    text = _numeric_text(raw)
+    text = numeric_text(raw)
     try:
         value = float(text)
     except ValueError:

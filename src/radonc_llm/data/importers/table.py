@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radonc_llm.data.ingest import (
-    _BROKEN_TEXT,
     BROKEN_ENCODING,
-    _delimiter,
-    _quoting_error,
-    _read_text,
+    BROKEN_TEXT,
     column_name,
+    csv_delimiter,
+    quoting_error,
+    read_text,
 )
 from radonc_llm.errors import RadoncInputError
 
@@ -48,7 +48,7 @@ class SourceTable:
 def _lines(path: Path) -> tuple[list[str], str]:
     """The file's lines (line ends kept) and its field separator; RadoncInputError for a
     file that is empty, binary (an Excel workbook) or UTF-16 without a byte-order mark."""
-    text = _read_text(path)
+    text = read_text(path)
     lines = io.StringIO(text, newline="").readlines()
     while lines and not lines[0].strip():
         lines.pop(0)
@@ -60,7 +60,7 @@ def _lines(path: Path) -> tuple[list[str], str]:
             "(UTF-16 without a byte-order mark?); save it as CSV UTF-8",
             file=path,
         )
-    return lines, _delimiter(lines[0])
+    return lines, csv_delimiter(lines[0])
 
 
 def _header(path: Path) -> list[str]:
@@ -150,7 +150,7 @@ def _records(lines: list[str], delimiter: str):
         else:
             problem = None
         end = offset + reader.line_num
-        quoting = _quoting_error("".join(lines[first:end]), delimiter) if problem is None else None
+        quoting = quoting_error("".join(lines[first:end]), delimiter) if problem is None else None
         if quoting and end - first > 1:
             problem = (
                 f"a quoted field is not closed properly ({quoting}): "
@@ -190,7 +190,7 @@ def read_table(path: Path, columns: tuple[str, ...] = ()) -> SourceTable:
                 problem = f"{len(fields)} fields, the header has {len(names)}"
             elif any("\x00" in field for field in fields):
                 problem = "a NUL byte (the file is damaged)"
-            elif any(_BROKEN_TEXT.search(field) for field in fields):
+            elif any(BROKEN_TEXT.search(field) for field in fields):
                 problem = f"{BROKEN_ENCODING} (saved as Windows-1252? save it as CSV UTF-8)"
         if problem is not None:
             rows.append(SourceRow(number=number, values={}, problem=f"line {line}: {problem}"))
