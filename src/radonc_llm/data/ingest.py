@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import gzip
 import io
-import itertools
 import json
 import math
 import re
@@ -406,6 +405,41 @@ def quoting_error(text: str, delimiter: str) -> str | None:
     return None
 
 
+def csv_rows(
+    lines: list[str], delimiter: str, *, start: int
+) -> Iterator[tuple[int, list[str], str | None]]:
+    """(line number, fields, what is wrong or None) for each CSV record from `lines[start]` on.
+
+    A quote that is never closed swallows the lines after it into one record: that record is
+    reported with its problem and reading starts again on the line after it, so no row is lost.
+    """
+    offset = start
+    reader = csv.reader(lines[offset:], delimiter=delimiter)
+    while True:
+        first = offset + reader.line_num
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            fields, problem = [], str(exc)
+        else:
+            problem = None
+        end = offset + reader.line_num
+        quoting = quoting_error("".join(lines[first:end]), delimiter) if problem is None else None
+        if quoting and end - first > 1:
+            problem = (
+                f"a quoted field is not closed properly ({quoting}): "
+                f"lines {first + 1}-{end} were read as one row"
+            )
+        elif quoting and end == len(lines) and "end of data" in quoting:
+            problem = "a quoted field is not closed before the end of the file (cut short?)"
+        if problem is not None and end - first > 1:  # read the swallowed lines again
+            offset = first + 1
+            reader = csv.reader(lines[offset:], delimiter=delimiter)
+        yield first + 1, fields, problem
+
+
 def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
     """Yield (row number, record or what is wrong with it) for each data row of a CSV file.
 
@@ -428,34 +462,11 @@ def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
     _check_columns(path, spec, header)
     names = [column_name(column) for column in header]
     patient_index = names.index("patient_id")
-    start = reader.line_num  # lines before the next row
-    reader = csv.reader(lines[start:], delimiter=delimiter)
-    offset = start
-    for number in itertools.count(1):
-        first = offset + reader.line_num
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            fields, problem = [], str(exc)
-        else:
-            problem = None
-        end = offset + reader.line_num
-        where = f"line {first + 1}"
-        quoting = quoting_error("".join(lines[first:end]), delimiter) if problem is None else None
-        if quoting and end - first > 1:
-            problem = (
-                f"a quoted field is not closed properly ({quoting}): "
-                f"lines {first + 1}-{end} were read as one row"
-            )
-        elif quoting and end == len(lines) and "end of data" in quoting:
-            problem = "a quoted field is not closed before the end of the file (cut short?)"
+    rows = csv_rows(lines, delimiter, start=reader.line_num)
+    for number, (line, fields, problem) in enumerate(rows, start=1):
+        where = f"line {line}"
         if problem is not None:
             yield number, _Malformed(f"{where}: {problem}", _field(fields, patient_index))
-            if end - first > 1:  # read the swallowed lines again
-                offset = first + 1
-                reader = csv.reader(lines[offset:], delimiter=delimiter)
             continue
         if not any(cell.strip() for cell in fields):
             yield number, _Malformed(f"{where}: blank row")

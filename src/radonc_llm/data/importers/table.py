@@ -21,7 +21,7 @@ from radonc_llm.data.ingest import (
     BROKEN_TEXT,
     column_name,
     csv_delimiter,
-    quoting_error,
+    csv_rows,
     read_text,
 )
 from radonc_llm.errors import RadoncInputError
@@ -133,36 +133,6 @@ def scan_folder(
     return matches, near
 
 
-def _records(lines: list[str], delimiter: str):
-    """(first line number, fields or None, problem) for each record after the header. A quote
-    that is never closed swallows the lines after it into one record: that record is reported
-    on its own and reading starts again on the line after it, so no row is lost."""
-    offset = 1
-    reader = csv.reader(lines[offset:], delimiter=delimiter)
-    while True:
-        first = offset + reader.line_num
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            fields, problem = None, str(exc)
-        else:
-            problem = None
-        end = offset + reader.line_num
-        quoting = quoting_error("".join(lines[first:end]), delimiter) if problem is None else None
-        if quoting and end - first > 1:
-            problem = (
-                f"a quoted field is not closed properly ({quoting}): "
-                f"lines {first + 1}-{end} were read as one row"
-            )
-            offset = first + 1  # read the swallowed lines again
-            reader = csv.reader(lines[offset:], delimiter=delimiter)
-        elif quoting and end == len(lines):
-            problem = "a quoted field is not closed before the end of the file (cut short?)"
-        yield first + 1, fields, problem
-
-
 def read_table(path: Path, columns: tuple[str, ...] = ()) -> SourceTable:
     """Every record after the header, numbered from 1; a record that cannot be read (wrong
     number of fields, blank line, open quote, NUL byte, broken encoding) is kept with a
@@ -182,8 +152,8 @@ def read_table(path: Path, columns: tuple[str, ...] = ()) -> SourceTable:
                 field=column,
             )
     rows = []
-    for number, (line, fields, problem) in enumerate(_records(lines, delimiter), start=1):
-        if problem is None and fields is not None:
+    for number, (line, fields, problem) in enumerate(csv_rows(lines, delimiter, start=1), start=1):
+        if problem is None:
             if not any(field.strip() for field in fields):
                 problem = "blank line"
             elif len(fields) != len(names):
