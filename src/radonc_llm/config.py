@@ -6,20 +6,59 @@ field and the fix (RadoncInputError), never a traceback an hour into training.
 
 from __future__ import annotations
 
+import re
+import types
+import typing
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from radonc_llm.data.cases import TASKS
 from radonc_llm.errors import RadoncInputError
 
 
-class TrainConfig(BaseModel):
-    """A fine-tuning recipe: `radonc-llm train CONFIG.yaml`."""
+class ConfigModel(BaseModel):
+    """Base of the YAML config models: an unknown key, true/false given for a number, and an
+    infinite or NaN number are refused (pydantic would drop, read as 1/0, or accept them)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_or_false_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and _is_numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
+
+
+def _is_numeric(annotation: Any) -> bool:
+    if annotation in (int, float):
+        return True
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return is_union and any(_is_numeric(arg) for arg in typing.get_args(annotation))
+
+
+def in_working_folder(path: Path) -> str:
+    """`path` as a message shows it: a relative one with the folder it was read from."""
+    return (
+        str(path) if path.is_absolute() else f"{path} (relative to the working folder {Path.cwd()})"
+    )
+
+
+class TrainConfig(ConfigModel):
+    """A fine-tuning recipe: `radonc-llm train CONFIG.yaml`. Relative paths are read from the
+    working folder (where the command runs), not from the config file's folder."""
 
     model: str = Field(
         "smollm2-135m",
@@ -75,7 +114,9 @@ class TrainConfig(BaseModel):
         512, gt=8, description="Longest tokenised example allowed; a longer one is an error."
     )
 
-    lora_rank: int = Field(16, gt=0, description="LoRA rank r.")
+    lora_rank: int = Field(
+        16, gt=0, le=4096, description="LoRA rank r (at most 4096, the width of a 7B model)."
+    )
     lora_alpha: float = Field(32, gt=0, description="LoRA alpha; the update is scaled by alpha/r.")
     lora_dropout: float = Field(
         0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input; 0 is fastest on a CPU."
@@ -199,12 +240,14 @@ class TrainConfig(BaseModel):
     @field_validator("model")
     @classmethod
     def _model_is_known(cls, value: str) -> str:
-        from radonc_llm.models.registry import resolve_model
+        from radonc_llm.models.registry import MODEL_REGISTRY, resolve_model
 
         try:
-            resolve_model(value)
+            spec = resolve_model(value)
         except RadoncInputError as exc:
             raise ValueError(exc.reason) from None
+        if spec.source == "hub" and value in MODEL_REGISTRY:
+            _warn_without_cuda(value)
         return value
 
     @field_validator("tasks")
@@ -244,9 +287,42 @@ class TrainConfig(BaseModel):
         for task in tasks:
             path = Path(value) / f"{task}.jsonl"
             if not path.is_file():
-                raise ValueError(f"missing data file {path} (write it with `radonc-llm tasks`)")
+                raise ValueError(
+                    f"missing data file {in_working_folder(path)} (write it with `radonc-llm tasks`)"
+                )
             if not _has_a_line(path):
                 raise ValueError(f"{path} holds no examples of task '{task}'")
+        return value
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir_is_not_a_file(cls, value: Path) -> Path:
+        if value.is_file():
+            raise ValueError(f"{value} is a file; give a folder for the run")
+        return value
+
+    @field_validator("max_train_examples_per_task", mode="before")
+    @classmethod
+    def _count_or_counts(cls, value: Any) -> Any:
+        if value is None or isinstance(value, int | float | dict):
+            return value
+        raise ValueError(
+            f"expected a number, a mapping of task: number ({{regimen: 1300}}) or null, got {value!r}"
+        )
+
+    @field_validator("lora_target_modules")
+    @classmethod
+    def _targets_exist(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        from radonc_llm.models.registry import MODEL_REGISTRY
+
+        spec = MODEL_REGISTRY.get(info.data.get("model", ""))
+        if value and spec is not None:
+            known = [*spec.lora.target_modules, "lm_head", "embed_tokens"]
+            unknown = [name for name in value if name not in known]
+            if unknown:
+                raise ValueError(
+                    f"{spec.name} has no module named {unknown}; expected some of {known}"
+                )
         return value
 
     @model_validator(mode="after")
@@ -285,6 +361,18 @@ class TrainConfig(BaseModel):
         )
 
 
+def _warn_without_cuda(model: str) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        warnings.warn(
+            f"'{model}' is a 7B model, set up for a CUDA GPU, and none is found: on a CPU it "
+            "needs ~28 GB of memory in float32 and trains many times slower; use smollm2-135m "
+            "(configs/smollm2/) on a CPU",
+            stacklevel=2,
+        )
+
+
 def _has_a_line(path: Path) -> bool:
     with path.open("rb") as handle:
         return any(line.strip() for line in handle)
@@ -297,19 +385,82 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     return validate_config(TrainConfig, raw, file=path)
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """`yaml.safe_load`, except that a key given twice is an error (PyYAML keeps the last one
+    silently) and `1e-3` is a number, as in YAML 1.2 (YAML 1.1 needs `1.0e-3`)."""
+
+
+def _mapping_without_duplicate_keys(loader: _ConfigLoader, node: yaml.MappingNode) -> dict:
+    first_line: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key_node.value in first_line:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key '{key_node.value}' is given twice (first on line "
+                f"{first_line[key_node.value]}); keep one",
+                key_node.start_mark,
+            )
+        first_line[key_node.value] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node)
+
+
+_ConfigLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicate_keys
+)
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML config file as a mapping of field: value (`yaml.safe_load`); a missing file, bad
-    YAML or anything but a mapping fails naming the file."""
+    """A YAML config file as a mapping of field: value (`yaml.safe_load`, duplicate keys
+    refused); a missing, unreadable, empty or non-UTF-8 file, bad YAML or anything but a
+    mapping fails naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise RadoncInputError("is a folder; give the YAML config file itself", file=path)
     if not path.is_file():
-        raise RadoncInputError("config file not found", file=path)
+        where = "" if path.is_absolute() else f" in the working folder {Path.cwd()}"
+        raise RadoncInputError(f"config file not found{where}", file=path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_bytes().decode("utf-8")
+        raw = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as exc:
+        raise RadoncInputError(f"cannot read the file ({exc.strerror})", file=path) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise RadoncInputError(
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); "
+            "save the file as UTF-8",
+            file=path,
+        ) from None
     except yaml.YAMLError as exc:
-        raise RadoncInputError(f"not valid YAML ({exc})", file=path) from None
+        raise RadoncInputError(f"not valid YAML: {_yaml_problem(exc)}", file=path) from None
+    if raw is None:
+        raise RadoncInputError("the file is empty; expected lines of field: value", file=path)
     if not isinstance(raw, dict):
-        raise RadoncInputError("expected a mapping of field: value", file=path)
+        raise RadoncInputError(
+            f"expected a mapping of field: value, got a {type(raw).__name__}", file=path
+        )
     return raw
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's problem and where it is, without its quoting of the whole document."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if "'\\t'" in problem:
+        problem += " (YAML indents with spaces, never tabs)"
+    if "could not determine a constructor" in problem:
+        problem += " (configs hold plain values: tags such as !!python/... are refused)"
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def validate_config(
@@ -324,10 +475,21 @@ def validate_config(
         return model.model_validate(raw, context=context)
     except ValidationError as exc:
         error = RadoncInputError.from_validation_error(exc, file=file)
-        if exc.errors()[0]["type"] == "extra_forbidden":
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden":
+            section = _section_model(model, first["loc"][:-1])
             error = RadoncInputError(
-                f"unknown field; known fields: {', '.join(model.model_fields)}",
+                f"unknown field; known fields: {', '.join(section.model_fields)}",
                 file=file,
                 field=error.field,
             )
         raise error from None
+
+
+def _section_model(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The config model of the section at `loc` (e.g. ("predict",) -> PredictSection)."""
+    for name in loc:
+        annotation = model.model_fields[name].annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        model = next(c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel))
+    return model

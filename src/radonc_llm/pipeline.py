@@ -20,11 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from rich.console import Console
 
-from radonc_llm.config import TrainConfig, read_config_file, validate_config
+from radonc_llm.config import (
+    ConfigModel,
+    TrainConfig,
+    in_working_folder,
+    read_config_file,
+    validate_config,
+)
 from radonc_llm.data.cases import TASKS, read_cases, write_cases
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.storage import file_sha256, write_json_atomic
@@ -32,18 +37,16 @@ from radonc_llm.storage import file_sha256, write_json_atomic
 BASELINE_KINDS = ("majority", "tfidf-logreg", "nearest-regimen", "few-shot")
 
 
-class SyntheticExport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SyntheticExport(ConfigModel):
     patients: int = Field(
         15724, gt=0, description="Patients in the synthetic export (study: 15,724)."
     )
     seed: int = Field(0, description="Seed of the generator.")
 
 
-class ExportSection(BaseModel):
+class ExportSection(ConfigModel):
     """Where the raw export comes from: a synthetic one, or a folder of a real export."""
 
-    model_config = ConfigDict(extra="forbid")
     synthetic: SyntheticExport | None = Field(None, description="Generate a synthetic export.")
     path: Path | None = Field(
         None, description="Folder of a real export (patients, diagnoses, treatment_courses)."
@@ -64,25 +67,38 @@ class ExportSection(BaseModel):
         except LookupError:
             raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252)") from None
 
+    @field_validator("path")
+    @classmethod
+    def _folder_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"export folder {in_working_folder(value)} not found")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> ExportSection:
         if (self.synthetic is None) == (self.path is None):
             raise ValueError("give exactly one of 'synthetic' or 'path'")
-        if self.path is not None and not self.path.is_dir():
-            raise ValueError(f"export folder {self.path} not found")
         return self
 
 
-class SplitSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SplitSection(ConfigModel):
     seed: int = Field(0, description="Seed of the patient-level split.")
     fractions: tuple[float, float, float] = Field(
         (0.8, 0.1, 0.1), description="Train/val/test shares."
     )
 
+    @field_validator("fractions")
+    @classmethod
+    def _shares_of_one(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        # The study trains, validates and tests: an empty split would fail stages later.
+        if any(share <= 0 for share in value) or abs(sum(value) - 1) > 1e-6:
+            raise ValueError(
+                f"expected three shares above 0 summing to 1 (train, val, test), got {list(value)}"
+            )
+        return value
 
-class PredictSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class PredictSection(ConfigModel):
     decoding: Literal["free", "constrained"] = Field(
         "constrained",
         description="constrained: modality by label scoring, ICD-10 through the code trie, so "
@@ -111,32 +127,38 @@ class PredictSection(BaseModel):
         return resolve_inference_dtype(dtype)
 
 
-class EvaluationSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EvaluationSection(ConfigModel):
     test_sample: int | None = Field(
         None, gt=0, description="Evaluate on a seeded sample of this many test cases; null = all."
     )
     seed: int = Field(0, description="Seed of the test sample and of the bootstrap.")
-    bootstrap: int = Field(2000, gt=0, description="Bootstrap resamples for the 95% CIs.")
+    bootstrap: int = Field(
+        2000,
+        gt=0,
+        le=100_000,
+        description="Bootstrap resamples for the 95% CIs (beyond ~10,000 only time grows).",
+    )
     baselines: list[str] = Field(
         default_factory=lambda: ["majority", "tfidf-logreg", "nearest-regimen"],
         description="Reference systems: majority, tfidf-logreg, nearest-regimen, few-shot.",
     )
 
-    @model_validator(mode="after")
-    def _known_baselines(self) -> EvaluationSection:
-        unknown = [kind for kind in self.baselines if kind not in BASELINE_KINDS]
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, value: list[str]) -> list[str]:
+        unknown = [kind for kind in value if kind not in BASELINE_KINDS]
         if unknown:
             raise ValueError(
                 f"unknown baseline(s) {unknown}; expected some of {list(BASELINE_KINDS)}"
             )
-        return self
+        return value
 
 
-class StudyConfig(BaseModel):
-    """A whole study: `radonc-llm run CONFIG.yaml`."""
+class StudyConfig(ConfigModel):
+    """A whole study: `radonc-llm run CONFIG.yaml`. Relative paths are read from the working
+    folder (where the command runs); `train_preset` also from beside the recipe."""
 
-    model_config = ConfigDict(extra="forbid")
+    kind: Literal["study"] = Field("study", description="The recipe's runner (see run_recipe).")
     name: str = Field(
         description="Run name; everything goes to <runs_dir>/<name>/.", pattern=r"^[\w.-]+$"
     )
@@ -170,6 +192,8 @@ def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study recipe, its training section included, before any work."""
     path = Path(path)
     study = validate_config(StudyConfig, read_config_file(path), file=path)
+    own_train = dict(study.train)
+    preset: dict[str, Any] = {}
     if study.train_preset is not None:
         preset = read_train_preset(study.train_preset, recipe=path)
         study.train = {**preset, **study.train}
@@ -179,19 +203,31 @@ def load_study_config(path: str | Path) -> StudyConfig:
     try:
         train_config(study, context=DEFERRED)
     except RadoncInputError as exc:
+        name = (exc.field or "").split(".")[0]
+        if name in preset and name not in own_train:  # the mistake is in the preset file
+            preset_file = find_train_preset(study.train_preset, recipe=path)
+            raise RadoncInputError(
+                f"{exc.reason} (the train_preset of {path})", file=preset_file, field=exc.field
+            ) from None
         raise RadoncInputError(exc.reason, file=path, field=f"train.{exc.field}") from None
     return study
 
 
-def read_train_preset(preset: Path, *, recipe: Path) -> dict[str, Any]:
-    """A training config's settings, found from the working folder or beside the recipe."""
+def find_train_preset(preset: Path, *, recipe: Path) -> Path:
+    """A training preset's file: from the working folder, else beside the recipe."""
     candidates = [preset, recipe.parent / preset]
     found = next((candidate for candidate in candidates if candidate.is_file()), None)
     if found is None:
+        looked = " or ".join(dict.fromkeys(str(candidate.absolute()) for candidate in candidates))
         raise RadoncInputError(
-            f"training preset {preset} not found", file=recipe, field="train_preset"
+            f"training preset not found (looked for {looked})", file=recipe, field="train_preset"
         )
-    raw = read_config_file(found)
+    return found
+
+
+def read_train_preset(preset: Path, *, recipe: Path) -> dict[str, Any]:
+    """A training config's settings, found from the working folder or beside the recipe."""
+    raw = read_config_file(find_train_preset(preset, recipe=recipe))
     return {key: value for key, value in raw.items() if key not in STUDY_OWNED_TRAIN_FIELDS}
 
 
@@ -504,12 +540,11 @@ def baseline_stage(
 
 def recipe_kind(config_path: str | Path) -> str:
     """The `kind` a recipe declares: `study` (default) or another experiment's name."""
-    path = Path(config_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        raw = read_config_file(config_path)
+    except RadoncInputError:
         return "study"  # load_study_config reports the problem with file and reason
-    return raw.get("kind", "study") if isinstance(raw, dict) else "study"
+    return raw.get("kind", "study")
 
 
 def run_recipe(config_path: str | Path, *, console: Console) -> Path:

@@ -174,6 +174,12 @@ def resolve_model(name_or_path: str) -> ModelSpec:
         )
     if "/" in name_or_path and not name_or_path.startswith((".", "/", "~")):
         return ModelSpec(name=name_or_path, source="hub", hub_id=name_or_path, description="hub id")
+    if name_or_path.startswith((".", "/", "~")):
+        relative = "" if path.is_absolute() else f", relative to the working folder {Path.cwd()}"
+        raise RadoncInputError(
+            f"unknown model '{name_or_path}': no such folder ({path.absolute()}{relative}); "
+            f"or use a registry name ({', '.join(MODEL_REGISTRY)})"
+        )
     raise RadoncInputError(
         f"unknown model '{name_or_path}': not a registry name ({', '.join(MODEL_REGISTRY)}), "
         "an existing folder or a hub id (owner/name)"

@@ -1,0 +1,90 @@
+"""A bad study recipe fails at load naming the file (recipe or preset), the field and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from radonc_llm.errors import RadoncInputError
+from radonc_llm.pipeline import load_study_config, recipe_kind
+
+RECIPE = """\
+name: tiny
+runs_dir: {runs}
+export:
+  synthetic: {{patients: 20, seed: 0}}
+predict:
+  batch_size: 4
+train:
+  model: tiny-llama
+"""
+
+
+def _recipe(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text.format(runs=tmp_path / "runs"))
+    return path
+
+
+def test_a_section_given_twice_is_refused(tmp_path):
+    with pytest.raises(RadoncInputError, match="'predict' is given twice"):
+        load_study_config(_recipe(tmp_path, RECIPE + "predict:\n  batch_size: 8\n"))
+
+
+def test_an_unknown_key_in_a_section_lists_that_sections_fields(tmp_path):
+    text = RECIPE.replace("batch_size: 4", "batchsize: 4")
+    with pytest.raises(RadoncInputError, match="known fields: decoding, batch_size") as info:
+        load_study_config(_recipe(tmp_path, text))
+    assert info.value.field == "predict.batchsize"
+
+
+@pytest.mark.parametrize("fractions", ["[0.8, 0.3, 0.1]", "[1.2, -0.1, -0.1]", "[0.9, 0.1, 0.0]"])
+def test_split_shares_are_checked_at_load(tmp_path, fractions):
+    text = RECIPE + f"split:\n  fractions: {fractions}\n"
+    with pytest.raises(RadoncInputError, match="three shares above 0 summing to 1") as info:
+        load_study_config(_recipe(tmp_path, text))
+    assert info.value.field == "split.fractions"
+
+
+def test_a_missing_export_folder_names_its_field_and_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = RECIPE.replace("  synthetic: {{patients: 20, seed: 0}}", "  path: raw")
+    with pytest.raises(RadoncInputError, match=f"raw \\(relative to the working folder {tmp_path}"):
+        load_study_config(_recipe(tmp_path, text))
+
+
+def test_a_misspelt_key_in_the_preset_names_the_preset_file(tmp_path):
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("model: tiny-llama\nlearning_rte: 1.0e-3\n")
+    text = RECIPE.replace("train:\n  model: tiny-llama\n", "train_preset: preset.yaml\n")
+    with pytest.raises(RadoncInputError, match="unknown field.*train_preset of") as info:
+        load_study_config(_recipe(tmp_path, text))
+    assert (info.value.file, info.value.field) == (str(preset), "learning_rte")
+
+
+def test_a_missing_preset_says_where_it_looked(tmp_path):
+    text = RECIPE.replace("train:\n  model: tiny-llama\n", "train_preset: nope.yaml\n")
+    with pytest.raises(RadoncInputError, match=f"looked for .* or {tmp_path}/nope.yaml"):
+        load_study_config(_recipe(tmp_path, text))
+
+
+def test_kind_study_may_be_written_out(tmp_path):
+    recipe = _recipe(tmp_path, "kind: study\n" + RECIPE)
+    assert recipe_kind(recipe) == "study"
+    assert load_study_config(recipe).name == "tiny"
+
+
+def test_a_non_utf8_recipe_fails_without_a_traceback(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_bytes(b"name: d\xe9mo\n")
+    assert recipe_kind(recipe) == "study"
+    with pytest.raises(RadoncInputError, match="not UTF-8 text"):
+        load_study_config(recipe)
+
+
+def test_an_absurd_bootstrap_is_refused(tmp_path):
+    text = RECIPE + "evaluation:\n  bootstrap: 1e12\n"
+    with pytest.raises(RadoncInputError) as info:
+        load_study_config(_recipe(tmp_path, text))
+    assert info.value.field == "evaluation.bootstrap"
