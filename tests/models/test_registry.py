@@ -77,3 +77,11 @@ def test_embedded_smollm2_loads_as_plain_trainable_model():
     assert getattr(model.config, "quantization_config", None) is None
     assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
     assert tokenizer.eos_token == "<|im_end|>"
+
+
+def test_lora_on_a_module_the_model_lacks_names_the_field():
+    from radonc_llm.models.lora import add_lora
+
+    model, _ = load_model("tiny-llama")
+    with pytest.raises(RadoncInputError, match="lora_target_modules.*no module named"):
+        add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=["q_prj"])

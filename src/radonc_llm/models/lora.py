@@ -31,7 +31,9 @@ def add_lora(
 
     missing = [name for name in target_modules if not _has_module(model, name)]
     if missing:
-        raise ValueError(f"model has no module named {missing}")
+        raise RadoncInputError(
+            f"the model has no module named {missing}", field="lora_target_modules"
+        )
     layers = model.config.num_hidden_layers
     if last_layers is not None and not 0 < last_layers <= layers:
         raise RadoncInputError(
