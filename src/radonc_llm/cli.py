@@ -292,7 +292,6 @@ def predict(
     ] = 1,
 ) -> None:
     """Predict the three tasks for every case; rows are appended as they finish (resumable)."""
-    from contextlib import nullcontext
 
     from radonc_llm.data.cases import read_cases
     from radonc_llm.infer.backends import OpenAIBackend, torch_dtype
@@ -307,7 +306,7 @@ def predict(
     if backend == "openai":
         if not base_url or not model_name:
             raise RadoncInputError("--backend openai needs --base-url and --model-name")
-        opened = nullcontext(OpenAIBackend(base_url, model_name))
+        opened = OpenAIBackend(base_url, model_name)  # a context manager: closes its client
     elif backend == "transformers":
         if not model:
             raise RadoncInputError("give --model (a registry name, run folder or model folder)")

@@ -12,8 +12,10 @@ an `OPENAI_API_KEY` in the environment is sent as a bearer token).
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Sequence
+import re
+import threading
+import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +37,8 @@ class Answer:
     scores: dict[str, float] | None = None
     n_new_tokens: int | None = None
     stopped: bool | None = None
+    # Why an answer of a server is unreadable (no choices, null content ...); raw is then "".
+    malformed_reason: str | None = None
 
 
 class Backend(Protocol):
@@ -130,8 +134,82 @@ class TransformersBackend:
         ]
 
 
+# Statuses worth another try: the server is busy, restarting, or behind a flaky proxy.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_WAIT_S = 60.0  # the longest wait between tries, whatever Retry-After asks for
+
+
+class _Transient(Exception):
+    """A failure worth another try: a busy or restarting server, a flaky proxy, or a 2xx body
+    that is no chat completion at all (HTML, cut-short JSON), so not the model's answer."""
+
+    def __init__(self, reason: str, *, retry_after: str | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def server_error_text(response: Any) -> str:
+    """What a failed response says: the JSON error message, else the words of the body
+    (an HTML error page without its tags)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        text = error.get("message") if isinstance(error, dict) else error
+        text = text or body.get("detail") or body.get("message")
+        if isinstance(text, str) and text.strip():
+            return _short(text)
+    return _short(re.sub(r"<[^>]+>", " ", response.text)) or "(empty body)"
+
+
+def _odd(reason: str) -> Answer:
+    return Answer(raw="", malformed_reason=reason)
+
+
+def completion_answer(body: Any) -> Answer:
+    """The answer in a parsed chat completion. An odd shape gives an empty answer with a
+    `malformed_reason`, never a guess: reasoning fields and other choices are not read."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices:
+        return _odd("no choices in the server's answer")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        return _odd("no message in the server's answer")
+    content = message.get("content")
+    if content is None:
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        return _odd("reasoning only, no answer content" if reasoning else "message content is null")
+    if not isinstance(content, str):
+        return _odd(f"message content is a {type(content).__name__}, not text")
+    usage = body.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    finish = choice.get("finish_reason")
+    raw = content.strip()
+    return Answer(
+        raw=raw,
+        n_new_tokens=tokens if isinstance(tokens, int) else None,
+        stopped=None if finish is None else finish == "stop",
+        malformed_reason=None if raw else "empty content",
+    )
+
+
 class OpenAIBackend:
-    """An OpenAI-compatible `/chat/completions` endpoint, greedy (temperature 0)."""
+    """An OpenAI-compatible `/chat/completions` endpoint, greedy (temperature 0).
+
+    Transient failures (connection errors, timeouts, 408/429/5xx, a body that is not JSON)
+    are retried `max_retries` times, waiting `retry_wait_s` doubled each time (or the
+    server's Retry-After, at most a minute). Other HTTP errors stop at once. An answer of an
+    odd shape is returned empty with a `malformed_reason`. The API key never appears in a
+    message.
+    """
 
     name = "openai"
     supports_constrained = False
@@ -144,20 +222,32 @@ class OpenAIBackend:
         api_key: str | None = None,
         timeout_s: float = 120.0,
         concurrency: int = 4,
-        max_retries: int = 2,
+        max_retries: int = 4,
         retry_wait_s: float = 1.0,
         transport: Any = None,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         import httpx
 
-        if not base_url.startswith(("http://", "https://")):
+        try:
+            url = httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            raise RadoncInputError(f"'{base_url}' is not a URL ({exc})", field="base_url") from None
+        if url.scheme not in ("http", "https") or not url.host:
             raise RadoncInputError(f"'{base_url}' is not an http(s) URL", field="base_url")
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
         self.concurrency = max(1, concurrency)
-        self.max_retries = max_retries
+        self.max_retries = max(0, max_retries)
         self.retry_wait_s = retry_wait_s
+        # Default: wait on the batch's stop event, so a failed batch stops retrying at once.
+        self._sleep = sleep
+        self._warned_model = False
         api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        # Servers echo a rejected key ("Incorrect API key provided: ..."); hide it and any URL
+        # password. Keys of 1-3 characters ("x") are placeholders, and hiding them would
+        # garble every message.
+        self._secrets = [s for s in (api_key, url.password) if s and len(s) >= 4]
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport)
 
@@ -168,49 +258,114 @@ class OpenAIBackend:
     def close(self) -> None:
         self._client.close()
 
-    def _complete(self, task: str, messages: Conversation) -> Answer:
-        import httpx
+    def __enter__(self) -> OpenAIBackend:
+        return self
 
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _error(self, reason: str) -> RadoncInputError:
+        return RadoncInputError(self._redact(reason), file=self._redact(self.url))
+
+    def retry_delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before try `attempt + 1`: exponential backoff, or the server's
+        Retry-After in seconds if longer (an HTTP-date falls back to the backoff)."""
+        delay = self.retry_wait_s * 2 ** (attempt - 1)
+        try:
+            delay = max(delay, float(retry_after or 0))
+        except ValueError:
+            pass
+        return min(delay, MAX_RETRY_WAIT_S)
+
+    def _complete(self, task: str, messages: Conversation, stop: threading.Event) -> Answer:
         payload = {
             "model": self.model_name,
             "messages": list(messages),
             "max_tokens": TASK_PROMPTS[task].max_new_tokens,
             "temperature": 0.0,
             "n": 1,
+            "stream": False,
         }
-        attempt = 0
-        while True:
+        for attempt in range(1, self.max_retries + 2):
             try:
-                response = self._client.post(self.url, json=payload)
-            except httpx.HTTPError as exc:
-                failure = f"request failed ({type(exc).__name__}: {exc})"
-            else:
-                if response.status_code < 400:
-                    return self._parse(response)
-                failure = f"HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code < 500 and response.status_code != 429:
-                    raise RadoncInputError(failure, file=self.url)
-            if attempt >= self.max_retries:
-                raise RadoncInputError(f"{failure} (after {attempt + 1} tries)", file=self.url)
-            attempt += 1
-            time.sleep(self.retry_wait_s * attempt)
+                return self._post(task, payload)
+            except _Transient as exc:
+                failure, retry_after = str(exc), exc.retry_after
+            except RadoncInputError:
+                stop.set()
+                raise
+            if attempt > self.max_retries or stop.is_set():
+                break
+            (self._sleep or stop.wait)(self.retry_delay(attempt, retry_after))
+        stop.set()
+        raise self._error(
+            f"{task}: {failure}; gave up after {attempt} tries (rows already written are "
+            "kept: when the server is back, rerun the same command to carry on)"
+        )
+
+    def _post(self, task: str, payload: dict) -> Answer:
+        """One try: the answer, or `_Transient`, or RadoncInputError for what cannot work."""
+        import httpx
+
+        try:
+            response = self._client.post(self.url, json=payload)
+        except httpx.HTTPError as exc:  # refused, reset, timed out ...
+            raise _Transient(f"request failed ({type(exc).__name__}: {exc})") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return self._parse(response)
+        if status in RETRY_STATUSES:
+            raise _Transient(
+                f"HTTP {status}: {server_error_text(response)}",
+                retry_after=response.headers.get("retry-after"),
+            )
+        raise self._error(f"{task}: {self._fatal_reason(response)}")
+
+    def _fatal_reason(self, response: Any) -> str:
+        status = response.status_code
+        if 300 <= status < 400:
+            location = response.headers.get("location", "?")
+            base = location.removesuffix("/chat/completions")
+            return f"HTTP {status}: redirected to {location}; use --base-url {base}"
+        reason = f"HTTP {status}: {server_error_text(response)}"
+        if status in (401, 403):
+            return f"{reason}; check the API key (OPENAI_API_KEY)"
+        if status == 404:
+            return (
+                f"{reason}; check --base-url (the API root, often ending in /v1) and --model-name"
+            )
+        return reason
 
     def _parse(self, response: Any) -> Answer:
+        if response.headers.get("content-type", "").startswith(
+            "text/event-stream"
+        ) or response.text.lstrip().startswith("data:"):
+            return _odd("the server streamed its answer, though no stream was asked for")
         try:
             body = response.json()
-            choice = body["choices"][0]
-            content = choice["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise RadoncInputError(
-                f"not an OpenAI chat completion response: {response.text[:200]!r}", file=self.url
+        except ValueError:
+            raise _Transient(
+                f"the server's answer is not JSON (is --base-url the API root?): "
+                f"{server_error_text(response)}"
             ) from None
-        usage = body.get("usage") or {}
-        finish = choice.get("finish_reason")
-        return Answer(
-            raw=(content or "").strip(),
-            n_new_tokens=usage.get("completion_tokens"),
-            stopped=None if finish is None else finish == "stop",
-        )
+        if isinstance(body, dict) and "choices" not in body and body.get("error"):
+            raise _Transient(f"the server answered with an error: {server_error_text(response)}")
+        served = body.get("model") if isinstance(body, dict) else None
+        if isinstance(served, str) and served != self.model_name and not self._warned_model:
+            self._warned_model = True
+            warnings.warn(
+                self._redact(
+                    f"the server at {self.base_url} answers as model '{served}', not "
+                    f"'{self.model_name}'; rows are labelled '{self.model_name}'"
+                ),
+                stacklevel=2,
+            )
+        return completion_answer(body)
 
     def answer(
         self, task: str, conversations: Sequence[Conversation], *, decoding: str
@@ -220,10 +375,19 @@ class OpenAIBackend:
                 "constrained decoding needs the model's logits: use the transformers backend",
                 field="decoding",
             )
+        stop = threading.Event()  # set by the first failure: no new tries in this batch
         if self.concurrency == 1 or len(conversations) == 1:
-            return [self._complete(task, messages) for messages in conversations]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda messages: self._complete(task, messages), conversations))
+            return [self._complete(task, messages, stop) for messages in conversations]
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        futures = [pool.submit(self._complete, task, m, stop) for m in conversations]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            # After a failure or Ctrl-C: drop the requests not yet sent, don't wait for the rest.
+            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
 
 
 BACKENDS: tuple[str, ...] = ("transformers", "openai")

@@ -95,6 +95,8 @@ def prediction_row(case_id: str, task: str, answer: Answer, *, seconds: float) -
     """One prediction row; constrained answers are already valid, free text is extracted."""
     if answer.prediction is not None:
         prediction, malformed, reason = answer.prediction, False, None
+    elif answer.malformed_reason is not None:  # what the server sent had no answer in it
+        prediction, malformed, reason = None, True, answer.malformed_reason
     else:
         extraction = extract_answer(task, answer.raw)
         prediction, malformed, reason = (
@@ -197,6 +199,19 @@ def _over_context_message(task: str, context: int, cases: list[tuple[str, int]])
     )
 
 
+def _naming_cases(exc: RadoncInputError, task: str, batch: Sequence[Case]) -> RadoncInputError:
+    """The backend's error with the cases it was answering (the backend sees only prompts,
+    which hold patient text, so it cannot name them itself)."""
+    shown = ", ".join(case.case_id for case in batch[:5])
+    more = f" and {len(batch) - 5} more" if len(batch) > 5 else ""
+    return RadoncInputError(
+        f"{exc.reason} (while answering {task} for {shown}{more})",
+        file=exc.file,
+        row=exc.row,
+        field=exc.field,
+    )
+
+
 def _versions() -> dict[str, str]:
     out = {}
     for package in ("radonc-llm", "torch", "transformers", "peft", "httpx"):
@@ -282,20 +297,24 @@ def predict_cases(
                 progress.start_task(bars[task])
                 conversations = ([messages_for(case, task) for case in b] for b in batches)
                 answered = answer_batches(backend, task, conversations, decoding=decoding)
-                began = time.perf_counter()
-                for batch, answers in zip(batches, answered, strict=True):
-                    seconds, began = time.perf_counter() - began, time.perf_counter()
-                    if len(answers) != len(batch):
-                        raise RuntimeError(f"backend returned {len(answers)} of {len(batch)}")
-                    for case, answer in zip(batch, answers, strict=True):
-                        row = prediction_row(
-                            case.case_id, task, answer, seconds=seconds / len(batch)
-                        )
-                        store.append(row)
-                        task_summary.malformed += int(row["malformed"])
-                    task_summary.predicted += len(batch)
-                    task_summary.seconds += seconds
-                    progress.advance(bars[task], len(batch))
+                began, done = time.perf_counter(), 0
+                try:
+                    for batch, answers in zip(batches, answered, strict=True):
+                        seconds, began = time.perf_counter() - began, time.perf_counter()
+                        if len(answers) != len(batch):
+                            raise RuntimeError(f"backend returned {len(answers)} of {len(batch)}")
+                        for case, answer in zip(batch, answers, strict=True):
+                            row = prediction_row(
+                                case.case_id, task, answer, seconds=seconds / len(batch)
+                            )
+                            store.append(row)
+                            task_summary.malformed += int(row["malformed"])
+                        task_summary.predicted += len(batch)
+                        task_summary.seconds += seconds
+                        progress.advance(bars[task], len(batch))
+                        done += 1
+                except RadoncInputError as exc:
+                    raise _naming_cases(exc, task, batches[done]) from None
     write_json_atomic(
         out.with_name(out.stem + ".manifest.json"),
         {
