@@ -21,7 +21,7 @@ import math
 import re
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,15 +318,12 @@ def column_name(header: str) -> str:
     return re.sub(r"[\s\-]+", "_", str(header).strip().lower())
 
 
-def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
-    if any("\x00" in str(column) for column in header):
-        raise RadoncInputError(
-            "the header holds NUL bytes: the file is not UTF-8 text "
-            "(UTF-16 without a byte-order mark?); save it as CSV UTF-8",
-            file=path,
-        )
-    names = [column_name(column) for column in header]
-    for column in spec.columns:
+def refuse_doubled_columns(
+    path: Path, header: list[str], names: list[str], columns: Iterable[str]
+) -> None:
+    """A column given twice under any spelling ("dose" and "Dose") stops the read: which copy
+    holds the data cannot be known. `names` are the header's cells as the reader names them."""
+    for column in columns:
         spelled = [str(header[i]) for i, name in enumerate(names) if name == column]
         if len(spelled) > 1:
             raise RadoncInputError(
@@ -335,6 +332,17 @@ def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
                 file=path,
                 field=column,
             )
+
+
+def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
+    if any("\x00" in str(column) for column in header):
+        raise RadoncInputError(
+            "the header holds NUL bytes: the file is not UTF-8 text "
+            "(UTF-16 without a byte-order mark?); save it as CSV UTF-8",
+            file=path,
+        )
+    names = [column_name(column) for column in header]
+    refuse_doubled_columns(path, header, names, spec.columns)
     present = set(names)
     for column in spec.required:
         if column not in present:

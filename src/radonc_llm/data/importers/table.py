@@ -23,6 +23,7 @@ from radonc_llm.data.ingest import (
     csv_delimiter,
     csv_rows,
     read_text,
+    refuse_doubled_columns,
 )
 from radonc_llm.errors import RadoncInputError
 
@@ -142,15 +143,7 @@ def read_table(path: Path, columns: tuple[str, ...] = ()) -> SourceTable:
     header = [name.strip() for name in next(csv.reader(lines[:1], delimiter=delimiter), [])]
     spelled = {column_name(column): column for column in columns}
     names = [spelled.get(column_name(name), name) for name in header]
-    for column in columns:
-        given = [header[i] for i, name in enumerate(names) if name == column]
-        if len(given) > 1:
-            raise RadoncInputError(
-                f"column '{column}' is given {len(given)} times "
-                f"({', '.join(map(repr, given))}); keep one",
-                file=path,
-                field=column,
-            )
+    refuse_doubled_columns(path, header, names, columns)
     rows = []
     for number, (line, fields, problem) in enumerate(csv_rows(lines, delimiter, start=1), start=1):
         if problem is None:
