@@ -195,9 +195,7 @@ def require_plausible_prescription(record: PatientRecord) -> None:
             **_plan_location(record, "dose"),
         )
     record.boost_plans = _boost_plans(record)
-    for row in record.boost_plans:
-        _check_boost(record, row)
-    boosts = [_plan_regimen(row.values) for row in record.boost_plans]
+    boosts = [_boost_regimen(record, row) for row in record.boost_plans]
     record.regimen = described.model_copy(
         update={
             "dose_gy": dose_gy,
@@ -208,10 +206,11 @@ def require_plausible_prescription(record: PatientRecord) -> None:
     )
 
 
-def _check_boost(record: PatientRecord, row: RawRow) -> None:
-    """A boost is part of the answer: its prescription must be as plausible as the plan's."""
+def _boost_regimen(record: PatientRecord, row: RawRow) -> RegimenStructured:
+    """A boost plan's regimen. A boost is part of the answer: its prescription must be as
+    plausible as the plan's."""
     plan = row.values
-    dose_gy, _ = normalize_dose(plan["dose"], plan["dose_unit"])
+    dose_gy, dose_unit = normalize_dose(plan["dose"], plan["dose_unit"])
     described = _describe_plan(plan)
     problem = check_prescription(
         dose_gy,
@@ -227,6 +226,10 @@ def _check_boost(record: PatientRecord, row: RawRow) -> None:
             f"{plan['fractions']} fractions: {problem}",
             file=record.files["treatment_courses"], row=row.row, column="dose",
         )  # fmt: skip
+    return RegimenStructured(
+        dose_gy=dose_gy, fractions=plan["fractions"], dose_unit=dose_unit,
+        technique=described.technique,
+    )  # fmt: skip
 
 
 def _describe_plan(plan: dict) -> RegimenStructured:
@@ -235,17 +238,6 @@ def _describe_plan(plan: dict) -> RegimenStructured:
     if plan["concurrent"]:
         text = f"{text} with concurrent {plan['concurrent']}"
     return parse_regimen(text)
-
-
-def _plan_regimen(plan: dict) -> RegimenStructured:
-    dose_gy, dose_unit = normalize_dose(plan["dose"], plan["dose_unit"])
-    described = _describe_plan(plan)
-    return RegimenStructured(
-        dose_gy=dose_gy,
-        fractions=plan["fractions"],
-        dose_unit=dose_unit,
-        technique=described.technique,
-    )
 
 
 def _boost_plans(record: PatientRecord) -> list[RawRow]:
