@@ -60,12 +60,12 @@ class ExportSection(ConfigModel):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        import codecs
+        from radonc_llm.data.ingest import check_encoding
 
         try:
-            return codecs.lookup(value).name
-        except LookupError:
-            raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252)") from None
+            return check_encoding(value)
+        except RadoncInputError as exc:
+            raise ValueError(exc.reason) from None
 
     @field_validator("path")
     @classmethod

@@ -77,6 +77,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.exists():
         raise RadoncInputError("file not found", file=path)
+    if path.is_dir():
+        raise RadoncInputError("is a folder, not a JSON Lines file", file=path)
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:

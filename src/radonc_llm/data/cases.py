@@ -82,8 +82,6 @@ class Case(BaseModel):
 
 def _case_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
     """The file's JSON objects; a first line that fails gets a hint on the usual cause."""
-    if Path(path).is_dir():
-        raise RadoncInputError("is a folder, not a case file (JSON Lines)", file=path)
     try:
         yield from iter_jsonl(path)
     except RadoncInputError as exc:

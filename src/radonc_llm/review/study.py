@@ -138,7 +138,6 @@ def read_regimen_predictions(
     other tasks are read for validity and otherwise ignored. With `case_ids`, a regimen row
     for any other case is an error naming how many there are and the first one's line.
     """
-    _check_is_file(path)
     texts: dict[str, str] = {}
     first_line: dict[str, int] = {}
     unknown: list[tuple[int, str]] = []
@@ -173,11 +172,6 @@ def read_regimen_predictions(
             field="case_id",
         )
     return texts
-
-
-def _check_is_file(path: str | Path) -> None:
-    if Path(path).is_dir():
-        raise RadoncInputError("is a folder; give a JSONL file", file=path)
 
 
 def _opaque_ids(rng: np.random.Generator, count: int, nbytes: int) -> list[str]:
@@ -355,7 +349,6 @@ def create_study(
     """Read the case file and prediction files, then `build_study`."""
     from radonc_llm.data.cases import read_cases
 
-    _check_is_file(cases_path)
     cases = read_cases(cases_path)
     case_ids = {case.case_id for case in cases}
     predictions = {
