@@ -277,6 +277,21 @@ def test_second_course_joined_by_plus_is_the_boost(text, technique, boost):
     assert (r.technique, r.boost) == (technique, boost)
 
 
+@pytest.mark.parametrize(
+    ("text", "technique"),
+    [
+        # A second dosed statement after ";" keeps its technique to itself.
+        ("EBRT 45 Gy/25 fx; HDR 28 Gy/4 fx", None),
+        ("IMRT 45 Gy/25 fx; HDR 28 Gy/4 fx", "IMRT"),
+        # A ";" followed by no dose still belongs to the prescription.
+        ("45 Gy/25 fx; VMAT", "VMAT"),
+        ("HDR; 7 Gy x 3", "HDR"),
+    ],
+)
+def test_technique_of_a_second_statement_is_not_the_main_one(text, technique):
+    assert parse_regimen(text).technique == technique
+
+
 @given(st.text(max_size=200))
 @settings(max_examples=300, deadline=None)
 def test_parse_never_raises_on_junk(text):

@@ -28,6 +28,7 @@ Reading rules, each a clinical convention:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import numbers
 import re
@@ -600,6 +601,19 @@ def _schedules(
     return rt_schedule, drug_schedule
 
 
+def _main_statement_end(text: str, core: _Core) -> int:
+    """Where the statement holding the prescription ends: at the first ";" after it that
+    starts a dosed statement of its own ("EBRT 45 Gy/25 fx; HDR 28 Gy/4 fx": HDR is the second
+    course's technique, not the main one's), else the end of the text."""
+    if core.dose_start is None:
+        return len(text)
+    statements = [m.start() for m in re.finditer(";", text)] + [len(text)]
+    for start, end in itertools.pairwise(statements):
+        if start > core.dose_start and _read_dose(text[start + 1 : end]).dose_gy is not None:
+            return start
+    return len(text)
+
+
 @functools.lru_cache(maxsize=32768)
 def _parse_cached(text: str) -> RegimenStructured:
     # "boost10 Gy", "boost5-FU": the keyword glued to what follows reads as if spaced.
@@ -621,7 +635,9 @@ def _parse_cached(text: str) -> RegimenStructured:
         fractions=core.fractions,
         dose_unit=core.dose_unit,
         schedule=rt_schedule,
-        technique=_first_canonical(_TECHNIQUE_RE, _TECHNIQUE_LOOKUP, plain),
+        technique=_first_canonical(
+            _TECHNIQUE_RE, _TECHNIQUE_LOOKUP, plain[: _main_statement_end(plain, core)]
+        ),
         boost=boost,
         concurrent=list(concurrent),
     )
