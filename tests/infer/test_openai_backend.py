@@ -242,3 +242,55 @@ def test_an_error_sent_with_status_200_is_a_failure_not_an_answer():
     with pytest.raises(RadoncInputError, match="answered with an error: model overloaded"):
         _ask(backend)
     assert len(waits) == 1
+
+
+def _too_long(request):
+    return httpx.Response(
+        400,
+        json={
+            "error": {
+                "message": "This model's maximum context length is 2048 tokens. However, you "
+                "requested 5000 tokens.",
+                "code": "context_length_exceeded",
+            }
+        },
+    )
+
+
+def test_a_prompt_too_long_for_the_server_is_that_cases_malformed_row(cases, tmp_path):
+    long_case = cases[1].case_id
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        if long_case in request.content.decode():
+            return _too_long(request)
+        return httpx.Response(200, json=_completion("C61"))
+
+    cases = [
+        c.model_copy(update={"diagnosis_text": f"{c.case_id} {c.diagnosis_text}"}) for c in cases
+    ]
+    out = tmp_path / "pred.jsonl"
+    backend, waits = _backend(handler)
+    predict_cases(backend, cases, out, tasks=["icd10"], batch_size=1, show_progress=False)
+    rows = {json.loads(line)["case_id"]: json.loads(line) for line in out.read_text().splitlines()}
+    assert set(rows) == {c.case_id for c in cases}
+    assert rows[long_case]["malformed"] and rows[long_case]["prediction"] is None
+    assert "longer than the server's context" in rows[long_case]["malformed_reason"]
+    assert "maximum context length is 2048" in rows[long_case]["malformed_reason"]
+    assert sum(r["malformed"] for r in rows.values()) == 1
+    assert waits == [] and len(calls) == len(cases)  # not retried
+
+
+def test_a_server_whose_context_fits_no_prompt_stops_the_run():
+    backend, _ = _backend(_too_long)
+    conversations = [prompt_messages("icd10", str(n)) for n in range(4)]
+    with pytest.raises(RadoncInputError, match="rejected all 4 prompts so far") as e:
+        backend.answer("icd10", conversations, decoding="free")
+    assert "--max-model-len" in e.value.message
+
+
+def test_an_answer_far_longer_than_asked_for_is_cut_and_malformed():
+    answer = completion_answer(_completion("C61 " * 10_000))
+    assert len(answer.raw) == 20_000
+    assert answer.malformed_reason == "an answer of 39,999 characters (cut to 20,000)"

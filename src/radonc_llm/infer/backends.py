@@ -137,6 +137,20 @@ class TransformersBackend:
 # Statuses worth another try: the server is busy, restarting, or behind a flaky proxy.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_WAIT_S = 60.0  # the longest wait between tries, whatever Retry-After asks for
+# How servers say that one prompt does not fit (vLLM, OpenAI, llama.cpp server, TGI ...):
+# that case's problem, recorded as malformed, unless no prompt has fitted at all.
+_TOO_LONG_RE = re.compile(
+    r"context[ _]length|maximum context|context (?:size|window)|max_model_len|too many tokens"
+    r"|prompt is too long|(?:input|prompt) (?:is )?too long|exceeds? the (?:available )?context"
+    r"|maximum (?:input|sequence) length",
+    re.IGNORECASE,
+)
+TOO_LONG_STATUSES = frozenset({400, 413, 422})
+# An answer this long cannot be one of ours (regimens take at most a few hundred characters):
+# a server that ignores max_tokens; the text is cut and the answer marked malformed.
+MAX_ANSWER_CHARS = 20_000
+MIN_TOO_LONG_TO_STOP = 3
+_TOO_LONG_PREFIX = "the prompt is longer than the server's context: "
 
 
 class _Transient(Exception):
@@ -193,11 +207,15 @@ def completion_answer(body: Any) -> Answer:
     tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
     finish = choice.get("finish_reason")
     raw = content.strip()
+    reason = None if raw else "empty content"
+    if len(raw) > MAX_ANSWER_CHARS:
+        reason = f"an answer of {len(raw):,} characters (cut to {MAX_ANSWER_CHARS:,})"
+        raw = raw[:MAX_ANSWER_CHARS]
     return Answer(
         raw=raw,
         n_new_tokens=tokens if isinstance(tokens, int) else None,
         stopped=None if finish is None else finish == "stop",
-        malformed_reason=None if raw else "empty content",
+        malformed_reason=reason,
     )
 
 
@@ -207,8 +225,10 @@ class OpenAIBackend:
     Transient failures (connection errors, timeouts, 408/429/5xx, a body that is not JSON)
     are retried `max_retries` times, waiting `retry_wait_s` doubled each time (or the
     server's Retry-After, at most a minute). Other HTTP errors stop at once. An answer of an
-    odd shape is returned empty with a `malformed_reason`. The API key never appears in a
-    message.
+    odd shape is returned empty with a `malformed_reason`, and so is a prompt the server
+    rejects as longer than its context, unless no prompt of the run has fitted yet (then
+    the server's context setting is at fault and the run stops). The API key never appears
+    in a message.
     """
 
     name = "openai"
@@ -243,6 +263,8 @@ class OpenAIBackend:
         # Default: wait on the batch's stop event, so a failed batch stops retrying at once.
         self._sleep = sleep
         self._warned_model = False
+        self._fitted = 0  # prompts the server took (answered, even oddly)
+        self._too_long = 0  # prompts it rejected as longer than its context
         api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         # Servers echo a rejected key ("Incorrect API key provided: ..."); hide it and any URL
         # password. Keys of 1-3 characters ("x") are placeholders, and hiding them would
@@ -319,6 +341,8 @@ class OpenAIBackend:
         status = response.status_code
         if 200 <= status < 300:
             return self._parse(response)
+        if status in TOO_LONG_STATUSES and _TOO_LONG_RE.search(server_error_text(response)):
+            return _odd(_TOO_LONG_PREFIX + self._redact(server_error_text(response)))
         if status in RETRY_STATUSES:
             raise _Transient(
                 f"HTTP {status}: {server_error_text(response)}",
@@ -377,17 +401,34 @@ class OpenAIBackend:
             )
         stop = threading.Event()  # set by the first failure: no new tries in this batch
         if self.concurrency == 1 or len(conversations) == 1:
-            return [self._complete(task, messages, stop) for messages in conversations]
-        pool = ThreadPoolExecutor(max_workers=self.concurrency)
-        futures = [pool.submit(self._complete, task, m, stop) for m in conversations]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            stop.set()
-            raise
-        finally:
-            # After a failure or Ctrl-C: drop the requests not yet sent, don't wait for the rest.
-            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+            answers = [self._complete(task, messages, stop) for messages in conversations]
+        else:
+            pool = ThreadPoolExecutor(max_workers=self.concurrency)
+            futures = [pool.submit(self._complete, task, m, stop) for m in conversations]
+            try:
+                answers = [future.result() for future in futures]
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                # After a failure or Ctrl-C: drop the requests not yet sent, don't wait.
+                pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+        self._check_context(task, answers)
+        return answers
+
+    def _check_context(self, task: str, answers: list[Answer]) -> None:
+        """Stop when the server rejects every prompt so far as too long: its context is set
+        too small for this study (a longer note in a working run is that case's problem)."""
+        too_long = [a for a in answers if (a.malformed_reason or "").startswith(_TOO_LONG_PREFIX)]
+        self._too_long += len(too_long)
+        self._fitted += len(answers) - len(too_long)
+        if self._fitted == 0 and self._too_long >= MIN_TOO_LONG_TO_STOP:
+            reason = too_long[0].malformed_reason.removeprefix(_TOO_LONG_PREFIX)
+            raise self._error(
+                f"{task}: the server rejected all {self._too_long} prompts so far as longer "
+                f"than its context ({reason}); start it with a longer context (vLLM "
+                "--max-model-len, llama.cpp server -c) or serve a model with one"
+            )
 
 
 BACKENDS: tuple[str, ...] = ("transformers", "openai")
