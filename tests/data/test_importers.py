@@ -339,6 +339,26 @@ def test_made_up_table_every_row_kept_or_excluded(tmp_path):
     assert unaccounted_rows(result) == []
 
 
+def test_a_repeated_patient_says_whether_its_values_differ(tmp_path):
+    rows = [
+        "X1,larynx,60,male,0,,2,0,0,ii,none,2,66,33",
+        "X1,larynx,60,male,0,,2,0,0,ii,none,2,66,33",  # the same row again
+        "X1,larynx,60,male,0,,2,0,0,ii,none,2,70,35",  # another course
+    ]
+    path = tmp_path / "hn1.csv"
+    path.write_text(HN1_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    result = import_cohort("hn1", path)
+    details = {entry.row: entry.detail for entry in result.ledger}
+    assert (
+        details[2] == "patient X1 is already on row 1, whose values are used; this row repeats them"
+    )
+    assert details[3].endswith(
+        "this row differs (radiotherapy_refgydose_total_highriskgtv: '66' there, '70' here, "
+        "radiotherapy_number_fractions_highriskgtv: '33' there, '35' here)"
+    )
+    assert unaccounted_rows(result) == []
+
+
 def test_missing_column_names_file_and_column(tmp_path):
     path = tmp_path / "hn1.csv"
     path.write_text(HN1_HEADER.replace(",clin_n", ",clin_nodes") + "\n", encoding="utf-8")

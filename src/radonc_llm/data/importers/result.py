@@ -110,7 +110,7 @@ def convert_rows(
     reach `convert`.
     """
     result.input_rows[table.name] = len(table.rows)
-    first_row: dict[str, int] = {}
+    first_row: dict[str, SourceRow] = {}
     for row in table.rows:
         patient_id = row.values.get(id_column) or None
         try:
@@ -120,14 +120,28 @@ def convert_rows(
                 raise RowExcluded("missing_patient_id", "no patient id", column=id_column)
             if patient_id in first_row:
                 raise RowExcluded(
-                    "duplicate_patient",
-                    f"patient {patient_id} is already on row {first_row[patient_id]}",
+                    "duplicate_patient", _repeat_detail(first_row[patient_id], row, patient_id),
                     column=id_column,
-                )
-            first_row[patient_id] = row.number
+                )  # fmt: skip
+            first_row[patient_id] = row
             result.cases.append(convert(row))
         except RowExcluded as why:
             result.exclude(why, file=table.name, row=row.number, patient_id=patient_id)
+
+
+def _repeat_detail(first: SourceRow, row: SourceRow, patient_id: str) -> str:
+    """Whether a repeated patient's row repeats the first one or differs from it, and where."""
+    columns = dict.fromkeys([*first.values, *row.values])
+    differ = [c for c in columns if first.values.get(c) != row.values.get(c)]
+    detail = f"patient {patient_id} is already on row {first.number}, whose values are used"
+    if not differ:
+        return f"{detail}; this row repeats them"
+    shown = ", ".join(
+        f"{c}: '{first.values.get(c, '')}' there, '{row.values.get(c, '')}' here"
+        for c in differ[:3]
+    )
+    more = f" and {len(differ) - 3} more columns" if len(differ) > 3 else ""
+    return f"{detail}; this row differs ({shown}{more})"
 
 
 def unaccounted_rows(result: ImportResult) -> list[str]:
