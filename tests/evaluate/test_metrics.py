@@ -62,8 +62,16 @@ def test_modality_metrics_by_hand():
     assert block["macro_f1"] == pytest.approx((0.8 + 2 / 3 + 0 + 1) / 4)
     assert block["weighted_f1"] == pytest.approx((0.8 * 3 + 2 / 3 + 0 + 1) / 6)
     assert block["per_class"]["photon"] == pytest.approx(
-        {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3}
+        {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3, "predicted": 2}
     )
+    # electron: one reference case, never answered -> recall 0, precision undefined.
+    assert block["per_class"]["electron"] == {
+        "precision": None,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 1,
+        "predicted": 0,
+    }
     assert block["malformed_rate"] == pytest.approx(1 / 6)
     assert block["confusion"]["labels"] == [
         "photon",

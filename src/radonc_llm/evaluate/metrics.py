@@ -8,7 +8,8 @@ Conventions, the same for every task:
   (rouge-score, no stemming); for the regimen task `accuracy` is `exact_match`.
 - Macro F1 averages over the labels that occur as reference or prediction (scikit-learn's
   default label set, malformed answers excluded), so a class absent from both does not count
-  as F1 = 0; weighted F1 weights each label by its reference support.
+  as F1 = 0; weighted F1 weights each label by its reference support. Per-class precision
+  of a class never predicted, and recall of a class absent from the reference, are null.
 - Regimen structure is read by the foundation's regimen parser on both sides; dose and
   fraction agreement are scored only where the reference states them (`dose_n`,
   `fractions_n`), and EQD2 error (alpha/beta 10 Gy) only where both sides state dose and
@@ -141,12 +142,16 @@ def modality_metrics(
     precision, recall, f1, support = precision_recall_fscore_support(
         references, pred_labels, labels=list(MODALITIES), zero_division=0
     )
+    predicted = [sum(1 for p in predictions if p == label) for label in MODALITIES]
+    # A class never predicted has no precision, one absent from the reference no recall, one
+    # absent from both no F1: null, not scikit-learn's zero_division 0, which reads as failure.
     per_class = {
         label: {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
+            "precision": float(precision[i]) if predicted[i] else None,
+            "recall": float(recall[i]) if support[i] else None,
+            "f1": float(f1[i]) if predicted[i] or support[i] else None,
             "support": int(support[i]),
+            "predicted": predicted[i],
         }
         for i, label in enumerate(MODALITIES)
     }

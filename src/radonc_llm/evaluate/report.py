@@ -143,10 +143,8 @@ class RunArtefacts:
     @property
     def metrics(self) -> dict | None:
         metrics = self.json("evaluate/metrics.json")
-        if metrics is not None and not isinstance(metrics.get("systems"), Mapping):
-            raise RadoncInputError(
-                "has no 'systems' object", file=self.path("evaluate/metrics.json"), field="systems"
-            )
+        if metrics is not None:
+            _check_metrics_shape(metrics, self.path("evaluate/metrics.json"))
         return metrics
 
     def test_cases(self) -> dict[str, dict] | None:
@@ -171,6 +169,34 @@ class RunArtefacts:
         }
 
 
+def _check_metrics_shape(metrics: Any, path: Path) -> None:
+    """The shape every section relies on: {systems: {name: {task: {...}}}, comparisons: [{}]};
+    anything else is named here, once, rather than failing in each section."""
+    if not isinstance(metrics, Mapping):
+        raise RadoncInputError(
+            f"expected a JSON object, found a JSON {type(metrics).__name__}", file=path
+        )
+    systems = metrics.get("systems")
+    if not isinstance(systems, Mapping):
+        raise RadoncInputError("has no 'systems' object", file=path, field="systems")
+    for name, blocks in systems.items():
+        if not isinstance(blocks, Mapping):
+            raise RadoncInputError(
+                "expected an object of task results", file=path, field=f"systems.{name}"
+            )
+        for task, block in blocks.items():
+            if not isinstance(block, Mapping):
+                raise RadoncInputError(
+                    "expected an object of metrics", file=path, field=f"systems.{name}.{task}"
+                )
+    comparisons = metrics.get("comparisons") or []
+    if not isinstance(comparisons, list) or not all(isinstance(c, Mapping) for c in comparisons):
+        raise RadoncInputError("expected a list of objects", file=path, field="comparisons")
+    messages = metrics.get("messages") or []
+    if not isinstance(messages, list):
+        raise RadoncInputError("expected a list of texts", file=path, field="messages")
+
+
 # --- sections ---------------------------------------------------------------------------
 
 
@@ -193,6 +219,7 @@ def _summary_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         ]
         sentences.append(f"Cases were split by patient into {', '.join(parts)} cases.")
     metrics = art.metrics
+    summarised = len(sentences)
     if metrics:
         for task, (metric, label, share) in HEADLINE_METRIC.items():
             tuned = metrics["systems"].get(TUNED_SYSTEM, {}).get(task)
@@ -213,6 +240,13 @@ def _summary_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                 f"{TASK_TITLES[task]}: {label} {_ci_phrase(fmt, t_value, t_ci)} for the fine-tuned "
                 f"model versus {_ci_phrase(fmt, b_value, b_ci)} for the original model{tested}."
             )
+    if metrics and len(sentences) == summarised:
+        evaluated = ", ".join(order_systems(metrics["systems"])) or "none"
+        sentences.append(
+            f"The evaluation holds no task that both the fine-tuned model "
+            f"('{TUNED_SYSTEM}') and the original model ('{REFERENCE_SYSTEM}') answered "
+            f"(systems evaluated: {evaluated}); see the main results for each system."
+        )
     if not sentences:
         section.missing(
             "Nothing to summarise yet: the run has no curation, split or evaluation output."
@@ -747,8 +781,10 @@ def _modality_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                 rows,
                 groups=starts,
                 note="Support: reference cases of the class. Malformed answers count against "
-                "recall. The macro average weighs the classes equally, the weighted average by "
-                "support; their 95% CIs are bootstrap intervals over cases.",
+                "recall. A dash is undefined: precision of a class the model never answered, "
+                "recall of a class absent from the reference. The macro average weighs the "
+                "classes equally, the weighted average by support; their 95% CIs are bootstrap "
+                "intervals over cases.",
             )
         )
     return section

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from radonc_llm.errors import RadoncInputError
 from radonc_llm.evaluate import figures
 from radonc_llm.storage import atomic_open, write_text_atomic
 
@@ -370,6 +371,18 @@ def render_markdown(report: Report, *, figure_dir: str = "figures") -> str:
 def write_report_files(report: Report, out: Path) -> tuple[Path, Path]:
     """Write `out/report.html` (self-contained), `out/report.md` and the figures it points to
     (`out/figures/`, stale ones removed); returns the HTML and Markdown paths."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RadoncInputError("is a file; the report's --out names a folder", file=out)
+    try:
+        return _write_report_files(report, out)
+    except OSError as exc:
+        raise RadoncInputError(
+            f"cannot write the report ({exc.strerror or exc})", file=exc.filename or out
+        ) from None
+
+
+def _write_report_files(report: Report, out: Path) -> tuple[Path, Path]:
     figure_dir = out / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
     written = set()

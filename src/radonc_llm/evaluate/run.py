@@ -3,7 +3,9 @@
 Set-up (read the cases and every prediction file, counting what could not be used), score
 (every case of the case file, per system and task), compare (paired tests per task, Holm
 across tasks), save. A case with no usable prediction is malformed, never skipped; unreadable,
-duplicated and unknown rows are counted in `inputs` and reported as messages.
+duplicated and unknown rows are counted in `inputs` (rows = scored + unreadable + duplicates +
+unknown_case) and reported as messages. A file with no row to score at all (empty, UTF-16, made
+for another case file) is an error, as is an --out that cannot be written, found before scoring.
 
 Pairs compared: each `--compare SYSTEM:BASELINE`, or by default every system against the one
 named `base`. Tests are one-sided: the alternative is that SYSTEM scores higher.
@@ -12,7 +14,9 @@ named `base`. Tests are one-sided: the alternative is that SYSTEM scores higher.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -70,6 +74,8 @@ class PredictionFile:
             "path": str(self.path),
             "sha256": file_sha256(self.path),
             "rows": self.rows,
+            # rows = scored + unreadable + duplicates + unknown_case: every row accounted for.
+            "scored": len(self.answers) + len(self.conflicting),
             "unreadable": len(self.unreadable),
             "duplicates": len(self.duplicates),
             "conflicting": len(self.conflicting),
@@ -96,14 +102,50 @@ def _answer_of(task: str, row: dict) -> tuple[str | None, str]:
     return None, raw_text
 
 
+def _unknown_task(task: object) -> str:
+    """Why a task name is not one of TASKS, with the likely intended name when there is one."""
+    reason = f"unknown task {task!r} (tasks: {', '.join(TASKS)})"
+    if isinstance(task, str):
+        folded = "".join(task.split()).casefold().replace("-", "").replace("_", "")
+        close = [t for t in TASKS if t == folded] or difflib.get_close_matches(folded, TASKS, n=1)
+        if close:
+            reason += f"; did you mean {close[0]!r}?"
+    return reason
+
+
 def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> PredictionFile:
     """Read a prediction file without stopping at bad rows; every problem is counted."""
     path = Path(path)
+    if path.is_dir():
+        raise RadoncInputError("is a folder, not a prediction file", file=path, field=name)
     if not path.is_file():
         raise RadoncInputError("prediction file not found", file=path, field=name)
     result = PredictionFile(name=name, path=path)
+    try:
+        _read_rows(path, case_ids, result)
+    except OSError as exc:
+        raise RadoncInputError(
+            f"cannot read the prediction file ({exc.strerror or exc})", file=path, field=name
+        ) from None
+    for task in result.tasks:
+        result.missing[task] = sum(
+            1
+            for case_id in case_ids
+            if (case_id, task) not in result.answers and (case_id, task) not in result.conflicting
+        )
+    return result
+
+
+def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
     first_line: dict[tuple[str, str], int] = {}
     with path.open("rb") as handle:
+        if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            raise RadoncInputError(
+                "is UTF-16 encoded (as some Windows tools save text); save it as UTF-8",
+                file=path,
+                field=result.name,
+            )
+        handle.seek(0)
         for number, raw_line in enumerate(handle, start=1):
             if not raw_line.strip():
                 continue
@@ -124,8 +166,8 @@ def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> Pre
             if case_id is None or task is None:
                 result.unreadable.append((number, "no case_id or no task"))
                 continue
-            if task not in TASKS:
-                result.unreadable.append((number, f"unknown task {task!r}"))
+            if not isinstance(task, str) or task not in TASKS:
+                result.unreadable.append((number, _unknown_task(task)))
                 continue
             wrong_type = [
                 name
@@ -162,13 +204,27 @@ def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> Pre
                 continue
             first_line[key] = number
             result.answers[key] = Usable(prediction=prediction, raw=raw_text, line=number)
-    for task in result.tasks:
-        result.missing[task] = sum(
-            1
-            for case_id in case_ids
-            if (case_id, task) not in result.answers and (case_id, task) not in result.conflicting
+
+
+def nothing_usable_reason(file: PredictionFile) -> str | None:
+    """Why a prediction file gives no answer to score at all (None when it gives one)."""
+    if file.tasks:
+        return None
+    if not file.rows:
+        return "holds no prediction rows (empty file)"
+    parts = []
+    if file.unknown_cases:
+        examples = ", ".join(
+            repr(c) for c in list(dict.fromkeys(c for _, c in file.unknown_cases))[:3]
         )
-    return result
+        parts.append(
+            f"{len(file.unknown_cases)} for case ids not in the case file (e.g. {examples}); "
+            "is --cases the file these predictions were made for?"
+        )
+    if file.unreadable:
+        line, why = file.unreadable[0]
+        parts.append(f"{len(file.unreadable)} unreadable (first: line {line}: {why})")
+    return f"none of its {file.rows} row(s) can be scored: " + "; ".join(parts)
 
 
 def _listing(items: list[str]) -> str:
@@ -229,6 +285,12 @@ def parse_prediction_args(values: Sequence[str]) -> dict[str, Path]:
         if not sep or not name or not path:
             raise RadoncInputError(
                 f"expected NAME=PATH, got {value!r} (e.g. base=preds/base.jsonl)",
+                field="predictions",
+            )
+        if ":" in name or not name.isprintable():
+            raise RadoncInputError(
+                f"system name {name!r} may not hold ':' (it separates SYSTEM:BASELINE in "
+                "--compare) or control characters",
                 field="predictions",
             )
         if name in systems:
@@ -338,6 +400,32 @@ def uncompared_messages(
     return out
 
 
+def same_content_messages(files: dict[str, PredictionFile]) -> list[str]:
+    """Two systems read from byte-identical files: their comparison tests nothing."""
+    by_hash: dict[str, list[str]] = {}
+    for name, file in files.items():
+        by_hash.setdefault(file_sha256(file.path), []).append(name)
+    return [
+        f"systems {', '.join(names)} read byte-identical prediction files "
+        f"({', '.join(str(files[n].path) for n in names)}): every paired difference is zero"
+        for names in by_hash.values()
+        if len(names) > 1
+    ]
+
+
+def check_out_folder(out: Path) -> None:
+    """Fail before scoring, not after, when --out cannot become a writable folder."""
+    if out.exists() and not out.is_dir():
+        raise RadoncInputError("is a file; --out names a folder", file=out)
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RadoncInputError(f"cannot create the folder: {existing} is a file", file=out)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RadoncInputError(f"cannot write in {existing} (permission denied)", file=out)
+
+
 @dataclass
 class Evaluation:
     metrics: dict
@@ -362,13 +450,19 @@ def evaluate_predictions(
     if n_resamples < 1:
         raise RadoncInputError("needs at least 1 bootstrap resample", field="bootstrap")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RadoncInputError("is a file; --out names a folder", file=out)
+    check_out_folder(out)
     case_ids = {case.case_id for case in cases}
     messages: list[str] = []
     files = {name: read_prediction_file(name, path, case_ids) for name, path in predictions.items()}
+    for name, file in files.items():
+        reason = nothing_usable_reason(file)
+        if reason is not None:
+            raise RadoncInputError(reason, file=file.path, field=name)
     for file in files.values():
         messages.extend(file_messages(file, len(cases)))
+    messages.extend(same_content_messages(files))
+    if len(cases) < 2:
+        messages.append("only 1 case: no bootstrap 95% CIs (they need at least 2 cases)")
     messages.extend(reference_messages(cases))
     pairs = list(compare) if compare is not None else parse_compare_args(None, list(files))
     if compare is None and not pairs and len(files) > 1:
@@ -442,29 +536,33 @@ def evaluate_predictions(
         },
         "messages": messages,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "metrics.json", metrics)
-    write_jsonl_atomic(out / "per_case.jsonl", per_case_rows)
     versions = {}
     for package in ("radonc-llm", "scikit-learn", "scipy", "rouge-score", "numpy"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    write_json_atomic(
-        out / "manifest.json",
-        {
-            "command": "evaluate",
-            "cases_file": str(cases_file) if cases_file else None,
-            "cases_sha256": file_sha256(cases_file) if cases_file else None,
-            "predictions": {name: file.summary()["sha256"] for name, file in files.items()},
-            "compare": [f"{a}:{b}" for a, b in pairs],
-            "seed": seed,
-            "versions": versions,
-            "started": started.isoformat(),
-            "finished": dt.datetime.now(dt.UTC).isoformat(),
-        },
-    )
+    manifest = {
+        "command": "evaluate",
+        "cases_file": str(cases_file) if cases_file else None,
+        "cases_sha256": file_sha256(cases_file) if cases_file else None,
+        "predictions": {name: file.summary()["sha256"] for name, file in files.items()},
+        "compare": [f"{a}:{b}" for a, b in pairs],
+        "seed": seed,
+        "versions": versions,
+        "started": started.isoformat(),
+        "finished": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "metrics.json", metrics)
+        write_jsonl_atomic(out / "per_case.jsonl", per_case_rows)
+        write_json_atomic(out / "manifest.json", manifest)
+    except OSError as exc:
+        # Permission, disk full, a read-only mount: checked up front, but they can still happen.
+        raise RadoncInputError(
+            f"cannot write the results ({exc.strerror or exc})", file=exc.filename or out
+        ) from None
     return Evaluation(metrics=metrics, messages=messages, out=out)
 
 
