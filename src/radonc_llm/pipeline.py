@@ -4,7 +4,8 @@ Each stage writes into `runs/<name>/<folder>/` and records, in `<folder>/.stage-
 hash of its inputs and settings. A rerun skips a stage whose record says done with the same hash.
 A stage that started with the same hash but did not finish runs again and picks up its own
 progress (training from its last checkpoint, prediction from the rows already written). A stage
-whose inputs changed first moves its old outputs to `runs/<name>/superseded/`: nothing is lost.
+whose inputs changed, or a finished one whose outputs were deleted, first moves its old outputs
+to `runs/<name>/superseded/` and runs afresh: nothing is lost.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import json
 import random
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -255,6 +257,12 @@ class Stage:
     settings: dict[str, Any]
     run: Callable[[Path], None]
     outputs: list[str] = field(default_factory=list)  # paths in the folder this stage owns
+    # Paths a finished stage leaves (default: outputs); one deleted -> the stage runs again.
+    expected: list[str] | None = None
+
+    def missing_outputs(self, run_dir: Path) -> list[str]:
+        expected = self.outputs if self.expected is None else self.expected
+        return [name for name in expected if not (run_dir / self.folder / name).exists()]
 
 
 def _hash_inputs(paths: list[Path], settings: dict[str, Any]) -> str:
@@ -286,10 +294,15 @@ def _read_record(path: Path) -> dict:
 def _supersede(run_dir: Path, stage: Stage) -> None:
     """Move a stage's old outputs aside before it runs on new inputs."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    folder = base = run_dir / "superseded" / f"{stage.name}-{stamp}"
+    number = 1
+    while folder.exists():  # superseded twice within a second: keep both
+        number += 1
+        folder = base.with_name(f"{base.name}-{number}")
     for name in stage.outputs:
         old = run_dir / stage.folder / name
         if old.exists():
-            target = run_dir / "superseded" / f"{stage.name}-{stamp}" / name
+            target = folder / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(old, target)
 
@@ -304,12 +317,19 @@ def run_stages(run_dir: Path, stages: list[Stage], *, console: Console) -> dict[
         input_hash = _hash_inputs(stage.inputs, stage.settings)
         record_path = _record_path(run_dir, stage)
         record = _read_record(record_path)
-        if record.get("input_hash") == input_hash and record.get("status") == "done":
+        same_inputs = record.get("input_hash") == input_hash
+        finished = same_inputs and record.get("status") == "done"
+        missing = stage.missing_outputs(run_dir) if finished else []
+        if finished and not missing:
             console.print(f"{label}: [green]up to date[/], skipped")
             times.setdefault(stage.name, dict(record))["status"] = "skipped (up to date)"
             continue
-        resuming = record.get("input_hash") == input_hash
-        if record and not resuming:
+        if missing:
+            console.print(f"{label}: {', '.join(missing)} deleted, running it again")
+        # Only a stage that did not finish picks up its own progress; anything else found in
+        # its place (other inputs, a finished run with parts deleted, no record) is moved aside.
+        resuming = same_inputs and not finished
+        if not resuming:
             _supersede(run_dir, stage)
         console.rule(f"{label}{' (resuming)' if resuming else ''}")
         started = time.perf_counter()
@@ -382,9 +402,13 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
         from radonc_llm.data.reports import split_table
         from radonc_llm.data.split import write_splits
 
-        summary = write_splits(
-            read_cases(cases_file), out, fractions=study.split.fractions, seed=study.split.seed
-        )
+        try:
+            summary = write_splits(
+                read_cases(cases_file), out, fractions=study.split.fractions,
+                seed=study.split.seed, allow_empty=False,
+            )  # fmt: skip
+        except RadoncInputError as exc:  # too few patients: the cases file says how many
+            raise RadoncInputError(exc.reason, file=exc.file or cases_file) from None
         sample_cases(
             out / "test.jsonl",
             eval_cases,
@@ -428,7 +452,7 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
 
     stages.append(
         Stage("train", "train", [run_dir / "tasks" / "train", run_dir / "tasks" / "val"],
-              {**study.train}, run_train, outputs=["."])
+              {**study.train}, run_train, outputs=["."], expected=["adapter", "manifest.json"])
     )  # fmt: skip
     stages.append(
         predict_stage("predict_finetuned", str(train_dir), eval_cases, predict_dir / "finetuned.jsonl",
@@ -592,9 +616,17 @@ def open_run_manifest(
     package versions, hardware and seeds; `run_stages` adds the stage times."""
     from radonc_llm.train.manifest import git_commit, package_versions
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _make_run_dir(run_dir, config_file=config_file)
     manifest_path = run_dir / "manifest.json"
     manifest = _read_record(manifest_path)
+    previous = manifest.get("config", {})
+    if previous.get("kind", config.get("kind")) != config.get("kind"):
+        raise RadoncInputError(
+            f"{run_dir} holds a {previous['kind']} run (from {manifest.get('config_file')}), "
+            f"not a {config.get('kind')} one; give this recipe another name or runs_dir",
+            file=config_file,
+            field="name",
+        )
     manifest.update(
         {
             "config": config,
@@ -607,6 +639,26 @@ def open_run_manifest(
     )
     manifest.setdefault("started_at", _now())
     write_json_atomic(manifest_path, manifest)
+
+
+def _make_run_dir(run_dir: Path, *, config_file: str | Path) -> None:
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise RadoncInputError(
+                    f"{folder} is a file, not a folder", file=config_file, field="runs_dir"
+                )
+            break
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass  # a read-only runs_dir fails here, not after the first stage's work
+    except OSError as exc:
+        raise RadoncInputError(
+            f"cannot write the run folder {run_dir} ({exc.strerror})",
+            file=config_file,
+            field="runs_dir",
+        ) from None
 
 
 def close_run_manifest(run_dir: Path, data_files: list[Path]) -> None:

@@ -476,7 +476,8 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
 
     stages.append(
         Stage("train", "train", [tasks_dir / "train", tasks_dir / "val"],
-              {**config.train, "tasks": list(tasks)}, run_train, outputs=["."])
+              {**config.train, "tasks": list(tasks)}, run_train, outputs=["."],
+              expected=["adapter", "manifest.json"])
     )  # fmt: skip
     stages += predictions(config.tuned_system, str(train_dir), (train_dir / "adapter",))
 

@@ -7,13 +7,18 @@ scored against). Training, prediction and baselines all read these files.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from radonc_llm.data import icd10
 from radonc_llm.data.cases import TASKS, Case
+from radonc_llm.data.split import check_output_folder
+from radonc_llm.errors import RadoncInputError
 from radonc_llm.storage import write_jsonl_atomic
 from radonc_llm.tasks.prompts import PROMPT_VERSION, prompt_messages
+
+logger = logging.getLogger(__name__)
 
 
 def task_answer(case: Case, task: str) -> str:
@@ -58,9 +63,25 @@ def build_task_examples(cases: Iterable[Case], task: str) -> list[dict]:
 def write_task_datasets(
     cases: Sequence[Case], out_dir: str | Path, *, tasks: Sequence[str] = TASKS
 ) -> dict[str, int]:
-    """Write `<out_dir>/<task>.jsonl` per task; returns the example count per task."""
+    """Write `<out_dir>/<task>.jsonl` per task; returns the example count per task.
+
+    A task file of another task left by an earlier run is removed: it was built from other
+    cases, and training reads whatever `<task>.jsonl` its config names.
+    """
     out_dir = Path(out_dir)
-    return {
-        task: write_jsonl_atomic(out_dir / f"{task}.jsonl", build_task_examples(cases, task))
-        for task in tasks
-    }
+    check_output_folder(out_dir)
+    try:
+        counts = {
+            task: write_jsonl_atomic(out_dir / f"{task}.jsonl", build_task_examples(cases, task))
+            for task in tasks
+        }
+        for task in TASKS:
+            stale = out_dir / f"{task}.jsonl"
+            if task not in counts and stale.is_file():
+                stale.unlink()
+                logger.info("removed %s, left by an earlier run with more tasks", stale)
+    except OSError as exc:
+        raise RadoncInputError(
+            f"cannot write the task files ({exc.strerror})", file=exc.filename or out_dir
+        ) from None
+    return counts
