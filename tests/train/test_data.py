@@ -219,7 +219,8 @@ def test_tempered_task_rows_sample_by_the_stratum_the_task_files_carry(tmp_path)
     rows = [
         {"example_id": f"c{i}:modality", "case_id": f"c{i}", "task": "modality",
          "stratum": "C50" if i < 90 else "C61",
-         "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "photon"}]}
+         "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "x"},
+                      {"role": "assistant", "content": "photon"}]}
         for i in range(100)
     ]  # fmt: skip
     (tmp_path / "modality.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

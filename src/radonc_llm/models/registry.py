@@ -16,6 +16,7 @@ the PEFT adapter on top.
 
 from __future__ import annotations
 
+import difflib
 import glob
 import importlib.util
 import json
@@ -159,31 +160,84 @@ def resolve_model(name_or_path: str) -> ModelSpec:
                 description="local Hugging Face model folder",
                 architecture=_architecture_of(path / "config.json"),
             )
-        if (path / "manifest.json").is_file() and _run_task_dirs(path):
-            tasks = ", ".join(p.name for p in _run_task_dirs(path))
-            raise RadoncInputError(
-                f"this run holds one adapter per task ({tasks}); pass one of its task folders, "
-                f"e.g. {path / _run_task_dirs(path)[0].name}",
-                file=path,
-            )
-        raise RadoncInputError(
-            "not a model: expected a registry name "
-            f"({', '.join(MODEL_REGISTRY)}), a folder with config.json, or a training run "
-            "folder with manifest.json and adapter/",
-            file=path,
-        )
-    if "/" in name_or_path and not name_or_path.startswith((".", "/", "~")):
+        raise RadoncInputError(not_a_model_reason(path), file=path)
+    # `runs/bsae` is a mistyped folder, not a hub id, when a folder `runs` is here: no download.
+    looks_like_path = name_or_path.startswith((".", "/", "~")) or (
+        "/" in name_or_path and path.parent.is_dir() and str(path.parent) != "."
+    )
+    if "/" in name_or_path and not looks_like_path:
         return ModelSpec(name=name_or_path, source="hub", hub_id=name_or_path, description="hub id")
-    if name_or_path.startswith((".", "/", "~")):
+    if looks_like_path:
         relative = "" if path.is_absolute() else f", relative to the working folder {Path.cwd()}"
         raise RadoncInputError(
-            f"unknown model '{name_or_path}': no such folder ({path.absolute()}{relative}); "
+            f"unknown model '{name_or_path}': no such folder ({path.absolute()}{relative})"
+            f"{_did_you_mean(path.name, _folder_names(path.parent), prefix=path.parent)}; "
             f"or use a registry name ({', '.join(MODEL_REGISTRY)})"
         )
     raise RadoncInputError(
-        f"unknown model '{name_or_path}': not a registry name ({', '.join(MODEL_REGISTRY)}), "
-        "an existing folder or a hub id (owner/name)"
+        f"unknown model '{name_or_path}'{_did_you_mean(name_or_path, MODEL_REGISTRY)}: not a "
+        f"registry name ({', '.join(MODEL_REGISTRY)}), an existing folder or a hub id (owner/name)"
     )
+
+
+def not_a_model_reason(path: Path) -> str:
+    """Why an existing path is neither a model folder nor a training run, as specifically as its
+    files tell: a run stopped before it wrote its adapter, a merged model without its config, a
+    run of one adapter per task."""
+    if not path.is_dir():
+        return "is a file, not a model folder"
+    if (path / "manifest.json").is_file() and _run_task_dirs(path):
+        tasks = ", ".join(p.name for p in _run_task_dirs(path))
+        return (
+            f"this run holds one adapter per task ({tasks}); pass one of its task folders, "
+            f"e.g. {path / _run_task_dirs(path)[0].name}"
+        )
+    if (path / "manifest.json").is_file() and (path / "checkpoints").is_dir():
+        if (path / "adapter").is_dir():
+            return "training run whose adapter/ lacks adapter_config.json: the adapter is damaged"
+        return (
+            f"training run without an adapter yet (status '{run_status(path)}'): it stopped "
+            "before its first validation or its end; continue it with `radonc-llm train CONFIG "
+            "--resume`"
+        )
+    files = {p.name for p in path.iterdir()}
+    has_weights = any(name.endswith((".safetensors", ".bin")) for name in files)
+    if has_weights or "training_manifest.json" in files:
+        return (
+            "model folder without config.json (which names the architecture); copy it back "
+            "or export the model again"
+        )
+    return (
+        f"not a model: expected a registry name ({', '.join(MODEL_REGISTRY)}), a folder with "
+        "config.json, or a training run folder with manifest.json and adapter/"
+    )
+
+
+def run_status(run_dir: Path) -> str:
+    """The `status` a training run's manifest records (running, stopped, finished), or
+    'unknown' where the manifest cannot say."""
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unknown"
+    return str(manifest.get("status", "unknown")) if isinstance(manifest, dict) else "unknown"
+
+
+def _did_you_mean(name: str, choices: Any, *, prefix: Path | None = None) -> str:
+    """' (did you mean 'tiny-llama'?)' for a close name, else ''."""
+    by_key = {choice.lower().replace("_", "-"): choice for choice in choices}
+    close = difflib.get_close_matches(name.lower().replace("_", "-"), by_key, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    found = by_key[close[0]]
+    return f" (did you mean '{prefix / found if prefix is not None else found}'?)"
+
+
+def _folder_names(folder: Path) -> list[str]:
+    try:
+        return [p.name for p in folder.iterdir() if p.is_dir()]
+    except OSError:
+        return []
 
 
 def load_model(
@@ -219,7 +273,7 @@ def load_model(
     elif spec.source == "tiny":
         model, tokenizer = build_tiny_model(spec, dtype=dtype)
     elif spec.source == "local":
-        model, tokenizer = _load_pretrained(str(spec.path), dtype=dtype, local_only=True)
+        model, tokenizer = _load_folder(spec.path, dtype=dtype)
     elif spec.source == "hub":
         model, tokenizer = _load_pretrained(spec.hub_id, dtype=dtype, local_only=_hub_offline())
     else:
@@ -248,9 +302,48 @@ def _load_run(run_dir: Path, *, dtype: torch.dtype) -> tuple[Any, Any]:
     base_name = base_model_of(run_dir)
     if Path(base_name).resolve() == run_dir.resolve():
         raise RadoncInputError("run names itself as its base model", file=run_dir / "manifest.json")
+    adapter = run_dir / "adapter"
+    check_adapter_files(adapter)
     base, tokenizer = load_model(base_name, dtype=dtype)
-    model = PeftModel.from_pretrained(base, str(run_dir / "adapter"))
+    try:
+        model = PeftModel.from_pretrained(base, str(adapter))
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        # RuntimeError: tensor shapes of another rank or base model.
+        raise RadoncInputError(
+            f"the adapter does not fit its base model '{base_name}' or its own "
+            f"adapter_config.json ({_first_problem(exc)})",
+            file=adapter,
+        ) from None
     return model, tokenizer
+
+
+def check_adapter_files(adapter: Path) -> None:
+    """Refuse an adapter folder that is not whole: its config must parse and its weights file
+    must be there and read to its end."""
+    from safetensors import SafetensorError, safe_open
+
+    config_file = adapter / "adapter_config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RadoncInputError(
+            f"not valid JSON ({exc}); the adapter is damaged", file=config_file
+        ) from None
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise RadoncInputError("not a PEFT adapter config (no peft_type)", file=config_file)
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        if (adapter / "adapter_model.bin").is_file():
+            return
+        raise RadoncInputError("missing: the adapter has no weights", file=weights)
+    try:
+        # Opening checks that the header is whole and its tensors cover the file exactly.
+        with safe_open(str(weights), framework="pt") as handle:
+            handle.keys()
+    except (OSError, SafetensorError) as exc:
+        raise RadoncInputError(
+            f"cannot be read ({exc}): the file is cut short or damaged", file=weights
+        ) from None
 
 
 def _run_task_dirs(path: Path) -> list[Path]:
@@ -279,6 +372,57 @@ def _nf4_config(compute_dtype: torch.dtype) -> Any:
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype,
     )
+
+
+def _load_folder(folder: Path, *, dtype: torch.dtype) -> tuple[Any, Any]:
+    """A model folder written by `save_pretrained`; a missing or damaged file is named."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    damaged = (OSError, ValueError, RuntimeError, SafetensorError)
+    again = "copy it back or export the model again"
+    try:  # the tokenizer reads config.json too: name the file that is at fault
+        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RadoncInputError(
+            f"not valid JSON ({exc}); {again}", file=folder / "config.json"
+        ) from None
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise RadoncInputError(
+            f"no tokenizer in the model folder (expected one of {', '.join(TOKENIZER_FILES)}); "
+            f"{again}",
+            file=folder,
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except damaged as exc:
+        raise RadoncInputError(
+            f"cannot load the tokenizer, its files are damaged ({_first_problem(exc)}); {again}",
+            file=folder,
+        ) from None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), dtype=dtype, local_files_only=True
+        )
+    except damaged as exc:
+        raise RadoncInputError(
+            "cannot load the model: its weights (model.safetensors) are missing or damaged "
+            f"({_first_problem(exc)}); {again}",
+            file=folder,
+        ) from None
+    return model, tokenizer
+
+
+# Any one of these lets AutoTokenizer build a tokenizer (fast, sentencepiece, BPE files).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def _first_problem(exc: Exception, *, limit: int = 300) -> str:
+    """The line of an exception's message that says what is wrong, whitespace collapsed (PyTorch
+    lists every mismatched tensor on a line of its own)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [repr(exc)]
+    telling = next((line for line in lines if "mismatch" in line), lines[0])
+    return " ".join(telling.split())[:limit]
 
 
 def _load_pretrained(

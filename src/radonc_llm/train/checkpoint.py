@@ -19,10 +19,11 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
+from radonc_llm.errors import RadoncInputError
 from radonc_llm.storage import write_json_atomic
 
 CHECKPOINTS = "checkpoints"
@@ -110,6 +111,30 @@ def save_checkpoint(
     return final
 
 
+CHECKPOINT_FILES = (
+    "adapter/adapter_config.json",
+    "adapter/adapter_model.safetensors",
+    "optimizer.pt",
+    "scheduler.pt",
+    "state.json",
+)
+
+
+def read_checkpoint_state(checkpoint: Path) -> dict:
+    """The saved `state.json` of a checkpoint, after checking that its files are all there;
+    a damaged checkpoint fails naming the file (and the older checkpoint to fall back on)."""
+    for name in CHECKPOINT_FILES:
+        if not (checkpoint / name).is_file():
+            _damaged(checkpoint, checkpoint / name, "is missing")
+    try:
+        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _damaged(checkpoint, checkpoint / "state.json", f"is not valid JSON ({exc})")
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        _damaged(checkpoint, checkpoint / "state.json", "holds no step number")
+    return state
+
+
 def load_checkpoint(
     checkpoint: Path, *, accelerator: Any, peft_model: Any, optimizer: Any, scheduler: Any
 ) -> dict:
@@ -117,20 +142,53 @@ def load_checkpoint(
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    weights = load_file(str(checkpoint / "adapter" / "adapter_model.safetensors"))
-    result = set_peft_model_state_dict(peft_model, weights)
+    state = read_checkpoint_state(checkpoint)
+    rng_file = checkpoint / f"rng-rank{accelerator.process_index}.pt"
+    if not rng_file.is_file() and not (checkpoint / "rng-rank0.pt").is_file():
+        _damaged(checkpoint, rng_file, "is missing")
+    if not rng_file.is_file():
+        raise RadoncInputError(
+            f"no RNG state of process {accelerator.process_index}: the checkpoint was written by "
+            "fewer processes; resume with the same number of processes",
+            file=checkpoint,
+        )
+    weights_file = checkpoint / "adapter" / "adapter_model.safetensors"
+    try:
+        weights = load_file(str(weights_file))
+    except Exception as exc:  # safetensors raises its own SafetensorError on a cut file
+        _damaged(checkpoint, weights_file, f"cannot be read ({exc})")
+    try:
+        result = set_peft_model_state_dict(peft_model, weights)
+    except RuntimeError as exc:  # shapes of another LoRA rank or model
+        _damaged(checkpoint, weights_file, f"does not fit the model ({str(exc)[:300]})")
     unexpected = getattr(result, "unexpected_keys", None)
     if unexpected:
-        raise RuntimeError(f"checkpoint {checkpoint} has weights the model lacks: {unexpected[:3]}")
-    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
-    rng_file = checkpoint / f"rng-rank{accelerator.process_index}.pt"
-    if not rng_file.is_file():
-        raise RuntimeError(
-            f"{checkpoint} was written by fewer processes; resume with the same number of processes"
-        )
-    set_rng_state(torch.load(rng_file, weights_only=True))
-    return json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+        _damaged(checkpoint, weights_file, f"has weights the model lacks: {unexpected[:3]}")
+    for name, target in (("optimizer.pt", optimizer), ("scheduler.pt", scheduler)):
+        try:
+            target.load_state_dict(torch.load(checkpoint / name, weights_only=True))
+        except Exception as exc:  # a cut zip archive, a pickle error, another optimizer's state
+            _damaged(checkpoint, checkpoint / name, f"cannot be read ({str(exc)[:300]})")
+    try:
+        set_rng_state(torch.load(rng_file, weights_only=True))
+    except Exception as exc:
+        _damaged(checkpoint, rng_file, f"cannot be read ({str(exc)[:300]})")
+    return state
+
+
+def _damaged(checkpoint: Path, path: Path, what: str) -> NoReturn:
+    """Stop a resume from a damaged checkpoint, saying which file and what to do."""
+    older = [
+        p
+        for p in sorted(checkpoint.parent.glob("step-*"))
+        if p.name < checkpoint.name and (p / "state.json").is_file()
+    ]
+    fallback = (
+        f"delete {checkpoint} to resume from {older[-1].name}"
+        if older
+        else f"delete {checkpoint} to start again from step 0"
+    )
+    raise RadoncInputError(f"damaged checkpoint: {path.name} {what}; {fallback}", file=path)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -74,6 +74,7 @@ def read_task_rows(
         task_rows = [
             (path, line, _checked_row(path, line, row, task)) for line, row in iter_jsonl(path)
         ]
+        _check_unique_example_ids(task_rows)
         if not task_rows:
             raise RadoncInputError(f"no examples of task '{task}'", file=path)
         limit = max_per_task.get(task) if isinstance(max_per_task, Mapping) else max_per_task
@@ -168,7 +169,12 @@ def tempered_sample(
     return keep
 
 
+ROLES = ("system", "user", "assistant")
+
+
 def _checked_row(path: Path, line: int, row: dict, task: str) -> dict:
+    """A row as `radonc-llm tasks` writes it: the system prompt, then user and assistant turns
+    in turn, ending with the assistant's answer (the only tokens that carry loss)."""
     messages = row.get("messages")
     if not isinstance(messages, list) or len(messages) < 2:
         raise RadoncInputError(
@@ -189,6 +195,33 @@ def _checked_row(path: Path, line: int, row: dict, task: str) -> dict:
                 row=line,
                 field=f"messages.{index}",
             )
+        if message["role"] not in ROLES:
+            # A chat template renders any role name, so a typo would train on a prompt that
+            # prediction never sends.
+            raise RadoncInputError(
+                f"unknown role '{message['role']}'; expected one of {', '.join(ROLES)}",
+                file=path,
+                row=line,
+                field=f"messages.{index}.role",
+            )
+    if messages[0]["role"] != "system":
+        raise RadoncInputError(
+            "the first message must be the system prompt: prediction sends it, so an example "
+            "without it trains on another prompt (rebuild the file with `radonc-llm tasks`)",
+            file=path,
+            row=line,
+            field="messages.0.role",
+        )
+    for index, message in enumerate(messages[1:], start=1):
+        expected = "user" if index % 2 else "assistant"
+        if message["role"] != expected:
+            raise RadoncInputError(
+                f"message {index} is a '{message['role']}' turn where a '{expected}' turn "
+                "belongs: after the system prompt, user and assistant take turns",
+                file=path,
+                row=line,
+                field=f"messages.{index}.role",
+            )
     if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
         raise RadoncInputError(
             "the last message must be the assistant's non-empty answer",
@@ -204,6 +237,46 @@ def _checked_row(path: Path, line: int, row: dict, task: str) -> dict:
             field="task",
         )
     return row
+
+
+def _check_unique_example_ids(rows: Sequence[tuple[Path, int, dict]]) -> None:
+    first_line: dict[str, int] = {}
+    for path, line, row in rows:
+        if "example_id" not in row:
+            continue
+        example_id = str(row["example_id"])
+        if example_id in first_line:
+            raise RadoncInputError(
+                f"example_id '{example_id}' again (first on row {first_line[example_id]}): "
+                "a repeated example would count twice",
+                file=path,
+                row=line,
+                field="example_id",
+            )
+        first_line[example_id] = line
+
+
+def check_no_shared_cases(
+    train_rows: Sequence[tuple[Path, int, dict]], val_rows: Sequence[tuple[Path, int, dict]]
+) -> None:
+    """Refuse validation rows whose case is also a training case: the validation loss picks the
+    adapter that is kept, and a leaked case would reward memorising it."""
+    train_cases = {str(row["case_id"]) for _, _, row in train_rows if row.get("case_id")}
+    shared = [
+        (path, line, str(row["case_id"]))
+        for path, line, row in val_rows
+        if row.get("case_id") and str(row["case_id"]) in train_cases
+    ]
+    if shared:
+        path, line, case_id = shared[0]
+        cases = sorted({case for _, _, case in shared})
+        raise RadoncInputError(
+            f"{len(cases)} validation case(s) are also training cases (e.g. '{case_id}'); "
+            "split the cases by patient with `radonc-llm split` and rebuild the task files",
+            file=path,
+            row=line,
+            field="case_id",
+        )
 
 
 def tokenize_rows(

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.models.registry import is_run_dir, load_model
+from radonc_llm.models.registry import (
+    check_adapter_files,
+    is_run_dir,
+    load_model,
+    not_a_model_reason,
+    run_status,
+)
 from radonc_llm.train.checkpoint import replace_dir
 
 
@@ -24,13 +31,8 @@ def export_run(
     `AutoModelForCausalLM.from_pretrained` and `load_model`), or, with merge=False, the adapter
     alone in PEFT format. The folder appears whole or not at all."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if not is_run_dir(run_dir):
-        raise RadoncInputError(
-            "not a training run (expected manifest.json and adapter/adapter_config.json)",
-            file=run_dir,
-        )
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise RadoncInputError("output folder exists and is not empty", file=out_dir)
+    _check_run(run_dir)
+    _check_out_dir(out_dir, run_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
@@ -46,3 +48,46 @@ def export_run(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def _check_run(run_dir: Path) -> None:
+    if not run_dir.exists():
+        raise RadoncInputError("no such training run folder", file=run_dir)
+    if is_run_dir(run_dir):
+        check_adapter_files(run_dir / "adapter")
+        status = run_status(run_dir)
+        if status != "finished":
+            warnings.warn(
+                f"{run_dir}: the run's status is '{status}', not 'finished': exporting the best "
+                "adapter it has saved so far; `radonc-llm train CONFIG --resume` finishes it",
+                stacklevel=3,
+            )
+        return
+    if run_dir.is_dir() and (run_dir / "training_manifest.json").is_file():
+        raise RadoncInputError(
+            "this is an exported model, not a training run; predict with it directly "
+            f"(`radonc-llm predict --model {run_dir}`)",
+            file=run_dir,
+        )
+    if run_dir.is_dir() and (run_dir / "manifest.json").is_file():
+        reason = f"not a training run to export: {not_a_model_reason(run_dir)}"
+    else:
+        reason = "not a training run (expected manifest.json and adapter/adapter_config.json)"
+    raise RadoncInputError(reason, file=run_dir)
+
+
+def _check_out_dir(out_dir: Path, run_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RadoncInputError("output is a file; give a folder to write", file=out_dir)
+    if out_dir.resolve().is_relative_to(run_dir.resolve()):
+        # A resumed run replaces its own folders (adapter/, checkpoints/), and a copy of the
+        # adapter inside adapter/ would copy itself.
+        raise RadoncInputError(
+            f"output folder is inside the run folder {run_dir}; choose a folder outside it",
+            file=out_dir,
+        )
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise RadoncInputError(
+            "output folder exists and is not empty; choose a new folder or empty this one",
+            file=out_dir,
+        )

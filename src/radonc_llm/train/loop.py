@@ -47,6 +47,7 @@ from radonc_llm.models.precision import resolve_precision
 from radonc_llm.models.registry import MODEL_REGISTRY, load_model, resolve_model
 from radonc_llm.storage import (
     append_jsonl,
+    file_sha256,
     read_jsonl,
     write_json_atomic,
     write_jsonl_atomic,
@@ -59,6 +60,7 @@ from radonc_llm.train.data import (
     TokenizedExample,
     case_attention_mask,
     case_groups,
+    check_no_shared_cases,
     collate,
     collate_cases,
     epoch_batches,
@@ -163,6 +165,7 @@ class RunState:
     train_seconds: float = 0.0
     last_train_loss: float | None = None
     config_hash: str = ""
+    data_hash: str = ""  # of the task files; checkpoints before it have ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -247,9 +250,7 @@ def train_in_processes(config: TrainConfig, *, resume: bool) -> dict[str, Any]:
         )
     # Bad task rows fail here, named by file, row and field, before torchrun starts: from a
     # worker the same message comes with the launcher's traceback after it.
-    for folder in (config.train_dir, config.val_dir):
-        if folder is not None:
-            read_task_rows(folder, config.tasks)
+    _read_rows(config)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     launched = config.output_dir / "launch_config.yaml"
     write_text_atomic(
@@ -373,28 +374,13 @@ def train_adapter(
     torch.manual_seed(config.seed + 1 + accelerator.process_index)  # LoRA dropout stream
 
     # -- data --------------------------------------------------------------------------------
-    train_rows = read_task_rows(
-        config.train_dir,
-        config.tasks,
-        max_per_task=config.max_train_examples_per_task,
-        seed=config.seed,
-        temperature=config.sampling_temperature,
-        floor=config.sampling_floor,
-        nested=config.batch_by_case,
-    )
+    train_rows, val_rows = _read_rows(config)
     train_examples = tokenize_rows(train_rows, tokenizer, max_length=config.max_length)
     prompt_versions = sorted(
         {str(row["prompt_version"]) for _, _, row in train_rows if "prompt_version" in row}
     )
     val_examples: list[TokenizedExample] = []
-    if config.val_dir is not None:
-        val_rows = read_task_rows(
-            config.val_dir,
-            config.tasks,
-            max_per_task=config.max_val_examples_per_task,
-            seed=config.seed,
-            nested=config.batch_by_case,
-        )
+    if val_rows:
         val_examples = tokenize_rows(val_rows, tokenizer, max_length=config.max_length)
     # The units of batching: whole cases (`batch_by_case`) or single examples.
     units = _units(train_examples, by_case=config.batch_by_case)
@@ -423,6 +409,8 @@ def train_adapter(
         )
 
     steps_per_epoch = len(batches_of(0))
+    if accelerator.is_main_process:
+        _warn_small_tasks(train_examples, global_batch=global_batch, train_dir=config.train_dir)
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
 
     # -- optimizer, schedule, distributed wrapping -------------------------------------------
@@ -450,8 +438,11 @@ def train_adapter(
     model, optimizer = accelerator.prepare(model, optimizer)
     peft_model = accelerator.unwrap_model(model).peft_model
 
-    state = RunState(config_hash=_config_hash(config))
+    state = RunState(config_hash=_config_hash(config), data_hash=_data_hash(config))
     if checkpoint is not None:
+        # Settings and data are checked before any weight is loaded: another LoRA rank would
+        # otherwise fail deep inside PEFT with a page of tensor shapes.
+        _check_resumable(checkpoint, config, state)
         saved = ckpt.load_checkpoint(
             checkpoint,
             accelerator=accelerator,
@@ -459,14 +450,9 @@ def train_adapter(
             optimizer=optimizer,
             scheduler=scheduler,
         )
-        if saved.get("config_hash") != state.config_hash:
-            raise RadoncInputError(
-                f"checkpoint {checkpoint.name} was made with different settings; restore the "
-                "config or start a new output_dir",
-                file=run_dir,
-                field="output_dir",
-            )
+        data_hash = state.data_hash
         state = RunState(**{k: v for k, v in saved.items() if k in RunState.__dataclass_fields__})
+        state.data_hash = data_hash
 
     # -- run folder --------------------------------------------------------------------------
     main = accelerator.is_main_process
@@ -821,24 +807,29 @@ def _lr_lambda(kind: str, *, warmup: int, total: int):
     return factor
 
 
+# Settings that may differ on resume: they change where and how often a run writes, not the
+# weights.
+OUTPUT_ONLY_FIELDS = frozenset(
+    {"output_dir", "checkpoint_every_steps", "keep_checkpoints", "log_every_steps", "num_threads"}
+)
+
+
 def _config_hash(config: TrainConfig) -> str:
     """Settings that change the weights; output-only fields may differ on resume."""
-    fields = config.model_dump(
-        mode="json",
-        exclude={
-            "output_dir",
-            "checkpoint_every_steps",
-            "keep_checkpoints",
-            "log_every_steps",
-            "num_threads",
-        },
-    )
+    fields = config.model_dump(mode="json", exclude=set(OUTPUT_ONLY_FIELDS))
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _check_run_dir(run_dir: Path, *, resume: bool) -> Path | None:
     checkpoint = ckpt.latest_checkpoint(run_dir)
     if resume:
+        if checkpoint is None and (run_dir / "adapter").exists():
+            raise RadoncInputError(
+                "holds a trained adapter but no checkpoint to resume from: --resume would "
+                "train again from step 0 over it; choose another output_dir or move this one",
+                file=run_dir,
+                field="output_dir",
+            )
         if checkpoint is None:
             logger.info("no checkpoint in %s: starting from step 0", run_dir)
         return checkpoint
@@ -851,6 +842,97 @@ def _check_run_dir(run_dir: Path, *, resume: bool) -> Path | None:
     return None
 
 
+def _read_rows(config: TrainConfig) -> tuple[list, list]:
+    """The (file, line, row) of the training and validation examples the config asks for,
+    checked row by row, and checked for validation cases that are also training cases."""
+    train_rows = read_task_rows(
+        config.train_dir,
+        config.tasks,
+        max_per_task=config.max_train_examples_per_task,
+        seed=config.seed,
+        temperature=config.sampling_temperature,
+        floor=config.sampling_floor,
+        nested=config.batch_by_case,
+    )
+    val_rows = []
+    if config.val_dir is not None:
+        val_rows = read_task_rows(
+            config.val_dir,
+            config.tasks,
+            max_per_task=config.max_val_examples_per_task,
+            seed=config.seed,
+            nested=config.batch_by_case,
+        )
+        check_no_shared_cases(train_rows, val_rows)
+    return train_rows, val_rows
+
+
+def _warn_small_tasks(
+    examples: list[TokenizedExample], *, global_batch: int, train_dir: Path
+) -> None:
+    for task, count in _count_by_task(examples).items():
+        if count < global_batch:
+            warnings.warn(
+                f"{Path(train_dir) / f'{task}.jsonl'}: task '{task}' has {count} training "
+                f"example(s), fewer than one optimizer step ({global_batch}); the adapter will "
+                "learn little of it",
+                stacklevel=3,
+            )
+
+
+def _data_hash(config: TrainConfig) -> str:
+    """sha256 of the task files a run reads: a resume must read the same data."""
+    digest = hashlib.sha256()
+    for folder in (config.train_dir, config.val_dir):
+        for task in config.tasks if folder is not None else ():
+            path = Path(folder) / f"{task}.jsonl"
+            digest.update(f"{path.name}:{file_sha256(path)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _check_resumable(checkpoint: Path, config: TrainConfig, state: RunState) -> None:
+    """Refuse a checkpoint of other settings or other task files, naming what differs."""
+    saved = ckpt.read_checkpoint_state(checkpoint)
+    run_dir = Path(config.output_dir)
+    if saved.get("config_hash") != state.config_hash:
+        raise RadoncInputError(
+            f"checkpoint {checkpoint.name} was made with different settings"
+            f"{_changed_settings(config)}; restore the config or start a new output_dir",
+            file=run_dir,
+            field="output_dir",
+        )
+    if saved.get("data_hash") and saved["data_hash"] != state.data_hash:
+        raise RadoncInputError(
+            f"checkpoint {checkpoint.name} was made from other task files: the files in "
+            "train_dir/val_dir changed since; restore them or start a new output_dir",
+            file=run_dir,
+            field="output_dir",
+        )
+
+
+def _changed_settings(config: TrainConfig) -> str:
+    """' (lora_rank: 4 then, 8 now)': the weight-changing fields that differ from the run's
+    manifest, or '' where the manifest cannot say."""
+    try:
+        manifest = json.loads((config.output_dir / "manifest.json").read_text(encoding="utf-8"))
+        before = dict(manifest["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    now = {**config.model_dump(mode="json"), "model": _manifest_model(config.model)}
+    changed = [
+        f"{key}: {before.get(key)!r} then, {value!r} now"
+        for key, value in now.items()
+        if key not in OUTPUT_ONLY_FIELDS and before.get(key) != value
+    ]
+    return f" ({'; '.join(changed)})" if changed else ""
+
+
+def _manifest_model(model: str) -> str:
+    if model not in MODEL_REGISTRY and Path(model).exists():
+        return str(Path(model).resolve())  # a run loaded from another folder finds its base
+    return model
+
+
 def _manifest(
     config: TrainConfig,
     accelerator: Any,
@@ -860,9 +942,7 @@ def _manifest(
     val_examples: list[TokenizedExample],
     prompt_versions: list[str],
 ) -> dict[str, Any]:
-    model = config.model
-    if model not in MODEL_REGISTRY and Path(model).exists():
-        model = str(Path(model).resolve())  # a run loaded from another folder finds its base
+    model = _manifest_model(config.model)
     files = [Path(config.train_dir) / f"{task}.jsonl" for task in config.tasks]
     train_counts = _count_by_task(train_examples)
     data = {"train": data_hashes(files, train_counts)}
