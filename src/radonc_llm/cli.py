@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # Before torch loads: OpenMP threads that busy-wait between small matmuls steal the CPU from
 # each other and from anything else running; on a shared 2-core machine a 0.5 ms matmul then
@@ -38,7 +40,15 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except RadoncInputError as exc:
-            console.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        except OSError as exc:
+            if exc.filename is None:  # not about a file: not the user's input
+                raise
+            console.print(
+                f"[bold red]error:[/] {escape(str(exc.filename))}: {escape(exc.strerror or str(exc))}",
+                soft_wrap=True,
+            )
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             console.print(
@@ -55,6 +65,20 @@ def user_errors(func: F) -> F:
 @app.callback()
 def main() -> None:
     """radonc-llm: curate -> tasks -> train -> predict -> evaluate -> report -> review."""
+    warnings.showwarning = _show_warning
+
+
+_default_showwarning = warnings.showwarning
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings as one plain line ("warning: ..."); other libraries' as Python shows
+    them (their file and line help their users)."""
+    if issubclass(category, UserWarning) and str(filename).startswith(_PACKAGE_DIR):
+        console.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 @app.command()
@@ -399,7 +423,11 @@ def report(
 
     with console.status("Writing the report"):
         html, markdown = write_report(run, out)
-    metrics = read_run_metrics(run)
+    try:
+        metrics = read_run_metrics(run)
+    except RadoncInputError as exc:  # the report says so in its sections; no summary table
+        console.print(f"[bold yellow]warning:[/] {escape(exc.message)}", soft_wrap=True)
+        metrics = None
     if metrics is not None:
         console.print(headline_table(metrics))
     console.print(f"Report: {html}\nMarkdown: {markdown}")
