@@ -30,3 +30,34 @@ def test_ctrl_c_says_how_to_carry_on_not_a_traceback():
     assert result.exit_code == 130
     assert "interrupted" in result.output and "--resume" in result.output
     assert "Traceback" not in result.output
+
+
+def test_brackets_in_a_message_are_printed_not_read_as_markup():
+    result = CliRunner().invoke(_app(RadoncInputError("got [nan, 0, 1]", file="data[v2]/x.csv")))
+    assert result.exit_code == 2
+    assert "data[v2]/x.csv" in result.output and "got [nan, 0, 1]" in result.output
+
+
+def test_a_file_error_is_one_line_naming_the_file():
+    error = OSError(28, "No space left on device", "/data/out/cases.jsonl")
+    result = CliRunner().invoke(_app(error))
+    assert result.exit_code == 2
+    assert "/data/out/cases.jsonl: No space left on device" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_error_not_about_a_file_is_not_hidden():
+    result = CliRunner().invoke(_app(OSError("socket closed")))
+    assert result.exit_code == 1 and isinstance(result.exception, OSError)
+
+
+def test_the_packages_own_warnings_print_as_one_line(capsys):
+    import warnings
+
+    from radonc_llm import cli
+
+    cli._show_warning(UserWarning("3 rows skipped"), UserWarning, cli.__file__, 10)
+    assert "warning: 3 rows skipped" in capsys.readouterr().out
+    with warnings.catch_warnings():
+        cli._show_warning(UserWarning("other"), UserWarning, "/elsewhere/lib.py", 7)
+    assert "/elsewhere/lib.py:7: UserWarning: other" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +69,6 @@ def main() -> None:
     warnings.showwarning = _show_warning
 
 
-_default_showwarning = warnings.showwarning
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
@@ -78,7 +78,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     if issubclass(category, UserWarning) and str(filename).startswith(_PACKAGE_DIR):
         console.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
     else:
-        _default_showwarning(message, category, filename, lineno, file, line)
+        stream = file if file is not None else sys.stderr
+        stream.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 @app.command()

@@ -254,3 +254,12 @@ def test_export_refuses_a_cut_adapter(finished_run, tmp_path):
         export_run(run, tmp_path / "out", merge=False)
     assert info.value.file == str(weights)
     assert not (tmp_path / "out").exists()
+
+
+def test_resume_over_a_trained_adapter_without_checkpoints_is_refused(tmp_path):
+    from radonc_llm.train.loop import _check_run_dir
+
+    (tmp_path / "adapter").mkdir()
+    with pytest.raises(RadoncInputError, match="no checkpoint to resume from"):
+        _check_run_dir(tmp_path, resume=True)
+    assert _check_run_dir(tmp_path / "fresh", resume=True) is None  # nothing there: step 0
