@@ -86,6 +86,9 @@ def test_blank_note_empty_file_and_array_are_explained_a_bom_is_read(tmp_path):
     result = _tasks(tmp_path, (json.dumps({**good, "diagnosis_text": "  \t"}) + "\n").encode())
     assert result.exit_code == 2
     assert "row 1, field 'diagnosis_text': is blank" in result.output
+    invisible = {**good, "regimen": "\u200b\ufeff"}  # zero-width space, BOM: nothing to read
+    result = _tasks(tmp_path, (json.dumps(invisible) + "\n").encode())
+    assert result.exit_code == 2 and "row 1, field 'regimen': is blank" in result.output
     result = _tasks(tmp_path, b"")
     assert result.exit_code == 2 and "holds no cases" in result.output
     assert not (tmp_path / "t").exists()

@@ -7,6 +7,7 @@ extra keys (kept as they are, so importers can carry provenance).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.storage import iter_jsonl, write_jsonl_atomic
+
+# Whitespace, separators, control and format characters (zero-width space, BOM, joiners):
+# a field of only these is blank to a reader.
+_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
 
 MODALITIES: tuple[str, ...] = ("photon", "proton", "electron", "brachytherapy")
 Modality = Literal["photon", "proton", "electron", "brachytherapy"]
@@ -58,8 +63,8 @@ class Case(BaseModel):
     @field_validator("case_id", "patient_id", "diagnosis_text", "regimen")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("is blank (only whitespace)")
+        if not value.strip() or all(unicodedata.category(c) in _INVISIBLE for c in value):
+            raise ValueError("is blank (only whitespace or invisible characters)")
         return value
 
     @field_validator("modality", mode="before")
