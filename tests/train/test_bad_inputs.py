@@ -263,3 +263,17 @@ def test_resume_over_a_trained_adapter_without_checkpoints_is_refused(tmp_path):
     with pytest.raises(RadoncInputError, match="no checkpoint to resume from"):
         _check_run_dir(tmp_path, resume=True)
     assert _check_run_dir(tmp_path / "fresh", resume=True) is None  # nothing there: step 0
+
+
+def test_saved_adapter_lists_its_target_modules_in_one_order(tmp_path):
+    from radonc_llm.train.checkpoint import save_adapter
+
+    class Unordered:  # PEFT writes the modules from a set: any order
+        def save_pretrained(self, folder, state_dict=None):
+            folder.mkdir(parents=True)
+            config = {"r": 8, "target_modules": ["v_proj", "q_proj", "down_proj"]}
+            (folder / "adapter_config.json").write_text(json.dumps(config))
+
+    save_adapter(Unordered(), tmp_path / "adapter")
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved == {"r": 8, "target_modules": ["down_proj", "q_proj", "v_proj"]}

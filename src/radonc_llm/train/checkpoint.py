@@ -47,8 +47,20 @@ def save_adapter(peft_model: Any, out_dir: str | Path, *, state_dict: dict | Non
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp, state_dict=state_dict)
+    _save_pretrained(peft_model, tmp, state_dict=state_dict)
     replace_dir(tmp, out_dir)
+
+
+def _save_pretrained(peft_model: Any, folder: Path, *, state_dict: dict | None) -> None:
+    """PEFT's save, with the target modules listed in sorted order: PEFT keeps them in a set,
+    whose order changes from one process to the next, and the same weights must give the same
+    files (a study run compares hashes to know what to redo)."""
+    peft_model.save_pretrained(folder, state_dict=state_dict)
+    for config_file in Path(folder).rglob("adapter_config.json"):
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        if isinstance(config.get("target_modules"), list):
+            config["target_modules"] = sorted(config["target_modules"])
+            write_json_atomic(config_file, config)
 
 
 def replace_dir(src: Path, dst: Path) -> None:
@@ -98,7 +110,7 @@ def save_checkpoint(
     torch.save(rng_state(), tmp / f"rng-rank{accelerator.process_index}.pt")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        peft_model.save_pretrained(tmp / "adapter", state_dict=adapter_state)
+        _save_pretrained(peft_model, tmp / "adapter", state_dict=adapter_state)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         write_json_atomic(tmp / "state.json", {**state, "step": step})
