@@ -60,6 +60,15 @@ def write_task_dir(folder: Path, count: int, *, offset: int = 0) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """Task files of 8 training and 2 validation cases, shared by a test module."""
+    root = tmp_path_factory.mktemp("data")
+    write_task_dir(root / "train", 8)
+    write_task_dir(root / "val", 2, offset=100)
+    return root
+
+
 @pytest.fixture
 def task_dirs(tmp_path: Path) -> tuple[Path, Path]:
     return write_task_dir(tmp_path / "tasks" / "train", 16), write_task_dir(

@@ -121,14 +121,6 @@ def tiny(task_dirs):
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_task_dir(root / "train", 8)
-    write_task_dir(root / "val", 2, offset=100)
-    return root
-
-
-@pytest.fixture(scope="module")
 def stopped_run(data_root, tmp_path_factory):
     """A run killed after step 2 of 4 (checkpoint step-000002 and no adapter: validation
     comes at the end of the epoch, step 3)."""

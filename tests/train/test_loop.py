@@ -13,7 +13,7 @@ from radonc_llm.tasks.prompts import PROMPT_VERSION
 from radonc_llm.train.export import export_run
 from radonc_llm.train.loop import AnswerLoss, _forward, train
 
-from .conftest import differentiable_lora, write_task_dir
+from .conftest import differentiable_lora
 
 
 def tiny_config(root, **fields):
@@ -38,14 +38,6 @@ def tiny_config(root, **fields):
     )
     settings.update(fields)
     return TrainConfig(**settings)
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_task_dir(root / "train", 8)
-    write_task_dir(root / "val", 2, offset=100)
-    return root
 
 
 @pytest.fixture(scope="module")
