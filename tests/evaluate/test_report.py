@@ -194,6 +194,25 @@ def test_a_partial_run_says_what_is_missing_and_keeps_the_rest(run_dir, tmp_path
     assert any(line.startswith("No examples") for line in missing)
 
 
+def test_split_caveats_are_said_under_the_split_tables(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    path = run / "split/split.json"
+    summary = json.loads(path.read_text())
+    summary["merged_patient_ids"] = [["P1", "p1 "]]
+    summary["empty_splits"] = []
+    for block in summary["splits"].values():
+        block["absent"] = {"modality": [], "site": []}
+    summary["splits"]["test"]["absent"] = {
+        "modality": ["brachytherapy"],
+        "site": ["uveal_melanoma"],
+    }
+    path.write_text(json.dumps(summary))
+    html = write_report(run)[0].read_text()
+    assert "1 patient(s) had ids written more than one way (P1 = p1 )" in html
+    assert "The test split holds no case of modality brachytherapy; site uveal melanoma" in html
+    assert "The train split holds no case" not in html
+
+
 def test_an_unreadable_artefact_is_named_in_its_section(run_dir, tmp_path):
     run = _copy(run_dir, tmp_path)
     (run / "evaluate/metrics.json").write_text("{not json")

@@ -402,7 +402,42 @@ def _split_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             share_rows("site", lambda s: s.replace("_", " ")),
         )
     )
+    for line in _split_caveats(summary):
+        section.blocks.append(TextBlock(line, kind="note"))
     return section
+
+
+def _split_caveats(summary: Mapping) -> list[str]:
+    """What split.json says a reader of the metrics must know: splits left empty, patients
+    written more than one way, and modalities or sites a split holds no case of."""
+    lines = []
+    empty = summary.get("empty_splits") or []
+    if empty:
+        lines.append(
+            f"Split(s) {', '.join(empty)} got no patient: too few patients for the shares."
+        )
+    merged = summary.get("merged_patient_ids") or []
+    if merged:
+        examples = "; ".join(" = ".join(map(str, ids)) for ids in merged[:3])
+        lines.append(
+            f"{len(merged)} patient(s) had ids written more than one way ({examples}); each "
+            "was kept in one split."
+        )
+    for name, block in (summary.get("splits") or {}).items():
+        absent = block.get("absent") if isinstance(block, Mapping) else None
+        if not isinstance(absent, Mapping) or name in empty:
+            continue
+        parts = [
+            f"{kind} {', '.join(str(v).replace('_', ' ') for v in values)}"
+            for kind, values in absent.items()
+            if values
+        ]
+        if parts:
+            lines.append(
+                f"The {name} split holds no case of {'; '.join(parts)}: its metrics do not "
+                "cover them."
+            )
+    return lines
 
 
 def _loss_series(rows: Sequence[Mapping]) -> tuple[dict[str, tuple[list, list]], str]:
