@@ -34,7 +34,7 @@ from radonc_llm.config import (
 )
 from radonc_llm.data.cases import TASKS, read_cases, write_cases
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import file_sha256, write_json_atomic
+from radonc_llm.storage import file_in_the_way, file_sha256, write_json_atomic
 
 BASELINE_KINDS = ("majority", "tfidf-logreg", "nearest-regimen", "few-shot")
 
@@ -642,13 +642,11 @@ def open_run_manifest(
 
 
 def _make_run_dir(run_dir: Path, *, config_file: str | Path) -> None:
-    for folder in (run_dir, *run_dir.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise RadoncInputError(
-                    f"{folder} is a file, not a folder", file=config_file, field="runs_dir"
-                )
-            break
+    blocking = file_in_the_way(run_dir)
+    if blocking is not None:
+        raise RadoncInputError(
+            f"{blocking} is a file, not a folder", file=config_file, field="runs_dir"
+        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=run_dir):

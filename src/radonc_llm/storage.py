@@ -22,6 +22,22 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """The file standing where `folder` or one of its parents must be a folder (so the folder
+    cannot be made), or None. Only the nearest existing path is looked at."""
+    for path in (Path(folder), *Path(folder).parents):
+        if path.exists():
+            return None if path.is_dir() else path
+    return None
+
+
+def check_output_folder(out_dir: str | Path) -> None:
+    """Fail, naming the path, where a file stands in the way of the output folder."""
+    blocking = file_in_the_way(out_dir)
+    if blocking is not None:
+        raise RadoncInputError("is a file, not a folder; choose another output", file=blocking)
+
+
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync and rename it over `path`."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from radonc_llm.data.cases import Case, write_cases
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import write_json_atomic
+from radonc_llm.storage import check_output_folder, write_json_atomic
 
 SPLITS = ("train", "val", "test")
 
@@ -32,17 +32,6 @@ SPLITS = ("train", "val", "test")
 def patient_key(patient_id: str) -> str:
     """The patient an id names: case, Unicode form and whitespace do not tell patients apart."""
     return " ".join(unicodedata.normalize("NFKC", patient_id).split()).casefold()
-
-
-def check_output_folder(out_dir: Path) -> None:
-    """Fail, naming the path, where a file stands in the way of the output folder."""
-    for folder in (out_dir, *out_dir.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise RadoncInputError(
-                    "is a file, not a folder; choose another output", file=folder
-                )
-            return
 
 
 def _shares(fractions: Sequence[float]) -> str:

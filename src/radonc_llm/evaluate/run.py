@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -33,7 +34,12 @@ from radonc_llm.evaluate.metrics import (
     TASK_TEST_SCORES,
 )
 from radonc_llm.infer.extract import extract_answer
-from radonc_llm.storage import file_sha256, write_json_atomic, write_jsonl_atomic
+from radonc_llm.storage import (
+    file_in_the_way,
+    file_sha256,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from radonc_llm.tasks.build import task_answer
 from radonc_llm.tasks.prompts import PROMPT_VERSION
 
@@ -68,11 +74,12 @@ class PredictionFile:
     decodings: set[str] = field(default_factory=set)
     prompt_versions: set[str] = field(default_factory=set)
     missing: dict[str, int] = field(default_factory=dict)
+    sha256: str = ""  # of the bytes read, hashed as they are read
 
     def summary(self) -> dict:
         return {
             "path": str(self.path),
-            "sha256": file_sha256(self.path),
+            "sha256": self.sha256,
             "rows": self.rows,
             # rows = scored + unreadable + duplicates + unknown_case: every row accounted for.
             "scored": len(self.answers) + len(self.conflicting),
@@ -138,6 +145,7 @@ def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> Pre
 
 def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
     first_line: dict[tuple[str, str], int] = {}
+    digest = hashlib.sha256()
     with path.open("rb") as handle:
         if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
             raise RadoncInputError(
@@ -147,6 +155,7 @@ def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
             )
         handle.seek(0)
         for number, raw_line in enumerate(handle, start=1):
+            digest.update(raw_line)
             if not raw_line.strip():
                 continue
             result.rows += 1
@@ -204,6 +213,7 @@ def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
                 continue
             first_line[key] = number
             result.answers[key] = Usable(prediction=prediction, raw=raw_text, line=number)
+    result.sha256 = digest.hexdigest()
 
 
 def nothing_usable_reason(file: PredictionFile) -> str | None:
@@ -404,7 +414,7 @@ def same_content_messages(files: dict[str, PredictionFile]) -> list[str]:
     """Two systems read from byte-identical files: their comparison tests nothing."""
     by_hash: dict[str, list[str]] = {}
     for name, file in files.items():
-        by_hash.setdefault(file_sha256(file.path), []).append(name)
+        by_hash.setdefault(file.sha256, []).append(name)
     return [
         f"systems {', '.join(names)} read byte-identical prediction files "
         f"({', '.join(str(files[n].path) for n in names)}): every paired difference is zero"
@@ -415,13 +425,12 @@ def same_content_messages(files: dict[str, PredictionFile]) -> list[str]:
 
 def check_out_folder(out: Path) -> None:
     """Fail before scoring, not after, when --out cannot become a writable folder."""
-    if out.exists() and not out.is_dir():
+    blocking = file_in_the_way(out)
+    if blocking == out:
         raise RadoncInputError("is a file; --out names a folder", file=out)
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise RadoncInputError(f"cannot create the folder: {existing} is a file", file=out)
+    if blocking is not None:
+        raise RadoncInputError(f"cannot create the folder: {blocking} is a file", file=out)
+    existing = next(path for path in (out, *out.parents) if path.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RadoncInputError(f"cannot write in {existing} (permission denied)", file=out)
 

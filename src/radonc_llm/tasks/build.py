@@ -13,9 +13,8 @@ from pathlib import Path
 
 from radonc_llm.data import icd10
 from radonc_llm.data.cases import TASKS, Case
-from radonc_llm.data.split import check_output_folder
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import write_jsonl_atomic
+from radonc_llm.storage import check_output_folder, write_jsonl_atomic
 from radonc_llm.tasks.prompts import PROMPT_VERSION, prompt_messages
 
 logger = logging.getLogger(__name__)
