@@ -4,7 +4,15 @@ import datetime as dt
 
 import pytest
 
-from radonc_llm.data.ingest import BadValue, _birth_year, _date, _number, _sex
+from radonc_llm.data.ingest import (
+    BadValue,
+    _birth_year,
+    _date,
+    _dose_with_unit,
+    _fractions,
+    _number,
+    _sex,
+)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +73,61 @@ def test_numbers_with_decimal_commas_or_thousands_separators(text, value):
 def test_a_list_of_numbers_is_not_a_number():
     with pytest.raises(BadValue, match="not a number"):
         _number("12,5,3")
+
+
+@pytest.mark.parametrize("text", ["30", "30 fx", "30fx", "30 fractions", "30 Fr.", "30#"])
+def test_a_fraction_count_may_carry_its_word(text):
+    assert _fractions(text) == 30
+
+
+@pytest.mark.parametrize("text", ["thirty", "~30", "30-33 fx", "30 Gy"])
+def test_a_fraction_count_that_is_not_one_number_is_refused(text):
+    with pytest.raises(BadValue) as error:
+        _fractions(text)
+    assert error.value.reason == "bad_number"
+
+
+@pytest.mark.parametrize(
+    "dose,unit,read",
+    [
+        ("54 Gy", "Gy", ("54", "Gy")),
+        ("5400cGy", "", ("5400", "cGy")),
+        ("70 Gy(RBE)", "GyRBE", ("70", "GyRBE")),
+        ("50,4 Gy", "gy", ("50,4", "gy")),
+        ("54", "Gy", ("54", "Gy")),
+    ],
+)
+def test_a_dose_written_with_its_unit_is_read_when_the_units_agree(dose, unit, read):
+    cells = _dose_with_unit({"dose": dose, "dose_unit": unit, "fractions": "30"})
+    assert (cells["dose"], cells["dose_unit"]) == read
+    assert cells["fractions"] == "30"
+
+
+def test_a_dose_unit_that_disagrees_with_the_unit_column_is_refused():
+    with pytest.raises(BadValue, match="written in Gy but dose_unit says cGy") as error:
+        _dose_with_unit({"dose": "54 Gy", "dose_unit": "cGy"})
+    assert (error.value.reason, error.value.column) == ("bad_number", "dose")
+
+
+def test_a_course_row_with_the_unit_in_the_dose_cell_is_read_and_a_conflict_is_ledgered(tmp_path):
+    header = (
+        "patient_id,course_id,plan_id,status,intent,primary_flag,modality,dose,dose_unit,"
+        "fractions,technique,target,concurrent,start_date\n"
+    )
+    rows = (
+        "P1,C1,PL1,approved,curative,Y,photon,60 Gy,,30 fx,IMRT,prostate,,2023-02-01\n"
+        "P2,C2,PL2,approved,curative,Y,photon,60 Gy,cGy,30,IMRT,prostate,,2023-02-01\n"
+    )
+    table = _read(tmp_path, "treatment_courses.csv", (header + rows).encode(), "treatment_courses")
+    [row] = table.rows
+    assert (row.values["dose"], row.values["dose_unit"], row.values["fractions"]) == (60, "Gy", 30)
+    [entry] = table.ledger
+    assert (entry.row, entry.patient_id, entry.column, entry.reason) == (
+        2,
+        "P2",
+        "dose",
+        "bad_number",
+    )
 
 
 # --- Whole files as exports break: every row is read or reported, a broken file names itself.

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from radonc_llm.data.regimen import normalize_dose
 from radonc_llm.errors import RadoncInputError
 
 FORMATS = (".csv", ".jsonl", ".parquet", ".csv.gz", ".jsonl.gz")
@@ -75,10 +76,11 @@ class LedgerEntry:
 class BadValue(ValueError):
     """A field that cannot be read; `reason` is the ledger's reason code."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, column: str | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.column = column  # set where the field is not the one being parsed
 
 
 def _text(value: str) -> str:
@@ -116,6 +118,15 @@ def _integer(value: str) -> int:
     if not math.isfinite(number) or number != int(number):
         raise BadValue("bad_number", f"'{text}' is not a whole number")
     return int(number)
+
+
+_FRACTION_COUNT = re.compile(r"(?P<count>\d+)\s*(?:fx|fr|fractions?|#)\.?", re.IGNORECASE)
+
+
+def _fractions(value: str) -> int:
+    """A fraction count, also as written with its word: "30 fx", "28 fractions", "5#"."""
+    match = _FRACTION_COUNT.fullmatch(value.strip())
+    return _integer(match["count"] if match else value)
 
 
 def _number(value: str) -> float:
@@ -213,6 +224,36 @@ class TableSpec:
     columns: dict[str, Callable[[str], Any]]
     required: tuple[str, ...]
     key: str
+    # Reads cells that belong together, before each is parsed on its own: cells in, cells out.
+    prepare: Callable[[dict[str, str]], dict[str, str]] | None = None
+
+
+_DOSE_WITH_UNIT = re.compile(
+    r"(?P<number>\d[\d.,]*)\s*(?P<unit>c?Gy\s*\(?RBE\)?|c?GyE|CGE|c?Gy)\.?", re.IGNORECASE
+)
+
+
+def _dose_with_unit(cells: dict[str, str]) -> dict[str, str]:
+    """A dose written with its unit ("54 Gy", "5400cGy") gives the dose, and the unit where the
+    unit column is blank; a unit that disagrees with the unit column is refused, not guessed."""
+    match = _DOSE_WITH_UNIT.fullmatch(cells["dose"].strip())
+    if match is None:
+        return cells
+    written, recorded = match["unit"], cells["dose_unit"].strip()
+    if recorded and _unit_key(recorded) != _unit_key(written):
+        raise BadValue(
+            "bad_number",
+            f"dose '{cells['dose'].strip()}' is written in {written} but dose_unit says {recorded}",
+            column="dose",
+        )
+    return {**cells, "dose": match["number"], "dose_unit": recorded or written}
+
+
+def _unit_key(unit: str) -> tuple[float, str] | str:
+    try:
+        return normalize_dose(1.0, unit)
+    except ValueError:  # an unknown unit: curation names it
+        return unit.strip().lower()
 
 
 TABLES: dict[str, TableSpec] = {
@@ -246,7 +287,7 @@ TABLES: dict[str, TableSpec] = {
             "modality": _text,
             "dose": _optional(_number),
             "dose_unit": _text,
-            "fractions": _optional(_integer),
+            "fractions": _optional(_fractions),
             "technique": _text,
             "target": _text,
             "concurrent": _text,
@@ -269,6 +310,7 @@ TABLES: dict[str, TableSpec] = {
             "start_date",
         ),  # fmt: skip
         key="plan_id",
+        prepare=_dose_with_unit,
     ),
 }
 
@@ -655,20 +697,35 @@ def _has_broken_encoding(text: str) -> bool:
 def _parse_record(
     record: dict[str, Any], spec: TableSpec
 ) -> tuple[dict[str, Any], tuple[str, BadValue] | None]:
+    cells: dict[str, str] = {}
+    for column in spec.columns:
+        try:
+            cells[column] = _record_cell(record, column)
+        except BadValue as error:
+            return {}, (column, error)
+    if spec.prepare is not None:
+        try:
+            cells = spec.prepare(cells)
+        except BadValue as error:
+            return {}, (error.column or spec.key, error)
     values: dict[str, Any] = {}
     for column, parse in spec.columns.items():
         try:
-            if column not in record:  # a JSON line without the field
-                raise BadValue("missing_value", f"the row has no '{column}' field")
-            raw = _cell_text(record[column])
-            if "\x00" in raw:
-                raise BadValue("broken_encoding", "a NUL byte: the file is damaged or not UTF-8")
-            if _has_broken_encoding(raw):
-                raise BadValue("broken_encoding", BROKEN_ENCODING)
-            values[column] = parse(raw)
+            values[column] = parse(cells[column])
         except BadValue as error:
             return values, (column, error)
     return values, None
+
+
+def _record_cell(record: dict[str, Any], column: str) -> str:
+    if column not in record:  # a JSON line without the field
+        raise BadValue("missing_value", f"the row has no '{column}' field")
+    raw = _cell_text(record[column])
+    if "\x00" in raw:
+        raise BadValue("broken_encoding", "a NUL byte: the file is damaged or not UTF-8")
+    if _has_broken_encoding(raw):
+        raise BadValue("broken_encoding", BROKEN_ENCODING)
+    return raw
 
 
 def _resolve_duplicates(

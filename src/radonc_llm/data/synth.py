@@ -136,7 +136,7 @@ class SynthConfig(BaseModel):
     missing_prescription: float = Field(
         0.008, ge=0, le=1, description="Empty dose or fractions on the primary plan."
     )
-    bad_number: float = Field(0.015, ge=0, le=1, description="'thirty' fractions, '54 Gy' dose.")
+    bad_number: float = Field(0.015, ge=0, le=1, description="'thirty' fractions, 'see plan' dose.")
     bad_date: float = Field(0.015, ge=0, le=1, description="'2021-13-45', '12/03/2020'.")
     unknown_status: float = Field(0.012, ge=0, le=1, description="'pending?', 'on hold'.")
     missing_value: float = Field(0.008, ge=0, le=1, description="Empty note, code or plan id.")
@@ -841,9 +841,9 @@ def _apply_row_fault(fault: str | None, row: list[str], regimen: Regimen, rng: R
         row[_pick(rng, (7, 9))] = ""
     elif fault == "bad_number":
         if rng.random() < 0.5:
-            row[9] = _NUMBER_WORDS.get(regimen.fractions, f"{regimen.fractions} fx")
+            row[9] = _NUMBER_WORDS.get(regimen.fractions, f"~{regimen.fractions}")
         else:
-            row[7] = _pick(rng, (f"{row[7]} {row[8]}", row[7].replace("0", "O", 1) + "?"))
+            row[7] = _pick(rng, ("see plan", row[7].replace("0", "O", 1) + "?"))
     elif fault == "unknown_status":
         row[3] = _pick(rng, _UNKNOWN_STATUSES)
 
