@@ -456,7 +456,8 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
     )  # fmt: skip
     stages.append(
         predict_stage("predict_finetuned", str(train_dir), eval_cases, predict_dir / "finetuned.jsonl",
-                      settings=study.predict, console=console, extra_inputs=(train_dir / "adapter",))
+                      settings=study.predict, console=console, extra_inputs=(train_dir / "adapter",),
+                      recorded_model=model_in_run(train_dir, run_dir))
     )  # fmt: skip
 
     systems = {"base": predict_dir / "base.jsonl", "finetuned": predict_dir / "finetuned.jsonl"}
@@ -486,6 +487,15 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
     return stages
 
 
+def model_in_run(model_dir: Path, run_dir: Path) -> str | None:
+    """How stage settings name a model folder that lies inside the run folder: by its place in
+    the run ("run:train"), so that the run stays up to date when its folder moves."""
+    try:
+        return "run:" + model_dir.resolve().relative_to(run_dir.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
 def _prompt_version() -> str:
     from radonc_llm.tasks.prompts import PROMPT_VERSION
 
@@ -503,9 +513,11 @@ def predict_stage(
     system: str | None = None,
     extra_inputs: tuple[Path, ...] = (),
     tasks: tuple[str, ...] = TASKS,
+    recorded_model: str | None = None,
 ) -> Stage:
     """Predict `tasks` (default all three) of `cases_file` with `model` into `out` (named
-    `system`)."""
+    `system`). `recorded_model`: how the stage's settings name a model that lies inside the run
+    folder, so that a run folder moved elsewhere is still up to date (its weights are inputs)."""
 
     def run(_: Path) -> None:
         from radonc_llm.infer.parallel import local_backend
@@ -522,7 +534,7 @@ def predict_stage(
     task_setting = {"tasks": list(tasks)} if tuple(tasks) != TASKS else {}
     return Stage(
         name, str(out.parent.name), [cases_file, *extra_inputs],
-        {**settings.model_dump(exclude={"processes"}), "model": model,
+        {**settings.model_dump(exclude={"processes"}), "model": recorded_model or model,
          "prompt_version": _prompt_version(), **task_setting},
         run, outputs=[out.name],
     )  # fmt: skip

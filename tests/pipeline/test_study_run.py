@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,6 +75,19 @@ def test_a_rerun_skips_every_stage(finished_run):
     assert result.exit_code == 0, result.output
     assert all(stage["status"].startswith("skipped") for stage in _stages(run_dir).values())
     assert (run_dir / "evaluate" / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_a_run_folder_moved_elsewhere_is_still_up_to_date(finished_run, tmp_path):
+    recipe, run_dir, _ = finished_run
+    shutil.copytree(run_dir, tmp_path / "moved" / run_dir.name)
+    moved = yaml.safe_load(recipe.read_text()) | {"runs_dir": str(tmp_path / "moved")}
+    (tmp_path / "moved.yaml").write_text(yaml.safe_dump(moved))
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "moved.yaml")])
+    assert result.exit_code == 0, result.output
+    stages = _stages(tmp_path / "moved" / run_dir.name)
+    assert {
+        name for name, stage in stages.items() if not stage["status"].startswith("skipped")
+    } == set()
 
 
 def test_a_changed_setting_reruns_from_that_stage_and_keeps_the_old_outputs(tmp_path):

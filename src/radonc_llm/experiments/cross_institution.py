@@ -34,6 +34,7 @@ from radonc_llm.pipeline import (
     StudyConfig,
     baseline_stage,
     close_run_manifest,
+    model_in_run,
     open_run_manifest,
     predict_stage,
     read_train_preset,
@@ -450,6 +451,7 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
                     "predict", model, split_dir / f"eval_{cohort}.jsonl",
                     run_dir / "predict" / cohort / f"{system}.jsonl", settings=config.predict,
                     console=console, system=system, extra_inputs=extra, tasks=tasks,
+                    recorded_model=model_in_run(Path(model), run_dir),
                 ),
                 f"predict/{cohort}", f"predict_{system}_{cohort}",
             )
