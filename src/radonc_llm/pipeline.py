@@ -17,6 +17,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -639,6 +640,14 @@ def open_run_manifest(
             file=config_file,
             field="name",
         )
+    previous_file = manifest.get("config_file")
+    if previous and previous != config and not _same_file(previous_file, config_file):
+        warnings.warn(
+            f"{run_dir} was last run from {previous_file}, now from {config_file}: the stages "
+            "whose settings differ run again and their old outputs move to superseded/; give "
+            "this recipe another name to keep both runs side by side",
+            stacklevel=2,
+        )
     manifest.update(
         {
             "config": config,
@@ -651,6 +660,13 @@ def open_run_manifest(
     )
     manifest.setdefault("started_at", _now())
     write_json_atomic(manifest_path, manifest)
+
+
+def _same_file(first: str | None, second: str | Path) -> bool:
+    try:
+        return first is not None and Path(first).resolve() == Path(second).resolve()
+    except OSError:
+        return False
 
 
 def _make_run_dir(run_dir: Path, *, config_file: str | Path) -> None:

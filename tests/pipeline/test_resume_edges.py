@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,21 @@ def test_a_run_folder_of_another_kind_is_refused(tmp_path):
         open_run_manifest(run_dir, config={"kind": "study"}, config_file="study.yaml", seeds={})
     assert error.value.field == "name" and error.value.file == "study.yaml"
     assert json.loads((run_dir / "manifest.json").read_text()) == manifest
+
+
+def test_another_recipe_with_the_same_name_is_warned_about(tmp_path):
+    run_dir = tmp_path / "runs" / "demo"
+    run_dir.mkdir(parents=True)
+    first = {"kind": "study", "name": "demo", "evaluation": {"test_sample": 400}}
+    manifest = {"config": first, "config_file": str(tmp_path / "demo.yaml")}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    other = first | {"evaluation": {"test_sample": 50}}
+    with pytest.warns(UserWarning, match="was last run from .*demo.yaml, now from .*quick.yaml"):
+        open_run_manifest(run_dir, config=other, config_file=tmp_path / "quick.yaml", seeds={})
+    with warnings.catch_warnings():  # the same recipe edited, or rerun unchanged: no warning
+        warnings.simplefilter("error")
+        open_run_manifest(run_dir, config=first, config_file=tmp_path / "quick.yaml", seeds={})
+        open_run_manifest(run_dir, config=other, config_file=tmp_path / "quick.yaml", seeds={})
 
 
 def _recipe(tmp_path: Path, runs_dir: Path, *, patients: int = 300) -> Path:
