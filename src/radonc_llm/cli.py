@@ -291,8 +291,13 @@ def predict(
         list[str] | None, typer.Option(help="regimen, modality, icd10 (repeat or comma-separate).")
     ] = None,
     decoding: Annotated[
-        str, typer.Option(help="free, or constrained (modality labels, ICD-10 code trie).")
-    ] = "free",
+        str | None,
+        typer.Option(
+            help="constrained (modality labels scored, ICD-10 from the trie of real codes; "
+            "regimens free) or free. Default: the resumed file's, else constrained on a local "
+            "model, free on --backend openai."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per forward pass.")] = 16,
     limit: Annotated[int | None, typer.Option(help="Only the first N cases.")] = None,
     backend: Annotated[str, typer.Option(help="transformers (local) or openai.")] = "transformers",
@@ -446,7 +451,9 @@ def baseline(
     ] = None,
     k: Annotated[int, typer.Option(help="few-shot: number of similar training cases.")] = 3,
     model: Annotated[str, typer.Option(help="few-shot: the original model.")] = "smollm2-135m",
-    decoding: Annotated[str, typer.Option(help="few-shot: free or constrained.")] = "free",
+    decoding: Annotated[
+        str | None, typer.Option(help="few-shot: constrained (default) or free.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="few-shot: prompts per forward pass.")] = 8,
     dtype: Annotated[str, typer.Option(help="few-shot: float32, bfloat16 or auto.")] = "float32",
     processes: Annotated[

@@ -35,6 +35,23 @@ def test_predict_constrained_with_a_registry_model(tmp_path):
     assert "cases/s" in result.output
 
 
+def test_without_decoding_a_local_model_is_constrained_and_a_resumed_file_keeps_its_own(tmp_path):
+    options = ("--model", "tiny-llama", "--tasks", "modality", "--batch-size", "2")
+    result, out = _predict(tmp_path, SAMPLE_CASES, *options, "--limit", "2")
+    assert result.exit_code == 0, result.output
+    assert {json.loads(line)["decoding"] for line in out.read_text().splitlines()} == {
+        "constrained"
+    }
+    free = tmp_path / "free"
+    free.mkdir()
+    result, out = _predict(free, SAMPLE_CASES, *options, "--limit", "1", "--decoding", "free")
+    assert result.exit_code == 0, result.output
+    result, out = _predict(free, SAMPLE_CASES, *options, "--limit", "2")  # resumed, no --decoding
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2 and {row["decoding"] for row in rows} == {"free"}
+
+
 def test_predict_reports_bad_input_without_traceback(tmp_path):
     bad = dict(SAMPLE_CASES[0], modality="neutron")
     result, _ = _predict(tmp_path, [SAMPLE_CASES[1], bad], "--model", "tiny-llama")

@@ -145,7 +145,7 @@ def run_baseline(
     tasks: Sequence[str] | None = None,
     k: int = 3,
     model: str = "smollm2-135m",
-    decoding: str = "free",
+    decoding: str | None = None,  # few-shot: as `predict_cases`
     batch_size: int = 16,
     dtype: str = "float32",
     processes: int = 1,
@@ -228,7 +228,7 @@ def _run_few_shot(
     tasks: Sequence[str],
     k: int,
     model: str,
-    decoding: str,
+    decoding: str | None,
     batch_size: int,
     dtype: str,
     processes: int,

@@ -11,6 +11,7 @@ speed of the latest run.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import time
@@ -222,13 +223,28 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def default_decoding(backend: Backend, out: Path) -> str:
+    """The decoding when none is named: that of the file being resumed; else constrained where
+    the backend can constrain (a modality answer is always one of the four, an ICD-10 answer
+    always a real code; regimens are generated freely either way), else free."""
+    try:
+        with out.open(encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        resumed = json.loads(first).get("decoding") if first else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        resumed = None
+    if resumed in DECODINGS:
+        return resumed
+    return "constrained" if backend.supports_constrained else "free"
+
+
 def predict_cases(
     backend: Backend,
     cases: Sequence[Case],
     out: str | Path,
     *,
     tasks: Sequence[str] = TASKS,
-    decoding: str = "free",
+    decoding: str | None = None,
     batch_size: int = 16,
     messages_for: MessagesFor = default_messages,
     model_label: str | None = None,
@@ -240,7 +256,10 @@ def predict_cases(
 
     `model_label` names the system in every row (default: the backend's model name); a
     resumed run must use the same label, decoding and prompt version as the file it extends.
+    `decoding` None: see `default_decoding`.
     """
+    out = Path(out)
+    decoding = decoding or default_decoding(backend, out)
     if decoding not in DECODINGS:
         raise RadoncInputError(
             f"unknown decoding '{decoding}'; expected {', '.join(DECODINGS)}", field="decoding"
@@ -254,7 +273,6 @@ def predict_cases(
     if batch_size < 1:
         raise RadoncInputError("batch size must be at least 1", field="batch_size")
     tasks = parse_tasks(tasks)
-    out = Path(out)
     run_info = {
         "model": model_label or backend.model_name,
         "backend": backend.name,
