@@ -304,6 +304,7 @@ CLINICAL_TOKENS = [
     *"0123456789 ./x×-+,;()#",
     *["Gy", "cGy", "GyRBE", "fx", "fractions", "boost", "to", "of", "with", "concurrent"],
     *["weekly", "BID", "daily", "q3w", "then", "after", "cis", "TMZ", "5-FU", "HDR", "SBRT"],
+    *["prior", "total", "=", "EQD2", "chemo", "Fractions:", "single", "adjuvant", "mg/m2", "Gray"],
 ]
 
 
@@ -583,3 +584,180 @@ def test_drugs_a_note_says_were_not_given_are_not_concurrent(text, concurrent):
 def test_bare_dose_over_fractions_shorthand(text, dose, fractions):
     regimen = parse_regimen(text)
     assert (regimen.dose_gy, regimen.fractions) == (dose, fractions)
+
+
+# -- notations from notes, letters and EMR fields ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # EMR fields with the label before the value.
+        (
+            "Dose: 50 Gy; Fractions: 25; Technique: VMAT",
+            {"dose_gy": 50, "fractions": 25, "technique": "VMAT"},
+        ),
+        ("Total dose: 60 Gy. Number of fractions: 30.", {"dose_gy": 60, "fractions": 30}),
+        ("Total dose 60 Gy, No. of fractions 30", {"dose_gy": 60, "fractions": 30}),
+        ("60 Gy, #fx: 30", {"dose_gy": 60, "fractions": 30}),
+        ("Dose per fraction: 2 Gy; Total dose: 60 Gy", {"dose_gy": 60, "fractions": 30}),
+        ("Dose/fx: 1.8 Gy; Total: 50.4 Gy", {"dose_gy": 50.4, "fractions": 28}),
+        ("Fraction size: 3 Gy, total 39 Gy", {"dose_gy": 39, "fractions": 13}),
+        # A count before the dose per fraction.
+        ("single 8 Gy fraction", {"dose_gy": 8, "fractions": 1}),
+        ("a single 8-Gy fraction", {"dose_gy": 8, "fractions": 1}),
+        ("five 5 Gy fractions", {"dose_gy": 25, "fractions": 5}),
+        ("18 Gy x three", {"dose_gy": 54, "fractions": 3}),
+        # A product beside the total that adds up to it gives the count.
+        (
+            "50.4 Gy (1.8 Gy x 28) with capecitabine 825 mg/m2 BID",
+            {
+                "dose_gy": 50.4,
+                "fractions": 28,
+                "concurrent": ["capecitabine"],
+                "concurrent_schedule": "BID",
+            },
+        ),
+        ("60 Gy (30 x 2 Gy)", {"dose_gy": 60, "fractions": 30}),
+        ("45 Gy (1.8 Gy × 25 fx)", {"dose_gy": 45, "fractions": 25}),
+        ("50,4 Gy (28 x 1,8 Gy)", {"dose_gy": 50.4, "fractions": 28}),
+        # A dose per fraction on a schedule, up to a total.
+        ("1.5 Gy twice daily to 45 Gy", {"dose_gy": 45, "fractions": 30, "schedule": "BID"}),
+        ("3 Gy daily to a total of 30 Gy", {"dose_gy": 30, "fractions": 10, "schedule": "daily"}),
+        ("2 Gy/fx, 5 fx per week to 60 Gy", {"dose_gy": 60, "fractions": 30}),
+        # Gray written out, other multiplication signs, non-breaking spaces.
+        ("60 Gray in 30 fractions", {"dose_gy": 60, "fractions": 30}),
+        ("6000 centigray in 30 fractions", {"dose_gy": 60, "fractions": 30}),
+        ("2 Gy ✕ 30", {"dose_gy": 60, "fractions": 30}),
+        ("2 Gy ⨯ 30", {"dose_gy": 60, "fractions": 30}),
+        ("5\u00a0×\u00a05\u00a0Gy", {"dose_gy": 25, "fractions": 5}),
+        ("60\u202fGy in 30\u202ffractions", {"dose_gy": 60, "fractions": 30}),
+        # The dose levels of an integrated boost: the highest is the prescription.
+        ("70/63/56 Gy in 35 fx", {"dose_gy": 70, "fractions": 35}),
+        ("69.96/59.4/54 Gy in 33 fractions", {"dose_gy": 69.96, "fractions": 33}),
+        ("70 Gy/63 Gy/56 Gy in 35 fx", {"dose_gy": 70, "fractions": 35}),
+        # Three fractions given weekly, not "every 3 weeks".
+        (
+            "HDR 24 Gy in 3 weekly fractions",
+            {"dose_gy": 24, "fractions": 3, "schedule": "weekly", "technique": "HDR"},
+        ),
+    ],
+)
+def test_parse_reads_more_clinical_notations(text, expected):
+    assert parts(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Radiotherapy given before is history: the plan is the course that follows.
+        ("prior 30 Gy/10 fx to T-spine in 2019, now 20 Gy/5 fx", {"dose_gy": 20, "fractions": 5}),
+        ("previous 30 Gy in 10 fractions; now 8 Gy x 1", {"dose_gy": 8, "fractions": 1}),
+        ("s/p 60 Gy in 2018. Plan: 30 Gy/10 fx", {"dose_gy": 30, "fractions": 10}),
+        ("history of 50 Gy to the pelvis; plan 30 Gy/10 fx", {"dose_gy": 30, "fractions": 10}),
+        (
+            "s/p SBRT 54 Gy/3 fx to RUL; now 30 Gy/10 fx 3D-CRT",
+            {"dose_gy": 30, "fractions": 10, "technique": "3D-CRT"},
+        ),
+        (
+            "prior RT 60 Gy with cisplatin; now 30 Gy/10 fx",
+            {"dose_gy": 30, "fractions": 10},
+        ),
+        ("re-irradiation 30 Gy/15 fx (prior 60 Gy/30 fx)", {"dose_gy": 30, "fractions": 15}),
+        # History alone is no plan.
+        ("prior SRS 20 Gy", {}),
+        ("status post 45 Gy", {}),
+        # Not history: surgery before, or a drug given before the radiotherapy.
+        ("s/p lumpectomy 40.05 Gy/15 fx", {"dose_gy": 40.05, "fractions": 15}),
+        ("neoadjuvant ADT prior to 78 Gy/39 fx", {"dose_gy": 78, "fractions": 39}),
+        # A year is not a count of fractions.
+        ("60 Gy in 2018", {"dose_gy": 60}),
+        # Biological equivalents are not the physical dose.
+        ("EQD2 74 Gy", {}),
+        ("EQD2(α/β=3) 74 Gy", {}),
+        ("BED10 100 Gy; 50 Gy/5 fx", {"dose_gy": 50, "fractions": 5}),
+        ("90 Gy EQD2", {}),
+        ("tumour bed 10 Gy/5 fx", {"dose_gy": 10, "fractions": 5}),
+        # Fractions per week or per day are a rate, not the count.
+        ("2 Gy/fx, 5 fractions per week", {}),
+        ("25 fractions of 2 Gy, 5 fractions a week", {"dose_gy": 50, "fractions": 25}),
+        # A treatment tally is not the number of fractions.
+        ("Fx 12 of 30", {}),
+        ("Fx: 12/30", {}),
+        # Chemotherapy cycles and drug doses are not radiotherapy.
+        ("cisplatin 100 mg/m2 x 3 cycles", {"concurrent": ["cisplatin"]}),
+        ("TMZ x 6 cycles", {"concurrent": ["temozolomide"]}),
+        (
+            "cisplatin 40 mg/m2 weekly x 6",
+            {"concurrent": ["cisplatin"], "concurrent_schedule": "weekly"},
+        ),
+        ("TMZ 75 mg/m²/d x 42 d", {"concurrent": ["temozolomide"]}),
+        ("R-CHOP x 6 cycles then 30 Gy/15 fx", {"dose_gy": 30, "fractions": 15}),
+        # Two-number shorthand that is a dose over fractions, not dose levels.
+        ("45/25 Gy", {"dose_gy": 45, "fractions": 25}),
+        ("4/2 Gy", {"dose_gy": 4, "fractions": 2}),
+        # Still ambiguous: no unit, or a range.
+        ("5x5", {}),
+        ("60-66 Gy in 30-33 fractions", {}),
+        ("66–70 Gy in 33–35 fx", {}),
+    ],
+)
+def test_parse_does_not_read_what_is_not_the_plan(text, expected):
+    assert parts(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "main", "boost"),
+    [
+        # A dose after the boost that sums the course is not the boost's own.
+        ("54 Gy/30 fx + 9 Gy/5 fx boost (total 63 Gy)", (54, 30), "9 Gy in 5 fractions"),
+        ("50 Gy/25 fx + 10 Gy/5 fx boost = 60 Gy", (50, 25), "10 Gy in 5 fractions"),
+        ("54 Gy/30 fx + boost 9 Gy/5 fx (total 63 Gy)", (54, 30), "9 Gy in 5 fractions"),
+        ("45 Gy/25 fx + boost to total 60 Gy", (45, 25), "to 60 Gy"),
+        ("45 Gy/25 fx + boost (total 60 Gy)", (45, 25), "to 60 Gy"),
+    ],
+)
+def test_cumulative_dose_after_the_boost(text, main, boost):
+    r = parse_regimen(text)
+    assert ((r.dose_gy, r.fractions), r.boost) == (main, boost)
+
+
+@pytest.mark.parametrize(
+    ("text", "concurrent", "schedule"),
+    [
+        # Stupp: given during radiotherapy and after it.
+        ("60 Gy/30 fx with concurrent and adjuvant temozolomide", ["temozolomide"], None),
+        ("60 Gy/30 fx with concurrent/adjuvant TMZ", ["temozolomide"], None),
+        ("60 Gy/30 fx + concomitant and adjuvant TMZ", ["temozolomide"], None),
+        ("60 Gy/30 fx + temozolamide", ["temozolomide"], None),  # a common misspelling
+        # A class and the agent that names it are one drug.
+        ("70 Gy/35 fx with concurrent chemo (cisplatin)", ["cisplatin"], None),
+        ("70 Gy/35 fx with cisplatin-based chemotherapy", ["cisplatin"], None),
+        ("70 Gy/35 fx + EGFR inhibitor (cetuximab)", ["cetuximab"], None),
+        ("70 Gy/35 fx, adjuvant chemotherapy (cisplatin)", [], None),
+        ("70 Gy/35 fx, no chemo (cisplatin)", [], None),
+        (
+            "70 Gy/35 fx with concurrent chemotherapy, cetuximab",
+            ["chemotherapy", "cetuximab"],
+            None,
+        ),
+        # The drug's own schedule.
+        ("70 Gy/35 fx with cisplatin q3 weekly x 3", ["cisplatin"], "every 3 weeks"),
+        ("70 Gy/35 fx + cisplatin 100 mg/m2 every 21 days", ["cisplatin"], "every 3 weeks"),
+        (
+            "70 Gy/35 fx + cetuximab 400 mg/m2 loading then 250 mg/m2 weekly",
+            ["cetuximab"],
+            "weekly",
+        ),
+    ],
+)
+def test_concurrent_drugs_in_clinical_phrasing(text, concurrent, schedule):
+    r = parse_regimen(text)
+    assert r.concurrent == concurrent
+    assert (r.model_extra or {}).get("concurrent_schedule") == schedule
+    assert r.schedule is None  # no drug schedule leaks into the radiotherapy's
+
+
+def test_gray_written_out_normalizes():
+    assert normalize_dose(60, "Gray") == (60.0, "Gy")
+    assert normalize_dose(6000, "centigray") == (60.0, "Gy")

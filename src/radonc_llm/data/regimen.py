@@ -10,19 +10,32 @@ drugs lives here.
 Reading rules, each a clinical convention:
 - "d Gy x N" and "N x d Gy" are N fractions of d Gy; "D Gy/N" is D Gy in N fractions, and so
   is "D Gy in N" where the clause ends after N ("SABR 54 Gy in 3", not "60 Gy in 6 weeks").
-- "D Gy in d Gy fractions" and "D Gy @ d Gy" give N = D/d when it is a whole number.
-- cGy is converted to Gy; GyRBE, Gy(RBE), CGE and GyE are all written GyRBE.
-- Ranges ("66-70 Gy", "33-35 fx") are guideline ranges, not prescriptions: no value is read.
+- "D Gy in d Gy fractions" and "D Gy @ d Gy" give N = D/d when it is a whole number, and so
+  do "d Gy BID to D Gy" and labelled fields ("Dose per fraction: 2 Gy; Total dose: 60 Gy").
+- "single 8 Gy fraction", "five 5 Gy fractions": a count before the dose per fraction. A
+  product beside the total that adds up to it gives the count: "50.4 Gy (1.8 Gy x 28)".
+- EMR labels count too ("Fractions: 25", "No. of fractions 30"), but a bare "Fx 12" is a tally.
+- "70/63/56 Gy": the dose levels of an integrated boost (falling, within 70% of the highest);
+  the highest is the prescription.
+- cGy is converted to Gy; Gray and centigray too; GyRBE, Gy(RBE), CGE and GyE are all written
+  GyRBE.
+- Ranges ("66-70 Gy", "33-35 fx") are guideline ranges, not prescriptions: no value is read;
+  nor from rates ("5 fx/week"), EQD2 or BED values, or a year ("60 Gy in 2018").
+- Radiotherapy given before ("prior 30 Gy/10 fx", "s/p 60 Gy in 2018", "history of 50 Gy")
+  is history, not the plan: that clause is not read at all.
 - The first dose outside a boost clause is the prescription; "boost ..." up to the next
   clause ("with", "+", ";", a drug) is the boost, kept as canonical text ("10 Gy in 5
   fractions", "to 60 Gy") and a technique written right before "boost" ("HDR boost") is the
   boost's. A dose written just before the keyword is the boost's too ("+ 9 Gy/5 fx boost"),
-  and so is a course counted in fractions after "+" ("45 Gy/25 fx + HDR 7 Gy x 4").
+  and so is a course counted in fractions after "+" ("45 Gy/25 fx + HDR 7 Gy x 4"). A sum
+  after the keyword ("9 Gy/5 fx boost (total 63 Gy)", "= 60 Gy") is not the boost's own dose.
 - A schedule word next to a drug ("weekly cisplatin", "capecitabine 825 mg/m2 BID") is the
   drug's, not the radiotherapy's; it is kept in the extra field `concurrent_schedule`.
 - Drugs given before or after radiotherapy are not concurrent: a clause with "after",
   "adjuvant", "induction", "maintenance" ... or a drug before the dose followed by "then"
-  ("ABVD x2 then 20 Gy/10 fx") is left out.
+  ("ABVD x2 then 20 Gy/10 fx") is left out; "concurrent and adjuvant TMZ" is concurrent.
+- A class and the agent written beside it ("chemo (cisplatin)", "cisplatin-based
+  chemotherapy") are one drug, listed by the agent.
 """
 
 from __future__ import annotations
@@ -48,7 +61,7 @@ DRUG_SCHEDULES: tuple[str, ...] = (*SCHEDULES, "every 3 weeks")
 SCHEDULE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "every 3 weeks": (
         "every 3 weeks", "every three weeks", "3-weekly", "three-weekly", "q3w", "q3 weeks",
-        "q3wk", "q3weeks", "q 3 weeks", "q21d", "q21 days",
+        "q3wk", "q3weeks", "q 3 weeks", "q3 weekly", "q3 wk", "q21d", "q21 days", "every 21 days",
     ),
     "every other day": (
         "every other day", "every second day", "alternate days", "alternate day",
@@ -97,7 +110,7 @@ DRUG_SYNONYMS: dict[str, tuple[str, ...]] = {
     "oxaliplatin": ("oxaliplatin", "oxali", "Eloxatin"),
     "paclitaxel": ("paclitaxel", "Taxol", "pacli"),
     "docetaxel": ("docetaxel", "Taxotere", "doce"),
-    "temozolomide": ("temozolomide", "TMZ", "Temodar", "Temodal"),
+    "temozolomide": ("temozolomide", "temozolamide", "TMZ", "Temodar", "Temodal"),
     "capecitabine": ("capecitabine", "cape", "Xeloda"),
     "fluorouracil": ("fluorouracil", "5-fluorouracil", "5-FU", "5FU"),
     "mitomycin": ("mitomycin", "mitomycin C", "MMC", "mito", "Mutamycin"),
@@ -133,12 +146,14 @@ DRUG_SYNONYMS: dict[str, tuple[str, ...]] = {
     "vandetanib": ("vandetanib", "Caprelsa"),
     "panitumumab": ("panitumumab", "Vectibix"),
     "nimotuzumab": ("nimotuzumab",),
-    # Classes recorded without the agent (public head-and-neck cohorts): kept as written.
+    # Classes recorded without the agent (public head-and-neck cohorts): kept as written, unless
+    # the agent is named with them ("chemo (cisplatin)", "cisplatin-based chemotherapy").
     "EGFR inhibitor": ("EGFR inhibitor", "anti-EGFR therapy", "anti-EGFR"),
     "chemotherapy": ("chemotherapy", "chemo", "systemic chemotherapy"),
     # Androgen deprivation is prescribed as a class more often than as one agent.
     "ADT": ("ADT", "androgen deprivation therapy", "androgen deprivation"),
 }
+_AGENT_CLASSES: frozenset[str] = frozenset({"EGFR inhibitor", "chemotherapy"})
 # Regimen abbreviations that stand for several drugs, expanded in this order.
 DRUG_COMBINATIONS: dict[str, tuple[str, ...]] = {
     "R-CHOP": ("rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"),
@@ -202,28 +217,61 @@ _TECHNIQUE_RE = _word_pattern(_TECHNIQUE_ALT)
 _DRUG_RE = _word_pattern(_DRUG_ALT)
 
 _NUM = r"\d+(?:[.,]\d+)?"
-_UNIT = r"c?Gy\s*\(\s*RBE\s*\)|c?Gy[\s-]?RBE|c?GyE|CGE|c?Gy"
+_UNIT = r"c?Gy\s*\(\s*RBE\s*\)|c?Gy[\s-]?RBE|c?GyE|CGE|c?Gy|(?:centi[\s-]?)?grays?"
 _COUNT_WORDS = "|".join(sorted((re.escape(w) for w in _NUMBER_WORDS), key=len, reverse=True))
 _COUNT = rf"\d+|{_COUNT_WORDS}"
 _FX = r"(?:fractions?|fracs?|fxs?|fr|#|treatments?|sessions?)(?![A-Za-z])"
-_TIMES = r"[x×*]"
+_TIMES = r"[x×*✕✖⨯]"  # x, multiplication sign, multiplication x, heavy x, vector cross
 _START = r"(?<![\w.,/-])"  # a number that is not the tail of "I-125", "4.5" or "C50"
 _END = r"(?![A-Za-z0-9])"
 # "SABR 54 Gy in 3", "WBRT 20 Gy in 5, then ...": a bare count after "in" is the number of
 # fractions only where the clause ends or moves on; "in 6 weeks", "in 5 days", "in 2 Gy
-# fractions", "in 5 to 6 weeks" and "in 2 phases" say something else.
+# fractions", "in 5 to 6 weeks", "in 2 phases" and "in 2018." say something else.
 _BARE_COUNT_END = (
     rf"(?=\s*(?:$|[^\w\s%.\-–]|\.(?!\d)|(?:with|w/|and|plus|then|followed|for|boost|"
     rf"to(?!\s*\d)|{_SCHED_ALT}|{_TECHNIQUE_ALT})(?![A-Za-z0-9])))"
 )
+# "Fractions: 25", "No. of fractions 30", "#fx: 5": an EMR field label before the count. A
+# bare "Fx 12" is a treatment tally ("Fx 12/30", "Fx 12 of 30"), so without "number of" the
+# label needs a colon or "=".
+_FX_LABEL = (
+    r"(?:(?:number|no\.?|num|\#)\s*(?:of\s*)?(?:fractions?|fxs?|fr)\s*[:=]?"
+    r"|(?:fractions?|fxs?|\#\s*fxs?)\s*[:=])"
+)
+# "Dose per fraction: 2 Gy", "Dose/fx 1.8 Gy", "Fraction size: 3 Gy".
+_PER_FX_LABEL = (
+    r"(?:dose\s*(?:per|/)\s*(?:fraction|fx|fr)|fraction(?:al)?\s*(?:dose|size)"
+    r"|per[\s-]fraction\s+dose)\s*[:=]?"
+)
+# "1.5 Gy twice daily to 45 Gy", "2 Gy daily to a total of 60 Gy"
+_TO_TOTAL = (
+    rf"\s*,?\s*(?:(?:up\s+)?to|for)\s+(?:a\s+)?(?:total\s+(?:dose\s+)?(?:of\s+)?)?"
+    rf"{_NUM}\s*(?:{_UNIT}){_END}"
+)
+# EQD2 and BED values are biological equivalents, never the physical prescription ("EQD2 74
+# Gy", "BED10 = 100 Gy", "90 Gy EQD2"). BED is matched in capitals only: "tumour bed 10 Gy".
+_DERIVED = r"(?:EQD2?|(?-i:BED))"
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
-# In priority order; a span read by one pattern is not read again by a later one.
+# In priority order; a span read by one pattern is not read again by a later one. Spans of the
+# kinds "range", "rate" and "derived" are set aside unread; "levels" is read in `_dose_mentions`.
 _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("per_fx", _compile(rf"(?<![A-Za-z]){_PER_FX_LABEL}\s*(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}")),
+    (
+        "derived",
+        _compile(
+            rf"(?<![A-Za-z]){_DERIVED}[\w₀-₉]*\s*(?:\([^)]{{0,20}}\)\s*)?(?:[:=≈~]|of|was|is)?"
+            rf"\s*{_NUM}\s*(?:{_UNIT})[\w₀-₉]*"
+        ),
+    ),
+    (
+        "derived",
+        _compile(rf"{_START}{_NUM}\s*(?:{_UNIT})[\w₀-₉]*\s*\(?\s*{_DERIVED}(?![A-Za-z])"),
+    ),
     # "2 Gy x 30 to 60 Gy": after a times sign "30 to 60 Gy" is a count and a total.
     (
         "range",
@@ -232,6 +280,19 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("range", _compile(rf"{_START}\d+\s*(?:-|–|to)\s*\d+\s*{_FX}")),
+    # "5 fx per week", "2 fractions a day": a rate, not the number of fractions.
+    (
+        "rate",
+        _compile(
+            rf"(?<![\w.,/-])(?:{_COUNT})\s*{_FX}\s*(?:/|per|a|each)\s*(?:weeks?|wks?|days?|d)"
+            rf"(?![A-Za-z])"
+        ),
+    ),
+    # "70/63/56 Gy": the dose levels of an integrated boost, highest first.
+    (
+        "levels",
+        _compile(rf"{_START}(?P<d>{_NUM})(?P<levels>(?:\s*/\s*{_NUM})+)\s*(?P<u>{_UNIT}){_END}"),
+    ),
     (
         "total_fx",
         _compile(
@@ -239,19 +300,26 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"(?P<n>{_COUNT})\s*(?:(?:{_SCHED_ALT})\s*)?{_FX}"
         ),
     ),
-    # "12 Gy/50% IDL" is a dose to an isodose line, not 50 fractions.
+    # "12 Gy/50% IDL" is a dose to an isodose line, not 50 fractions; in "70 Gy/63 Gy" the
+    # second number is another dose.
     (
         "total_fx",
-        _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*/\s*(?P<n>\d+)f?{_END}(?!\s*%)"),
+        _compile(
+            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*/\s*(?P<n>\d+)f?{_END}"
+            rf"(?!\s*%|\s*(?:{_UNIT}){_END})"
+        ),
     ),
     (
         "total_fx",
-        _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s+in\s+(?P<n>\d+){_BARE_COUNT_END}"),
+        _compile(
+            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s+in\s+(?P<n>\d{{1,3}}){_BARE_COUNT_END}"
+        ),
     ),
     (
         "per_fx_times",
         _compile(
-            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*(?:(?:{_SCHED_ALT})\s*)?{_TIMES}\s*(?P<n>\d+)"
+            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*(?:(?:{_SCHED_ALT})\s*)?{_TIMES}\s*"
+            rf"(?P<n>\d+|(?:{_COUNT_WORDS})(?![A-Za-z]))"
             rf"(?![\d.]|\s*(?:{_UNIT}){_END})(?:\s*{_FX})?"
         ),
     ),
@@ -260,6 +328,15 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         _compile(
             rf"{_START}(?P<n>\d+)\s*(?:{_FX}\s*)?(?:{_TIMES}|of|at|@)\s*"
             rf"(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}"
+        ),
+    ),
+    # "a single 8 Gy fraction", "five 5-Gy fractions", "25 daily 2-Gy fractions"
+    (
+        "per_fx_times",
+        _compile(
+            rf"{_START}(?P<n>\d{{1,2}}|(?:{_COUNT_WORDS}))\s+(?:(?:{_SCHED_ALT})\s+)?"
+            rf"(?P<d>{_NUM})[\s-]*(?P<u>{_UNIT})[\s-]*(?:(?:{_SCHED_ALT})\s*)?"
+            rf"(?:fractions?|fxs?|fr){_END}"
         ),
     ),
     (
@@ -279,14 +356,29 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"(?:fractions?|fxs?|fr){_END}"
         ),
     ),
+    # "1.5 Gy BID to 45 Gy": a dose given on a schedule up to a total is the dose per fraction.
+    (
+        "per_fx",
+        _compile(
+            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*(?:{_SCHED_ALT})(?![A-Za-z])(?={_TO_TOTAL})"
+        ),
+    ),
     ("total", _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}")),
     (
         "fx",
         _compile(rf"(?<![\w.,/-])(?P<n>{_COUNT})\s*(?:(?:{_SCHED_ALT})\s*)?{_FX}"),
     ),
     ("fx", _compile(r"(?<![\w.,/-])(?P<n>\d+)f(?![A-Za-z0-9])")),
+    (
+        "fx",
+        _compile(
+            rf"(?<![A-Za-z]){_FX_LABEL}\s*(?P<n>\d{{1,3}})"
+            rf"(?![\d/%]|[.,]\d|\s*(?:{_UNIT}|{_TIMES}|of\b|-|–|to\b))"
+        ),
+    ),
 ]
 
+_FX_AFTER_RE = _compile(rf"\s*{_FX}")
 _BOOST_RE = _compile(r"(?<![A-Za-z])(?:boost|SIB)(?![A-Za-z])")
 _GLUED_BOOST_RE = _compile(r"(?<![A-Za-z])(?:boost|SIB)(?=[^\sA-Za-z])")
 # A boost clause ends where the next clause starts.
@@ -301,6 +393,22 @@ _SEQUENTIAL_RE = _compile(
     r"\b(?:after|following|adjuvant|induction|neoadjuvant|maintenance|consolidation|"
     r"consolidative|prior|before|previous|previously|s/p|post)\b"
 )
+# Radiotherapy given before this course ("prior 30 Gy/10 fx to T-spine", "s/p 60 Gy in 2018",
+# "history of 50 Gy to the pelvis") is history, not the plan: from the cue to the end of its
+# clause nothing is read. The cue leads straight to a dose, past radiotherapy words only, so
+# "s/p lumpectomy 40.05 Gy/15 fx" and "ADT prior to 78 Gy/39 fx" keep their dose.
+_HISTORY_RE = _compile(
+    r"(?<![A-Za-z])(?:prior(?!\s+to\b)|previous(?:ly)?|history\s+of|hx\s+of|h/o|s/p|status\s+post)"
+    r"(?:\s*(?:RT|XRT|EBRT|WBRT|radiotherapy|radiation(?:\s+therapy)?|irradiation|irradiated|"
+    rf"treated|treatment|course|received|with|to|of|a|dose|{_TECHNIQUE_ALT})(?![A-Za-z])\s*:?)*"
+    rf"\s*\(?\s*(?={_NUM}\s*(?:{_UNIT}){_END})"
+)
+_HISTORY_END_RE = _compile(
+    r";|,|\.\s|\.$|\(|\)|\b(?:now|plan(?:ned)?|current(?:ly)?|today|this\s+course)\b"
+)
+# A dose after the boost that sums the course is not the boost's own: "9 Gy/5 fx boost (total
+# 63 Gy)", "+ 10 Gy/5 fx boost = 60 Gy"; alone it is a cumulative "boost to" dose.
+_CUMULATIVE_RE = _compile(r"\W*(?:=|(?:to\s+)?(?:a\s+)?(?:total|cumulative)\b)")
 # "+" joins a second course only when that course counts its fractions ("45 Gy/25 fx + HDR
 # 7 Gy x 4"); "(46 Gy + 14 Gy)" or "+ 6 months ADT" is not one. A ";" starts a new statement
 # ("8 Gy x 1; may repeat 8 Gy x 1") and joins nothing.
@@ -319,6 +427,20 @@ _NEGATION_BEFORE_RE = _compile(
 _NEGATION_AFTER_RE = _compile(
     r"\W*(?:(?:was|is|were)\s+)?(?:not\b|declined|refused|ineligible|contraindicat|omitted|"
     r"withheld|deferred)"
+)
+# "concurrent and adjuvant TMZ" (Stupp): given during radiotherapy as well as after it.
+_CONCURRENT_AND_AFTER_RE = _compile(
+    r"\b(?:concurrent|concomitant)(?:ly)?\s*(?:and|&|/|\+|,|plus|then|followed\s+by|->)\s*"
+    r"(?:adjuvant|maintenance|consolidation|consolidative|sequential)\s*$"
+)
+# A class is named by its agent when they touch: "chemo (cisplatin)", "chemotherapy with weekly
+# cisplatin", "cisplatin-based chemotherapy", "cisplatin chemo".
+_CLASS_THEN_AGENT_GAP = _compile(rf"\s*[(:-]?\s*(?:(?:with|of|using)\s+)?(?:(?:{_SCHED_ALT})\s+)?")
+_AGENT_THEN_CLASS_GAP = _compile(r"\s*(?:-?\s*based\s*)?")
+# A schedule right after a drug dose is the drug's: "cetuximab 400 mg/m2 loading then 250 mg/m2
+# weekly", "carboplatin AUC2 weekly".
+_DRUG_DOSE_BEFORE_RE = _compile(
+    r"(?:\d\s*mg|AUC\s*\d+(?:\.\d+)?)(?:\s*/\s*(?:m2|m²|m\^2|kg|d|day))?\s*\)?\s*,?\s*$"
 )
 _DRUG_PREFIX_GAP = _compile(r"\s*(?:(?:concurrent|concomitant)\s*)?(?:chemo(?:therapy)?\s*)?")
 _DRUG_SUFFIX_GAP = _compile(
@@ -368,6 +490,8 @@ def _dose_mentions(text: str) -> list[_DoseMention]:
             values: dict = {"fractions": n, "unit": unit}
             if kind in ("total_fx", "total"):
                 values["total"] = d
+            elif kind == "levels" and _is_dose_levels(groups["d"], groups["levels"]):
+                values["total"] = d
             elif kind == "per_fx_times":
                 values.update(total=_clean(d * n), per_fraction=d)
             elif kind == "per_fx":
@@ -375,6 +499,15 @@ def _dose_mentions(text: str) -> list[_DoseMention]:
             mentions.append(_DoseMention(kind, match.start(), match.end(), **values))
         masked = pattern.sub(lambda m: " " * len(m.group(0)), masked)
     return sorted(mentions, key=lambda m: m.start)
+
+
+def _is_dose_levels(first: str, rest: str) -> bool:
+    """Whether "70/63/56" lists dose levels: falling, the lowest at least 70% of the highest
+    (SIB levels are 70-90% apart). "50/25 Gy" or "45/25 Gy" (1.8-2 Gy per fraction) reads as
+    dose over fractions; rising levels are left unread."""
+    levels = [_number(first), *(_number(level) for level in re.split(r"\s*/\s*", rest)[1:])]
+    falling = all(a > b for a, b in itertools.pairwise(levels))
+    return falling and levels[-1] >= 0.7 * levels[0]
 
 
 @dataclass
@@ -396,6 +529,20 @@ def _read_dose(text: str) -> _Core:
         core.dose_start = main.start
         if core.fractions is None and fraction_only is not None:
             core.fractions = fraction_only.fractions
+        # "50.4 Gy (1.8 Gy x 28)": a product that adds up to the total counts its fractions.
+        if core.fractions is None:
+            product = next(
+                (
+                    m
+                    for m in mentions
+                    if m.kind == "per_fx_times"
+                    and m is not main
+                    and (m.total, m.unit) == (main.total, main.unit)
+                ),
+                None,
+            )
+            if product is not None:
+                core.fractions = product.fractions
         if core.fractions is None and per_fraction is not None and per_fraction.per_fraction:
             count = core.dose_gy / per_fraction.per_fraction
             if count >= 1 and abs(count - round(count)) < 1e-6:
@@ -475,7 +622,8 @@ def _boost_clause(text: str) -> tuple[re.Match[str], int, int] | None:
     match = _BOOST_RE.search(text)
     if match is not None:
         end = _clause_end(text, match.end())
-        if _read_dose(text[match.end() : end]).dose_gy is None:
+        after = text[match.end() : end]
+        if _read_dose(after).dose_gy is None or _CUMULATIVE_RE.match(after):
             start = _dose_before_keyword(text, match)
             if start is not None:
                 return match, start, match.start()
@@ -515,7 +663,8 @@ def _split_boost(text: str) -> tuple[str, str | None]:
         return main_text, " ".join(part for part in (segment, own_technique) if part)
     # "boost to 60 Gy" is a cumulative dose, "boost of 10 Gy" the boost's own.
     lead = re.match(r"(to|of)\b\s*", segment, re.IGNORECASE)
-    prefix = "to " if lead and lead.group(1).lower() == "to" else ""
+    cumulative = (lead and lead.group(1).lower() == "to") or _CUMULATIVE_RE.match(segment)
+    prefix = "to " if cumulative else ""
     technique = own_technique or _first_canonical(_TECHNIQUE_RE, _TECHNIQUE_LOOKUP, segment)
     schedule = _first_canonical(_SCHEDULE_RE, _SCHEDULE_LOOKUP, segment)
     sub = RegimenStructured(
@@ -561,6 +710,8 @@ def _is_negated(text: str, drug: _DrugMention) -> bool:
 def _is_concurrent(text: str, drug: _DrugMention, dose_start: int | None) -> bool:
     if _is_negated(text, drug):
         return False
+    if _CONCURRENT_AND_AFTER_RE.search(text, 0, drug.start):
+        return True
     separators = list(_CLAUSE_SEPARATOR_RE.finditer(text))
     before = [s for s in separators if s.end() <= drug.start]
     after = [s for s in separators if s.start() >= drug.end]
@@ -579,6 +730,24 @@ def _is_concurrent(text: str, drug: _DrugMention, dose_start: int | None) -> boo
     )
 
 
+def _class_beside(text: str, agent: _DrugMention, drugs: list[_DrugMention]) -> _DrugMention | None:
+    """The class ("chemotherapy") that `agent` names, written right beside it, if any."""
+    if agent.drugs[0] in _AGENT_CLASSES:
+        return None
+    for other in drugs:
+        if other.drugs[0] not in _AGENT_CLASSES:
+            continue
+        if other.end <= agent.start and _CLASS_THEN_AGENT_GAP.fullmatch(
+            text, other.end, agent.start
+        ):
+            return other
+        if agent.end <= other.start and _AGENT_THEN_CLASS_GAP.fullmatch(
+            text, agent.end, other.start
+        ):
+            return other
+    return None
+
+
 def _schedules(
     text: str, drugs: list[_DrugMention], concurrent: list[_DrugMention]
 ) -> tuple[str | None, str | None]:
@@ -586,17 +755,23 @@ def _schedules(
     rt_schedule = drug_schedule = None
     for match in _SCHEDULE_RE.finditer(text):
         name = _SCHEDULE_LOOKUP[_squash(match.group(0))]
+        # "24 Gy in 3 weekly fractions": three fractions given weekly, not every 3 weeks.
+        if name == "every 3 weeks" and _FX_AFTER_RE.match(text, match.end()):
+            name = "weekly"
         following = next((d for d in drugs if d.start >= match.end()), None)
         preceding = next((d for d in reversed(drugs) if d.end <= match.start()), None)
+        dosed = _DRUG_DOSE_BEFORE_RE.search(text, 0, match.start())
         attached = None
         if following and _DRUG_PREFIX_GAP.fullmatch(text, match.end(), following.start):
             attached = following
-        elif preceding and _DRUG_SUFFIX_GAP.fullmatch(text, preceding.end, match.start()):
+        elif preceding and (
+            dosed or _DRUG_SUFFIX_GAP.fullmatch(text, preceding.end, match.start())
+        ):
             attached = preceding
         if attached is not None:
             if attached in concurrent and drug_schedule is None:
                 drug_schedule = name
-        elif rt_schedule is None and name in SCHEDULES:
+        elif rt_schedule is None and name in SCHEDULES and not dosed:
             rt_schedule = name
     return rt_schedule, drug_schedule
 
@@ -614,14 +789,34 @@ def _main_statement_end(text: str, core: _Core) -> int:
     return len(text)
 
 
+def _blank_history(text: str) -> str:
+    for match in _HISTORY_RE.finditer(text):
+        end = _HISTORY_END_RE.search(text, match.end())
+        text = _blank(text, match.start(), end.start() if end else len(text))
+    return text
+
+
 @functools.lru_cache(maxsize=32768)
 def _parse_cached(text: str) -> RegimenStructured:
     # "boost10 Gy", "boost5-FU": the keyword glued to what follows reads as if spaced.
     text = _GLUED_BOOST_RE.sub(r"\g<0> ", text)
+    text = _blank_history(text)
     main_text, boost = _split_boost(text)
     core = _read_dose(main_text)
     drugs = _drug_mentions(main_text)
-    concurrent_mentions = [d for d in drugs if _is_concurrent(main_text, d, core.dose_start)]
+    # A class and the agent that names it ("adjuvant chemo (cisplatin)") are one drug: it is
+    # concurrent when both mentions are, and listed by the agent alone.
+    named = {d: _class_beside(main_text, d, drugs) for d in drugs}
+    concurrent_mentions = [
+        d
+        for d in drugs
+        if d not in named.values()
+        and all(
+            _is_concurrent(main_text, mention, core.dose_start)
+            for mention in (d, named[d])
+            if mention is not None
+        )
+    ]
     concurrent: dict[str, None] = {}
     for mention in concurrent_mentions:
         concurrent.update(dict.fromkeys(mention.drugs))
@@ -703,7 +898,14 @@ def render_regimen(r: RegimenStructured) -> str:
 # ---------------------------------------------------------------------------------------------
 # Dose arithmetic
 
-_GY_UNITS = {"gy": (1.0, "Gy"), "cgy": (0.01, "Gy")}
+_GY_UNITS = {
+    "gy": (1.0, "Gy"),
+    "cgy": (0.01, "Gy"),
+    "gray": (1.0, "Gy"),
+    "grays": (1.0, "Gy"),
+    "centigray": (0.01, "Gy"),
+    "centigrays": (0.01, "Gy"),
+}
 _RBE_UNITS = {
     "gyrbe": (1.0, "GyRBE"),
     "gy(rbe)": (1.0, "GyRBE"),
