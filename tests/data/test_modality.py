@@ -4,8 +4,12 @@ from radonc_llm.data.cases import MODALITIES
 from radonc_llm.data.modality import (
     EXTERNAL_BEAM_TERMS,
     MODALITY_SYNONYMS,
+    NEGATION_AFTER_TERMS,
+    NEGATION_TERMS,
+    OTHER_RADIATION_TERMS,
     modality_class,
     modality_classes,
+    read_modality,
 )
 
 
@@ -143,6 +147,14 @@ def test_proton(text):
         "unknown",
         "N/A",
         "chemo only",
+        "proton or carbon",  # a bare "carbon" in a modality is the ion beam
+        "Heavy ion therapy",
+        "IORT",  # intraoperative: electrons or low-kV photons
+        "Radiotherapy",
+        "photon (proton if available)",
+        "Photon, although proton could be considered",
+        "prefer proton over photon",
+        "photon vs proton",
     ],
 )
 def test_unknown_or_ambiguous_is_none(text):
@@ -175,4 +187,124 @@ def test_table_covers_the_four_classes():
 
 def test_modality_classes_lists_every_class_named():
     assert modality_classes("photon or proton") == {"photon", "proton"}
+    assert modality_classes("photon, not proton") == {"photon"}  # a negated class is not named
     assert modality_classes("TBD") == set()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Photonen", "photon"),
+        ("Strahlentherapie mit Photonen", "photon"),
+        ("fotones", "photon"),
+        ("fotón", "photon"),
+        ("fotoni", "photon"),
+        ("Protonentherapie", "proton"),
+        ("protón", "proton"),
+        ("protonthérapie", "proton"),
+        ("protonterapia", "proton"),
+        ("Elektronen", "electron"),
+        ("électrons", "electron"),
+        ("electrones", "electron"),
+        ("curiethérapie", "brachytherapy"),
+        ("braquiterapia", "brachytherapy"),
+        ("HDR-Afterloading", "brachytherapy"),
+        ("radiothérapie externe", "photon"),
+        # Dashes other than the hyphen ("e–" from a word processor) are hyphens.
+        ("12 MeV e–", "electron"),
+        ("e−", "electron"),
+        ("3D–CRT", "photon"),
+        ("Intensity-modulated radiation therapy", "photon"),
+        ("Volumetric modulated arc therapy", "photon"),
+        ("intensity-modulated proton therapy", "proton"),
+        ("Linear accelerator", "photon"),
+        ("Cyber Knife", "photon"),
+        ("protontherapy", "proton"),
+    ],
+)
+def test_other_languages_accents_and_spelled_out_techniques(text, expected):
+    assert modality_class(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("photon, not proton", "photon"),
+        ("photon not proton", "photon"),
+        ("Not proton; photon", "photon"),
+        ("Not proton but photon", "photon"),
+        ("Photon (not proton)", "photon"),
+        ("photon rather than proton", "photon"),
+        ("proton instead of photon", "proton"),
+        ("electron rather than photon", "electron"),
+        ("Photon-based IMRT, not protons", "photon"),
+        ("photon (not proton or electron)", "photon"),
+        ("Proton is not indicated; photon.", "photon"),
+        ("protons are not available; use photons", "photon"),
+        ("I would not recommend photon; proton is better", "proton"),
+        ("The patient doesn't need protons; photons are fine", "photon"),
+        ("Proton? No, photon.", "photon"),
+        ("Photon: yes. Proton: no.", "photon"),
+        ("Brachytherapy, not external beam", "brachytherapy"),
+        ("HDR, no EBRT", "brachytherapy"),
+        ("6 MeV electrons (not 6 MV photons)", "electron"),
+        ("protons rather than carbon ions", "proton"),
+        ("keine Protonen, sondern Photonen", "photon"),
+        ("sin protones; fotones", "photon"),
+        ("VMAT, not 3D-CRT", "photon"),  # a photon technique negated, another named
+        # Negations that are about something else leave the class alone.
+        ("Photon with no boost", "photon"),
+        ("Proton therapy without anaesthesia", "proton"),
+        ("non-coplanar VMAT", "photon"),
+        ("IMPT without kV imaging", "proton"),
+        ("Photon therapy because the lesion is not deep", "photon"),
+        ("No. of fractions: 5; SBRT", "photon"),
+    ],
+)
+def test_negated_mentions_do_not_count(text, expected):
+    assert modality_class(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No protons",
+        "not photon",
+        "It is not photon.",
+        "Not brachytherapy",
+        "non-proton",
+        "neither photon nor proton",
+        "Proton? No.",
+        "proton is contraindicated",
+        "keine Protonen",
+        "pas de protons",
+    ],
+)
+def test_a_negation_alone_never_becomes_the_class_it_negates(text):
+    reading = read_modality(text)
+    assert reading.label is None and not reading.named
+    assert reading.negated
+
+
+def test_every_negation_word_negates():
+    for word in NEGATION_TERMS:
+        assert modality_class(f"{word} proton") is None, word
+        assert modality_class(f"photon, {word} proton") == "photon", word
+    for word in NEGATION_AFTER_TERMS:
+        assert modality_class(f"proton {word}") is None, word
+        assert modality_class(f"photon; proton {word}") == "photon", word
+
+
+def test_every_other_radiation_term_makes_a_text_unmappable():
+    for term in OTHER_RADIATION_TERMS:
+        assert modality_class(term) is None, term
+        assert modality_class(f"proton or {term}") is None, term
+        assert read_modality(term).other, term
+
+
+def test_read_modality_says_what_is_named_negated_and_outside():
+    reading = read_modality("photon, not proton")
+    assert (reading.label, reading.named, reading.negated) == ("photon", {"photon"}, {"proton"})
+    assert read_modality("photon or proton").named == {"photon", "proton"}
+    assert read_modality("carbon ions").other == ("carbon ions",)
+    assert read_modality("").label is None

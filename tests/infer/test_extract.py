@@ -19,6 +19,30 @@ from radonc_llm.infer.extract import EXTRACTORS, extract_answer
         ("HDR", "brachytherapy"),
         ("Protons (PBS)", "proton"),
         ("Electrons, 12 MeV", "electron"),
+        ("Photon therapy (IMRT)", "photon"),
+        ("**Modality:** Proton", "proton"),
+        ("The recommended modality is external beam photon radiotherapy.", "photon"),
+        ("Brachytherapy (HDR)", "brachytherapy"),
+        ("e-", "electron"),
+        ("6 MV photons", "photon"),
+        ("15MV", "photon"),
+        ("Co-60", "photon"),
+        ("Gamma Knife", "photon"),
+        ("TomoTherapy", "photon"),
+        ("SBRT", "photon"),
+        ("'photon'", "photon"),
+        ("`electron`", "electron"),
+        ("```\nphoton\n```", "photon"),
+        ('```json\n{"modality": "proton"}\n```', "proton"),
+        ("PHOTON?", "photon"),
+        ("fotones", "photon"),
+        ("Protonentherapie", "proton"),
+        ("protón", "proton"),
+        ("curiethérapie", "brachytherapy"),
+        ("Elektronen", "electron"),
+        ("photon, not proton", "photon"),
+        ("Not proton; photon", "photon"),
+        ("photon rather than proton", "photon"),
     ],
 )
 def test_modality_synonyms_map_to_the_four_classes(text, expected):
@@ -32,7 +56,16 @@ def test_modality_synonyms_map_to_the_four_classes(text, expected):
         ("photon or proton", "several"),
         ("EBRT then HDR boost", "several"),
         ("Neutronotherapy", "none"),
-        ("carbon ions", "none"),
+        ("carbon ions", "outside"),
+        ("Proton or carbon", "outside"),
+        ("No protons", "negates"),
+        ("neither photon nor proton", "negates"),
+        ("Photon or proton", "several"),
+        ("Proton therapy. Photon therapy would be an alternative.", "several"),
+        ("None", "none"),
+        ("N/A", "none"),
+        ("I cannot determine the modality.", "none"),
+        ("фотоны", "none"),  # a language not declared: unread, never guessed
         ("", "empty"),
         ("   \n", "empty"),
     ],
@@ -68,9 +101,62 @@ def test_icd10_codes_found_and_dotted(text, expected):
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("C61", "C61"),
+        ("c61", "C61"),
+        ("C50911", "C50.911"),
+        ("ICD-10: C34.11 (malignant neoplasm of upper lobe, right bronchus or lung)", "C34.11"),
+        # A category or a code with a made-up digit is an answer, scored at category level.
+        ("C34.1", "C34.1"),
+        ("C34.1x", "C34.1X"),
+        ("C61 - Malignant neoplasm of prostate", "C61"),
+        ("Code: C71.9.", "C71.9"),
+        ("**C61**", "C61"),
+        ("```\nC61\n```", "C61"),
+        ('{"icd10": "C50.911"}', "C50.911"),
+        # Another code system beside the ICD-10-CM code is not a second answer.
+        ("ICD-9 185 / ICD-10 C61", "C61"),
+        ("C61 (ICD-9: 185)", "C61"),
+        ("ICD-O: 8140/3, ICD-10: C61", "C61"),
+        ("C61 (ICD-O-3 M8140/3)", "C61"),
+        # One code with stray spaces, a decimal comma or a hyphen for the dot.
+        ("c 61", "C61"),
+        ("Answer: c 61.", "C61"),
+        ("C 50.911", "C50.911"),
+        ("C50. 911", "C50.911"),
+        ("C50 .911", "C50.911"),
+        ("C50,911", "C50.911"),
+        ("C50-911", "C50.911"),
+        # Full-width digits and letters, a Cyrillic C, zero-width characters.
+        ("Ｃ６１", "C61"),
+        ("\u0421" + "61", "C61"),
+        ("C\u200b61", "C61"),
+        ("\ufeffC50.911\u200b", "C50.911"),
+        ("ICD-10-CM diagnosis? C61", "C61"),  # the question echoed
+        ("<think>C50.911 or C50.912?</think> C50.912", "C50.912"),
+        ("C61\nExplanation: not C50.911, which is breast", "C61"),
+        ("Primary diagnosis: C61", "C61"),
+    ],
+)
+def test_icd10_answers_as_models_write_them(text, expected):
+    result = extract_answer("icd10", text)
+    assert (result.prediction, result.malformed) == (expected, False)
+
+
+@pytest.mark.parametrize(
     ("text", "reason_part"),
     [
         ("C61 or C50.412", "several"),
+        ("C61 and C50.911", "several"),
+        ("C34.11/C34.12", "several"),
+        ("C00-C14", "several"),  # a block is not a code
+        ("ICD-9 185", "no ICD-10-CM code"),
+        ("ICD-9-CM: V58.0", "no ICD-10-CM code"),  # would read as the ICD-10-CM V58.0
+        ("M8140/3", "no ICD-10-CM code"),  # ICD-O morphology, not M81.40
+        ("None", "no ICD-10-CM code"),
+        ("\u200b", "empty"),
+        ("<think>C61 or C50.911", "reasoning"),
         ("Malignant neoplasm of prostate C61 (C50.412)", "several"),  # not the code's title
         ("T2N1M0, HER2-", "no ICD-10-CM code"),
         ("prostate cancer", "no ICD-10-CM code"),
@@ -111,3 +197,53 @@ def test_regimen_answer_with_nothing_of_a_regimen_is_malformed(text):
 @pytest.mark.parametrize("text", ["HDR brachytherapy", "SBRT", "8 Gy", "concurrent cisplatin"])
 def test_regimen_answer_with_any_part_of_a_regimen_is_kept_whole(text):
     assert extract_answer("regimen", text).prediction == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Invisible characters, full-width letters, a Cyrillic "Р" inside a Latin word.
+        ("photon\u200b", "photon"),
+        ("\u200bproton", "proton"),
+        ("ｐｈｏｔｏｎ", "photon"),
+        ("\u0420hoton", "photon"),
+        ("12 MeV e\u2013", "electron"),
+        # A reasoning model's thinking is not its answer.
+        ("<think>Maybe proton, but photon is standard.</think>\nPhoton", "photon"),
+        ("Maybe proton</think> electron", "electron"),  # server dropped the opening tag
+        # An echoed prompt, labelled answers, a question list echoed before the answer.
+        ("Treatment modality? photon", "photon"),
+        ("Diagnosis: 70M prostate, s/p HDR 2019.\n\nTreatment modality? proton", "proton"),
+        ("Which modality? photon, proton, electron or brachytherapy. Answer: photon", "photon"),
+        (
+            "Question: Which modality (photon, proton, electron, brachytherapy)?\nAnswer: proton",
+            "proton",
+        ),
+        ("The answer is: proton", "proton"),
+        ("Let me think: photon or proton. Final answer: electron", "electron"),
+        # What follows the answer: a next item the model went on to write, an explanation.
+        ("photon\n\nDiagnosis: 50F breast\n\nTreatment modality? electron", "photon"),
+        ("Answer: photon\n\nQuestion: next case? Answer: proton", "photon"),
+        ("Photon.\n\nExplanation: Proton therapy would add cost without benefit.", "photon"),
+        ("**Answer:** Brachytherapy\n**Rationale:** cervix boost after EBRT", "brachytherapy"),
+    ],
+)
+def test_modality_answer_found_in_what_models_write(text, expected):
+    result = extract_answer("modality", text)
+    assert (result.prediction, result.malformed) == (expected, False)
+
+
+def test_unfinished_reasoning_is_malformed_not_read():
+    result = extract_answer("modality", "<think>photon is the standard here, so")
+    assert result.malformed and "reasoning" in result.reason
+
+
+def test_regimen_answer_is_found_but_its_text_is_kept_as_written():
+    assert extract_answer("regimen", "<think>long</think>60 Gy in 30 fractions").prediction == (
+        "60 Gy in 30 fractions"
+    )
+    assert extract_answer("regimen", "60 Gy/30 fx\nRationale: standard").prediction == "60 Gy/30 fx"
+    # Only invisible characters go: "m²" stays as the model wrote it.
+    assert extract_answer("regimen", "70 Gy/35 fx + cisplatin 40 mg/m²\u200b").prediction == (
+        "70 Gy/35 fx + cisplatin 40 mg/m²"
+    )

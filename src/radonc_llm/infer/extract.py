@@ -2,24 +2,37 @@
 
 Prediction, baselines and evaluation all read answers through `extract_answer`, so a file
 written by hand or by another tool is judged by the same rules as our own predictions.
-What cannot be read is malformed, with a reason; nothing is guessed:
-- modality: the foundation's `modality_class` maps synonyms to the four classes ("IMRT",
-  "X-ray" -> photon, "HDR" -> brachytherapy); no class or two classes -> malformed.
+What cannot be read is malformed, with a reason; nothing is guessed.
+
+Every task first finds the answer in the text (`answer_section`): invisible characters go,
+a reasoning model's `<think>` block goes, an echoed question is skipped ("Treatment modality?
+photon"), a labelled answer is taken ("Final answer: proton"), and what follows it (a model
+going on with a new "Question:"/"Diagnosis:", or its "Explanation:") is cut. Then:
+- modality: the foundation's `read_modality` maps synonyms to the four classes ("IMRT",
+  "X-ray", "fotones" -> photon, "HDR" -> brachytherapy) and reads negations ("photon, not
+  proton" -> photon); no class, two classes, only negated classes ("no protons") or a
+  radiation outside the four ("carbon ions") -> malformed. Full-width letters and Cyrillic or
+  Greek look-alikes inside Latin words are read as the Latin letters ("Рhoton" -> photon).
 - icd10: `find_codes` finds ICD-10-CM-shaped codes and returns them dotted upper case
   ("c50412" -> "C50.412"); none, or two different codes -> malformed. The trained form
   "official title (code)" reads as its code even when the title holds a code-shaped word.
-  A made-up subcode of a real category ("C50.999") is kept: it is a wrong answer, not an
-  unreadable one.
+  A made-up subcode of a real category ("C50.999") or a non-billable subcategory ("C34.1") is
+  kept: it is an answer scored at category level, not an unreadable one. Codes labelled ICD-9
+  ("ICD-9: 185") and ICD-O morphology ("M8140/3") are not ICD-10-CM answers; a whole answer
+  that is one code with stray spaces, a decimal comma or a hyphen for the dot ("c 61",
+  "C50. 911", "C50,911") is that code.
 - regimen: the text itself with whitespace collapsed; empty -> malformed.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from radonc_llm.data.cases import TASKS
+from radonc_llm.tasks.prompts import SYSTEM_PROMPT, TASK_PROMPTS
 
 
 @dataclass(frozen=True)
@@ -39,29 +52,157 @@ def _blank(text: str) -> bool:
     return not text or not text.strip()
 
 
-def extract_modality(text: str) -> Extraction:
-    from radonc_llm.data.modality import modality_class, modality_classes
+def _no_answer(raw: str) -> Extraction:
+    if _THINK_OPEN.search(raw):
+        return _malformed("empty answer after the reasoning (<think>)")
+    return _malformed("empty answer")
 
+
+# Cyrillic and Greek capitals (and a few small letters) drawn like Latin ones: inside a word
+# that also holds Latin letters or digits ("Рhoton", "С61") they are tokenizer or copy-paste
+# artefacts, while a word wholly in Cyrillic or Greek ("фотоны") is left as it is.
+_LOOK_ALIKES = str.maketrans(
+    "АВСЕНІЈКМОРЅТХУаеіјорсхуԁһӏΑΒΕΖΗΙΚΜΝΟΡΤΥΧον",
+    "ABCEHIJKMOPSTXYaeijopcxydhlABEZHIKMNOPTYXov",
+)
+_LOOK_ALIKE_CHARS = frozenset("АВСЕНІЈКМОРЅТХУаеіјорсхуԁһӏΑΒΕΖΗΙΚΜΝΟΡΤΥΧον")
+_WORD = re.compile(r"\w+")
+
+
+def _latin_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if word.isascii() or not any(ch in _LOOK_ALIKE_CHARS for ch in word):
+        return word
+    if not any(ch.isascii() for ch in word):
+        return word  # a Cyrillic or Greek word, not a disguised Latin one
+    return word.translate(_LOOK_ALIKES)
+
+
+def _plain_text(text: str, *, fold: bool) -> str:
+    """Invisible format characters (zero-width spaces) dropped; with `fold`, compatibility
+    forms folded ("ｐｈｏｔｏｎ", "Ｃ６１") and look-alike letters inside Latin words made Latin."""
+    if text.isascii():
+        return text
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    if not fold:
+        return visible
+    return _WORD.sub(_latin_word, unicodedata.normalize("NFKC", visible))
+
+
+_THINK_BLOCK = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
+_PROMPT_ECHO = re.compile(
+    r"[\s*_#>]*(?:system\s*[:：]\s*)?(?:"
+    + re.escape(SYSTEM_PROMPT.lower().split(".")[0])
+    + r"|(?:user\s*[:：]\s*)?diagnosis\s*[*_]*\s*[:：]|"
+    + "|".join(re.escape(prompt.instruction.lower()) for prompt in TASK_PROMPTS.values())
+    + ")",
+    re.IGNORECASE,
+)
+# "Answer:", "**Answer:**", "Final answer:", "The answer is:".
+_ANSWER_LABEL = re.compile(r"(?<!\w)(?P<final>final\s+)?answer(?:\s+is)?\s*[*_]*\s*[:：]", re.I)
+# Where an answer ends: a line opening the next few-shot item the model went on to write, or
+# the model explaining itself.
+_END_LABEL = re.compile(
+    r"^[\s*_#>]*(?:question|diagnosis|q)\s*[*_]*\s*[:：]"
+    r"|(?<!\w)(?:explanation|rationale|reasoning|justification)\s*[*_]*\s*[:：]",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def answer_section(task: str, text: str, *, fold: bool = True) -> str:
+    """The part of a model's text that answers `task` (the whole text when nothing marks it).
+
+    `fold` also reads full-width and look-alike letters as plain Latin ones; a regimen's text
+    is kept as written.
+    """
+    text = _plain_text(text, fold=fold)
+    text = _THINK_BLOCK.sub(" ", text)
+    closing = list(_THINK_CLOSE.finditer(text))
+    if closing:  # some servers drop the opening tag: the answer follows the last closing one
+        text = text[closing[-1].end() :]
+    opening = _THINK_OPEN.search(text)
+    if opening:  # reasoning cut off before its end: whatever follows is not an answer
+        text = text[: opening.start()]
+    # An echoed prompt (the text opens with it): the answer follows the task's question. A
+    # question further on belongs to a next item the model went on to write.
+    question = re.search(re.escape(TASK_PROMPTS[task].instruction), text, re.IGNORECASE)
+    if (
+        question is not None
+        and _PROMPT_ECHO.match(text, 0, question.end())
+        and not _blank(text[question.end() :])
+    ):
+        text = text[question.end() :]
+    labels = list(_ANSWER_LABEL.finditer(text))
+    finals = [label for label in labels if label["final"]]
+    label = finals[-1] if finals else (labels[0] if labels else None)
+    if label is not None and not _blank(text[label.end() :]):
+        text = text[label.end() :]
+    for end in _END_LABEL.finditer(text):
+        if not _blank(text[: end.start()]):
+            return text[: end.start()]
+    return text
+
+
+def extract_modality(raw: str) -> Extraction:
+    from radonc_llm.data.modality import read_modality
+
+    text = answer_section("modality", raw)
     if _blank(text):
-        return _malformed("empty answer")
-    label = modality_class(text)
-    if label is not None:
-        return Extraction(prediction=label, malformed=False)
-    classes = modality_classes(text)
-    if len(classes) > 1:
-        return _malformed(f"names several modalities ({', '.join(sorted(classes))})")
+        return _no_answer(raw)
+    reading = read_modality(text)
+    if reading.label is not None:
+        return Extraction(prediction=reading.label, malformed=False)
+    if len(reading.named) > 1:
+        return _malformed(f"names several modalities ({', '.join(sorted(reading.named))})")
+    if reading.other:
+        return _malformed(
+            f"names radiation outside photon, proton, electron, brachytherapy "
+            f"({', '.join(dict.fromkeys(word.lower() for word in reading.other))})"
+        )
+    if reading.negated:
+        return _malformed(
+            f"only negates ({', '.join(sorted(reading.negated))}); names no modality it means"
+        )
     return _malformed("names none of photon, proton, electron, brachytherapy")
 
 
 # The trained form "official title (code)": the code in parentheses ends the answer.
 _TITLED_CODE = re.compile(r"^(?P<title>.*)\((?P<code>[^()]+)\)\s*\.?\s*$", re.DOTALL)
+# Codes of other systems, which would otherwise read as ICD-10-CM-shaped words: a code
+# labelled ICD-9 ("ICD-9-CM: V58.0", "ICD-9 185") and an ICD-O morphology ("M8140/3").
+_OTHER_CODE_SYSTEMS = re.compile(
+    r"ICD[\s-]*9(?:[\s-]*CM)?(?:\s*code)?\s*[:=]?\s*[A-Za-z]?\d[\d.]*"
+    r"|(?<![0-9A-Za-z])M?\d{4}/\d(?!\d)",
+    re.IGNORECASE,
+)
+# A whole answer that is one code written with stray spaces, a decimal comma or a hyphen for
+# the dot ("c 61", "C50. 911", "C50,911", "C50-911"), around its decoration (quotes, markdown,
+# a label, a full stop). Only digits follow the category, so "C61 C61" stays two words and a
+# range ("C00-C14") is never joined into one code.
+_SPACED_CODE = re.compile(
+    r"[\s*_`'\"]*(?:(?:ICD[\s-]*10(?:[\s-]*CM)?|code|answer)[\s:]*)?"
+    r"(?P<letter>[A-Za-z])\s*(?P<d1>\d)\s*(?P<c3>[0-9A-Za-z])"
+    r"(?:\s*[.,-]?\s*(?P<tail>\d(?:\s*\d){0,3}))?[\s*_`'\".]*",
+    re.IGNORECASE,
+)
 
 
-def extract_icd10(text: str) -> Extraction:
+def _spaced_code(text: str) -> str | None:
+    whole = _SPACED_CODE.fullmatch(text)
+    if whole is None:
+        return None
+    tail = re.sub(r"\s", "", whole["tail"] or "")
+    return f"{whole['letter']}{whole['d1']}{whole['c3']}" + (f".{tail}" if tail else "")
+
+
+def extract_icd10(raw: str) -> Extraction:
     from radonc_llm.data.icd10 import find_codes, is_valid, title, to_dotted
 
+    text = answer_section("icd10", raw)
     if _blank(text):
-        return _malformed("empty answer")
+        return _no_answer(raw)
     titled = _TITLED_CODE.match(text.strip())
     if titled:
         code = to_dotted(titled["code"])
@@ -69,7 +210,8 @@ def extract_icd10(text: str) -> Extraction:
         # the trained form wins when the words before the code are that code's own title.
         if is_valid(code) and titled["title"].strip().lower() == title(code).lower():
             return Extraction(prediction=code, malformed=False)
-    codes = find_codes(text)
+    spaced = _spaced_code(text)
+    codes = find_codes(spaced if spaced else _OTHER_CODE_SYSTEMS.sub(" ", text))
     if not codes:
         return _malformed("no ICD-10-CM code found")
     if len(codes) > 1:
@@ -77,11 +219,12 @@ def extract_icd10(text: str) -> Extraction:
     return Extraction(prediction=codes[0], malformed=False)
 
 
-def extract_regimen(text: str) -> Extraction:
+def extract_regimen(raw: str) -> Extraction:
     from radonc_llm.data.regimen import parse_regimen
 
+    text = answer_section("regimen", raw, fold=False)
     if _blank(text):
-        return _malformed("empty answer")
+        return _no_answer(raw)
     # Free text, kept whole for ROUGE; but an answer with nothing of a regimen in it ("I cannot
     # determine the regimen") is unreadable, not a regimen.
     parsed = parse_regimen(text)
