@@ -76,9 +76,19 @@ def test_modality_in_any_case_is_the_same_class(tmp_path):
     assert result.exit_code == 0, result.output
     answers = (tmp_path / "t" / "modality.jsonl").read_text().splitlines()
     assert [json.loads(line)["answer"] for line in answers] == ["photon", "proton"]
-    imrt = {**rows[0], "modality": "IMRT"}
-    result = _tasks(tmp_path, (json.dumps(imrt) + "\n").encode())
-    assert result.exit_code == 2 and "row 1, field 'modality'" in result.output
+    # Written as curation reads a recorded modality: a synonym of one class is that class.
+    rows = [{**rows[0], "case_id": f"s{i}", "modality": m}
+            for i, m in enumerate(("Photons", "IMRT", "HDR brachytherapy", "electrons"))]  # fmt: skip
+    result = _tasks(tmp_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    assert result.exit_code == 0, result.output
+    answers = (tmp_path / "t" / "modality.jsonl").read_text().splitlines()
+    assert [json.loads(line)["answer"] for line in answers] == [
+        "photon", "photon", "brachytherapy", "electron"
+    ]  # fmt: skip
+    for unclear in ("photon/proton", "carbon ions", "radiotherapy"):
+        row = {**rows[0], "modality": unclear}
+        result = _tasks(tmp_path, (json.dumps(row) + "\n").encode())
+        assert result.exit_code == 2 and "row 1, field 'modality'" in result.output
 
 
 def test_blank_note_empty_file_and_array_are_explained_a_bom_is_read(tmp_path):

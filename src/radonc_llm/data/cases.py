@@ -70,8 +70,13 @@ class Case(BaseModel):
     @field_validator("modality", mode="before")
     @classmethod
     def _modality_any_case(cls, value: object) -> object:
-        # Independent test sets write "Photon" or "PROTON"; the class is the same.
-        return value.strip().lower() if isinstance(value, str) else value
+        # Independent test sets write "Photon", "PROTON", "Photons" or "HDR brachytherapy":
+        # the class is the same. What names no single class stays as written and is refused.
+        if not isinstance(value, str) or value.strip().lower() in MODALITIES:
+            return value.strip().lower() if isinstance(value, str) else value
+        from radonc_llm.data.modality import modality_class
+
+        return modality_class(value) or value
 
     @field_validator("icd10")
     @classmethod
