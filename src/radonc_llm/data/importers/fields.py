@@ -3,8 +3,10 @@ table records nothing ("", "NA", "unknown", ...), or raises RowExcluded naming t
 so that a value the importer cannot read never becomes a silently wrong or missing fact.
 
 Spreadsheet spellings are accepted where they cannot be misread: "Male"/"M"/"m",
-HPV "Pos"/"+"/"1", T "4a" or "T4a", stage "4a" or "Stage IVA", a whole number saved as
-"2.0", a decimal comma ("62,6").
+HPV "Pos"/"+"/"1", T "4a", "T4a" or "T 4a", stage "4a", "Stage IVA" or "IV-A", a whole
+number saved as "2.0", a decimal comma ("62,6"), an age with its unit ("65y", "65 years").
+A bare "yes" for HPV is not read: RADCURE's "Yes, Negative" shows that "yes" can mean
+"tested" as well as "positive".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from radonc_llm.data.importers.result import RowExcluded
 from radonc_llm.data.ingest import numeric_text
 
 # How registries and spreadsheets write "not recorded" ("-" as in an empty cell, not minus).
+# (Excel's "#N/A" is emptied when the table is read: table.py.)
 MISSING = frozenset({"", "na", "n/a", "nan", "-", "--", "?", ".", "unknown", "unk", "not known"})
 MAX_AGE_YEARS = 120
 
@@ -38,9 +41,15 @@ def number(raw: str, *, column: str | None, what: str) -> float | None:
     return value
 
 
+_AGE_UNIT = re.compile(r"\s*(?:y|yr|yrs|years?|yo|y/o|y\.o\.)\.?$", re.IGNORECASE)
+
+
 def age_years(raw: str, *, column: str) -> int | None:
-    """Completed years ('62.6' -> 62); None when not recorded."""
-    value = number(raw, column=column, what="age")
+    """Completed years ('62.6', '62.6 years', '62y' -> 62); None when not recorded."""
+    text = raw.strip()
+    if re.match(r"\d", text):  # "65y": the unit the column already means
+        text = _AGE_UNIT.sub("", text)
+    value = number(text, column=column, what="age")
     if value is None:
         return None
     if not 0 < value < MAX_AGE_YEARS:
@@ -79,6 +88,12 @@ def hpv_status(raw: str, *, column: str) -> bool | None:
     RADCURE writes 'Yes, positive' (tested, positive). A bare '-' is a blank cell, not
     'negative'."""
     key = re.sub(r"^(hpv|p16)\s*(status)?\s*:?\s*", "", re.sub(r"\s+", " ", raw).strip().lower())
+    if key in ("yes", "y", "tested"):
+        raise RowExcluded(
+            "bad_value",
+            f"HPV status '{raw}' says the test was done, not whether it was positive or negative",
+            column=column,
+        )
     word = lookup(key or raw, _HPV_WORDS, column=column, what="HPV status")
     return None if word is None else word == "positive"
 
@@ -98,12 +113,14 @@ def tnm_category(prefix: str, raw: str, *, column: str) -> str | None:
     text = re.sub(r"^(\d)\.0$", r"\1", text)
     # RADCURE writes a second primary's category as "T3 (2)"; the note keeps it.
     match = re.fullmatch(
-        rf"(?P<prefix>[cpyr]?)(?:{prefix})?(?P<category>{_CATEGORIES[prefix]})(?P<second> \(\d\))?",
+        rf"(?P<prefix>[cpyr]?)(?:{prefix} ?)?(?P<category>{_CATEGORIES[prefix]})(?P<second> \(\d\))?",
         text,
         re.IGNORECASE,
     )
     if match is None:
-        raise RowExcluded("bad_value", f"'{raw}' is not a {prefix} category", column=column)
+        whole = re.fullmatch(r"[cpyr]?T\S+\s*[cpyr]?N\S+(?:\s*[cpyr]?M\S+)?", text, re.IGNORECASE)
+        hint = f": the whole TNM is written here, give its {prefix} alone" if whole else ""
+        raise RowExcluded("bad_value", f"'{raw}' is not a {prefix} category{hint}", column=column)
     category = match["category"]
     category = "X" if category in "xX" else category[0] + category[1:].lower()
     return f"{match['prefix'].lower()}{prefix}{category}{match['second'] or ''}"
@@ -116,6 +133,7 @@ def ajcc_stage(raw: str, *, column: str) -> str | None:
     """An AJCC stage group: 'IVA', 'iva', '4a', 'Stage IV A' -> 'IVA'; None when not recorded
     (RADCURE writes 'X')."""
     text = re.sub(r"^stage\s*", "", raw.strip(), flags=re.IGNORECASE).replace(" ", "").upper()
+    text = re.sub(r"(?<=[IV])-(?=[A-C]$)", "", text)  # "IV-A"
     if text in ("", "X") or is_missing(text):
         return None
     text = re.sub(r"^[0-4]", lambda digit: _ROMAN[digit[0]], text)

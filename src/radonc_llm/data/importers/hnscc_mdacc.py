@@ -28,27 +28,33 @@ from radonc_llm.data.importers.fields import (
     ajcc_stage,
     hpv_status,
     lookup,
-    number,
     pack_years_text,
     sex_code,
     tnm_category,
 )
 from radonc_llm.data.importers.note import ClinicalFacts, histology_display
-from radonc_llm.data.importers.prescription import reference_regimen
+from radonc_llm.data.importers.prescription import (
+    fraction_count,
+    recorded_dose_gy,
+    reference_regimen,
+)
 from radonc_llm.data.importers.result import (
     ImportResult,
     RowExcluded,
     convert_rows,
     imported_case,
+    patient_key,
 )
 from radonc_llm.data.importers.site_codes import canonical, code_site, is_in_situ
 from radonc_llm.data.importers.table import (
     SourceRow,
     SourceTable,
+    check_path,
     find_table,
     missing_columns,
     read_table,
     scan_folder,
+    workbook_hint,
 )
 from radonc_llm.errors import RadoncInputError
 
@@ -191,8 +197,8 @@ def _concomitant_boost(values: dict[str, str]) -> str | None:
     if match is None:
         return None
     daily, boost, n = float(match["daily"]), float(match["boost"]), int(match["n"])
-    dose = number(values[T1_DOSE], column=T1_DOSE, what="total dose")
-    fractions = number(values[T1_FRACTIONS], column=T1_FRACTIONS, what="fractions")
+    dose, _ = recorded_dose_gy(values[T1_DOSE], column=T1_DOSE, what="total dose")
+    fractions = fraction_count(values[T1_FRACTIONS], column=T1_FRACTIONS)
     if dose is None or not fractions or abs(daily * (fractions - n) + boost * n - dose) > 0.05:
         raise RowExcluded(
             "inconsistent_prescription",
@@ -305,13 +311,13 @@ SMOKING_T2 = {"never": "never", "former": "former", "current": "current"}
 def convert_opc_row(row: SourceRow, *, file: str, first_table: dict[str, SourceRow]) -> Case:
     values = row.values
     patient_id = values["TCIA code"]
-    if patient_id in first_table:
-        other = first_table[patient_id].values
+    if patient_key(patient_id) in first_table:
+        other = first_table[patient_key(patient_id)].values
         theirs = f"{other[T1_DOSE]} Gy/{other[T1_FRACTIONS]}"
         ours = f"{values[T2_DOSE]} Gy/{values[T2_FRACTIONS]}"
         raise RowExcluded(
             "duplicate_patient",
-            f"also row {first_table[patient_id].number} of the treatment table, whose row is "
+            f"also row {first_table[patient_key(patient_id)].number} of the treatment table, whose row is "
             f"used; course there {theirs}, here {ours}",
             column="TCIA code",
         )
@@ -391,8 +397,7 @@ def _find(folder: Path, columns: tuple[str, ...], what: str) -> Path | None:
 def import_hnscc_mdacc(path: str | Path) -> ImportResult:
     """Import the MD Anderson HNSCC tables: a folder with one or both, or one table's file."""
     path = Path(path)
-    if not path.exists():
-        raise RadoncInputError("no such file or folder", file=path)
+    check_path(path)
     tables = ((TREATMENT_COLUMNS, "HNSCC treatment"), (OPC_COLUMNS, "HNSCC OPC radiomics"))
     if path.is_file():
         missing = [missing_columns(path, columns) for columns, _ in tables]
@@ -410,7 +415,7 @@ def import_hnscc_mdacc(path: str | Path) -> ImportResult:
         if treatment_path is None and opc_path is None:
             raise RadoncInputError(
                 "no CSV file here has the columns of either HNSCC table "
-                "(Patient and Treatment Characteristics, Radiomics Outcome OPC)",
+                f"(Patient and Treatment Characteristics, Radiomics Outcome OPC){workbook_hint(path)}",
                 file=path,
             )
     result = ImportResult(cohort=COHORT)
@@ -439,6 +444,6 @@ def _rows_by_patient(table: SourceTable) -> dict[str, SourceRow]:
     rows: dict[str, SourceRow] = {}
     for row in table.rows:
         patient_id = row.values.get("TCIA code")
-        if patient_id and patient_id not in rows:
-            rows[patient_id] = row
+        if patient_id and patient_key(patient_id) not in rows:
+            rows[patient_key(patient_id)] = row
     return rows

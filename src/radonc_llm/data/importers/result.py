@@ -107,7 +107,8 @@ def convert_rows(
     """Run `convert` on each row of `table`: a case, or a ledger entry with its reason.
 
     Rows that cannot be read, have no patient id or repeat one (the first is kept) never
-    reach `convert`.
+    reach `convert`. Ids that differ only in case or spacing ("HN1004", "hn1004") are one
+    patient: two cases of one patient could land in different splits.
     """
     result.input_rows[table.name] = len(table.rows)
     first_row: dict[str, SourceRow] = {}
@@ -115,18 +116,26 @@ def convert_rows(
         patient_id = row.values.get(id_column) or None
         try:
             if row.problem is not None:
-                raise RowExcluded("unreadable_row", row.problem)
+                reason = "bad_value" if row.problem_column else "unreadable_row"
+                raise RowExcluded(reason, row.problem, column=row.problem_column)
             if patient_id is None:
                 raise RowExcluded("missing_patient_id", "no patient id", column=id_column)
-            if patient_id in first_row:
+            key = patient_key(patient_id)
+            if key in first_row:
+                first = first_row[key]
                 raise RowExcluded(
-                    "duplicate_patient", _repeat_detail(first_row[patient_id], row, patient_id),
+                    "duplicate_patient", _repeat_detail(first, row, first.values[id_column]),
                     column=id_column,
                 )  # fmt: skip
-            first_row[patient_id] = row
+            first_row[key] = row
             result.cases.append(convert(row))
         except RowExcluded as why:
             result.exclude(why, file=table.name, row=row.number, patient_id=patient_id)
+
+
+def patient_key(patient_id: str) -> str:
+    """A patient id as compared across rows and tables: case and spacing aside."""
+    return " ".join(patient_id.split()).casefold()
 
 
 def _repeat_detail(first: SourceRow, row: SourceRow, patient_id: str) -> str:

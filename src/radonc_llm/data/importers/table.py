@@ -7,12 +7,18 @@ renamed download still works. Header names are compared as `ingest.column_name` 
 spreadsheet's re-save is read as the curation ingest reads it: UTF-8, UTF-16 with a byte-order
 mark (Excel's "Unicode text"), comma, semicolon or tab separated. A quote left open, a blank
 line, a NUL byte or bytes that are not UTF-8 make one row unreadable, never the file.
+
+What a spreadsheet adds on its own is undone where it cannot change a value: empty cells past
+the last column, the apostrophe that marks a cell as text ("'T4b"), and "#N/A" (Excel's and
+pandas' "not available") as an empty cell. A formula error ("#VALUE!", "#REF!") in a column
+the importer reads makes that row unreadable, naming the column.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +39,13 @@ class SourceRow:
     number: int  # 1-based data row (header excluded), as the ledger names it
     values: dict[str, str]  # column (as the importer names it) -> stripped value
     problem: str | None = None  # why the row cannot be read at all (wrong field count)
+    problem_column: str | None = None  # the column that made it unreadable, if one did
+
+
+# Excel's "value not available" (a lookup that found nothing); pandas reads it as missing too.
+NOT_AVAILABLE = frozenset({"#n/a", "#na", "#n/a n/a"})
+# Formula errors: the cell held a computation that failed, so its value is unknown.
+SPREADSHEET_ERROR = re.compile(r"#(?:VALUE!|REF!|DIV/0!|NAME\?|NUM!|NULL!|SPILL!|CALC!)", re.I)
 
 
 @dataclass(frozen=True)
@@ -79,8 +92,7 @@ def find_table(path: str | Path, required: tuple[str, ...], *, what: str) -> Pat
     """`path` itself if it is a file with the `required` columns, else the one CSV in the
     folder `path` that has them; RadoncInputError names what is missing."""
     path = Path(path)
-    if not path.exists():
-        raise RadoncInputError("no such file or folder", file=path)
+    check_path(path)
     if path.is_file():
         missing = missing_columns(path, required)
         if missing:
@@ -99,11 +111,9 @@ def find_table(path: str | Path, required: tuple[str, ...], *, what: str) -> Pat
                 file=candidate,
                 field=missing[0],
             )
-        others = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".xlsx", ".xls"))
-        hint = f"; found {', '.join(others)}: save it as CSV UTF-8" if others else ""
         raise RadoncInputError(
             f"no CSV file here has the columns of the {what} table "
-            f"({', '.join(map(repr, required[:4]))}, ...){hint}",
+            f"({', '.join(map(repr, required[:4]))}, ...){workbook_hint(path)}",
             file=path,
         )
     if len(matches) > 1:
@@ -112,6 +122,20 @@ def find_table(path: str | Path, required: tuple[str, ...], *, what: str) -> Pat
             f"several CSV files look like the {what} table ({names}): pass one file", file=path
         )
     return matches[0]
+
+
+def check_path(path: Path) -> None:
+    """RadoncInputError unless `path` is a file or a folder that can be read."""
+    if not path.exists():
+        raise RadoncInputError("no such file or folder", file=path)
+    if not (path.is_file() or path.is_dir()):
+        raise RadoncInputError("not a file or a folder (a device or pipe?)", file=path)
+
+
+def workbook_hint(folder: Path) -> str:
+    """ "; found X.xlsx: save it as CSV UTF-8" when the folder holds spreadsheets, else ""."""
+    others = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".xlsx", ".xls"))
+    return f"; found {', '.join(others)}: save it as CSV UTF-8" if others else ""
 
 
 def scan_folder(
@@ -144,13 +168,17 @@ def read_table(path: Path, columns: tuple[str, ...] = ()) -> SourceTable:
     spelled = {column_name(column): column for column in columns}
     names = [spelled.get(column_name(name), name) for name in header]
     refuse_doubled_columns(path, header, names, columns)
+    used = set(columns)
     rows = []
     for number, (line, fields, problem) in enumerate(csv_rows(lines, delimiter, start=1), start=1):
         if problem is None:
+            fields = _fit_to_header(fields, names)
             if not any(field.strip() for field in fields):
                 problem = "blank line"
             elif len(fields) != len(names):
                 problem = f"{len(fields)} fields, the header has {len(names)}"
+                if line == len(lines) and not lines[-1].endswith(("\n", "\r")):
+                    problem += "; the file ends inside this row (cut short?)"
             elif any("\x00" in field for field in fields):
                 problem = "a NUL byte (the file is damaged)"
             elif any(BROKEN_TEXT.search(field) for field in fields):
@@ -158,8 +186,45 @@ def read_table(path: Path, columns: tuple[str, ...] = ()) -> SourceTable:
         if problem is not None:
             rows.append(SourceRow(number=number, values={}, problem=f"line {line}: {problem}"))
             continue
-        values = {name: field.strip() for name, field in zip(names, fields, strict=True)}
+        values = {name: _cell(field) for name, field in zip(names, fields, strict=True)}
+        error = next(
+            (
+                name
+                for name, value in values.items()
+                if name in used and SPREADSHEET_ERROR.fullmatch(value)
+            ),
+            None,
+        )
+        if error is not None:
+            rows.append(
+                SourceRow(
+                    number=number,
+                    values=values,
+                    problem=f"line {line}: column '{error}' holds the spreadsheet error "
+                    f"'{values[error]}', not a value",
+                    problem_column=error,
+                )
+            )
+            continue
         rows.append(SourceRow(number=number, values=values))
     if not rows:
         raise RadoncInputError("no data rows under the header", file=path)
     return SourceTable(path=path, columns=tuple(names), rows=rows)
+
+
+def _fit_to_header(fields: list[str], names: list[str]) -> list[str]:
+    """A spreadsheet writes empty cells past the last column, or leaves out the empty cells
+    of unnamed trailing columns: neither holds a value, so the row is fitted to the header."""
+    if len(fields) > len(names) and not any(field.strip() for field in fields[len(names) :]):
+        return fields[: len(names)]
+    if len(names) > len(fields) > 0 and not any(name for name in names[len(fields) :]):
+        return [*fields, *[""] * (len(names) - len(fields))]
+    return fields
+
+
+def _cell(field: str) -> str:
+    """A field's value: stripped, without the text-marking apostrophe, "#N/A" as empty."""
+    value = field.strip()
+    if value.startswith("'"):
+        value = value[1:].strip()
+    return "" if value.lower() in NOT_AVAILABLE else value
