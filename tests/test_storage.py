@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import atomic_open, iter_jsonl, read_jsonl, write_jsonl_atomic
+from radonc_llm.storage import (
+    atomic_open,
+    iter_jsonl,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 
 
 def test_failed_write_leaves_the_old_file_untouched(tmp_path):
@@ -31,3 +37,13 @@ def test_a_byte_order_mark_starts_only_the_first_line(tmp_path):
     assert next(iter_jsonl(path)) == (1, {"a": 1})
     with pytest.raises(RadoncInputError, match="row 2"):
         read_jsonl(path)  # a mark inside the file is damage, not an encoding hint
+
+
+def test_a_folder_where_a_file_goes_is_named_not_the_temporary_file(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RadoncInputError, match="is a folder") as error:
+        write_json_atomic(tmp_path / "out", {"a": 1})
+    assert error.value.file == str(tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == [] and list(tmp_path.iterdir()) == [
+        tmp_path / "out"
+    ]

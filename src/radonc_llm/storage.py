@@ -42,6 +42,8 @@ def check_output_folder(out_dir: str | Path) -> None:
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync and rename it over `path`."""
     path = Path(path)
+    if path.is_dir():  # else the rename fails naming the temporary file, not this path
+        raise RadoncInputError("is a folder; give a file path", file=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     # mkstemp creates owner-only files; artefacts get the usual permissions (umask applies).
