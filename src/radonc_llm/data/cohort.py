@@ -9,7 +9,8 @@ ends either in a kept case (`source_rows`) or in the ledger.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class PatientRecord:
     diagnoses: list[RawRow] = field(default_factory=list)
     courses: list[RawRow] = field(default_factory=list)
     unreadable: list[LedgerEntry] = field(default_factory=list)
+    other_spellings: list[str] = field(default_factory=list)  # ids that may be this patient's
     files: dict[str, str] = field(default_factory=dict)
     icd10: str | None = None
     plan: RawRow | None = None
@@ -64,7 +66,15 @@ class PatientRecord:
 
 
 def require_complete_record(record: PatientRecord) -> None:
-    """Unreadable rows could hide a second diagnosis or another primary plan: exclude."""
+    """Unreadable rows could hide a second diagnosis or another primary plan, and rows under
+    another spelling of the patient's id could be theirs: exclude."""
+    if record.other_spellings:
+        others = ", ".join(f"'{other}'" for other in record.other_spellings)
+        raise Excluded(
+            "ambiguous_patient_id",
+            f"patient_id '{record.patient_id}' is also written {others} (letter case, spaces "
+            "or leading zeros differ): whether they are one patient is not guessed",
+        )
     if record.unreadable:
         first = record.unreadable[0]
         raise Excluded(
@@ -330,7 +340,24 @@ def group_by_patient(
                 recorded_only.append(entry)
             else:
                 record_for(entry.patient_id).unreadable.append(entry)
+    for spellings in _spellings_of_one_id(records).values():
+        for patient_id in spellings:
+            records[patient_id].other_spellings = [s for s in spellings if s != patient_id]
     return records, recorded_only
+
+
+def _id_key(patient_id: str) -> str:
+    """An id as a person reading it would compare it: "ro 00123" and "RO123" look the same."""
+    return re.sub(r"(?<!\d)0+(?=\d)", "", "".join(patient_id.split()).casefold())
+
+
+def _spellings_of_one_id(records: dict[str, PatientRecord]) -> dict[str, list[str]]:
+    """Groups of distinct patient ids that differ only in letter case, spaces or leading zeros
+    (an id typed by hand, or read as a number by a spreadsheet)."""
+    groups: defaultdict[str, list[str]] = defaultdict(list)
+    for patient_id in records:
+        groups[_id_key(patient_id)].append(patient_id)
+    return {key: ids for key, ids in groups.items() if len(ids) > 1}
 
 
 def _rows_of(record: PatientRecord) -> list[tuple[str, RawRow]]:

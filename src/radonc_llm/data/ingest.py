@@ -1,12 +1,14 @@
 """Read a raw oncology-information-system export (ARIA/MOSAIQ-style) into typed rows.
 
 Three tables, each as CSV, JSONL or Parquet with the same stem: `patients`, `diagnoses`,
-`treatment_courses` (CSV and JSONL in UTF-8 or, with a byte-order mark, UTF-16; gzip'd as
-`.csv.gz`/`.jsonl.gz`). A missing or doubled required column, an empty file or a file that is
-not text stops at once, naming file and column. A bad row
-(unparseable number, bad date, unknown status, duplicate id, broken encoding, missing value)
-never raises: it becomes a ledger entry with file, row, column and reason, so that every input
-row is accounted for.
+`treatment_courses` (CSV and JSONL in UTF-8 or, with a byte-order mark, UTF-16 or UTF-32;
+gzip'd as `.csv.gz`/`.jsonl.gz`). A missing or doubled required column, an empty file, a file
+that is not text or not a file (a broken link, a pipe) stops at once, naming file and column. A
+bad row (unparseable number, bad date, unknown status, duplicate id, broken encoding, missing
+value, a spreadsheet error such as #VALUE!, a control character, an id with invisible
+characters) never raises: it becomes a ledger entry with file, row, column and reason, so that
+every input row is accounted for. Lines that are no rows (the header again, a "(300 rows
+affected)" footer, a "----+----" rule) are ledgered without a patient.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import errno
 import gzip
 import io
 import json
 import math
+import os
 import re
+import unicodedata
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -87,6 +92,58 @@ def _text(value: str) -> str:
     return value.strip()
 
 
+# Cells a database or spreadsheet writes for "no value": never an id.
+NULL_IDS = {"null", "(null)", "<null>", "\\n", "n/a", "#n/a", "na", "none", "nil", "-", "--", "?"}
+# Spreadsheet errors stand where a formula failed: the value is lost, not empty.
+_SPREADSHEET_ERROR = re.compile(
+    r"#(?:VALUE!|REF!|DIV/0!|NAME\?|N/A|NUM!|NULL!|SPILL!|CALC!|FIELD!|BLOCKED!|CONNECT!|BUSY!"
+    r"|UNKNOWN!|GETTING_DATA)|#{2,}",
+    re.IGNORECASE,
+)
+# C0 controls other than tab and line ends, DEL and C1 controls are never text of a note.
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Line breaks as Word (a manual break), FileMaker and some EHR exports write them inside a
+# cell: a vertical tab, or a form feed at a page break. They are read as line ends.
+_LINE_BREAKS = str.maketrans({"\x0b": "\n", "\x0c": "\n"})
+
+
+def _identifier(value: str) -> str:
+    """An id (patient, diagnosis, course, plan): refused when empty, a null marker or holding
+    characters no one can see, since two ids that look the same must be the same."""
+    text = value.strip()
+    if not text:
+        raise BadValue("missing_value", "empty")
+    if text.casefold() in NULL_IDS:
+        raise BadValue("missing_value", f"'{text}' stands for no value, not an id")
+    hidden = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf")), None)
+    if hidden is not None:
+        raise BadValue(
+            "bad_value",
+            f"id {ascii(text)} holds an invisible character (U+{ord(hidden):04X}); "
+            "remove it and export again",
+        )
+    return text
+
+
+def _cell_problem(text: str) -> BadValue | None:
+    """What makes a cell unusable whatever its column: a spreadsheet error or a control
+    character (terminal codes, a damaged file)."""
+    if _SPREADSHEET_ERROR.fullmatch(text.strip()):
+        return BadValue(
+            "bad_value",
+            f"'{text.strip()}' is a spreadsheet error, not a value: fix the formula (or widen "
+            "the column) and export again",
+        )
+    control = _CONTROL.search(text)
+    if control is not None:
+        return BadValue(
+            "bad_value",
+            f"holds the control character U+{ord(control.group()):04X} at character "
+            f"{control.start() + 1}: the cell is damaged or holds terminal codes",
+        )
+    return None
+
+
 def _required_text(value: str) -> str:
     value = value.strip()
     if not value:
@@ -109,10 +166,23 @@ def numeric_text(value: str) -> str:
     return text
 
 
+def _spreadsheet_text(value: str) -> str:
+    """A cell without the apostrophe a spreadsheet puts before a number it keeps as text
+    ("'1956"): the apostrophe is a format mark, not part of the value."""
+    text = value.strip()
+    return text[1:] if re.match(r"'[\d+\-.]", text) else text
+
+
+def _float(text: str) -> float:
+    if "_" in text:  # Python reads "3_0" as 30; an export never means that
+        raise ValueError(text)
+    return float(text)
+
+
 def _integer(value: str) -> int:
-    text = numeric_text(value)
+    text = numeric_text(_spreadsheet_text(value))
     try:
-        number = float(text)
+        number = _float(text)
     except ValueError:
         raise BadValue("bad_number", f"'{text}' is not a number") from None
     if not math.isfinite(number) or number != int(number):
@@ -130,9 +200,9 @@ def _fractions(value: str) -> int:
 
 
 def _number(value: str) -> float:
-    text = numeric_text(value)
+    text = numeric_text(_spreadsheet_text(value))
     try:
-        number = float(text)
+        number = _float(text)
     except ValueError:
         raise BadValue("bad_number", f"'{text}' is not a number") from None
     if not math.isfinite(number):
@@ -157,7 +227,7 @@ _TIME_SUFFIX = re.compile(
 
 
 def _date(value: str) -> dt.date:
-    text = value.strip()
+    text = _spreadsheet_text(value)
     for parse in (dt.date.fromisoformat, lambda s: dt.datetime.fromisoformat(s).date()):
         try:
             return parse(text)
@@ -174,11 +244,19 @@ def _date(value: str) -> dt.date:
         raise BadValue(
             "bad_date", f"'{text}' could be day/month or month/day: write dates as YYYY-MM-DD"
         )
+    if re.fullmatch(r"\d{5}(?:\.\d+)?", text):
+        raise BadValue(
+            "bad_date",
+            f"'{text}' is a spreadsheet's day number, not a date: format the column as a "
+            "date (YYYY-MM-DD) and export again",
+        )
     raise BadValue("bad_date", f"'{text}' is not a date (YYYY-MM-DD)")
 
 
 def _birth_year(value: str) -> int:
-    text = value.strip()
+    text = _spreadsheet_text(value)
+    if not text:
+        raise BadValue("missing_value", "empty")
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # a birth date: its year
         year = _date(text).year
     else:
@@ -259,15 +337,15 @@ def _unit_key(unit: str) -> tuple[float, str] | str:
 TABLES: dict[str, TableSpec] = {
     "patients": TableSpec(
         name="patients",
-        columns={"patient_id": _required_text, "birth_year": _birth_year, "sex": _sex},
+        columns={"patient_id": _identifier, "birth_year": _birth_year, "sex": _sex},
         required=("patient_id", "birth_year", "sex"),
         key="patient_id",
     ),
     "diagnoses": TableSpec(
         name="diagnoses",
         columns={
-            "patient_id": _required_text,
-            "diagnosis_id": _required_text,
+            "patient_id": _identifier,
+            "diagnosis_id": _identifier,
             "diagnosis_date": _date,
             "icd10": _required_text,
             "diagnosis_text": _required_text,
@@ -278,9 +356,9 @@ TABLES: dict[str, TableSpec] = {
     "treatment_courses": TableSpec(
         name="treatment_courses",
         columns={
-            "patient_id": _required_text,
-            "course_id": _required_text,
-            "plan_id": _required_text,
+            "patient_id": _identifier,
+            "course_id": _identifier,
+            "plan_id": _identifier,
             "status": _status,
             "intent": _text,
             "primary_flag": _flag,
@@ -340,19 +418,38 @@ def find_table(raw_dir: str | Path, name: str) -> Path:
     if not raw_dir.is_dir():
         raise RadoncInputError("raw export folder not found", file=raw_dir)
     found = [
-        raw_dir / f"{name}{suffix}" for suffix in FORMATS if (raw_dir / f"{name}{suffix}").exists()
+        raw_dir / f"{name}{suffix}"
+        for suffix in FORMATS
+        if os.path.lexists(raw_dir / f"{name}{suffix}")
     ]
     if not found:
         expected = ", ".join(f"{name}{suffix}" for suffix in FORMATS)
         others = sorted(path.name for path in raw_dir.glob(f"{name}.*"))
-        hint = f"; found {', '.join(others)}: save it as CSV UTF-8" if others else ""
+        misnamed = [other for other in others if other.lower() in expected.split(", ")]
+        if misnamed:
+            hint = f"; found {misnamed[0]}: rename it {misnamed[0].lower()}"
+        else:
+            hint = f"; found {', '.join(others)}: save it as CSV UTF-8" if others else ""
         raise RadoncInputError(
             f"table '{name}' is missing (expected one of {expected}){hint}", file=raw_dir
         )
     if len(found) > 1:
         names = ", ".join(path.name for path in found)
         raise RadoncInputError(f"table '{name}' is given twice ({names}); keep one", file=raw_dir)
-    return found[0]
+    path = found[0]
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RadoncInputError("the link loops back on itself", file=path) from None
+            target = os.readlink(path)
+            raise RadoncInputError(
+                f"the link points to {target}, which cannot be opened ({exc.strerror})", file=path
+            ) from None
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise RadoncInputError("not a regular file (a pipe or a device?)", file=path)
+    return path
 
 
 def column_name(header: str) -> str:
@@ -440,6 +537,8 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
             "save the sheet as CSV UTF-8",
             file=path,
         )
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return data.decode("utf-32", errors="replace")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
     return data.decode(encoding, errors="surrogateescape").removeprefix("\ufeff")
@@ -490,15 +589,76 @@ def csv_rows(
         yield first + 1, fields, problem
 
 
+# Lines a database client or a spreadsheet adds around the rows: "(1234 rows affected)",
+# "(1234 rows)", "Total: 300", and lines that only rule off the header ("----+----").
+_FOOTER = re.compile(
+    r"\(?\s*\d[\d,]*\s+rows?(?:\s+(?:affected|selected|returned))?\.?\s*\)?"
+    r"|(?:grand\s+)?total\b.*|count\s*:.*|\d[\d,]*\s+records?(?:\s+\w+)?\.?",
+    re.IGNORECASE,
+)
+_RULE = re.compile(r"[\s+|:]*[-=]{3,}[-=+|:\s]*")
+
+
+def _not_a_row(fields: list[str], names: list[str]) -> str | None:
+    """Why a line of a CSV file is no data row (the header again, a footer, a rule), or None."""
+    cells = [cell.strip() for cell in fields if cell.strip()]
+    if [column_name(cell).lstrip("\ufeff") for cell in fields] == names:
+        return "the header row again (files or sheets pasted together?)"
+    if len(cells) == 1 and _FOOTER.fullmatch(cells[0]):
+        return f"a footer line ('{cells[0][:40]}'), not a data row"
+    if cells and all(_RULE.fullmatch(cell) for cell in cells):
+        return "a line that rules off the header, not a data row"
+    return None
+
+
+def _header_delimiter(text: str, spec: TableSpec) -> str:
+    """The delimiter the header line is read with: the one its look suggests, unless another
+    one is the only one that yields the table's required columns."""
+    guess = csv_delimiter(text)
+    header = next((line for line in text.splitlines() if line.strip()), "")
+
+    def finds_columns(delimiter: str) -> bool:
+        try:
+            cells = next(csv.reader([header], delimiter=delimiter), [])
+        except csv.Error:  # a quote not closed on the header line
+            return False
+        return set(spec.required) <= {column_name(cell) for cell in cells}
+
+    if finds_columns(guess):
+        return guess
+    fitting = [sep for sep in (",", ";", "\t", "|") if sep != guess and finds_columns(sep)]
+    return fitting[0] if len(fitting) == 1 else guess
+
+
+def _header_hint(lines: list[str], delimiter: str, spec: TableSpec, header_line: int) -> str:
+    """Where the header seems to be when the first line is not it (a title line above it)."""
+    for number, line in enumerate(lines[header_line : header_line + 20], start=header_line + 1):
+        try:
+            cells = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        if set(spec.required) <= {column_name(cell) for cell in cells}:
+            return (
+                f"; the header seems to be on line {number}: delete the "
+                f"{number - 1} line(s) above it (a title?)"
+            )
+    return ""
+
+
+_LONG_FIELD = "field larger than field limit"
+
+
 def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
     """Yield (row number, record or what is wrong with it) for each data row of a CSV file.
 
     Rows are numbered from 1 after the header; a detail names the row's line in the file. A
     quote that is never closed swallows the lines after it into one row: such a row is
     reported on its own and reading starts again on the line after it, so no row is lost.
+    Blank cells past the header's last column, and the cells of unnamed columns at its end,
+    may be left out (a spreadsheet's trailing commas).
     """
     text = read_text(path, encoding)
-    delimiter = csv_delimiter(text)
+    delimiter = _header_delimiter(text, spec)
     lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] = []
@@ -509,23 +669,56 @@ def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
         raise RadoncInputError("file is empty (no header row)", file=path) from None
     except csv.Error as exc:
         raise RadoncInputError(f"cannot read the header row ({exc})", file=path) from None
-    _check_columns(path, spec, header)
+    try:
+        _check_columns(path, spec, header)
+    except RadoncInputError as error:
+        hint = _header_hint(lines, delimiter, spec, reader.line_num)
+        if not hint:
+            raise
+        raise RadoncInputError(error.reason + hint, file=path, field=error.field) from None
     names = [column_name(column) for column in header]
+    named = len(names)
+    while named and not names[named - 1]:  # unnamed columns at the end of the header
+        named -= 1
     patient_index = names.index("patient_id")
     rows = csv_rows(lines, delimiter, start=reader.line_num)
     for number, (line, fields, problem) in enumerate(rows, start=1):
         where = f"line {line}"
         if problem is not None:
+            if _LONG_FIELD in problem:
+                problem = (
+                    f"a field is longer than {csv.field_size_limit():,} characters (a quote "
+                    "not closed, or a note too long to use)"
+                )
+                fields = _leading_fields(lines[line - 1], delimiter)
             yield number, _Malformed(f"{where}: {problem}", _field(fields, patient_index))
             continue
         if not any(cell.strip() for cell in fields):
             yield number, _Malformed(f"{where}: blank row")
             continue
+        not_a_row = _not_a_row(fields, names)
+        if not_a_row is not None:
+            yield number, _Malformed(f"{where}: {not_a_row}")
+            continue
+        if len(fields) > len(names) and not any(cell.strip() for cell in fields[len(names) :]):
+            fields = fields[: len(names)]
+        elif named <= len(fields) < len(names):
+            fields = fields + [""] * (len(names) - len(fields))
         if len(fields) != len(names):
             detail = f"{where}: has {len(fields)} fields, the header has {len(names)}"
             yield number, _Malformed(detail, _field(fields, patient_index))
             continue
         yield number, dict(zip(names, fields, strict=True))
+
+
+def _leading_fields(line: str, delimiter: str) -> list[str]:
+    """The fields a line starts with, all but the last (which may be cut), for a line the
+    CSV reader cannot take: enough to name the patient whose row it is."""
+    try:
+        fields = next(csv.reader([line[:10_000]], delimiter=delimiter), [])
+    except csv.Error:
+        return []
+    return fields[:-1]
 
 
 def _field(fields: list[str], index: int) -> str | None:
@@ -582,6 +775,12 @@ def _jsonl_records(path: Path, spec: TableSpec, encoding: str) -> Records:
         except (ValueError, RecursionError) as exc:  # a 5000-digit number, [[[[...]]]]
             yield number, _Malformed(f"not valid JSON ({exc})", _json_patient_id(line))
             continue
+        if number == 1 and isinstance(obj, list) and any(isinstance(o, dict) for o in obj):
+            raise RadoncInputError(
+                f"this is one JSON array of {len(obj)} objects, not JSON Lines (one object "
+                "per line)",
+                file=path,
+            )
         if not isinstance(obj, dict):
             kind = {list: "an array", str: "a string", bool: "true/false", type(None): "null"}
             yield number, _Malformed(f"not a JSON object ({kind.get(type(obj), 'a number')})")
@@ -629,11 +828,17 @@ def _cell_text(value: Any) -> str:
 
 
 def _patient_id(value: Any) -> str | None:
+    """The patient an unreadable row belongs to, as far as its patient_id cell shows: invisible
+    characters aside (a byte-order mark where files were joined), so that the row makes that
+    patient's record incomplete; None where the cell names no one."""
     try:
-        text = _cell_text(value).strip()
+        text = _cell_text(value)
     except BadValue:
         return None
-    return text if text and not _has_broken_encoding(text) else None
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+    if not text or text.casefold() in NULL_IDS or _has_broken_encoding(text):
+        return None
+    return text
 
 
 def read_table(path: str | Path, spec: TableSpec, *, encoding: str = "utf-8") -> RawTable:
@@ -675,6 +880,20 @@ def read_table(path: str | Path, spec: TableSpec, *, encoding: str = "utf-8") ->
         table.rows.append(RawRow(number, values))
     if duplicates:
         _resolve_duplicates(table, spec, duplicates)
+    if table.n_input_rows == 0:
+        warnings.warn(
+            f"{path.name} holds no rows (a header only): every patient will be excluded; is "
+            "it the export you meant?",
+            stacklevel=2,
+        )
+    nameless = [e for e in table.ledger if e.column == "patient_id" and e.patient_id is None]
+    if nameless and spec.name != "patients":
+        warnings.warn(
+            f"{path.name}: {len(nameless)} row(s) name no patient (first: row "
+            f"{nameless[0].row}: {nameless[0].detail}); they are excluded, and the patients "
+            "they belong to cannot be known: such a patient may be kept without them.",
+            stacklevel=2,
+        )
     broken = [entry for entry in table.ledger if entry.detail == BROKEN_ENCODING]
     if broken:
         warnings.warn(
@@ -725,6 +944,10 @@ def _record_cell(record: dict[str, Any], column: str) -> str:
         raise BadValue("broken_encoding", "a NUL byte: the file is damaged or not UTF-8")
     if _has_broken_encoding(raw):
         raise BadValue("broken_encoding", BROKEN_ENCODING)
+    raw = raw.translate(_LINE_BREAKS)
+    problem = _cell_problem(raw)
+    if problem is not None:
+        raise problem
     return raw
 
 
