@@ -61,3 +61,15 @@ def test_the_packages_own_warnings_print_as_one_line(capsys):
     with warnings.catch_warnings():
         cli._show_warning(UserWarning("other"), UserWarning, "/elsewhere/lib.py", 7)
     assert "/elsewhere/lib.py:7: UserWarning: other" in capsys.readouterr().err
+
+
+def test_an_output_folder_that_is_a_file_is_named_before_any_work(tmp_path):
+    from radonc_llm.cli import app
+
+    blocking = tmp_path / "out"
+    blocking.write_text("keep me")
+    for args in (["synth", "--patients", "5"], ["curate", "--raw", str(tmp_path / "raw")]):
+        result = CliRunner().invoke(app, [*args, "--out", str(blocking)])
+        assert result.exit_code == 2, result.output
+        assert "is a file, not a folder" in result.output
+    assert blocking.read_text() == "keep me" and not (tmp_path / "raw").exists()

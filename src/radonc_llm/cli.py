@@ -115,6 +115,9 @@ def synth(
     from rich.table import Table
 
     from radonc_llm.data.synth import SynthConfig, write_synthetic_export
+    from radonc_llm.storage import check_output_folder
+
+    check_output_folder(out)
 
     try:
         config = SynthConfig(patients=patients, seed=seed)
@@ -165,7 +168,9 @@ def curate(
     """Curate a raw export into cases: one diagnosis and one clear primary plan per patient."""
     from radonc_llm.data.cohort import curate_export, write_curation
     from radonc_llm.data.reports import funnel_table, ledger_table
+    from radonc_llm.storage import check_output_folder
 
+    check_output_folder(out)  # before the work, not after it
     with console.status("Curating the export"):
         result = curate_export(raw, encoding=encoding)
         write_curation(result, out)
