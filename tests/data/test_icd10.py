@@ -59,11 +59,18 @@ def test_normalize(raw, key):
         ("C61", "C61"),
         ("c4a30", "C4A.30"),
         ("S72001A", "S72.001A"),
+        ("\uff23\uff15\uff10\uff0e\uff14\uff11\uff12", "C50.412"),  # full-width
+        ("C50.\u00a0412", "C50.412"),  # no-break space
+        ("C50.4\u200b12", "C50.412"),  # zero-width space
         # Not codes: a best-effort upper-case form, never an exception.
         ("photon", "PHOTON"),
         ("c00-c96", "C00-C96"),
         ("", ""),
         ("12", "12"),
+        # A dot anywhere but after the category is not moved there.
+        ("C504.12", "C504.12"),
+        ("c5.0412", "C5.0412"),
+        ("C50.4.12", "C50.4.12"),
     ],
 )
 def test_to_dotted(raw, dotted):
@@ -92,6 +99,15 @@ def test_reference_codes_are_valid_and_billable(code):
         ("C50-C50", False, False),
         ("photon", False, False),
         ("", False, False),
+        ("C61.", True, True),
+        ("\uff23\uff16\uff11", True, True),  # full-width C61
+        ("C509.11", False, False),  # a misplaced dot is not C50.911
+        ("C5.0911", False, False),
+        ("C50.911.", False, False),  # two dots: left to find_codes, which reads a full stop
+        # ICD-10-WHO is not ICD-10-CM: C61.9 does not exist, C34.9 needs laterality.
+        ("C61.9", False, False),
+        ("C34.9", True, False),
+        ("61.0", False, False),  # a spreadsheet's number, not a code
     ],
 )
 def test_validity_and_billability(code, valid, billable):
@@ -206,6 +222,146 @@ def test_billable_codes_rejects_prefixes_that_select_nothing(prefix):
 )
 def test_find_codes(text, codes):
     assert icd10.find_codes(text) == codes
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        # ICD-O morphology: M81.40 is an ICD-10-CM code, M8140/3 is not one.
+        ("M8140/3", []),
+        ("8140/3", []),
+        ("C61 M8140/3", ["C61"]),
+        ("C61 (ICD-O-3 M8140/3)", ["C61"]),
+        ("C50.911, m8500/3", ["C50.911"]),
+        # Labelled ICD-9, before or after the code; V58.0 is also an ICD-10-CM subcategory.
+        ("ICD-9: 185", []),
+        ("ICD9-CM 174.9", []),
+        ("185 (ICD-9)", []),
+        ("ICD-9-CM: V58.0", []),
+        ("V58.0 [ICD9]", []),
+        ("ICD-9 codes: 174.9, 185", []),
+        ("ICD-10: C61 / ICD-9: 185", ["C61"]),
+        ("C50.911 (ICD-10) / 174.9 (ICD-9)", ["C50.911"]),
+        ("C61 (ICD-9 185)", ["C61"]),
+        # Labelled ICD-O topography (always four characters).
+        ("ICD-O-3: C61.9", []),
+        ("C32.0 (ICD-O-3)", []),
+        ("ICD-O-3 topography C50.9", []),
+        ("ICD-O-3: C61", ["C61"]),
+    ],
+)
+def test_find_codes_skips_other_code_systems(text, codes):
+    assert icd10.find_codes(text) == codes
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("C50. 911", ["C50.911"]),
+        ("C50 .911", ["C50.911"]),
+        ("C50 . 911", ["C50.911"]),
+        ("Dx C50.\u00a0911 left", ["C50.911"]),
+        ("C50,911", ["C50.911"]),  # decimal comma
+        ("C50-911", ["C50.911"]),
+        ("T38. 0X5A", ["T38.0X5A"]),
+        # The joined code does not exist: neither it nor its category is read.
+        ("C50. 999", []),
+        ("C61. 2 lesions", []),
+        ("C61,185", []),
+        ("C50. 911.5", []),
+        # Not a split subcode: a sentence's full stop, a list, a range, a spaced hyphen.
+        ("Dx C61. The PSA was 12.", ["C61"]),
+        ("C61,C50.911", ["C61", "C50.911"]),
+        ("C00-C14", ["C00", "C14"]),
+        ("C61 - Malignant neoplasm of prostate", ["C61"]),
+        ("C61 - 2019", ["C61"]),
+    ],
+)
+def test_find_codes_never_reads_a_split_subcode_as_its_category(text, codes):
+    assert icd10.find_codes(text) == codes
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("\uff23\uff16\uff11", ["C61"]),  # full-width
+        ("\uff23\uff15\uff10\uff0e\uff19\uff11\uff11", ["C50.911"]),
+        ("C5\u200b0.911", ["C50.911"]),  # zero-width space
+        ("\u00a0C61\u00a0", ["C61"]),
+        # A letter for a digit is not corrected: unreadable, or a made-up subcode.
+        ("C5O.911", []),
+        ("C50.9l", ["C50.9L"]),
+        # Placeholder letters: a code's own 'X' reads, an "any subcode" x does not correct.
+        ("T38.0X5A", ["T38.0X5A"]),
+        ("t380x5a", ["T38.0X5A"]),
+        ("Dx C61xx", []),
+        ("D05.1x", ["D05.1X"]),
+        # Staging and dose-volume constraints shaped like categories (M1A, D50, V30).
+        ("cT2 N1 M1a", []),
+        ("M1A.00", ["M1A.00"]),
+        ("PTV V30 < 30%, D50 <= 20 Gy, V20 Gy", []),
+        ("D50.9", ["D50.9"]),
+    ],
+)
+def test_find_codes_on_written_variants(text, codes):
+    assert icd10.find_codes(text) == codes
+
+
+def _curate_recorded(recorded: str) -> str:
+    from radonc_llm.data.cohort import Excluded, PatientRecord, require_billable_icd10
+    from radonc_llm.data.ingest import RawRow
+
+    record = PatientRecord(
+        patient_id="p",
+        diagnoses=[RawRow(row=1, values={"icd10": recorded})],
+        files={"diagnoses": "diagnoses.csv"},
+    )
+    try:
+        require_billable_icd10(record)
+    except Excluded as excluded:
+        return excluded.reason
+    return record.icd10
+
+
+@pytest.mark.parametrize(
+    ("recorded", "outcome"),
+    [
+        ("C61", "C61"),
+        ("c61", "C61"),
+        ("C61.", "C61"),
+        ("C61 - Malignant neoplasm of prostate", "C61"),
+        ("Malignant neoplasm of prostate (C61)", "C61"),
+        ("ICD-10: C61", "C61"),
+        ("ICD10-CM C50.911", "C50.911"),
+        ("C50.911 / 174.9", "C50.911"),  # 174.9 is no ICD-10 code
+        ("C50.911 (ICD-10) / 174.9 (ICD-9)", "C50.911"),
+        ("C61 M8140/3", "C61"),
+        ("C7931", "C79.31"),
+        ("C79.31 mets", "C79.31"),
+        ("C34.90 (R)", "C34.90"),  # recorded as unspecified side: kept as recorded
+        ("T38.0X5A", "T38.0X5A"),
+        ("C50. 911", "C50.911"),
+        ("C50,911", "C50.911"),
+        ("C50.911.", "C50.911"),  # a full stop
+        ("\uff23\uff16\uff11", "C61"),
+        ("C50.911;C50.912", "invalid_icd10"),  # two codes: ambiguous
+        ("C50.9l", "invalid_icd10"),  # letters for digits are never corrected
+        ("C5O.911", "invalid_icd10"),
+        ("C50.91l", "invalid_icd10"),
+        ("D05.1x", "invalid_icd10"),
+        ("Dx C61xx", "invalid_icd10"),
+        ("61.0", "invalid_icd10"),
+        ("C61.9", "invalid_icd10"),  # ICD-10-WHO / ICD-O topography, not ICD-10-CM
+        ("C509.11", "invalid_icd10"),
+        ("M8140/3", "invalid_icd10"),
+        ("ICD-9: 185", "invalid_icd10"),
+        ("ICD-O-3: C61.9", "invalid_icd10"),
+        ("C34.9", "nonbillable_icd10"),  # billable in ICD-10-WHO, a subcategory in CM
+        ("C50", "nonbillable_icd10"),
+    ],
+)
+def test_what_curation_makes_of_recorded_codes(recorded, outcome):
+    assert _curate_recorded(recorded) == outcome
 
 
 def test_case_model_uses_the_dotted_form():

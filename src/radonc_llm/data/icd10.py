@@ -8,8 +8,11 @@ list (April 2026 edition in simple-icd-10-cm 1.5.0). Its quirks, normalised here
 - chapters are named by number ("2"), and that number is the chapter id used here.
 
 Codes are compared on a dotless lower-case key (`normalize`) and shown dotted upper case
-(`to_dotted`). The package takes about 1.5 s to import, so it is loaded on first use; every
-lookup after that is a dict access (curation calls these for ~160k rows).
+(`to_dotted`); full-width and invisible characters read as what they show. A code written
+whole (`is_valid`, `to_dotted`) may carry a dot only after its category: "C509.11" is not
+moved to C50.911, and a letter for a digit ("C5O.911") is never corrected. The package takes
+about 1.5 s to import, so it is loaded on first use; every lookup after that is a dict access
+(curation calls these for ~160k rows).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from dataclasses import dataclass
 # Code shape: a letter, then a digit and an alphanumeric (C61, C4A) or a letter and a digit
 # (QA0), then up to four more alphanumerics. Words like "PHOTON" are not code-shaped.
 _CODE_SHAPE = re.compile(r"[A-Z](?:[0-9][0-9A-Z]|[A-Z][0-9])(?:[0-9A-Z]{1,4})?")
+# Exports and models write codes in a wide font ("Ｃ５０．９１１") or with invisible characters
+# (zero-width space, soft hyphen, BOM) inside: the same characters, read as ASCII.
+_FULL_WIDTH = {char: char - 0xFEE0 for char in range(0xFF01, 0xFF5F)}
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
 # A code inside free text: not glued to other letters or digits; optional dot after the
 # category. A longer alphanumeric run (staging like "T2N1M0") is not split into a code, and
 # a dose-volume metric ("V107%", "V20Gy") is not one: no code is followed by "%" or ends in a
@@ -29,6 +36,36 @@ _CODE_SHAPE = re.compile(r"[A-Z](?:[0-9][0-9A-Z]|[A-Z][0-9])(?:[0-9A-Z]{1,4})?")
 _CODE_IN_TEXT = re.compile(
     r"(?<![0-9A-Za-z])([A-Za-z][0-9A-Za-z]{2})(?:(\.?)([0-9A-Za-z]{1,4}))?"
     r"(?![0-9A-Za-z]|\.[0-9A-Za-z]|\s*%)"
+)
+# A subcode split from its category by a spaced dot ("C50. 911", "C50 .911") or glued to it
+# by a decimal comma or hyphen ("C50,911", "C50-911"): the digits belong to the code, so the
+# category alone is never read from it ("C50. 911" is not C50).
+_SPLIT_SUBCODE = re.compile(
+    r"(?:\s+\.\s*|\.\s+|[,-])(?P<tail>[0-9][0-9A-Za-z]*)(?P<more>\.[0-9A-Za-z])?"
+)
+# A dose-volume constraint on a category-shaped metric: "V30 < 30%", "D50 <= 20 Gy", "V20 Gy".
+_DOSE_METRIC_AFTER = re.compile(r"\s*(?:[<>=\u2264\u2265]|c?Gy\b|cc\b)", re.IGNORECASE)
+# TNM distant-metastasis stage "M1a" (also a category: M1A, chronic gout).
+_TNM_M_STAGE = re.compile(r"M1[a-c]")
+# Codes of other systems, which would otherwise read as ICD-10-CM-shaped words: a code
+# labelled ICD-9 ("ICD-9: 185", "ICD9-CM 174.9", "V58.0 (ICD-9)"), a topography labelled
+# ICD-O ("ICD-O-3: C61.9"; C61.9 is no ICD-10-CM code, and C32.0, which is one, names only
+# a site there, not a neoplasm's behaviour) and
+# an ICD-O morphology ("M8140/3", "8140/3", which would read as M81.40).
+_ICD9_LABEL = r"ICD[\s-]*9(?:[\s-]*CM)?"
+_ICD9_CODE = r"(?:\d{3}(?:\.\d{1,2})?|V\d{2}(?:\.\d{1,2})?|E\d{3}(?:\.\d)?)(?![0-9A-Za-z])"
+_ICDO_LABEL = r"ICD[\s-]*[O0](?:[\s-]*3)?(?:[\s-]*(?:topography|site))?"
+_ICDO_CODE = r"C\d{2}\.?\d(?![0-9A-Za-z])"  # topography is always 4 characters: C61.9
+# A label after its code closes: "185 (ICD-9)", "C61.9 ICD-O"; in "C61 (ICD-O-3 M8140/3)" the
+# label opens the morphology that follows it, and C61 is the ICD-10 code.
+_LABEL_END = r"(?:\s*[)\]]|(?![-0-9A-Za-z])(?!\s*[:=]?\s*[A-Za-z]?\d))"
+_OTHER_CODE_SYSTEMS = re.compile(
+    rf"{_ICD9_LABEL}(?:\s*codes?)?\s*[:=]?\s*{_ICD9_CODE}(?:\s*[,;/]\s*{_ICD9_CODE})*"
+    rf"|(?<![0-9A-Za-z.]){_ICD9_CODE}\s*[(\[]?\s*{_ICD9_LABEL}{_LABEL_END}"
+    rf"|{_ICDO_LABEL}(?:\s*codes?)?\s*[:=]?\s*{_ICDO_CODE}"
+    rf"|(?<![0-9A-Za-z.]){_ICDO_CODE}\s*[(\[]?\s*{_ICDO_LABEL}{_LABEL_END}"
+    r"|(?<![0-9A-Za-z])M?\d{4}\s?/\s?\d(?!\d)",
+    re.IGNORECASE,
 )
 
 
@@ -71,26 +108,43 @@ def _index() -> _Index:
     return _Index(items=items, category_position=positions, billable=billable)
 
 
+def _fold(text: object) -> str:
+    return _INVISIBLE.sub("", str(text).translate(_FULL_WIDTH))
+
+
 def normalize(code: str) -> str:
     """Comparison key: no dots, no whitespace, lower case (" C50.412 " -> "c50412")."""
-    return re.sub(r"[\s.]", "", str(code)).lower()
+    return re.sub(r"[\s.]", "", _fold(code)).lower()
+
+
+def _dotless(code: str) -> str | None:
+    """The dotless upper-case form of a code written whole, or None when a dot sits anywhere
+    but right after the category ("C509.11", "C5.0911", "C50.9.11"): a dot elsewhere is no
+    ICD-10-CM notation, so which code was meant is not guessed."""
+    compact = re.sub(r"\s", "", _fold(code)).upper()
+    head, dot, tail = compact.partition(".")
+    if dot and (len(head) != 3 or "." in tail):
+        return None
+    return head + tail
 
 
 @functools.lru_cache(maxsize=65536)
 def to_dotted(code: str) -> str:
     """Canonical dotted upper case ("c50412" -> "C50.412", "C61" -> "C61").
 
-    Never raises: a string that is not code-shaped comes back stripped and upper-cased.
+    Never raises: a string that is not code-shaped, or has a dot anywhere but after the
+    category ("C509.11"), comes back without whitespace and upper-cased.
     """
-    compact = re.sub(r"\s", "", str(code)).upper()
-    dotless = compact.replace(".", "")
-    if _CODE_SHAPE.fullmatch(dotless):
+    compact = re.sub(r"\s", "", _fold(code)).upper()
+    dotless = _dotless(compact)
+    if dotless is not None and _CODE_SHAPE.fullmatch(dotless):
         return dotless if len(dotless) == 3 else f"{dotless[:3]}.{dotless[3:]}"
     return compact
 
 
 def _lookup(code: str) -> _Item | None:
-    return _index().items.get(normalize(code).upper())
+    dotless = _dotless(code)
+    return None if dotless is None else _index().items.get(dotless)
 
 
 def is_valid(code: str) -> bool:
@@ -208,16 +262,34 @@ def find_codes(text: str) -> list[str]:
     """ICD-10-like codes in free text, dotted, in order of appearance, without repeats.
 
     "Dx: C50.412 (c50412); ICD C61" -> ["C50.412", "C61"]. A candidate counts when its
-    3-character category exists in ICD-10-CM: staging ("T2N1M0"), receptor status ("HER2")
-    or scores never count, while a made-up subcode of a real category ("C50.999") is kept so
-    that answer extraction can score it as wrong rather than as missing.
+    3-character category exists in ICD-10-CM: staging ("T2N1M0", "M1a"), receptor status
+    ("HER2"), dose-volume metrics ("V20 < 35%") or scores never count, while a made-up subcode
+    of a real category ("C50.999") is kept so that answer extraction can score it as wrong
+    rather than as missing. Codes of other systems are skipped: labelled ICD-9 ("ICD-9: 185",
+    "174.9 (ICD-9)") or ICD-O ("ICD-O-3: C61.9"), and ICD-O morphology ("M8140/3").
+    A subcode split off by a spaced dot or glued by a comma or hyphen ("C50. 911", "C50,911")
+    reads as the joined code when that code exists, else as nothing: never as its category.
+    Full-width characters read as ASCII; a letter for a digit ("C5O.911") is not corrected.
     """
     categories = _index().category_position
+    text = _OTHER_CODE_SYSTEMS.sub(" ", _fold(text))
     found: dict[str, None] = {}
-    for match in _CODE_IN_TEXT.finditer(str(text)):
+    for match in _CODE_IN_TEXT.finditer(text):
         head, dot, tail = match.group(1).upper(), match.group(2), (match.group(3) or "").upper()
         if tail.isalpha() and not dot:
             continue
-        if head in categories:
-            found.setdefault(f"{head}.{tail}" if tail else head, None)
+        if head not in categories:
+            continue
+        if not tail:
+            split = _SPLIT_SUBCODE.match(text, match.end())
+            if split:
+                joined = f"{head}.{split['tail'].upper()}"
+                if not split["more"] and _lookup(joined) is not None:
+                    found.setdefault(joined, None)
+                continue
+            if _TNM_M_STAGE.fullmatch(match.group(1)):
+                continue
+            if head[0] in "DV" and _DOSE_METRIC_AFTER.match(text, match.end()):
+                continue
+        found.setdefault(f"{head}.{tail}" if tail else head, None)
     return list(found)
