@@ -18,7 +18,7 @@ going on with a new "Question:"/"Diagnosis:", or its "Explanation:") is cut. The
   "official title (code)" reads as its code even when the title holds a code-shaped word.
   A made-up subcode of a real category ("C50.999") or a non-billable subcategory ("C34.1") is
   kept: it is an answer scored at category level, not an unreadable one. Codes labelled ICD-9
-  ("ICD-9: 185") and ICD-O morphology ("M8140/3") are not ICD-10-CM answers; a whole answer
+  ("ICD-9: 185") and ICD-O codes ("M8140/3") are not ICD-10-CM answers (`find_codes`); a whole answer
   that is one code with stray spaces, a decimal comma or a hyphen for the dot ("c 61",
   "C50. 911", "C50,911") is that code.
 - regimen: the text itself with whitespace collapsed; empty -> malformed.
@@ -170,13 +170,6 @@ def extract_modality(raw: str) -> Extraction:
 
 # The trained form "official title (code)": the code in parentheses ends the answer.
 _TITLED_CODE = re.compile(r"^(?P<title>.*)\((?P<code>[^()]+)\)\s*\.?\s*$", re.DOTALL)
-# Codes of other systems, which would otherwise read as ICD-10-CM-shaped words: a code
-# labelled ICD-9 ("ICD-9-CM: V58.0", "ICD-9 185") and an ICD-O morphology ("M8140/3").
-_OTHER_CODE_SYSTEMS = re.compile(
-    r"ICD[\s-]*9(?:[\s-]*CM)?(?:\s*code)?\s*[:=]?\s*[A-Za-z]?\d[\d.]*"
-    r"|(?<![0-9A-Za-z])M?\d{4}/\d(?!\d)",
-    re.IGNORECASE,
-)
 # A whole answer that is one code written with stray spaces, a decimal comma or a hyphen for
 # the dot ("c 61", "C50. 911", "C50,911", "C50-911"), around its decoration (quotes, markdown,
 # a label, a full stop). Only digits follow the category, so "C61 C61" stays two words and a
@@ -211,7 +204,7 @@ def extract_icd10(raw: str) -> Extraction:
         if is_valid(code) and titled["title"].strip().lower() == title(code).lower():
             return Extraction(prediction=code, malformed=False)
     spaced = _spaced_code(text)
-    codes = find_codes(spaced if spaced else _OTHER_CODE_SYSTEMS.sub(" ", text))
+    codes = find_codes(spaced if spaced else text)
     if not codes:
         return _malformed("no ICD-10-CM code found")
     if len(codes) > 1:
