@@ -95,7 +95,7 @@ def _text(value: str) -> str:
 # Cells a database or spreadsheet writes for "no value": never an id.
 NULL_IDS = {"null", "(null)", "<null>", "\\n", "n/a", "#n/a", "na", "none", "nil", "-", "--", "?"}
 # Spreadsheet errors stand where a formula failed: the value is lost, not empty.
-_SPREADSHEET_ERROR = re.compile(
+SPREADSHEET_ERROR = re.compile(
     r"#(?:VALUE!|REF!|DIV/0!|NAME\?|N/A|NUM!|NULL!|SPILL!|CALC!|FIELD!|BLOCKED!|CONNECT!|BUSY!"
     r"|UNKNOWN!|GETTING_DATA)|#{2,}",
     re.IGNORECASE,
@@ -128,7 +128,7 @@ def _identifier(value: str) -> str:
 def _cell_problem(text: str) -> BadValue | None:
     """What makes a cell unusable whatever its column: a spreadsheet error or a control
     character (terminal codes, a damaged file)."""
-    if _SPREADSHEET_ERROR.fullmatch(text.strip()):
+    if SPREADSHEET_ERROR.fullmatch(text.strip()):
         return BadValue(
             "bad_value",
             f"'{text.strip()}' is a spreadsheet error, not a value: fix the formula (or widen "
@@ -677,9 +677,6 @@ def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
             raise
         raise RadoncInputError(error.reason + hint, file=path, field=error.field) from None
     names = [column_name(column) for column in header]
-    named = len(names)
-    while named and not names[named - 1]:  # unnamed columns at the end of the header
-        named -= 1
     patient_index = names.index("patient_id")
     rows = csv_rows(lines, delimiter, start=reader.line_num)
     for number, (line, fields, problem) in enumerate(rows, start=1):
@@ -700,15 +697,22 @@ def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
         if not_a_row is not None:
             yield number, _Malformed(f"{where}: {not_a_row}")
             continue
-        if len(fields) > len(names) and not any(cell.strip() for cell in fields[len(names) :]):
-            fields = fields[: len(names)]
-        elif named <= len(fields) < len(names):
-            fields = fields + [""] * (len(names) - len(fields))
+        fields = fit_to_header(fields, names)
         if len(fields) != len(names):
             detail = f"{where}: has {len(fields)} fields, the header has {len(names)}"
             yield number, _Malformed(detail, _field(fields, patient_index))
             continue
         yield number, dict(zip(names, fields, strict=True))
+
+
+def fit_to_header(fields: list[str], names: list[str]) -> list[str]:
+    """A spreadsheet writes empty cells past the last column, or leaves out the empty cells
+    of unnamed trailing columns: neither holds a value, so the row is fitted to the header."""
+    if len(fields) > len(names) and not any(field.strip() for field in fields[len(names) :]):
+        return fields[: len(names)]
+    if len(names) > len(fields) > 0 and not any(name for name in names[len(fields) :]):
+        return [*fields, *[""] * (len(names) - len(fields))]
+    return fields
 
 
 def _leading_fields(line: str, delimiter: str) -> list[str]:

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from radonc_llm.data.ingest import (
     BROKEN_ENCODING,
     BROKEN_TEXT,
+    SPREADSHEET_ERROR,
     column_name,
     csv_delimiter,
     csv_rows,
+    fit_to_header,
     read_text,
     refuse_doubled_columns,
 )
@@ -45,7 +46,6 @@ class SourceRow:
 # Excel's "value not available" (a lookup that found nothing); pandas reads it as missing too.
 NOT_AVAILABLE = frozenset({"#n/a", "#na", "#n/a n/a"})
 # Formula errors: the cell held a computation that failed, so its value is unknown.
-SPREADSHEET_ERROR = re.compile(r"#(?:VALUE!|REF!|DIV/0!|NAME\?|NUM!|NULL!|SPILL!|CALC!)", re.I)
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def read_table(path: Path, columns: tuple[str, ...] = ()) -> SourceTable:
     rows = []
     for number, (line, fields, problem) in enumerate(csv_rows(lines, delimiter, start=1), start=1):
         if problem is None:
-            fields = _fit_to_header(fields, names)
+            fields = fit_to_header(fields, names)
             if not any(field.strip() for field in fields):
                 problem = "blank line"
             elif len(fields) != len(names):
@@ -210,16 +210,6 @@ def read_table(path: Path, columns: tuple[str, ...] = ()) -> SourceTable:
     if not rows:
         raise RadoncInputError("no data rows under the header", file=path)
     return SourceTable(path=path, columns=tuple(names), rows=rows)
-
-
-def _fit_to_header(fields: list[str], names: list[str]) -> list[str]:
-    """A spreadsheet writes empty cells past the last column, or leaves out the empty cells
-    of unnamed trailing columns: neither holds a value, so the row is fitted to the header."""
-    if len(fields) > len(names) and not any(field.strip() for field in fields[len(names) :]):
-        return fields[: len(names)]
-    if len(names) > len(fields) > 0 and not any(name for name in names[len(fields) :]):
-        return [*fields, *[""] * (len(names) - len(fields))]
-    return fields
 
 
 def _cell(field: str) -> str:
