@@ -164,6 +164,8 @@ def test_cli_prints_funnel_and_reports_bad_input_without_traceback(tmp_path):
         ("C09.9; C77.0", None, "invalid_icd10"),  # which one?
         ("C09 Malignant neoplasm of tonsil", None, "nonbillable_icd10"),
         ("tonsil cancer", None, "invalid_icd10"),
+        ("C09.S", None, "invalid_icd10"),
+        ("CO9.9", None, "invalid_icd10"),  # a letter O: named, never corrected
     ],
 )
 def test_a_code_written_with_its_description_is_read(tmp_path, recorded, kept, reason):
@@ -185,6 +187,7 @@ def test_a_code_written_with_its_description_is_read(tmp_path, recorded, kept, r
             if e.patient_id == "P17" and e.reason == reason and e.column == "icd10"
         ]
         assert recorded in entry.detail and entry.file.endswith("diagnoses.csv")
+        assert ("letter 'O' where a digit belongs" in entry.detail) == (recorded == "CO9.9")
 
 
 def _edit_rows(path, edit):

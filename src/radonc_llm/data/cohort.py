@@ -119,7 +119,11 @@ def require_billable_icd10(record: PatientRecord) -> None:
                 "invalid_icd10", f"'{recorded}' holds several codes ({', '.join(codes)})", **where
             )
         if not codes or not icd10.is_valid(codes[0]):
-            raise Excluded("invalid_icd10", f"'{recorded}' is not an ICD-10-CM code", **where)
+            raise Excluded(
+                "invalid_icd10",
+                f"'{recorded}' is not an ICD-10-CM code{_letter_for_digit(recorded)}",
+                **where,
+            )
         code = codes[0]
     if not icd10.is_billable(code):
         written = f"'{code}'" + ("" if code == recorded else f" (recorded as '{recorded}')")
@@ -127,6 +131,20 @@ def require_billable_icd10(record: PatientRecord) -> None:
             "nonbillable_icd10", f"{written} is a category, not a billable code", **where
         )
     record.icd10 = icd10.to_dotted(code)
+
+
+# "C5O.911", "C50.9l": a letter O or l typed where a digit belongs. Said, never corrected.
+_LETTER_FOR_DIGIT = re.compile(r"(?<=[A-Za-z0-9])[Oo]|(?<=\d)[lI]|[Oo](?=\d)|[lI](?=\.?\d)")
+
+
+def _letter_for_digit(recorded: str) -> str:
+    code = recorded.strip()
+    if len(code) > 8 or not re.fullmatch(r"[A-Za-z][0-9A-Za-z]{2}\.?[0-9A-Za-z]{0,4}", code):
+        return ""
+    letter = _LETTER_FOR_DIGIT.search(code[1:])
+    if letter is None:
+        return ""
+    return f" (a letter '{letter.group()}' where a digit belongs?)"
 
 
 def _is_curative(intent: str) -> bool:
