@@ -430,7 +430,12 @@ def report(
     ] = None,
 ) -> None:
     """Write the study report (self-contained HTML and Markdown) from a run's artefacts."""
-    from radonc_llm.evaluate.report import headline_table, read_run_metrics, write_report
+    from radonc_llm.evaluate.report import (
+        RUN_ARTEFACTS,
+        headline_table,
+        read_run_metrics,
+        write_report,
+    )
 
     with console.status("Writing the report"):
         html, markdown = write_report(run, out)
@@ -441,6 +446,13 @@ def report(
         metrics = None
     if metrics is not None:
         console.print(headline_table(metrics))
+    elif not any((run / name).exists() for name in RUN_ARTEFACTS):
+        console.print(
+            f"[bold yellow]warning:[/] {escape(str(run))} holds none of a run's files "
+            f"({', '.join(RUN_ARTEFACTS)}): every section of the report says its input is "
+            "absent. Give a run folder, e.g. runs/demo.",
+            soft_wrap=True,
+        )
     console.print(f"Report: {html}\nMarkdown: {markdown}")
 
 

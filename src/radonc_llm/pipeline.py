@@ -482,7 +482,8 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
     stages += [
         Stage("evaluate", "evaluate", [eval_cases, *systems.values()], study.evaluation.model_dump(),
               run_evaluate, outputs=["metrics.json", "per_case.jsonl"]),
-        Stage("report", "report", [run_dir / "evaluate" / "metrics.json", run_dir / "train" / "metrics.jsonl"],
+        Stage("report", "report", [run_dir / "evaluate" / "metrics.json", run_dir / "train" / "metrics.jsonl",
+                                   run_dir / "review" / "review_metrics.json"],  # once the review is exported
               {}, run_report, outputs=["report.html", "report.md", "figures"]),
     ]  # fmt: skip
     return stages

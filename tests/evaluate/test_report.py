@@ -255,6 +255,16 @@ def test_report_command(run_dir, tmp_path):
     result = CliRunner().invoke(app, ["report", "--run", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "run directory not found" in result.output
+    assert "holds none of a run's files" not in CliRunner().invoke(
+        app, ["report", "--run", str(run_dir), "--out", str(out)]
+    ).output.replace("\n", " ")
+
+
+def test_a_folder_that_is_no_run_is_reported_with_a_warning(tmp_path):
+    (tmp_path / "eval").mkdir()
+    result = CliRunner().invoke(app, ["report", "--run", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    assert "holds none of a run's files" in result.output.replace("\n", " ")
 
 
 @pytest.mark.browser

@@ -90,6 +90,21 @@ def test_a_run_folder_moved_elsewhere_is_still_up_to_date(finished_run, tmp_path
     } == set()
 
 
+def test_an_exported_review_refreshes_the_report(finished_run, tmp_path):
+    recipe, run_dir, _ = finished_run
+    copy = tmp_path / "runs" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    moved = yaml.safe_load(recipe.read_text()) | {"runs_dir": str(tmp_path / "runs")}
+    (tmp_path / "copy.yaml").write_text(yaml.safe_dump(moved))
+    (copy / "review").mkdir()
+    (copy / "review" / "review_metrics.json").write_text('{"study_id": "s", "sources": []}')
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "copy.yaml")])
+    assert result.exit_code == 0, result.output
+    stages = _stages(copy)
+    assert stages["report"]["status"] == "ran"
+    assert {name for name, s in stages.items() if s["status"] == "ran"} == {"report"}
+
+
 def test_a_changed_setting_reruns_from_that_stage_and_keeps_the_old_outputs(tmp_path):
     recipe = _recipe(tmp_path, "change")
     assert CliRunner().invoke(app, ["run", str(recipe)]).exit_code == 0

@@ -1309,6 +1309,13 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunArtefacts, ReportBuilder], Section]
 )
 
 
+# Files a run folder holds once its stages have run; a folder with none of them is no run.
+RUN_ARTEFACTS: tuple[str, ...] = (
+    "manifest.json", "curate/funnel.json", "split/split.json", "train/manifest.json",
+    "evaluate/metrics.json", "review/review_metrics.json",
+)  # fmt: skip
+
+
 def read_run_metrics(run_dir: str | Path) -> dict | None:
     """The run's evaluate/metrics.json (None before the evaluation has run)."""
     return RunArtefacts(Path(run_dir)).metrics
