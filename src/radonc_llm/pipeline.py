@@ -453,7 +453,8 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
 
     stages.append(
         Stage("train", "train", [run_dir / "tasks" / "train", run_dir / "tasks" / "val"],
-              {**study.train}, run_train, outputs=["."], expected=["adapter", "manifest.json"])
+              {**study.train}, run_train, outputs=["."],
+              expected=trained_outputs(train_config(study, context=DEFERRED)))
     )  # fmt: skip
     stages.append(
         predict_stage("predict_finetuned", str(train_dir), eval_cases, predict_dir / "finetuned.jsonl",
@@ -487,6 +488,13 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
               {}, run_report, outputs=["report.html", "report.md", "figures"]),
     ]  # fmt: skip
     return stages
+
+
+def trained_outputs(config: TrainConfig) -> list[str]:
+    """What a finished training run holds: its manifest and its adapter, or one per task."""
+    if config.adapter_mode == "per_task":
+        return ["manifest.json", *(f"{task}/adapter" for task in config.tasks)]
+    return ["adapter", "manifest.json"]
 
 
 def model_in_run(model_dir: Path, run_dir: Path) -> str | None:

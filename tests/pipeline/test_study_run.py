@@ -105,6 +105,18 @@ def test_an_exported_review_refreshes_the_report(finished_run, tmp_path):
     assert {name for name, s in stages.items() if s["status"] == "ran"} == {"report"}
 
 
+def test_a_study_of_one_adapter_per_task_predicts_and_reruns_nothing(tmp_path):
+    recipe = _recipe(tmp_path, "per_task", adapter_mode="per_task", max_steps=1)
+    result = CliRunner().invoke(app, ["run", str(recipe)])
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "per_task"
+    rows = [json.loads(line) for line in (run_dir / "predict" / "finetuned.jsonl").open()]
+    assert {row["task"] for row in rows} == {"regimen", "modality", "icd10"}
+    result = CliRunner().invoke(app, ["run", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert all(stage["status"].startswith("skipped") for stage in _stages(run_dir).values())
+
+
 def test_a_changed_setting_reruns_from_that_stage_and_keeps_the_old_outputs(tmp_path):
     recipe = _recipe(tmp_path, "change")
     assert CliRunner().invoke(app, ["run", str(recipe)]).exit_code == 0

@@ -180,6 +180,27 @@ def test_per_task_mode_trains_one_adapter_per_task(data_root, tmp_path):
     with pytest.raises(RadoncInputError, match="one adapter per task"):
         load_model(str(tmp_path / "per_task"))
 
+    # Predicted as one system: each task by its own adapter, into one file.
+    from typer.testing import CliRunner
+
+    from radonc_llm.cli import app
+    from tests.infer.sample_cases import SAMPLE_CASES
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps(row) + "\n" for row in SAMPLE_CASES[:2]))
+    out = tmp_path / "pred.jsonl"
+    run = str(tmp_path / "per_task")
+    args = ["predict", "--model", run, "--cases", str(cases), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--tasks", "modality,icd10"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["case_id"], r["task"]) for r in rows) == sorted(
+        (c["case_id"], t) for c in SAMPLE_CASES[:2] for t in ("modality", "icd10")
+    )
+    assert {r["model"] for r in rows} == {run} and not any(r["malformed"] for r in rows)
+    result = CliRunner().invoke(app, [*args, "--tasks", "regimen"])
+    assert result.exit_code == 2 and "not for regimen" in result.output
+
 
 @pytest.mark.parametrize("weighting", ["token", "task"])
 def test_step_loss_weights_tokens_or_tasks_as_configured(data_root, weighting):

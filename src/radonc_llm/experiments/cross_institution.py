@@ -41,6 +41,7 @@ from radonc_llm.pipeline import (
     run_stages,
     sample_cases,
     study_stages,
+    trained_outputs,
 )
 from radonc_llm.storage import read_jsonl, write_json_atomic
 
@@ -479,7 +480,7 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
     stages.append(
         Stage("train", "train", [tasks_dir / "train", tasks_dir / "val"],
               {**config.train, "tasks": list(tasks)}, run_train, outputs=["."],
-              expected=["adapter", "manifest.json"])
+              expected=trained_outputs(train_config(config, context=DEFERRED)))
     )  # fmt: skip
     stages += predictions(config.tuned_system, str(train_dir), (train_dir / "adapter",))
 

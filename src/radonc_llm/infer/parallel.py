@@ -18,9 +18,10 @@ import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.backends import Answer, Conversation
 
 # The model of this worker process, loaded by `_start_worker`.
@@ -138,7 +139,6 @@ def check_prompt_version(model: str) -> None:
     import json
     from pathlib import Path
 
-    from radonc_llm.errors import RadoncInputError
     from radonc_llm.models.registry import is_run_dir
     from radonc_llm.tasks.prompts import PROMPT_VERSION
 
@@ -162,9 +162,69 @@ def check_prompt_version(model: str) -> None:
             )
 
 
+class PerTaskBackend:
+    """A training run of one adapter per task: each task is answered by its own adapter, loaded
+    when its task comes up, one model in memory at a time."""
+
+    name = "transformers"
+    supports_constrained = True
+
+    def __init__(self, run: str, task_dirs: dict[str, str], *, dtype: str, processes: int) -> None:
+        self.model_name = run
+        self.task_dirs = task_dirs
+        self._options = {"dtype": dtype, "processes": processes}
+        self._stack: ExitStack | None = None
+        self._task: str | None = None
+        self._backend: Any = None
+
+    def require(self, tasks: Iterable[str]) -> None:
+        """Fail before any work when the run has no adapter for one of `tasks`."""
+        missing = [task for task in tasks if task not in self.task_dirs]
+        if missing:
+            raise RadoncInputError(
+                f"{self.model_name} holds adapters for {', '.join(self.task_dirs)}, not for "
+                f"{', '.join(missing)}; predict only those tasks (--tasks)"
+            )
+
+    def _for(self, task: str) -> Any:
+        self.require([task])
+        if task != self._task:
+            self.close()
+            self._stack = ExitStack()
+            self._backend = self._stack.enter_context(
+                local_backend(self.task_dirs[task], **self._options)
+            )
+            self._task = task
+        return self._backend
+
+    def answer(self, task: str, conversations: Sequence[Conversation], *, decoding: str):
+        return self._for(task).answer(task, conversations, decoding=decoding)
+
+    def answer_batches(
+        self, task: str, batches: Iterable[Sequence[Conversation]], *, decoding: str
+    ) -> Iterator[list[Answer]]:
+        yield from answer_batches(self._for(task), task, batches, decoding=decoding)
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+        self._stack, self._task, self._backend = None, None, None
+
+
 @contextmanager
 def local_backend(model: str, *, dtype: str = "float32", processes: int = 1) -> Iterator[Any]:
-    """The local model in this process, or in `processes` workers sharing the cores."""
+    """The local model in this process, or in `processes` workers sharing the cores. A run of
+    one adapter per task is a `PerTaskBackend` over its task folders."""
+    from radonc_llm.models.registry import per_task_run_dirs
+
+    task_dirs = per_task_run_dirs(model)
+    if task_dirs:
+        backend = PerTaskBackend(model, task_dirs, dtype=dtype, processes=processes)
+        try:
+            yield backend
+        finally:
+            backend.close()
+        return
     check_prompt_version(model)
     import torch
 

@@ -273,6 +273,8 @@ def predict_cases(
     if batch_size < 1:
         raise RadoncInputError("batch size must be at least 1", field="batch_size")
     tasks = parse_tasks(tasks)
+    if hasattr(backend, "require"):  # a run of one adapter per task must hold each one asked
+        backend.require(tasks)
     run_info = {
         "model": model_label or backend.model_name,
         "backend": backend.name,

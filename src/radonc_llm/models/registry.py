@@ -346,6 +346,14 @@ def check_adapter_files(adapter: Path) -> None:
         ) from None
 
 
+def per_task_run_dirs(model: str) -> dict[str, str]:
+    """{task: folder} when `model` is a training run of one adapter per task, else {}."""
+    path = Path(model)
+    if model in MODEL_REGISTRY or not (path / "manifest.json").is_file() or is_run_dir(path):
+        return {}
+    return {folder.name: str(folder) for folder in _run_task_dirs(path)}
+
+
 def _run_task_dirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
 
