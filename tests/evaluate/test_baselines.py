@@ -119,7 +119,8 @@ def test_few_shot_runs_through_the_prediction_loop(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3 and not any(r["malformed"] for r in rows)
     assert {r["model"] for r in rows} == {"few-shot(k=2):tiny-llama"}
-    assert summary.tasks["modality"]["cases"] == 3
+    assert summary.tasks["modality"]["cases"] == summary.tasks["modality"]["predicted"] == 3
+    assert summary.tasks["modality"]["cases_per_s"] > 0  # a model runs: its rate is shown
 
 
 def test_bad_requests_are_refused(tmp_path):

@@ -272,7 +272,9 @@ def _run_few_shot(
     for task, task_summary in result.tasks.items():
         summary.tasks[task] = {
             "cases": task_summary.cases,
+            "predicted": task_summary.predicted,
             "malformed": task_summary.malformed,
             "already_done": task_summary.already_done,
+            "cases_per_s": task_summary.cases_per_s,
         }
     return summary
