@@ -9,6 +9,7 @@ from radonc_llm.storage import (
     atomic_open,
     iter_jsonl,
     read_jsonl,
+    remove_leftover_temporaries,
     write_json_atomic,
     write_jsonl_atomic,
 )
@@ -47,3 +48,17 @@ def test_a_folder_where_a_file_goes_is_named_not_the_temporary_file(tmp_path):
     assert list((tmp_path / "out").iterdir()) == [] and list(tmp_path.iterdir()) == [
         tmp_path / "out"
     ]
+
+
+def test_leftover_temporaries_of_killed_writes_are_removed_and_nothing_else(tmp_path):
+    import os
+    import tempfile
+
+    (tmp_path / "train").mkdir()
+    fd, left = tempfile.mkstemp(dir=tmp_path / "train", prefix=".adapter.bin.", suffix=".tmp")
+    os.close(fd)
+    kept = [tmp_path / "notes.tmp", tmp_path / ".stage-train.json", tmp_path / ".x.tmp"]
+    for path in kept:
+        path.write_text("mine")
+    assert remove_leftover_temporaries(tmp_path) == 1
+    assert not os.path.exists(left) and all(path.exists() for path in kept)

@@ -35,7 +35,12 @@ from radonc_llm.config import (
 )
 from radonc_llm.data.cases import TASKS, read_cases, write_cases
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import file_in_the_way, file_sha256, write_json_atomic
+from radonc_llm.storage import (
+    file_in_the_way,
+    file_sha256,
+    remove_leftover_temporaries,
+    write_json_atomic,
+)
 
 BASELINE_KINDS = ("majority", "tfidf-logreg", "nearest-regimen", "few-shot")
 
@@ -310,6 +315,9 @@ def _supersede(run_dir: Path, stage: Stage) -> None:
 
 def run_stages(run_dir: Path, stages: list[Stage], *, console: Console) -> dict[str, dict]:
     """Run the stages in order, skipping those already done with the same inputs."""
+    leftovers = remove_leftover_temporaries(run_dir)
+    if leftovers:
+        console.print(f"note: removed {leftovers} temporary file(s) left by an interrupted run")
     manifest_path = run_dir / "manifest.json"
     manifest = _read_record(manifest_path)
     times: dict[str, dict] = manifest.get("stages", {})

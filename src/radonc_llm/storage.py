@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from typing import IO, Any
 
 from radonc_llm.errors import RadoncInputError
 
+# What `atomic_open` names its temporary files (mkstemp's 8 random characters).
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -58,6 +61,17 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_leftover_temporaries(folder: str | Path) -> int:
+    """Delete the temporary files that writes killed before their rename left in `folder` and
+    below (`.name.XXXXXXXX.tmp`); returns how many. Only for a folder no other job is writing."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        if path.is_file() and _TEMPORARY.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -56,6 +56,18 @@ def test_a_finished_stage_whose_output_was_deleted_runs_again(tmp_path):
     assert (run_dir / "second" / "b.txt").read_text() == "NOTE"
 
 
+def test_temporary_files_of_a_killed_write_are_removed_on_the_next_run(tmp_path):
+    source, run_dir, ran = tmp_path / "source.txt", tmp_path / "run", []
+    source.write_text("note")
+    run_stages(run_dir, _copy_stages(run_dir, source, ran), console=QUIET)
+    left = run_dir / "second" / ".b.txt.k3j9x0aa.tmp"  # a kill between write and rename
+    left.write_text("NO")
+    console = Console(record=True, width=200)
+    run_stages(run_dir, _copy_stages(run_dir, source, ran), console=console)
+    assert not left.exists() and ran == ["first", "second"]
+    assert "removed 1 temporary file(s)" in console.export_text()
+
+
 def test_a_stage_whose_expected_output_was_deleted_starts_afresh(tmp_path):
     """Like training: a deleted adapter is not rebuilt by resuming from the last checkpoint."""
     seen: list[list[str]] = []
