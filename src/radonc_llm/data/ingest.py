@@ -948,7 +948,8 @@ def _record_cell(record: dict[str, Any], column: str) -> str:
         raise BadValue("broken_encoding", "a NUL byte: the file is damaged or not UTF-8")
     if _has_broken_encoding(raw):
         raise BadValue("broken_encoding", BROKEN_ENCODING)
-    raw = raw.translate(_LINE_BREAKS)
+    if "\x0b" in raw or "\x0c" in raw:
+        raw = raw.translate(_LINE_BREAKS)
     problem = _cell_problem(raw)
     if problem is not None:
         raise problem

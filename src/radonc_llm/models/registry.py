@@ -186,11 +186,12 @@ def not_a_model_reason(path: Path) -> str:
     run of one adapter per task."""
     if not path.is_dir():
         return "is a file, not a model folder"
-    if (path / "manifest.json").is_file() and _run_task_dirs(path):
-        tasks = ", ".join(p.name for p in _run_task_dirs(path))
+    task_dirs = _run_task_dirs(path) if (path / "manifest.json").is_file() else []
+    if task_dirs:
+        tasks = ", ".join(p.name for p in task_dirs)
         return (
             f"this run holds one adapter per task ({tasks}); pass one of its task folders, "
-            f"e.g. {path / _run_task_dirs(path)[0].name}"
+            f"e.g. {task_dirs[0]}"
         )
     if (path / "manifest.json").is_file() and (path / "checkpoints").is_dir():
         if (path / "adapter").is_dir():
