@@ -269,3 +269,35 @@ def test_saved_adapter_lists_its_target_modules_in_one_order(tmp_path):
     save_adapter(Unordered(), tmp_path / "adapter")
     saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert saved == {"r": 8, "target_modules": ["down_proj", "q_proj", "v_proj"]}
+
+
+def test_an_output_dir_holding_other_files_is_refused_naming_them(data_root, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "old-runs").mkdir()
+    config = tiny_config(data_root, output_dir=tmp_path, max_steps=1)
+    for resume in (False, True):
+        with pytest.raises(RadoncInputError, match=r"not a training run's \(notes.txt, old-runs\)"):
+            train(config, resume=resume, show_progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "old-runs"]
+
+
+def test_resume_removes_the_temporary_files_a_kill_left(stopped_run, data_root, tmp_path):
+    run = copy_run(stopped_run, tmp_path)
+    leftover = run / ".metrics.jsonl.k3j9x0ab.tmp"
+    leftover.write_text('{"step": 1')
+    config = tiny_config(data_root, output_dir=run, max_steps=4)
+    train(config, resume=True, show_progress=False)
+    assert not leftover.exists()
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_export_removes_the_partial_folder_of_a_killed_export(finished_run, tmp_path):
+    partial = tmp_path / ".out.a1b2c3d4"  # what a kill mid-merge leaves (mkdtemp's name)
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"half")
+    other = tmp_path / ".outside.a1b2c3d4"  # another output's: not ours to remove
+    other.mkdir()
+    export_run(finished_run, tmp_path / "out", merge=False)
+    assert not partial.exists()
+    assert other.exists()
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 import tempfile
 import warnings
@@ -19,6 +21,8 @@ from radonc_llm.models.registry import (
 )
 from radonc_llm.train.checkpoint import replace_dir
 
+logger = logging.getLogger(__name__)
+
 
 def export_run(
     run_dir: str | Path,
@@ -34,6 +38,7 @@ def export_run(
     _check_run(run_dir)
     _check_out_dir(out_dir, run_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_partial_exports(out_dir)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
         if merge:
@@ -48,6 +53,16 @@ def export_run(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def _remove_partial_exports(out_dir: Path) -> None:
+    """Delete the folders that exports to `out_dir` killed before their rename left beside it
+    (`.name.XXXXXXXX`, mkdtemp's pattern): a merged 7B model is ~14 GB of them."""
+    partial = re.compile(rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}")
+    for folder in out_dir.parent.iterdir():
+        if folder.is_dir() and partial.fullmatch(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+            logger.info("removed %s, left by an interrupted export", folder)
 
 
 def _check_run(run_dir: Path) -> None:

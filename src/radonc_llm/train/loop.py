@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from radonc_llm.storage import (
     append_jsonl,
     file_sha256,
     read_jsonl,
+    remove_leftover_temporaries,
     write_json_atomic,
     write_jsonl_atomic,
     write_text_atomic,
@@ -181,6 +183,7 @@ def train(
     `stop_after_steps` stops as a kill would (after the checkpoint of that step, if any); tests
     use it to check that `resume=True` continues exactly.
     """
+    _check_no_foreign_files(Path(config.output_dir), tasks=config.tasks)
     if config.processes > 1 and "WORLD_SIZE" not in os.environ:
         config = _fit_processes_to_gpus(config)
         if config.processes > 1:
@@ -332,6 +335,10 @@ def train_adapter(
     )
     run_dir = Path(config.output_dir)
     checkpoint = _check_run_dir(run_dir, resume=resume)
+    if accelerator.is_main_process and run_dir.is_dir():
+        leftovers = remove_leftover_temporaries(run_dir)
+        if leftovers:
+            logger.info("removed %d temporary file(s) left by an interrupted run", leftovers)
     if accelerator.gradient_accumulation_steps != config.gradient_accumulation_steps:
         raise RadoncInputError(
             f"the accelerate launch settings ask for {accelerator.gradient_accumulation_steps} "
@@ -818,6 +825,42 @@ def _config_hash(config: TrainConfig) -> str:
     """Settings that change the weights; output-only fields may differ on resume."""
     fields = config.model_dump(mode="json", exclude=set(OUTPUT_ONLY_FIELDS))
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# What a run folder holds (a per-task run holds one such folder per task); names starting
+# with a dot are the temporary files of writes and the study run's stage records.
+RUN_ENTRIES = frozenset(
+    {
+        "adapter",
+        "checkpoints",
+        "manifest.json",
+        "metrics.jsonl",
+        "tensorboard",
+        "launch_config.yaml",
+    }
+)
+
+
+def _check_no_foreign_files(output_dir: Path, *, tasks: Iterable[str]) -> None:
+    """Refuse an output_dir that holds files of something else (a folder of runs, a project
+    folder): a run written among them would mix with them, and a later cleanup could take them."""
+    if not output_dir.is_dir():
+        return
+    foreign = sorted(
+        entry.name
+        for entry in output_dir.iterdir()
+        if not entry.name.startswith(".") and entry.name not in RUN_ENTRIES | set(tasks)
+    )
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
+        raise RadoncInputError(
+            f"holds files that are not a training run's ({shown}); choose a new or empty "
+            "output_dir (a run writes manifest.json, adapter/, checkpoints/ and logs there)",
+            file=output_dir,
+            field="output_dir",
+        )
 
 
 def _check_run_dir(run_dir: Path, *, resume: bool) -> Path | None:
