@@ -85,3 +85,25 @@ def test_a_gpu_predicts_in_one_process(monkeypatch):
         with local_backend("tiny-llama", processes=2) as backend:
             assert backend == "tiny-llama"  # the in-process backend, not worker processes
     assert len(loaded) == 1
+
+
+@pytest.mark.slow
+def test_worker_and_per_task_backends_name_prompts_longer_than_the_context(model_dir, cases):
+    from radonc_llm.infer.parallel import PerTaskBackend
+    from radonc_llm.infer.predict import default_messages, over_context
+
+    long_case = cases[0].model_copy(update={"diagnosis_text": "pT2 N1 µ × é " * 2000})
+    mixed = [long_case, *cases[1:]]
+    per_task = PerTaskBackend(
+        "a-run", {"icd10": str(model_dir)}, dtype="float32", processes=1
+    )  # a plain model folder stands in for the task's run
+    window = json.loads((model_dir / "config.json").read_text())["max_position_embeddings"]
+    try:
+        with ParallelBackend(str(model_dir), processes=2) as workers:
+            for backend in (workers, per_task):
+                context, too_long = over_context(backend, mixed, "icd10", default_messages)
+                assert context == window
+                assert [case_id for case_id, _ in too_long] == [long_case.case_id]
+                assert over_context(backend, cases[1:], "icd10", default_messages) == (window, [])
+    finally:
+        per_task.close()

@@ -92,6 +92,17 @@ class TransformersBackend:
         model = model.to(device=device or inference_device(), dtype=dtype)
         return cls(model, tokenizer, model_name=name_or_path)
 
+    def prompt_lengths(
+        self, task: str, conversations: Sequence[Conversation]
+    ) -> tuple[int | None, list[int]]:
+        """The model's context length (None where its config has none) and the length in
+        tokens of each prompt (the same for every task: `task` is for per-task runs)."""
+        from radonc_llm.infer.generate import chat_prompt_ids
+
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        lengths = [len(chat_prompt_ids(self.tokenizer, messages)) for messages in conversations]
+        return (context if isinstance(context, int) else None), lengths
+
     def answer(
         self, task: str, conversations: Sequence[Conversation], *, decoding: str
     ) -> list[Answer]:

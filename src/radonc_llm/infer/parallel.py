@@ -42,6 +42,10 @@ def _answer(task: str, conversations: list[Conversation], decoding: str) -> list
     return _WORKER["backend"].answer(task, conversations, decoding=decoding)
 
 
+def _prompt_lengths(task: str, conversations: list[Conversation]) -> tuple[int | None, list[int]]:
+    return _WORKER["backend"].prompt_lengths(task, conversations)
+
+
 def prepare_model(name_or_path: str) -> None:
     """Check the model name and build shared caches once, before workers load it side by side."""
     from radonc_llm.models.registry import (
@@ -83,6 +87,11 @@ class ParallelBackend:
         self, task: str, conversations: Sequence[Conversation], *, decoding: str
     ) -> list[Answer]:
         return self._pool.submit(_answer, task, list(conversations), decoding).result()
+
+    def prompt_lengths(
+        self, task: str, conversations: Sequence[Conversation]
+    ) -> tuple[int | None, list[int]]:
+        return self._pool.submit(_prompt_lengths, task, list(conversations)).result()
 
     def answer_batches(
         self, task: str, batches: Iterable[Sequence[Conversation]], *, decoding: str
@@ -199,6 +208,11 @@ class PerTaskBackend:
 
     def answer(self, task: str, conversations: Sequence[Conversation], *, decoding: str):
         return self._for(task).answer(task, conversations, decoding=decoding)
+
+    def prompt_lengths(
+        self, task: str, conversations: Sequence[Conversation]
+    ) -> tuple[int | None, list[int]]:
+        return self._for(task).prompt_lengths(task, conversations)
 
     def answer_batches(
         self, task: str, batches: Iterable[Sequence[Conversation]], *, decoding: str

@@ -175,19 +175,17 @@ def over_context(
     """The local model's context length and the cases whose prompt, with room for the answer,
     does not fit in it: the model reads them past the positions it was trained on.
 
-    Only a backend that holds its tokenizer and model in this process can tell; others
-    return (None, []).
+    Only a backend that holds the model's tokenizer (in this process or its workers) can
+    tell; others return (None, []).
     """
-    tokenizer = getattr(backend, "tokenizer", None)
-    config = getattr(getattr(backend, "model", None), "config", None)
-    context = getattr(config, "max_position_embeddings", None)
-    if tokenizer is None or not isinstance(context, int):
+    measure = getattr(backend, "prompt_lengths", None)
+    if measure is None or not cases:
         return None, []
-    from radonc_llm.infer.generate import chat_prompt_ids
-
+    context, lengths = measure(task, [messages_for(case, task) for case in cases])
+    if context is None:
+        return None, []
     room = context - TASK_PROMPTS[task].max_new_tokens
-    lengths = ((c.case_id, len(chat_prompt_ids(tokenizer, messages_for(c, task)))) for c in cases)
-    return context, [(case_id, n) for case_id, n in lengths if n > room]
+    return context, [(c.case_id, n) for c, n in zip(cases, lengths, strict=True) if n > room]
 
 
 def _over_context_message(task: str, context: int, cases: list[tuple[str, int]]) -> str:
@@ -291,9 +289,6 @@ def predict_cases(
             summary.tasks[task] = TaskSummary(
                 task=task, cases=len(cases), already_done=len(cases) - len(pending)
             )
-            context, too_long = over_context(backend, pending, task, messages_for)
-            if too_long:
-                summary.messages.append(_over_context_message(task, context, too_long))
             ordered, lengths = _ordered(pending, task, messages_for)
             todo[task] = _batches(ordered, lengths, task, decoding, batch_size)
         progress = Progress(
@@ -314,6 +309,12 @@ def predict_cases(
             for task in tasks:
                 task_summary = summary.tasks[task]
                 batches = todo[task]
+                # Measured as the task starts: a per-task run loads that task's model here.
+                context, too_long = over_context(
+                    backend, [case for batch in batches for case in batch], task, messages_for
+                )
+                if too_long:
+                    summary.messages.append(_over_context_message(task, context, too_long))
                 progress.start_task(bars[task])
                 conversations = ([messages_for(case, task) for case in b] for b in batches)
                 answered = answer_batches(backend, task, conversations, decoding=decoding)
