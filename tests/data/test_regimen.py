@@ -562,6 +562,14 @@ def test_cgy_typed_as_gy_is_rejected_with_a_hint():
         ("No nodal disease 70 Gy/35 fx with concurrent cisplatin", ["cisplatin"]),
         ("45 Gy/25 fx with concurrent cisplatin, nodes N0", ["cisplatin"]),
         ("70 Gy/35 fx with concurrent cisplatin. No cetuximab.", ["cisplatin"]),
+        # "held" alone: not given; held for a week or after some cycles: given in part.
+        ("70 Gy/35 fx, concurrent cisplatin held", []),
+        ("70 Gy/35 fx, cisplatin was held", []),
+        ("20 Gy/5 fx WBRT, chemo held", []),
+        ("70 Gy/35 fx w/ weekly cis (held wk 4 for AKI)", ["cisplatin"]),
+        ("70 Gy/35 fx with cisplatin (held x1 for neutropenia)", ["cisplatin"]),
+        ("70 Gy/35 fx with weekly cisplatin, held for 1 week", ["cisplatin"]),
+        ("Chemo: none. RT: 60 Gy/30 fx", []),
     ],
 )
 def test_drugs_a_note_says_were_not_given_are_not_concurrent(text, concurrent):
@@ -672,6 +680,10 @@ def test_parse_reads_more_clinical_notations(text, expected):
         ("neoadjuvant ADT prior to 78 Gy/39 fx", {"dose_gy": 78, "fractions": 39}),
         # A year is not a count of fractions.
         ("60 Gy in 2018", {"dose_gy": 60}),
+        # A dose rate is not a dose.
+        ("0.5 Gy/min dose rate", {}),
+        ("PDR 0.5 Gy/h", {"technique": "PDR"}),
+        ("70 Gy/35 fx at 600 cGy/min", {"dose_gy": 70, "fractions": 35}),
         # Biological equivalents are not the physical dose.
         ("EQD2 74 Gy", {}),
         ("EQD2(α/β=3) 74 Gy", {}),
@@ -761,3 +773,182 @@ def test_concurrent_drugs_in_clinical_phrasing(text, concurrent, schedule):
 def test_gray_written_out_normalizes():
     assert normalize_dose(60, "Gray") == (60.0, "Gy")
     assert normalize_dose(6000, "centigray") == (60.0, "Gy")
+
+
+# -- a product that is no course: "60 Gy x 30 fx" -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "dose", "fractions"),
+    [
+        # The product is a course in use: d Gy per fraction times N.
+        ("8 Gy x 3", 24, 3),
+        ("7 Gy x 4 HDR", 28, 4),
+        ("HDR 7 Gy x 3", 21, 3),
+        ("SBRT 12 Gy x 4", 48, 4),
+        ("20 Gy x 3 SBRT", 60, 3),
+        ("4 x 5 Gy", 20, 4),
+        ("2 Gy x 41", 82, 41),
+        ("1.2 Gy b.i.d. x 68", 81.6, 68),
+        ("180 cGy x 28", 50.4, 28),
+        # The product is no course (above ~82 Gy, or above 25 Gy in each of several fractions),
+        # while the total over the count is: the clinician wrote the total and the count.
+        ("60 Gy x 30 fx", 60, 30),
+        ("60 Gy x 30", 60, 30),
+        ("66 Gy x 33", 66, 33),
+        ("50 Gy x 25 fractions", 50, 25),
+        ("25 Gy x 5", 25, 5),
+        ("25Gy x 5", 25, 5),
+        ("20 Gy x 5 fx WBRT", 20, 5),
+        ("27 Gy x 2 HDR", 27, 2),
+        ("30 x 60 Gy", 60, 30),
+        ("Rx 50 Gy x 25 fx = 2 Gy/fx", 50, 25),
+        # Neither reading is a course: the arithmetic as written is kept.
+        ("2 Gy x 45", 90, 45),
+    ],
+)
+def test_implausible_product_reads_as_total_in_fractions(text, dose, fractions):
+    regimen = parse_regimen(text)
+    assert (regimen.dose_gy, regimen.fractions) == (dose, fractions)
+
+
+def test_total_in_fractions_written_as_a_product_keeps_the_rest_of_the_plan():
+    assert parts("70 Gy x 35 fx IMRT + cis") == {
+        "dose_gy": 70,
+        "fractions": 35,
+        "technique": "IMRT",
+        "concurrent": ["cisplatin"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An integrated boost that holds the only dose is the prescription, not a boost.
+        ("SIB 70/59.4/54 Gy in 33", {"dose_gy": 70, "fractions": 33}),
+        ("SIB 66/60/54 Gy in 30 fx", {"dose_gy": 66, "fractions": 30}),
+        ("IMRT SIB 70/63/56 Gy in 35 fx", {"dose_gy": 70, "fractions": 35, "technique": "IMRT"}),
+        ("SIB: 70 Gy to PTV70, 56 Gy to PTV56, 35 fx", {"dose_gy": 70, "fractions": 35}),
+        ("70/63/56 Gy in 35", {"dose_gy": 70, "fractions": 35}),
+        # With a prescription of its own, the SIB clause stays the boost.
+        (
+            "IMRT 70 Gy/35 fx with SIB to 66 Gy",
+            {"dose_gy": 70, "fractions": 35, "technique": "IMRT", "boost": "to 66 Gy"},
+        ),
+    ],
+)
+def test_integrated_boost_dose_levels(text, expected):
+    assert parts(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The schedule before the dose per fraction, up to a total.
+        ("twice daily 1.5 Gy to 45 Gy", {"dose_gy": 45, "fractions": 30, "schedule": "BID"}),
+        ("BID 1.5 Gy to 45 Gy", {"dose_gy": 45, "fractions": 30, "schedule": "BID"}),
+        ("daily 2 Gy to 60 Gy", {"dose_gy": 60, "fractions": 30, "schedule": "daily"}),
+        # Typos of "fractions".
+        ("60 Gy in 30 fractons", {"dose_gy": 60, "fractions": 30}),
+        ("60 Gy in 30 fracitons", {"dose_gy": 60, "fractions": 30}),
+        ("60 Gy in 30 fracions", {"dose_gy": 60, "fractions": 30}),
+        # A bare number after the drug is its dose: the schedule after it is the drug's.
+        (
+            "45 Gy/30 fx 1.5 Gy BID, cis 60 q3wk",
+            {
+                "dose_gy": 45,
+                "fractions": 30,
+                "schedule": "BID",
+                "concurrent": ["cisplatin"],
+                "concurrent_schedule": "every 3 weeks",
+            },
+        ),
+    ],
+)
+def test_parse_reads_fixed_notations(text, expected):
+    assert parts(text) == expected
+
+
+# Written the way oncologists, dosimetrists and EMRs write them (not the synthetic templates).
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SBRT 50/5", {"dose_gy": 50, "fractions": 5, "technique": "SBRT"}),
+        ("54/3", {"dose_gy": 54, "fractions": 3}),
+        ("45/25 + 9 Gy/5 boost", {"dose_gy": 45, "fractions": 25, "boost": "9 Gy in 5 fractions"}),
+        ("2 Gy/fx to 70 Gy", {"dose_gy": 70, "fractions": 35}),
+        ("70 Gy @ 2 Gy/fx", {"dose_gy": 70, "fractions": 35}),
+        ("25 x 1.8 Gy", {"dose_gy": 45, "fractions": 25}),
+        ("1.8 Gy x 25 = 45 Gy", {"dose_gy": 45, "fractions": 25}),
+        ("40.05Gy/15#", {"dose_gy": 40.05, "fractions": 15}),
+        ("36.25 Gy/5# SABR", {"dose_gy": 36.25, "fractions": 5, "technique": "SBRT"}),
+        ("30Gy/10F", {"dose_gy": 30, "fractions": 10}),
+        ("20 Gy in 5 daily fractions", {"dose_gy": 20, "fractions": 5, "schedule": "daily"}),
+        (
+            "CSI 23.4 Gy/13 fx + PF boost to 54 Gy",
+            {"dose_gy": 23.4, "fractions": 13, "boost": "to 54 Gy"},
+        ),
+        ("I-125 plaque 85 Gy to apex", {"dose_gy": 85, "technique": "plaque"}),
+        ("I-125 seeds 145 Gy", {"dose_gy": 145, "technique": "LDR"}),
+        (
+            "EBRT 45 Gy then HDR 28 Gy/4",
+            {"dose_gy": 45, "boost": "28 Gy in 4 fractions HDR"},
+        ),
+        (
+            "45 Gy/25 fx to pelvis followed by HDR 5.5 Gy x 5",
+            {"dose_gy": 45, "fractions": 25, "boost": "27.5 Gy in 5 fractions HDR"},
+        ),
+        ("50,4 Gy / 28 Fr", {"dose_gy": 50.4, "fractions": 28}),
+        ("5040 cGy/28", {"dose_gy": 50.4, "fractions": 28}),
+        ("6000cGy in 30", {"dose_gy": 60, "fractions": 30}),
+        ("200cGy x 35 fx = 7000cGy", {"dose_gy": 70, "fractions": 35}),
+        ("20-30 Gy", {}),
+        ("up to 66 Gy", {"dose_gy": 66}),
+        (
+            "70 Gy (2 Gy/fraction) + weekly cisplatin 40 mg/m2",
+            {
+                "dose_gy": 70,
+                "fractions": 35,
+                "concurrent": ["cisplatin"],
+                "concurrent_schedule": "weekly",
+            },
+        ),
+        ("70 Gy/35 fx w/ cetux", {"dose_gy": 70, "fractions": 35, "concurrent": ["cetuximab"]}),
+        ("60 Gy/30 fx QD", {"dose_gy": 60, "fractions": 30, "schedule": "daily"}),
+        ("hypofractionated 60 Gy/20 fx", {"dose_gy": 60, "fractions": 20}),
+        ("60 gy/30 fx", {"dose_gy": 60, "fractions": 30}),
+        ("60Gy/30fx/6wks", {"dose_gy": 60, "fractions": 30}),
+        ("60 Gy in 6 weeks", {"dose_gy": 60}),
+        ("prior 60 Gy x 30 fx in 2015; now 30 Gy/10 fx", {"dose_gy": 30, "fractions": 10}),
+        (
+            "SBRT 48 Gy in 4 fractions to LUL nodule (BED10 105.6 Gy)",
+            {"dose_gy": 48, "fractions": 4, "technique": "SBRT"},
+        ),
+        (
+            "Tx: IMRT 7000cGy/35fx w/ weekly CDDP",
+            {
+                "dose_gy": 70,
+                "fractions": 35,
+                "technique": "IMRT",
+                "concurrent": ["cisplatin"],
+                "concurrent_schedule": "weekly",
+            },
+        ),
+        (
+            "RT: 45 Gy in 25 fractions to pelvis with weekly cisplatin, followed by HDR brachy "
+            "7 Gy x 4",
+            {
+                "dose_gy": 45,
+                "fractions": 25,
+                "boost": "28 Gy in 4 fractions HDR",
+                "concurrent": ["cisplatin"],
+                "concurrent_schedule": "weekly",
+            },
+        ),
+    ],
+)
+def test_parse_reads_regimens_as_clinicians_write_them(text, expected):
+    assert parts(text) == expected
+    # Written back in the project's own style, the regimen parses the same.
+    regimen = parse_regimen(text)
+    assert parse_regimen(render_regimen(regimen)) == regimen

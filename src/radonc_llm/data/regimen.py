@@ -8,19 +8,22 @@ evaluation (model answers) use this module, so one vocabulary of techniques, sch
 drugs lives here.
 
 Reading rules, each a clinical convention:
-- "d Gy x N" and "N x d Gy" are N fractions of d Gy; "D Gy/N" is D Gy in N fractions, and so
-  is "D Gy in N" where the clause ends after N ("SABR 54 Gy in 3", not "60 Gy in 6 weeks").
+- "d Gy x N" and "N x d Gy" are N fractions of d Gy, unless that product is no course in use
+  while D Gy in N is ("60 Gy x 30 fx", "25 Gy x 5": the total and the count); "D Gy/N" is D
+  Gy in N fractions, and so is "D Gy in N" where the clause ends after N ("SABR 54 Gy in 3",
+  not "60 Gy in 6 weeks").
 - "D Gy in d Gy fractions" and "D Gy @ d Gy" give N = D/d when it is a whole number, and so
   do "d Gy BID to D Gy" and labelled fields ("Dose per fraction: 2 Gy; Total dose: 60 Gy").
 - "single 8 Gy fraction", "five 5 Gy fractions": a count before the dose per fraction. A
   product beside the total that adds up to it gives the count: "50.4 Gy (1.8 Gy x 28)".
 - EMR labels count too ("Fractions: 25", "No. of fractions 30"), but a bare "Fx 12" is a tally.
 - "70/63/56 Gy": the dose levels of an integrated boost (falling, within 70% of the highest);
-  the highest is the prescription.
+  the highest is the prescription, and an "SIB" clause that holds the only dose is the
+  prescription, not a boost ("SIB 70/59.4/54 Gy in 33").
 - cGy is converted to Gy; Gray and centigray too; GyRBE, Gy(RBE), CGE and GyE are all written
   GyRBE.
 - Ranges ("66-70 Gy", "33-35 fx") are guideline ranges, not prescriptions: no value is read;
-  nor from rates ("5 fx/week"), EQD2 or BED values, or a year ("60 Gy in 2018").
+  nor from rates ("5 fx/week", "0.5 Gy/h"), EQD2 or BED values, or a year ("60 Gy in 2018").
 - Radiotherapy given before ("prior 30 Gy/10 fx", "s/p 60 Gy in 2018", "history of 50 Gy")
   is history, not the plan: that clause is not read at all.
 - The first dose outside a boost clause is the prescription; "boost ..." up to the next
@@ -220,7 +223,11 @@ _NUM = r"\d+(?:[.,]\d+)?"
 _UNIT = r"c?Gy\s*\(\s*RBE\s*\)|c?Gy[\s-]?RBE|c?GyE|CGE|c?Gy|(?:centi[\s-]?)?grays?"
 _COUNT_WORDS = "|".join(sorted((re.escape(w) for w in _NUMBER_WORDS), key=len, reverse=True))
 _COUNT = rf"\d+|{_COUNT_WORDS}"
-_FX = r"(?:fractions?|fracs?|fxs?|fr|#|treatments?|sessions?)(?![A-Za-z])"
+# "fractons", "fracitons", "fracions": typos of "fractions" seen in notes.
+_FX = (
+    r"(?:fractions?|fract?i?ons?|fracitons?|fracs?|fxs?|fr|#|treatments?|sessions?)"
+    r"(?![A-Za-z])"
+)
 _TIMES = r"[x×*✕✖⨯]"  # x, multiplication sign, multiplication x, heavy x, vector cross
 _START = r"(?<![\w.,/-])"  # a number that is not the tail of "I-125", "4.5" or "C50"
 _END = r"(?![A-Za-z0-9])"
@@ -288,10 +295,21 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"(?![A-Za-z])"
         ),
     ),
+    # "0.5 Gy/h", "600 cGy/min": a dose rate (LDR/PDR, linac output), not a dose.
+    (
+        "rate",
+        _compile(
+            rf"{_START}{_NUM}\s*(?:{_UNIT})\s*(?:/|per|an?)\s*"
+            rf"(?:min(?:ute)?s?|h(?:ou)?rs?|h|sec(?:ond)?s?|s)(?![A-Za-z])"
+        ),
+    ),
     # "70/63/56 Gy": the dose levels of an integrated boost, highest first.
     (
         "levels",
-        _compile(rf"{_START}(?P<d>{_NUM})(?P<levels>(?:\s*/\s*{_NUM})+)\s*(?P<u>{_UNIT}){_END}"),
+        _compile(
+            rf"{_START}(?P<d>{_NUM})(?P<levels>(?:\s*/\s*{_NUM})+)\s*(?P<u>{_UNIT}){_END}"
+            rf"(?:\s+in\s+(?P<n>\d{{1,3}}){_BARE_COUNT_END})?"
+        ),
     ),
     (
         "total_fx",
@@ -363,6 +381,13 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*(?:{_SCHED_ALT})(?![A-Za-z])(?={_TO_TOTAL})"
         ),
     ),
+    # ... and with the schedule first: "twice daily 1.5 Gy to 45 Gy", "daily 2 Gy to 60 Gy".
+    (
+        "per_fx",
+        _compile(
+            rf"(?<![A-Za-z])(?:{_SCHED_ALT})\s+(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}(?={_TO_TOTAL})"
+        ),
+    ),
     ("total", _compile(rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}")),
     (
         "fx",
@@ -424,9 +449,11 @@ _NEGATION_BEFORE_RE = _compile(
     r"(?:\b(?:no|not|without|declined|refused|ineligible|unfit|contraindicat\w*|omit(?:ted)?|"
     r"withheld|deferred)\b|\bw/o\b)(?:\W+\w+){0,3}\W*$"
 )
+# "cisplatin held" was not given; "cis (held wk 4)", "held after cycle 2" was, in part.
 _NEGATION_AFTER_RE = _compile(
-    r"\W*(?:(?:was|is|were)\s+)?(?:not\b|declined|refused|ineligible|contraindicat|omitted|"
-    r"withheld|deferred)"
+    r"\W*(?:(?:was|is|were)\s+)?(?:not\b|none\b|declined|refused|ineligible|contraindicat|"
+    r"omitted|withheld|deferred|held\b(?!\s*(?:after|from|at|on|in|during|for\s+(?:wk|week|"
+    r"cycle|c\d|\d)|(?:wks?|weeks?|cycles?|c|\#)\s*\d|x\s*\d|\d)))"
 )
 # "concurrent and adjuvant TMZ" (Stupp): given during radiotherapy as well as after it.
 _CONCURRENT_AND_AFTER_RE = _compile(
@@ -443,8 +470,9 @@ _DRUG_DOSE_BEFORE_RE = _compile(
     r"(?:\d\s*mg|AUC\s*\d+(?:\.\d+)?)(?:\s*/\s*(?:m2|m²|m\^2|kg|d|day))?\s*\)?\s*,?\s*$"
 )
 _DRUG_PREFIX_GAP = _compile(r"\s*(?:(?:concurrent|concomitant)\s*)?(?:chemo(?:therapy)?\s*)?")
+# "cis 100 q3wk": a bare number after the drug is its dose in mg/m2.
 _DRUG_SUFFIX_GAP = _compile(
-    r"\s*(?:\(?\s*\d+(?:\.\d+)?\s*mg(?:\s*/\s*(?:m2|m²|m\^2|kg))?\s*\)?)?\s*,?\s*"
+    r"\s*(?:\(?\s*\d+(?:\.\d+)?\s*(?:mg(?:\s*/\s*(?:m2|m²|m\^2|kg))?)?\s*\)?)?\s*,?\s*"
 )
 
 
@@ -490,7 +518,13 @@ def _dose_mentions(text: str) -> list[_DoseMention]:
             values: dict = {"fractions": n, "unit": unit}
             if kind in ("total_fx", "total"):
                 values["total"] = d
-            elif kind == "levels" and _is_dose_levels(groups["d"], groups["levels"]):
+            elif kind == "levels":
+                # "SIB 70/59.4/54 Gy in 33": the count after the levels is the fractions'.
+                levels = _is_dose_levels(groups["d"], groups["levels"])
+                values.update(total=d if levels else None, fractions=n if levels else None)
+            elif kind == "per_fx_times" and _is_total_over_count(d, n):
+                # "60 Gy x 30 fx" is 60 Gy in 30 fractions, not 1800 Gy.
+                kind = "total_fx"
                 values["total"] = d
             elif kind == "per_fx_times":
                 values.update(total=_clean(d * n), per_fraction=d)
@@ -499,6 +533,16 @@ def _dose_mentions(text: str) -> list[_DoseMention]:
             mentions.append(_DoseMention(kind, match.start(), match.end(), **values))
         masked = pattern.sub(lambda m: " " * len(m.group(0)), masked)
     return sorted(mentions, key=lambda m: m.start)
+
+
+def _is_total_over_count(dose: float, count: int) -> bool:
+    """Whether "d Gy x N" means d Gy in N fractions: the product is no course in use (above
+    ~82 Gy, or above 25 Gy in each of several fractions) while d Gy in N is one (0.5-25 Gy
+    per fraction). "8 Gy x 3" is 24 Gy and "7 Gy x 4 HDR" 28 Gy, but "60 Gy x 30 fx" is a
+    shorthand for 60 Gy in 30 fractions and "25 Gy x 5" for the 25 Gy short course."""
+    if count < 2 or not _MIN_PER_FX <= dose / count <= _MAX_CONVENTIONAL_PER_FX:
+        return False
+    return dose * count > _MAX_EBRT_TOTAL_GY or dose > _MAX_CONVENTIONAL_PER_FX
 
 
 def _is_dose_levels(first: str, rest: str) -> bool:
@@ -656,6 +700,10 @@ def _split_boost(text: str) -> tuple[str, str | None]:
                 clause_start = min(clause_start, technique.start())
                 own_technique = _TECHNIQUE_LOOKUP[_squash(technique.group(0))]
     main_text = _blank(text, clause_start, max(seg_end, match.end()))
+    # "SIB 70/59.4/54 Gy in 33": an integrated boost that holds the only dose is the
+    # prescription itself, not a boost on top of one.
+    if match.group(0).upper() == "SIB" and _read_dose(main_text).dose_gy is None:
+        return text, None
 
     segment = re.sub(r"\s+", " ", segment).strip(" :,-")
     core = _read_dose(segment)
