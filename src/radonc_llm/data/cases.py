@@ -1,18 +1,27 @@
 """The case JSONL: the interchange format of every stage after curation and of external test sets.
 
-One JSON object per line. Required: case_id, patient_id, diagnosis_text, regimen, modality,
-icd10 (dotted ICD-10-CM). Optional: regimen_structured, site, split, label_source and any
+One JSON object per line. Required: case_id, diagnosis_text, regimen, modality, icd10 (dotted
+ICD-10-CM), and patient_id (missing or null: the case is its own patient, with a warning; for
+vignettes). Optional: regimen_structured, site, split, label_source and any
 extra keys (kept as they are, so importers can carry provenance).
 """
 
 from __future__ import annotations
 
 import unicodedata
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.storage import iter_jsonl, write_jsonl_atomic
@@ -24,6 +33,8 @@ _INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
 MODALITIES: tuple[str, ...] = ("photon", "proton", "electron", "brachytherapy")
 Modality = Literal["photon", "proton", "electron", "brachytherapy"]
 TASKS: tuple[str, ...] = ("regimen", "modality", "icd10")
+# Marks, while a file is read, a case whose patient_id was missing (not kept in the case).
+_NO_PATIENT_ID = "_no_patient_id"
 
 
 class RegimenStructured(BaseModel):
@@ -54,6 +65,14 @@ class Case(BaseModel):
     regimen_structured: RegimenStructured | None = None
     site: str | None = None
     split: Literal["train", "val", "test"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_patient_without_id(cls, data: object) -> object:
+        # Vignettes and other external test sets have no patients: each case is its own.
+        if isinstance(data, dict) and data.get("patient_id", None) is None and "case_id" in data:
+            return {**data, "patient_id": data["case_id"], _NO_PATIENT_ID: True}
+        return data
 
     @field_validator("case_id", "patient_id", mode="before")
     @classmethod
@@ -110,11 +129,14 @@ def read_cases(path: str | Path, *, allow_empty: bool = True) -> list[Case]:
     """Read and validate a case file; the first bad line fails naming file, line and field."""
     cases: list[Case] = []
     seen: dict[str, int] = {}
+    without_patient: list[int] = []
     for line, obj in _case_objects(path):
         try:
             case = Case.model_validate(obj)
         except ValidationError as exc:
             raise RadoncInputError.from_validation_error(exc, file=path, row=line) from None
+        if (case.model_extra or {}).pop(_NO_PATIENT_ID, False):
+            without_patient.append(line)
         if case.case_id in seen:
             raise RadoncInputError(
                 f"duplicate case_id '{case.case_id}' (first on line {seen[case.case_id]})",
@@ -124,6 +146,14 @@ def read_cases(path: str | Path, *, allow_empty: bool = True) -> list[Case]:
             )
         seen[case.case_id] = line
         cases.append(case)
+    if without_patient:
+        warnings.warn(
+            f"{path}: {len(without_patient)} case(s) have no patient_id (first on line "
+            f"{without_patient[0]}); each is taken as its own patient, as a vignette is. "
+            "Give patient ids where one patient has several cases: splits and leakage checks "
+            "group cases by patient",
+            stacklevel=2,
+        )
     if not cases and not allow_empty:
         raise RadoncInputError("the case file holds no cases", file=path)
     return cases

@@ -1,0 +1,51 @@
+"""The case file: what an external test set (vignettes written by hand) may leave out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from radonc_llm.data.cases import read_cases, write_cases
+from radonc_llm.data.split import split_cases
+from radonc_llm.errors import RadoncInputError
+
+VIGNETTE = {
+    "diagnosis_text": "68M, prostate adenocarcinoma GS 3+4, PSA 7.8, cT1c.",
+    "regimen": "60 Gy in 20 fractions VMAT",
+    "modality": "photon",
+    "icd10": "C61",
+}
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_a_case_without_patient_id_is_its_own_patient_with_a_warning(tmp_path):
+    rows = [{"case_id": "v1", **VIGNETTE}, {"case_id": "v2", "patient_id": None, **VIGNETTE}]
+    rows.append({"case_id": "v3", "patient_id": "P7", **VIGNETTE})
+    path = write(tmp_path / "vignettes.jsonl", rows)
+    with pytest.warns(UserWarning, match=r"2 case\(s\) have no patient_id \(first on line 1\)"):
+        cases = read_cases(path)
+    assert [case.patient_id for case in cases] == ["v1", "v2", "P7"]
+    write_cases(tmp_path / "again.jsonl", cases)
+    written = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
+    assert [row["patient_id"] for row in written] == ["v1", "v2", "P7"]
+    assert all(len(row) == 6 for row in written)  # no marker left behind in the file
+
+
+def test_a_blank_patient_id_is_still_refused(tmp_path):
+    path = write(tmp_path / "cases.jsonl", [{"case_id": "v1", "patient_id": "  ", **VIGNETTE}])
+    with pytest.raises(RadoncInputError, match="blank") as info:
+        read_cases(path)
+    assert info.value.row == 1 and info.value.field == "patient_id"
+
+
+def test_cases_without_patient_ids_split_one_patient_each(tmp_path):
+    rows = [{"case_id": f"v{k}", **VIGNETTE} for k in range(20)]
+    with pytest.warns(UserWarning, match="no patient_id"):
+        cases = read_cases(write(tmp_path / "cases.jsonl", rows))
+    splits = split_cases(cases, seed=0)
+    assert sum(len(part) for part in splits.values()) == 20
