@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -49,3 +50,24 @@ def test_cases_without_patient_ids_split_one_patient_each(tmp_path):
         cases = read_cases(write(tmp_path / "cases.jsonl", rows))
     splits = split_cases(cases, seed=0)
     assert sum(len(part) for part in splits.values()) == 20
+
+
+@pytest.mark.parametrize(
+    "written,read",
+    [
+        ("C61 (prostate)", "C61"),
+        ("ICD-10: c50.911", "C50.911"),
+        ("C09.9 - Malignant neoplasm of tonsil, unspecified", "C09.9"),
+        ("C09.9; C77.0", "holds several codes (C09.9, C77.0)"),
+        ("tonsil cancer", "is not an ICD-10-CM code"),
+    ],
+)
+def test_a_code_written_with_its_description_reads_as_curation_reads_it(tmp_path, written, read):
+    path = write(tmp_path / "cases.jsonl", [{"case_id": "v1", "patient_id": "P1", **VIGNETTE}])
+    path.write_text(path.read_text().replace('"C61"', json.dumps(written)))
+    if read.startswith(("C", "c")):
+        assert [case.icd10 for case in read_cases(path)] == [read]
+        return
+    with pytest.raises(RadoncInputError, match=re.escape(read)) as info:
+        read_cases(path)
+    assert info.value.field == "icd10" and info.value.row == 1

@@ -104,9 +104,16 @@ class Case(BaseModel):
         from radonc_llm.data import icd10
 
         dotted = icd10.to_dotted(value)
-        if not icd10.is_valid(dotted):
+        if icd10.is_valid(dotted):
+            return dotted
+        # Written with its description ("C61 (prostate)", "ICD-10: C50.911"), as curation
+        # reads a recorded code: one code in the field is the code.
+        codes = icd10.find_codes(value)
+        if len(codes) > 1:
+            raise ValueError(f"'{value}' holds several codes ({', '.join(codes)}); give one")
+        if not codes or not icd10.is_valid(codes[0]):
             raise ValueError(f"'{value}' is not an ICD-10-CM code")
-        return dotted
+        return icd10.to_dotted(codes[0])
 
 
 def _case_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
