@@ -71,3 +71,9 @@ def test_a_code_written_with_its_description_reads_as_curation_reads_it(tmp_path
     with pytest.raises(RadoncInputError, match=re.escape(read)) as info:
         read_cases(path)
     assert info.value.field == "icd10" and info.value.row == 1
+
+
+def test_a_modality_naming_two_classes_asks_for_the_primary_one(tmp_path):
+    row = {"case_id": "v1", "patient_id": "P1", **VIGNETTE, "modality": "Photon + HDR brachy"}
+    with pytest.raises(RadoncInputError, match="names brachytherapy and photon; give the primary"):
+        read_cases(write(tmp_path / "cases.jsonl", [row]))

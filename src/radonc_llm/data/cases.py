@@ -93,9 +93,16 @@ class Case(BaseModel):
         # the class is the same. What names no single class stays as written and is refused.
         if not isinstance(value, str) or value.strip().lower() in MODALITIES:
             return value.strip().lower() if isinstance(value, str) else value
-        from radonc_llm.data.modality import modality_class
+        from radonc_llm.data.modality import read_modality
 
-        return modality_class(value) or value
+        reading = read_modality(value)
+        if reading.label is None and len(reading.named) > 1:
+            # "photon + brachytherapy" (EBRT then a boost): the case's primary modality is asked.
+            raise ValueError(
+                f"'{value}' names {' and '.join(sorted(reading.named))}; give the primary "
+                "treatment's modality (one of photon, proton, electron, brachytherapy)"
+            )
+        return reading.label or value
 
     @field_validator("icd10")
     @classmethod
