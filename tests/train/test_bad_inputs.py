@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.train.data import check_no_shared_cases, read_task_rows
@@ -301,3 +302,21 @@ def test_export_removes_the_partial_folder_of_a_killed_export(finished_run, tmp_
     assert not partial.exists()
     assert other.exists()
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(data_root, tmp_path):
+    """Validation saved its best adapter at step 1; the first checkpoint was due at step 2."""
+    from safetensors.torch import load_file
+
+    settings = dict(max_steps=3, eval_every_steps=1, checkpoint_every_steps=2)
+    killed = tiny_config(data_root, output_dir=tmp_path / "killed", **settings)
+    train(killed, stop_after_steps=1, show_progress=False)
+    assert (tmp_path / "killed" / "adapter").is_dir()
+    assert not (tmp_path / "killed" / "checkpoints").exists()
+    resumed = train(killed, resume=True, show_progress=False)
+    assert resumed["status"] == "finished" and resumed["steps"] == 3
+    whole = tiny_config(data_root, output_dir=tmp_path / "whole", **settings)
+    train(whole, show_progress=False)
+    weights = "adapter/adapter_model.safetensors"
+    got, want = load_file(tmp_path / "killed" / weights), load_file(tmp_path / "whole" / weights)
+    assert all(torch.equal(got[name], want[name]) for name in want)

@@ -45,7 +45,7 @@ from radonc_llm.errors import RadoncInputError
 from radonc_llm.models import attention as grouped_attention
 from radonc_llm.models.lora import add_lora
 from radonc_llm.models.precision import resolve_precision
-from radonc_llm.models.registry import MODEL_REGISTRY, load_model, resolve_model
+from radonc_llm.models.registry import MODEL_REGISTRY, load_model, resolve_model, run_status
 from radonc_llm.storage import (
     append_jsonl,
     file_sha256,
@@ -866,7 +866,11 @@ def _check_no_foreign_files(output_dir: Path, *, tasks: Iterable[str]) -> None:
 def _check_run_dir(run_dir: Path, *, resume: bool) -> Path | None:
     checkpoint = ckpt.latest_checkpoint(run_dir)
     if resume:
-        if checkpoint is None and (run_dir / "adapter").exists():
+        # A run killed after a validation saved its best adapter but before its first
+        # checkpoint is still 'running': it starts again from step 0, which writes that
+        # adapter again. Only a run that finished has an adapter to protect.
+        interrupted = run_status(run_dir) in ("running", "stopped")
+        if checkpoint is None and (run_dir / "adapter").exists() and not interrupted:
             raise RadoncInputError(
                 "holds a trained adapter but no checkpoint to resume from: --resume would "
                 "train again from step 0 over it; choose another output_dir or move this one",
