@@ -490,7 +490,8 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
 
     stages += [
         Stage("evaluate", "evaluate", [eval_cases, *systems.values()], study.evaluation.model_dump(),
-              run_evaluate, outputs=["metrics.json", "per_case.jsonl"]),
+              run_evaluate, outputs=["metrics.json", "per_case.jsonl", "manifest.json"],
+              expected=["metrics.json", "per_case.jsonl"]),
         Stage("report", "report", [run_dir / "evaluate" / "metrics.json", run_dir / "train" / "metrics.jsonl",
                                    run_dir / "review" / "review_metrics.json"],  # once the review is exported
               {}, run_report, outputs=["report.html", "report.md", "figures"]),
@@ -554,7 +555,8 @@ def predict_stage(
         name, str(out.parent.name), [cases_file, *extra_inputs],
         {**settings.model_dump(exclude={"processes"}), "model": recorded_model or model,
          "prompt_version": _prompt_version(), **task_setting},
-        run, outputs=[out.name],
+        # Its manifest too, so that new inputs move the old one aside with the rows it tells of.
+        run, outputs=[out.name, f"{out.stem}.manifest.json"], expected=[out.name],
     )  # fmt: skip
 
 

@@ -128,6 +128,10 @@ def test_a_changed_setting_reruns_from_that_stage_and_keeps_the_old_outputs(tmp_
     assert stages["train"]["status"] == "ran" and stages["predict_finetuned"]["status"] == "ran"
     superseded = list((tmp_path / "runs" / "change" / "superseded").iterdir())
     assert any((path / "adapter").is_dir() for path in superseded)
+    # Each old output leaves with its manifest, which tells how it was made.
+    old = {path.name.rsplit("-", 1)[0]: path for path in superseded}
+    assert (old["predict_finetuned"] / "finetuned.manifest.json").is_file()
+    assert {p.name for p in old["evaluate"].iterdir()} >= {"metrics.json", "manifest.json"}
 
 
 def test_a_run_killed_during_training_resumes_without_redoing_earlier_stages(tmp_path):
