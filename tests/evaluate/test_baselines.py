@@ -168,3 +168,29 @@ def test_empty_cases_folder_out_and_no_other_patient_are_refused(tmp_path):
     with pytest.raises(RadoncInputError, match="no other patient's regimen"):
         run_baseline("nearest-regimen", one, one, tmp_path / "x.jsonl")
     assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.parametrize("kind", ["tfidf-logreg", "nearest-regimen"])
+def test_notes_without_a_word_tfidf_reads_are_a_clear_error(tmp_path, kind):
+    # scikit-learn's "empty vocabulary" ValueError used to reach the user as a traceback.
+    train = [
+        Case.model_validate(
+            {**row, "case_id": f"t{i}", "patient_id": f"tp{i}", "diagnosis_text": note}
+        )
+        for i, (row, note) in enumerate(zip(SAMPLE_CASES, ["a", "! ? .", "-"], strict=False))
+    ]
+    with pytest.raises(RadoncInputError, match="field 'train'") as caught:
+        run_baseline(kind, train, sample_cases(), tmp_path / "x.jsonl")
+    assert "3 training diagnosis note(s) hold no word that TF-IDF reads" in caught.value.reason
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_one_training_class_and_an_out_of_range_seed(tmp_path):
+    one = [c for c in _train() if c.modality == "photon"]
+    out = tmp_path / "x.jsonl"
+    run_baseline("tfidf-logreg", one, sample_cases(), out, tasks=["modality"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["prediction"] for r in rows} == {"photon"} and len(rows) == len(SAMPLE_CASES)
+    for seed in (-1, 2**32):
+        with pytest.raises(RadoncInputError, match="field 'seed'.*between 0 and 2\\*\\*32 - 1"):
+            run_baseline("tfidf-logreg", _train(), sample_cases(), tmp_path / "y.jsonl", seed=seed)

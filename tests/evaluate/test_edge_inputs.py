@@ -23,6 +23,7 @@ from radonc_llm.evaluate.report import build_report, read_run_metrics, write_rep
 from radonc_llm.evaluate.report_document import render_markdown
 from radonc_llm.evaluate.run import (
     evaluate_predictions,
+    parse_compare_args,
     parse_prediction_args,
     read_prediction_file,
 )
@@ -95,10 +96,10 @@ def test_one_case_has_no_intervals_and_says_why(tmp_path):
     assert all(ci is None for ci in block["ci95"].values())
     assert "only 1 case: no bootstrap 95% CIs (they need at least 2 cases)" in result.messages
     wilcoxon = next(c for c in result.metrics["comparisons"] if c["test"] == "wilcoxon")
-    assert wilcoxon["p_value"] == 0.5 and wilcoxon["method"] == "exact"
+    assert wilcoxon["p_value"] == 0.5 and wilcoxon["method"].startswith("exact")
 
 
-def test_two_cases_one_tie_uses_the_permutation_distribution(tmp_path):
+def test_two_cases_one_tie_is_exact_on_the_non_zero_difference(tmp_path):
     two = CASES[:2]
     base = _perfect(two)
     base[1]["prediction"] = base[1]["raw"] = "electron"  # c01 modality wrong; c02 right
@@ -110,7 +111,7 @@ def test_two_cases_one_tie_uses_the_permutation_distribution(tmp_path):
     )
     # d = (1, 0): the zero is dropped; one positive difference -> p = 1/2.
     assert (row["n"], row["n_nonzero"], row["p_value"]) == (2, 1, 0.5)
-    assert row["method"].startswith("permutation")
+    assert row["method"] == "exact (all 2^1 sign flips of the non-zero differences)"
     assert not any("only 1 case" in m for m in result.messages)
 
 
@@ -211,6 +212,87 @@ def test_a_file_with_nothing_to_score_is_an_error(tmp_path, content, words):
         )
     assert words in caught.value.reason
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (
+            json.dumps(_perfect()).encode(),
+            "this looks like a JSON array; a prediction file is JSON",
+        ),
+        (
+            json.dumps(_perfect(), indent=2).encode(),
+            "this looks like a JSON array; a prediction file is JSON Lines",
+        ),
+        (
+            "\n".join(json.dumps(r, indent=1) for r in _perfect()).encode(),
+            "this looks like indented JSON, one object over several lines",
+        ),
+        (
+            b"case_id,task,prediction,raw\nc01,modality,photon,photon\n",
+            "this looks like a CSV or TSV table with a header row",
+        ),
+    ],
+)
+def test_a_file_in_another_format_is_named(tmp_path, content, words):
+    (tmp_path / "e.json").write_bytes(content)
+    with pytest.raises(RadoncInputError, match="none of its") as caught:
+        evaluate_predictions(CASES, {"e": tmp_path / "e.json"}, tmp_path / "out", n_resamples=5)
+    assert words in caught.value.reason
+
+
+def test_a_readable_file_gets_no_format_guess(tmp_path):
+    # One good row makes the file JSON Lines: a broken row is counted, not diagnosed.
+    rows = [_row("c01", "modality", "photon"), "case_id,task\n"]
+    result = _evaluate(tmp_path, {"x": rows})
+    assert not any("looks like" in m for m in result.messages)
+    assert result.metrics["inputs"]["x"]["unreadable"] == 1
+
+
+def test_compare_errors_name_what_is_wrong():
+    systems = ["base", "ft"]
+    assert parse_compare_args([" ft : base "], systems) == [("ft", "base")]
+    for value, words in [
+        ("ft:nope", "'nope' is not a system given with --predictions, got 'ft:nope'; "),
+        ("ft", "no ':' in it, got 'ft'; "),
+        ("ft:", "a name is missing on one side of ':', got 'ft:'; "),
+        ("ft:ft", "a system cannot be compared with itself, got 'ft:ft'; "),
+    ]:
+        with pytest.raises(RadoncInputError, match="field 'compare'") as caught:
+            parse_compare_args([value], systems)
+        assert caught.value.reason.startswith(words)
+        assert caught.value.reason.endswith(
+            "expected SYSTEM:BASELINE, two different names from: base, ft (e.g. ft:base)"
+        )
+
+
+def test_a_negative_seed_is_refused_before_scoring(tmp_path):
+    base = _write(tmp_path / "base.jsonl", _perfect())
+    with pytest.raises(RadoncInputError, match="field 'seed'.*must be 0 or more"):
+        evaluate_predictions(CASES, {"base": base}, tmp_path / "out", seed=-1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_equal_rouge_through_different_float_paths_is_a_tie(tmp_path):
+    # Reference "70 Gy in 28 fractions IMRT" (6 words). "70 Gy in" (P = 1, R = 1/2) and
+    # "70 Gy in 28 fractions to prostate and bed" (9 words, 5 right: P = 5/9, R = 5/6) both
+    # score ROUGE-1 F = 2/3, as floats one bit apart; every other case is the same answer.
+    base = _perfect()
+    system = _perfect()
+    for rows, text in ((base, "70 Gy in"), (system, "70 Gy in 28 fractions to prostate and bed")):
+        rows[0] = _row("c01", "regimen", text)
+    result = _evaluate(tmp_path, {"base": base, "ft": system})
+    per_case = [json.loads(line) for line in (tmp_path / "eval/per_case.jsonl").open()]
+    scores = {
+        r["system"]: r["rouge1_f"]
+        for r in per_case
+        if (r["case_id"], r["task"]) == ("c01", "regimen")
+    }
+    assert scores["base"] == pytest.approx(2 / 3) and scores["ft"] == pytest.approx(2 / 3)
+    assert scores["base"] != scores["ft"]  # the float noise this test is about
+    row = next(c for c in result.metrics["comparisons"] if c["task"] == "regimen")
+    assert (row["n_nonzero"], row["p_value"], row["effect_size"]) == (0, 1.0, 0.0)
 
 
 def test_a_folder_or_an_unreadable_file_as_predictions(tmp_path, monkeypatch):

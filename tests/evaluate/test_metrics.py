@@ -147,6 +147,19 @@ def test_unreadable_regimen_matches_no_drug_list():
     assert block["concurrent_match"] == 0.0 and block["dose_match"] == 0.0
 
 
+def test_a_reference_without_a_dose_gives_no_drug_list_to_match():
+    # "Observation only" and "see attached plan" state no regimen: a prediction with no drugs
+    # used to "agree" on the (empty) drug list, scoring 1 of 1 where nothing was compared.
+    refs = ["Observation only", "see attached plan", "60 Gy in 30 fractions", "60 Gy"]
+    preds = ["60 Gy in 30 fractions"] * 4
+    block, rows = regimen_metrics(refs, preds, preds, n_resamples=10)
+    assert [r["concurrent_match"] for r in rows] == [None, None, 1, 1]
+    assert block["concurrent_n"] == 2 and block["concurrent_match"] == 1.0
+    # The unreadable references still count in n and ROUGE (0 shared words): 0, 0, 1, 4/7.
+    assert block["n"] == 4 and block["rouge1_f"] == pytest.approx((1 + 4 / 7) / 4)
+    assert block["dose_n"] == 2 and block["fractions_n"] == 1
+
+
 def test_rouge_of_nothing_is_zero():
     assert rouge_f("60 Gy", None) == (0.0, 0.0)
     assert rouge_f("60 Gy", "  ") == (0.0, 0.0)

@@ -52,6 +52,25 @@ def _vectorizer(n_notes: int):
     return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True, min_df=min_df)
 
 
+def _fit_on_notes(fit, notes: Sequence[str]):
+    """`fit(notes)`, with scikit-learn's "empty vocabulary" (notes of only punctuation or
+    one-letter words, which TF-IDF does not read) said as what it means for a baseline."""
+    try:
+        return fit(notes)
+    except ValueError as exc:
+        if "empty vocabulary" in str(exc):
+            why = "hold no word that TF-IDF reads (words of two or more letters or digits)"
+        elif "no terms remain" in str(exc):
+            why = "share no word: none is in two or more of them"
+        else:
+            raise
+        raise RadoncInputError(
+            f"the {len(notes)} training diagnosis note(s) {why}, so there is nothing to learn "
+            "from; use --kind majority or a training file with real notes",
+            field="train",
+        ) from None
+
+
 def tfidf_logreg_answers(
     train: Sequence[Case], cases: Sequence[Case], task: str, *, seed: int = 0
 ) -> list[str]:
@@ -64,7 +83,7 @@ def tfidf_logreg_answers(
     model = make_pipeline(
         _vectorizer(len(train)), LogisticRegression(max_iter=2000, random_state=seed)
     )
-    model.fit([case.diagnosis_text for case in train], labels)
+    _fit_on_notes(lambda notes: model.fit(notes, labels), [c.diagnosis_text for c in train])
     return [str(label) for label in model.predict([case.diagnosis_text for case in cases])]
 
 
@@ -74,7 +93,9 @@ class NearestCases:
     def __init__(self, train: Sequence[Case]) -> None:
         self.train = list(train)
         self._vectorizer = _vectorizer(len(train))
-        self._matrix = self._vectorizer.fit_transform([case.diagnosis_text for case in self.train])
+        self._matrix = _fit_on_notes(
+            self._vectorizer.fit_transform, [case.diagnosis_text for case in self.train]
+        )
 
     def nearest(self, case: Case, k: int) -> list[Case]:
         """The k most similar training cases, most similar first; never the same patient."""
@@ -159,6 +180,9 @@ def run_baseline(
         raise RadoncInputError(
             f"unknown baseline '{kind}'; expected {', '.join(BASELINE_KINDS)}", field="kind"
         )
+    if not 0 <= seed < 2**32:
+        # scikit-learn's random_state range; found here, not after the vectoriser has run.
+        raise RadoncInputError(f"must be between 0 and 2**32 - 1, got {seed}", field="seed")
     if not train:
         raise RadoncInputError("the training file holds no cases", field="train")
     if not cases:

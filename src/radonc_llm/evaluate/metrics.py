@@ -14,7 +14,10 @@ Conventions, the same for every task:
   fraction agreement are scored only where the reference states them (`dose_n`,
   `fractions_n`), and EQD2 error (alpha/beta 10 Gy) only where both sides state dose and
   fractions (`eqd2_n`), as is dose-per-fraction error (`dose_per_fraction_n`). A prediction
-  without a readable dose matches no concurrent-drug list, not even an empty one.
+  without a readable dose matches no concurrent-drug list, not even an empty one; likewise a
+  reference without a readable dose ("Observation only", "see plan") is no regimen whose drug
+  list can be matched: its concurrent agreement is None, out of `concurrent_n` (as
+  `cross_institution.concurrent_given`).
 """
 
 from __future__ import annotations
@@ -286,8 +289,11 @@ def regimen_case_scores(reference: str, prediction: str | None) -> dict:
     if ref.fractions is not None:
         scores["fractions_match"] = int(pred is not None and pred.fractions == ref.fractions)
     # A text without a readable dose is not a regimen: it matches no drug list, not even "none".
-    readable = pred is not None and pred.dose_gy is not None
-    scores["concurrent_match"] = int(readable and _drugs(pred) == _drugs(ref))
+    # The same rule for the reference: without a dose ("Observation only") its empty drug
+    # list does not mean "radiotherapy alone", so there is nothing to agree with.
+    if ref.dose_gy is not None:
+        readable = pred is not None and pred.dose_gy is not None
+        scores["concurrent_match"] = int(readable and _drugs(pred) == _drugs(ref))
     if (
         pred is not None
         and None not in (ref.dose_gy, ref.fractions, pred.dose_gy, pred.fractions)

@@ -75,6 +75,7 @@ class PredictionFile:
     prompt_versions: set[str] = field(default_factory=set)
     missing: dict[str, int] = field(default_factory=dict)
     sha256: str = ""  # of the bytes read, hashed as they are read
+    first_row: bytes = b""  # the start of the first non-blank line, to name a wrong format
 
     def summary(self) -> dict:
         return {
@@ -158,6 +159,8 @@ def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
             digest.update(raw_line)
             if not raw_line.strip():
                 continue
+            if not result.rows:
+                result.first_row = raw_line[:200]
             result.rows += 1
             try:
                 # A BOM that an editor put in front of the first row is not part of it.
@@ -216,6 +219,19 @@ def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
     result.sha256 = digest.hexdigest()
 
 
+def _format_hint(first_row: bytes) -> str | None:
+    """What a file whose rows are not JSON objects seems to be instead, if it is recognisable."""
+    start = first_row.removeprefix(b"\xef\xbb\xbf").strip()
+    jsonl = "a prediction file is JSON Lines, one JSON object per line"
+    if start.startswith(b"["):
+        return f"this looks like a JSON array; {jsonl} (jq -c '.[]' FILE converts it)"
+    if start == b"{":
+        return f"this looks like indented JSON, one object over several lines; {jsonl}"
+    if not start.startswith(b"{") and b"case_id" in start and (b"," in start or b"\t" in start):
+        return f"this looks like a CSV or TSV table with a header row; {jsonl}"
+    return None
+
+
 def nothing_usable_reason(file: PredictionFile) -> str | None:
     """Why a prediction file gives no answer to score at all (None when it gives one)."""
     if file.tasks:
@@ -234,6 +250,9 @@ def nothing_usable_reason(file: PredictionFile) -> str | None:
     if file.unreadable:
         line, why = file.unreadable[0]
         parts.append(f"{len(file.unreadable)} unreadable (first: line {line}: {why})")
+    hint = _format_hint(file.first_row) if file.unreadable else None
+    if hint:
+        parts.append(hint)
     return f"none of its {file.rows} row(s) can be scored: " + "; ".join(parts)
 
 
@@ -321,14 +340,22 @@ def parse_compare_args(
         return [(name, DEFAULT_BASELINE) for name in systems if name != DEFAULT_BASELINE]
     pairs = []
     for value in values:
-        system, sep, baseline = value.partition(":")
-        if not sep or system not in systems or baseline not in systems or system == baseline:
-            raise RadoncInputError(
-                f"expected SYSTEM:BASELINE with two different names from {list(systems)}, "
-                f"got {value!r}",
-                field="compare",
-            )
-        pairs.append((system, baseline))
+        system, sep, baseline = (part.strip() for part in value.partition(":"))
+        unknown = [name for name in (system, baseline) if name not in systems]
+        if not sep or not system or not baseline:
+            why = "a name is missing on one side of ':'" if sep else "no ':' in it"
+        elif unknown:
+            why = f"{unknown[0]!r} is not a system given with --predictions"
+        elif system == baseline:
+            why = "a system cannot be compared with itself"
+        else:
+            pairs.append((system, baseline))
+            continue
+        raise RadoncInputError(
+            f"{why}, got {value!r}; expected SYSTEM:BASELINE, two different names from: "
+            f"{', '.join(systems)} (e.g. {systems[-1]}:{systems[0]})",
+            field="compare",
+        )
     return list(dict.fromkeys(pairs))
 
 
@@ -458,6 +485,8 @@ def evaluate_predictions(
         raise RadoncInputError("the case file holds no cases", file=cases_file)
     if n_resamples < 1:
         raise RadoncInputError("needs at least 1 bootstrap resample", field="bootstrap")
+    if seed < 0:
+        raise RadoncInputError(f"must be 0 or more (a NumPy seed), got {seed}", field="seed")
     out = Path(out)
     check_out_folder(out)
     case_ids = {case.case_id for case in cases}

@@ -3,11 +3,21 @@
 Two systems answer the same cases, so every comparison is paired on case_id:
 - one-sided Wilcoxon signed-rank test on per-case scores (correct 0/1, ROUGE-1 F);
   zero differences are dropped before ranking (Wilcoxon's own method, `zero_method="wilcox"`),
-  so `n` counts all pairs and `n_nonzero` the pairs that carry information;
+  so `n` counts all pairs and `n_nonzero` the pairs that carry information. The p-value is
+  exact (all 2^n_nonzero sign flips, tied ranks included) up to `EXACT_MAX_NONZERO` non-zero
+  differences and SciPy's normal approximation above. How many tied pairs were dropped must
+  not change it: SciPy's method="auto" chooses on all pairs, zeros included, and falls back
+  to the normal approximation for 14 pairs with 3 non-zero ones (p = 0.042 where the exact
+  value is 1/8);
 - exact McNemar test for 0/1 scores: a binomial test on the discordant pairs;
 - matched-pairs rank-biserial correlation (Kerby 2014) as effect size, on the same
   non-zero differences the Wilcoxon test ranks: (R+ - R-) / (R+ + R-), in [-1, 1];
 - Holm's step-down correction across a family of p-values.
+
+Differences are rounded to `DIFFERENCE_DECIMALS` places before they are tested: the same
+ROUGE F-measure reached from different precision/recall pairs (4/7 from P = 1, R = 2/5 and
+from P = 4/9, R = 4/5) differs in its last bit, and that noise must neither turn a tie into
+a "non-zero" pair nor break a tie between equal differences.
 """
 
 from __future__ import annotations
@@ -21,9 +31,18 @@ from scipy import stats
 ZERO_METHOD = "wilcox"
 ZERO_METHOD_NOTE = (
     "zero differences dropped before ranking (Wilcoxon's method, scipy zero_method='wilcox'); "
-    "p = 1 when every difference is zero"
+    "p = 1 when every difference is zero; differences are rounded to 12 decimals first, so "
+    "equal scores computed along different float paths count as ties; p exact (all sign "
+    "flips of the non-zero differences, tied ranks averaged) up to 50 non-zero differences, "
+    "normal approximation above"
 )
 Alternative = str  # "greater" | "less" | "two-sided"
+# Up to this many non-zero differences the null distribution is enumerated exactly (SciPy's
+# own limit for its exact test without ties).
+EXACT_MAX_NONZERO = 50
+# Per-case scores are ratios of small counts: real differences are far above 1e-12, float
+# rounding noise (~1e-16) far below it.
+DIFFERENCE_DECIMALS = 12
 
 
 @dataclass(frozen=True)
@@ -55,10 +74,15 @@ def _paired_arrays(system: Sequence[float], baseline: Sequence[float]) -> tuple[
     return x, y
 
 
+def _differences(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """`x - y` with float rounding noise removed (+ 0.0 turns -0.0 into 0.0)."""
+    return np.round(x - y, DIFFERENCE_DECIMALS) + 0.0
+
+
 def rank_biserial(system: Sequence[float], baseline: Sequence[float]) -> float:
     """Matched-pairs rank-biserial correlation of `system - baseline` (0.0 when all tie)."""
     x, y = _paired_arrays(system, baseline)
-    d = x - y
+    d = _differences(x, y)
     d = d[d != 0]
     if d.size == 0:
         return 0.0
@@ -68,15 +92,24 @@ def rank_biserial(system: Sequence[float], baseline: Sequence[float]) -> float:
     return float((r_plus - r_minus) / (r_plus + r_minus))
 
 
-def _wilcoxon_method(d: np.ndarray) -> str:
-    """Which p-value SciPy's method='auto' computes for these differences (SciPy >= 1.13)."""
-    nonzero = d[d != 0]
-    has_ties = np.unique(np.abs(nonzero)).size < nonzero.size
-    if d.size > 50:
-        return "asymptotic"
-    if not has_ties and nonzero.size == d.size:
-        return "exact"
-    return "permutation (exact, all sign flips)" if d.size <= 13 else "asymptotic"
+def _exact_signed_rank_p(nonzero: np.ndarray, alternative: Alternative) -> float:
+    """Exact p of R+ over all sign flips of the non-zero differences, with average ranks for
+    ties (ranks are multiples of 1/2, so twice a rank is a whole number to count in)."""
+    units = np.rint(2 * stats.rankdata(np.abs(nonzero))).astype(np.int64)
+    # P(2R+ = s) under the null: each rank joins R+ with probability 1/2, independently.
+    distribution = np.zeros(int(units.sum()) + 1)
+    distribution[0] = 1.0
+    for unit in units:
+        distribution[unit:] = (distribution[unit:] + distribution[:-unit].copy()) / 2
+        distribution[:unit] /= 2
+    observed = int(units[nonzero > 0].sum())
+    greater = float(distribution[observed:].sum())
+    less = float(distribution[: observed + 1].sum())
+    if alternative == "greater":
+        return min(greater, 1.0)
+    if alternative == "less":
+        return min(less, 1.0)
+    return min(2 * min(greater, less), 1.0)
 
 
 def wilcoxon_signed_rank(
@@ -87,15 +120,26 @@ def wilcoxon_signed_rank(
     `statistic` is SciPy's: R+ (sum of ranks of positive differences) for one-sided tests.
     """
     x, y = _paired_arrays(system, baseline)
-    d = x - y
+    d = _differences(x, y)
     n_nonzero = int(np.count_nonzero(d))
     if n_nonzero == 0:
         # SciPy returns nan here; no differing pair is no evidence of a difference.
         statistic, p_value, method = 0.0, 1.0, "none (all differences zero)"
     else:
-        result = stats.wilcoxon(d, zero_method=ZERO_METHOD, alternative=alternative)
-        statistic, p_value = float(result.statistic), float(result.pvalue)
-        method = _wilcoxon_method(d)
+        nonzero = d[d != 0]
+        if n_nonzero <= EXACT_MAX_NONZERO:
+            ranks = stats.rankdata(np.abs(nonzero))
+            r_plus, r_minus = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
+            # SciPy's statistic: R+ one-sided, min(R+, R-) two-sided.
+            statistic = float(r_plus if alternative != "two-sided" else min(r_plus, r_minus))
+            p_value = _exact_signed_rank_p(nonzero, alternative)
+            method = f"exact (all 2^{n_nonzero} sign flips of the non-zero differences)"
+        else:
+            result = stats.wilcoxon(
+                nonzero, zero_method=ZERO_METHOD, alternative=alternative, method="asymptotic"
+            )
+            statistic, p_value = float(result.statistic), float(result.pvalue)
+            method = "asymptotic (normal, tie-corrected variance)"
     return PairedTest(
         test="wilcoxon",
         alternative=alternative,
