@@ -60,6 +60,18 @@ def test_paired_wilcoxon_on_mean_case_scores():
     assert reverse["p_value"] == pytest.approx(1.0)
 
 
+def test_paired_wilcoxon_p_does_not_depend_on_how_many_cases_tie():
+    # 3 cases rated higher for the tuned model, 11 the same: only 3 pairs carry information,
+    # exact one-sided p = 1/2^3 whatever the ties (SciPy's method="auto" gave 0.042 here).
+    ratings = {case: 1 for case in "abcdefghijklmn"}
+    tuned = records("finetuned", {"a": [2 if c in "abc" else 1 for c in ratings]})
+    base = records("base", {"a": list(ratings.values())})
+    result = paired_comparison(tuned + base, treatment="finetuned", control="base")
+    assert result["n_cases"] == 14 and result["n_nonzero"] == 3
+    assert result["p_value"] == pytest.approx(1 / 8)
+    assert result["method"].startswith("exact")
+
+
 def test_paired_wilcoxon_degenerate_inputs():
     same = records("finetuned", {"a": [2, 1]}) + records("base", {"a": [2, 1]})
     result = paired_comparison(same, treatment="finetuned", control="base")

@@ -89,11 +89,12 @@ def paired_comparison(
 ) -> dict[str, Any]:
     """One-sided Wilcoxon signed-rank: are `treatment`'s per-case ratings higher?
 
-    Cases rated under both sources are paired on their mean score. Zero differences are
-    dropped before ranking (SciPy's zero_method="wilcox"); `n_nonzero` says how many pairs
+    Cases rated under both sources are paired on their mean score, and tested as `evaluate`
+    tests per-case scores (`wilcoxon_signed_rank`): zero differences dropped before ranking,
+    p exact over all sign flips up to 50 non-zero differences; `n_nonzero` says how many pairs
     remained.
     """
-    from scipy.stats import wilcoxon
+    from radonc_llm.evaluate.statistics import ZERO_METHOD_NOTE, wilcoxon_signed_rank
 
     scores = case_scores(records)
     cases = sorted(
@@ -124,9 +125,11 @@ def paired_comparison(
     elif result["n_nonzero"] == 0:
         result["note"] = "every paired difference is zero; the test is undefined"
     else:
-        test = wilcoxon(treated, controls, alternative="greater", zero_method="wilcox")
+        test = wilcoxon_signed_rank(treated, controls, alternative="greater")
         result["statistic"] = _finite(test.statistic)
-        result["p_value"] = _finite(test.pvalue)
+        result["p_value"] = _finite(test.p_value)
+        result["method"] = test.method
+        result["zero_method_note"] = ZERO_METHOD_NOTE
     return result
 
 
