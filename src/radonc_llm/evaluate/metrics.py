@@ -4,8 +4,10 @@ Conventions, the same for every task:
 - A malformed or missing answer (`prediction is None`) is a wrong answer, never a skipped case:
   it scores 0 and counts in `n` and `malformed_rate`.
 - `accuracy` and `rouge1_f` appear in every task block, as the study reported both for every
-  task. `rouge1_f` compares the model's raw answer text with the reference answer
-  (rouge-score, no stemming); for the regimen task `accuracy` is `exact_match`.
+  task. `rouge1_f` compares the answer text with the reference answer (rouge-score, no
+  stemming): for modality and ICD-10 the model's raw text, read or malformed ("photon or
+  proton" shares a word with "photon"), for the regimen the extracted regimen (a malformed one
+  scores 0); for the regimen task `accuracy` is `exact_match`.
 - Macro F1 averages over the labels that occur as reference or prediction (scikit-learn's
   default label set, malformed answers excluded), so a class absent from both does not count
   as F1 = 0; weighted F1 weights each label by its reference support. Per-class precision
