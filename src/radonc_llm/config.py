@@ -6,6 +6,7 @@ field and the fix (RadoncInputError), never a traceback an hour into training.
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 import typing
@@ -478,8 +479,10 @@ def validate_config(
         first = exc.errors()[0]
         if first["type"] == "extra_forbidden":
             section = _section_model(model, first["loc"][:-1])
+            close = difflib.get_close_matches(str(first["loc"][-1]), section.model_fields, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
             error = RadoncInputError(
-                f"unknown field; known fields: {', '.join(section.model_fields)}",
+                f"unknown field{hint}; known fields: {', '.join(section.model_fields)}",
                 file=file,
                 field=error.field,
             )

@@ -32,7 +32,8 @@ def test_a_good_config_loads(tmp_path, task_dirs):
         ({"tasks": ["modality", "staging"]}, "tasks", "unknown task"),
         ({"adapter_mode": "both"}, "adapter_mode", "multitask"),
         ({"learning_rate": "fast"}, "learning_rate", "number"),
-        ({"lora_ranks": 8}, "lora_ranks", "unknown field"),
+        ({"lora_ranks": 8}, "lora_ranks", r"unknown field \(did you mean 'lora_rank'\?\)"),
+        ({"colour": 8}, "colour", r"unknown field; known fields: model, tasks"),
         ({"max_train_examples_per_task": 0}, "max_train_examples_per_task", "greater than 0"),
         (
             {"max_train_examples_per_task": {"regimen": 10, "staging": 5}},
