@@ -247,3 +247,88 @@ def test_regimen_answer_is_found_but_its_text_is_kept_as_written():
     assert extract_answer("regimen", "70 Gy/35 fx + cisplatin 40 mg/m²\u200b").prediction == (
         "70 Gy/35 fx + cisplatin 40 mg/m²"
     )
+
+
+# A note that names a modality, a code and a dose of the patient's history, never the answer.
+_HISTORY_NOTE = (
+    "73F. Hx R breast ca 2014 (C50.411), 50 Gy in 25 fractions with electron boost. "
+    "New RUL adenocarcinoma."
+)
+
+
+@pytest.mark.parametrize(
+    ("task", "question"),
+    [
+        ("modality", "Treatment modality?"),
+        ("icd10", "ICD-10-CM diagnosis?"),
+        ("regimen", "Radiotherapy regimen?"),
+    ],
+)
+def test_prompt_echoed_without_an_answer_is_empty_not_the_note(task, question):
+    # The echoed note holds "electron", "C50.411" and "50 Gy in 25 fractions": none is an answer.
+    result = extract_answer(task, f"Diagnosis: {_HISTORY_NOTE}\n\n{question}\n")
+    assert result.malformed and result.prediction is None
+    assert "empty" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("task", "text", "expected"),
+    [
+        # The conversation echoed in a chat template: the answer is the last assistant turn.
+        (
+            "icd10",
+            "<|im_start|>system\nYou are a radiation oncology assistant.<|im_end|>\n"
+            f"<|im_start|>user\nDiagnosis: {_HISTORY_NOTE}\n\nICD-10-CM diagnosis?<|im_end|>\n"
+            "<|im_start|>assistant\n"
+            "Malignant neoplasm of upper lobe, right bronchus or lung (C34.11)<|im_end|>",
+            "C34.11",
+        ),
+        (
+            "modality",
+            f"<s>[INST] Diagnosis: {_HISTORY_NOTE}\n\nTreatment modality? [/INST] photon </s>",
+            "photon",
+        ),
+        (
+            "modality",
+            "<|start_header_id|>user<|end_header_id|>\n\nDiagnosis: prior electron boost\n\n"
+            "Treatment modality?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+            "photon<|eot_id|>",
+            "photon",
+        ),
+        # An answer followed by an end-of-turn token and a turn the model went on to write.
+        (
+            "regimen",
+            "54 Gy in 3 fractions SBRT<|im_end|>\n<|im_start|>user\nDiagnosis: hx 50 Gy/25 fx",
+            "54 Gy in 3 fractions SBRT",
+        ),
+        ("regimen", "54 Gy in 3 fractions SBRT</s>", "54 Gy in 3 fractions SBRT"),
+        ("regimen", "<s> 8 Gy in 1 fraction", "8 Gy in 1 fraction"),
+        (
+            "icd10",
+            "Malignant neoplasm of upper lobe, right bronchus or lung (C34.11)<|im_end|>\n"
+            "<|im_start|>user\nICD-10-CM diagnosis?<|im_end|>\n<|im_start|>assistant\nC50.411",
+            "C34.11",
+        ),
+        ("modality", "<|im_start|>assistant\n<think>photon?</think>electron<|im_end|>", "electron"),
+    ],
+)
+def test_chat_template_markup_in_a_servers_text(task, text, expected):
+    result = extract_answer(task, text)
+    assert (result.prediction, result.malformed) == (expected, False)
+
+
+def test_chat_template_echo_without_an_answer_is_empty_not_the_note():
+    for text in (
+        f"[INST] Diagnosis: {_HISTORY_NOTE}\n\nTreatment modality? [/INST]",
+        f"<|im_start|>user\nDiagnosis: {_HISTORY_NOTE}\n\nTreatment modality?<|im_end|>",
+    ):
+        result = extract_answer("modality", text)
+        assert result.malformed and "empty" in result.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Regimen: 8 Gy in 1 fraction", "**Radiotherapy regimen:** 8 Gy in 1 fraction"],
+)
+def test_regimen_label_is_not_kept_in_the_regimen_text(text):
+    assert extract_answer("regimen", text).prediction == "8 Gy in 1 fraction"

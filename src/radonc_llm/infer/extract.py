@@ -5,9 +5,12 @@ written by hand or by another tool is judged by the same rules as our own predic
 What cannot be read is malformed, with a reason; nothing is guessed.
 
 Every task first finds the answer in the text (`answer_section`): invisible characters go,
-a reasoning model's `<think>` block goes, an echoed question is skipped ("Treatment modality?
-photon"), a labelled answer is taken ("Final answer: proton"), and what follows it (a model
-going on with a new "Question:"/"Diagnosis:", or its "Explanation:") is cut. Then:
+chat-template markup a server left in goes (an echoed conversation gives its last assistant
+turn; "<|im_end|>", "</s>" and what follows end the answer), a reasoning model's `<think>`
+block goes, an echoed question is skipped ("Treatment modality? photon"; an echoed prompt with
+nothing after its question is an empty answer, never the note's history), a labelled answer is
+taken ("Final answer: proton"; "Regimen:"), and what follows it (a model going on with a new
+"Question:"/"Diagnosis:", or its "Explanation:") is cut. Then:
 - modality: the foundation's `read_modality` maps synonyms to the four classes ("IMRT",
   "X-ray", "fotones" -> photon, "HDR" -> brachytherapy) and reads negations ("photon, not
   proton" -> photon); no class, two classes, only negated classes ("no protons") or a
@@ -111,13 +114,53 @@ _END_LABEL = re.compile(
 )
 
 
+# Chat-template markup that a server can leave in its text (a stop token it was not told, a
+# raw completion endpoint echoing the conversation): ChatML, Llama 2 and 3, Mistral, Gemma, Phi.
+_CHAT_MARKUP = re.compile(
+    r"<\|[a-z_]{1,30}\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>", re.IGNORECASE
+)
+_ASSISTANT_TURN = re.compile(
+    r"<\|im_start\|>\s*assistant\b|<\|start_header_id\|>\s*assistant\s*<\|end_header_id\|>"
+    r"|\[/INST\]|<start_of_turn>\s*model\b|<\|assistant\|>",
+    re.IGNORECASE,
+)
+# What may open a text without opening a turn: whitespace and a begin-of-sequence token.
+_TEXT_START = re.compile(r"(?:\s|<s>|<\|begin_of_text\|>)*", re.IGNORECASE)
+
+
+def _chat_answer(text: str) -> str:
+    """The answer in a text holding chat-template markup: a text that opens with a turn is the
+    conversation echoed, and its answer is the last assistant turn (few-shot examples come
+    before it; with none, the prompt came back without an answer); an answer followed by
+    markup ("70 Gy/35 fx<|im_end|><|im_start|>user ...") ends there."""
+    start = _TEXT_START.match(text).end()
+    first = _CHAT_MARKUP.search(text, start)
+    if first is None:
+        return text[start:]
+    if first.start() == start:
+        openers = list(_ASSISTANT_TURN.finditer(text))
+        if not openers:
+            return ""
+        text, start = text[openers[-1].end() :], 0
+        first = _CHAT_MARKUP.search(text)
+    return text[start : first.start()] if first else text[start:]
+
+
+# The task's own name as a label before a regimen ("Radiotherapy regimen: 8 Gy ..."): not part
+# of the regimen text kept for ROUGE.
+_REGIMEN_LABEL = re.compile(
+    r"^[\s*_#>]*(?:(?:radiotherapy|radiation|treatment|rt)\s+)?regimen\s*[*_]*\s*[:：][*_]*",
+    re.IGNORECASE,
+)
+
+
 def answer_section(task: str, text: str, *, fold: bool = True) -> str:
     """The part of a model's text that answers `task` (the whole text when nothing marks it).
 
     `fold` also reads full-width and look-alike letters as plain Latin ones; a regimen's text
     is kept as written.
     """
-    text = _plain_text(text, fold=fold)
+    text = _chat_answer(_plain_text(text, fold=fold))
     text = _THINK_BLOCK.sub(" ", text)
     closing = list(_THINK_CLOSE.finditer(text))
     if closing:  # some servers drop the opening tag: the answer follows the last closing one
@@ -125,14 +168,12 @@ def answer_section(task: str, text: str, *, fold: bool = True) -> str:
     opening = _THINK_OPEN.search(text)
     if opening:  # reasoning cut off before its end: whatever follows is not an answer
         text = text[: opening.start()]
-    # An echoed prompt (the text opens with it): the answer follows the task's question. A
-    # question further on belongs to a next item the model went on to write.
+    # An echoed prompt (the text opens with it): the answer follows the task's question, and
+    # nothing there is no answer (the note before it, a modality or code of the patient's
+    # history, is not one). A question further on belongs to a next item the model went on
+    # to write.
     question = re.search(re.escape(TASK_PROMPTS[task].instruction), text, re.IGNORECASE)
-    if (
-        question is not None
-        and _PROMPT_ECHO.match(text, 0, question.end())
-        and not _blank(text[question.end() :])
-    ):
+    if question is not None and _PROMPT_ECHO.match(text, 0, question.end()):
         text = text[question.end() :]
     labels = list(_ANSWER_LABEL.finditer(text))
     finals = [label for label in labels if label["final"]]
@@ -141,7 +182,10 @@ def answer_section(task: str, text: str, *, fold: bool = True) -> str:
         text = text[label.end() :]
     for end in _END_LABEL.finditer(text):
         if not _blank(text[: end.start()]):
-            return text[: end.start()]
+            text = text[: end.start()]
+            break
+    if task == "regimen":
+        text = _REGIMEN_LABEL.sub("", text, count=1)
     return text
 
 
