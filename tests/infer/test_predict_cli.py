@@ -86,3 +86,20 @@ def test_empty_case_file_fails_before_the_model_loads(tmp_path):
     result, out = _predict(tmp_path, [], "--model", "tiny-llama")
     assert result.exit_code == 2 and "holds no cases" in result.output
     assert not out.exists()
+
+
+def test_cases_per_second_of_a_finished_task_is_its_whole_average():
+    from rich.progress import Progress
+
+    from radonc_llm.infer.predict import CasesPerSecondColumn
+
+    now = [0.0]
+    progress = Progress(CasesPerSecondColumn(), get_time=lambda: now[0], disable=True)
+    bar = progress.add_task("icd10", total=30, start=False)
+    now[0] = 10.0  # the task starts after an earlier one took 10 s
+    progress.start_task(bar)
+    now[0] = 40.0
+    progress.advance(bar, 30)  # 30 cases in 30 s
+    (task,) = progress.tasks
+    assert task.finished
+    assert CasesPerSecondColumn().render(task).plain == "1.0 cases/s"

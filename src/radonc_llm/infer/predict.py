@@ -50,10 +50,14 @@ def default_messages(case: Case, task: str) -> list[dict[str, str]]:
 
 
 class CasesPerSecondColumn(ProgressColumn):
-    """Throughput of the current task in cases per second."""
+    """Throughput in cases per second: of the last half-minute while a task runs, of the
+    whole task once it is done (long notes and short ones differ several-fold)."""
 
     def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
+        if task.finished and task.finished_time:
+            speed = task.completed / task.finished_time
+        else:
+            speed = task.speed
         return Text("-- cases/s" if speed is None else f"{speed:.1f} cases/s", style="cyan")
 
 
@@ -303,7 +307,10 @@ def predict_cases(
         )
         with progress:
             bars = {
-                task: progress.add_task(task, total=sum(len(batch) for batch in todo[task]))
+                # Each bar's clock starts with its task, not with the first task.
+                task: progress.add_task(
+                    task, total=sum(len(batch) for batch in todo[task]), start=False
+                )
                 for task in tasks
             }
             for task in tasks:
