@@ -103,3 +103,21 @@ def test_cases_per_second_of_a_finished_task_is_its_whole_average():
     (task,) = progress.tasks
     assert task.finished
     assert CasesPerSecondColumn().render(task).plain == "1.0 cases/s"
+
+
+def test_prompts_longer_than_the_tuned_examples_are_named(tiny, cases, tmp_path):
+    from radonc_llm.infer.backends import TransformersBackend
+    from radonc_llm.infer.predict import default_messages, long_prompt_messages
+
+    model, tokenizer = tiny
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"config": {"max_length": 160}}))
+    backend = TransformersBackend(model, tokenizer, model_name=str(run))
+    longer = cases[0].model_copy(update={"diagnosis_text": "pT2 N1 prostate " * 60})
+    (message,) = long_prompt_messages(backend, [longer, *cases[1:]], "icd10", default_messages)
+    assert "1 prompt(s) are longer than any example the model was tuned on" in message
+    assert "max_length 160 tokens" in message and longer.case_id in message
+    assert long_prompt_messages(backend, cases[1:], "icd10", default_messages) == []
+    registry_model = TransformersBackend(model, tokenizer, model_name="tiny-llama")
+    assert long_prompt_messages(registry_model, [longer], "icd10", default_messages) == []

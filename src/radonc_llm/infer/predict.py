@@ -173,6 +173,24 @@ def _batches(
     return [ordered[rows.start : rows.stop] for rows in plan_batches(lengths, batch_size, cost)]
 
 
+def _measured_prompts(
+    backend: Backend, cases: Sequence[Case], task: str, messages_for: MessagesFor
+) -> tuple[int | None, list[tuple[str, int]]]:
+    """The local model's context length and each case's prompt length in tokens; (None, [])
+    from a backend that does not hold the model's tokenizer (in this process or its workers)."""
+    measure = getattr(backend, "prompt_lengths", None)
+    if measure is None or not cases:
+        return None, []
+    context, lengths = measure(task, [messages_for(case, task) for case in cases])
+    return context, [(case.case_id, n) for case, n in zip(cases, lengths, strict=True)]
+
+
+def _longer_than(lengths: list[tuple[str, int]], limit: int, task: str) -> list[tuple[str, int]]:
+    """The prompts that, with room for the answer, do not fit in `limit` tokens."""
+    room = limit - TASK_PROMPTS[task].max_new_tokens
+    return [(case_id, n) for case_id, n in lengths if n > room]
+
+
 def over_context(
     backend: Backend, cases: Sequence[Case], task: str, messages_for: MessagesFor
 ) -> tuple[int | None, list[tuple[str, int]]]:
@@ -182,22 +200,59 @@ def over_context(
     Only a backend that holds the model's tokenizer (in this process or its workers) can
     tell; others return (None, []).
     """
-    measure = getattr(backend, "prompt_lengths", None)
-    if measure is None or not cases:
-        return None, []
-    context, lengths = measure(task, [messages_for(case, task) for case in cases])
+    context, lengths = _measured_prompts(backend, cases, task, messages_for)
     if context is None:
         return None, []
-    room = context - TASK_PROMPTS[task].max_new_tokens
-    return context, [(c.case_id, n) for c, n in zip(cases, lengths, strict=True) if n > room]
+    return context, _longer_than(lengths, context, task)
+
+
+def tuned_max_length(model: str) -> int | None:
+    """The `max_length` a training run (or a model exported from one) was tuned with: its
+    adapter never saw a longer example. None for other models."""
+    folder = Path(model)
+    for name in ("manifest.json", "training_manifest.json"):
+        try:
+            manifest = json.loads((folder / name).read_text(encoding="utf-8"))
+            length = manifest["config"]["max_length"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(length, int) and length > 0:
+            return length
+    return None
+
+
+def long_prompt_messages(
+    backend: Backend, cases: Sequence[Case], task: str, messages_for: MessagesFor
+) -> list[str]:
+    """Messages naming the prompts too long for the model's context (answers unreliable), or
+    else longer than any example a training run was tuned on (answers less reliable)."""
+    context, lengths = _measured_prompts(backend, cases, task, messages_for)
+    if context is None:
+        return []
+    too_long = _longer_than(lengths, context, task)
+    if too_long:
+        return [_over_context_message(task, context, too_long)]
+    tuned = tuned_max_length(backend.model_name)
+    beyond = _longer_than(lengths, tuned, task) if tuned and tuned < context else []
+    if not beyond:
+        return []
+    return [
+        f"{task}: {len(beyond)} prompt(s) are longer than any example the model was tuned on "
+        f"(max_length {tuned} tokens, answer included): {_shown(beyond)}; its answers to such "
+        "long notes are less reliable (shorter notes, or training with a larger max_length, "
+        "help)"
+    ]
+
+
+def _shown(cases: list[tuple[str, int]]) -> str:
+    shown = ", ".join(f"{case_id} ({n} tokens)" for case_id, n in cases[:5])
+    return shown + (f" and {len(cases) - 5} more" if len(cases) > 5 else "")
 
 
 def _over_context_message(task: str, context: int, cases: list[tuple[str, int]]) -> str:
-    shown = ", ".join(f"{case_id} ({n} tokens)" for case_id, n in cases[:5])
-    more = f" and {len(cases) - 5} more" if len(cases) > 5 else ""
     return (
         f"{task}: {len(cases)} prompt(s) leave no room for the answer in the model's context "
-        f"of {context} tokens: {shown}{more}; predicted anyway (not truncated), so these "
+        f"of {context} tokens: {_shown(cases)}; predicted anyway (not truncated), so these "
         "answers are unreliable: shorten the diagnosis notes or use a longer-context model"
     )
 
@@ -317,11 +372,9 @@ def predict_cases(
                 task_summary = summary.tasks[task]
                 batches = todo[task]
                 # Measured as the task starts: a per-task run loads that task's model here.
-                context, too_long = over_context(
+                summary.messages += long_prompt_messages(
                     backend, [case for batch in batches for case in batch], task, messages_for
                 )
-                if too_long:
-                    summary.messages.append(_over_context_message(task, context, too_long))
                 progress.start_task(bars[task])
                 conversations = ([messages_for(case, task) for case in b] for b in batches)
                 answered = answer_batches(backend, task, conversations, decoding=decoding)
