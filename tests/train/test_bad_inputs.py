@@ -286,9 +286,18 @@ def test_resume_removes_the_temporary_files_a_kill_left(stopped_run, data_root, 
     run = copy_run(stopped_run, tmp_path)
     leftover = run / ".metrics.jsonl.k3j9x0ab.tmp"
     leftover.write_text('{"step": 1')
+    half_saves = [
+        run / ".adapter.old",
+        run / ".adapter.tmp",
+        run / "checkpoints" / ".step-000004.tmp",
+    ]
+    for folder in half_saves:  # a kill between a save's writes and renames
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(b"half")
     config = tiny_config(data_root, output_dir=run, max_steps=4)
     train(config, resume=True, show_progress=False)
     assert not leftover.exists()
+    assert not any(folder.exists() for folder in half_saves)
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
 
 
@@ -320,3 +329,14 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(data_root,
     weights = "adapter/adapter_model.safetensors"
     got, want = load_file(tmp_path / "killed" / weights), load_file(tmp_path / "whole" / weights)
     assert all(torch.equal(got[name], want[name]) for name in want)
+
+
+def test_unfinished_saves_are_found_and_nothing_else(tmp_path):
+    from radonc_llm.train.checkpoint import remove_unfinished_saves
+
+    half = [tmp_path / ".adapter.old", tmp_path / "checkpoints" / ".step-000008.old"]
+    kept = [tmp_path / "adapter", tmp_path / "checkpoints" / "step-000006"]
+    for folder in half + kept:
+        folder.mkdir(parents=True)
+    assert remove_unfinished_saves(tmp_path) == 2
+    assert not any(f.exists() for f in half) and all(f.is_dir() for f in kept)

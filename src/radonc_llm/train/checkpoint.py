@@ -73,6 +73,20 @@ def replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_unfinished_saves(run_dir: str | Path) -> int:
+    """Delete the folders that saves killed before their renames left in a run folder (the
+    adapter's `.adapter.tmp` and `.adapter.old`, a checkpoint's `.step-N.tmp`); returns how
+    many. Safe on resume: the save that was cut short came before its step's checkpoint, so
+    the run does it again."""
+    run_dir = Path(run_dir)
+    unfinished = [*run_dir.glob(".adapter.tmp"), *run_dir.glob(".adapter.old")]
+    unfinished += [*(run_dir / CHECKPOINTS).glob(".step-*.tmp")]
+    unfinished += [*(run_dir / CHECKPOINTS).glob(".step-*.old")]
+    for folder in unfinished:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(unfinished)
+
+
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

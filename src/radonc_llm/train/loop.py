@@ -336,9 +336,11 @@ def train_adapter(
     run_dir = Path(config.output_dir)
     checkpoint = _check_run_dir(run_dir, resume=resume)
     if accelerator.is_main_process and run_dir.is_dir():
-        leftovers = remove_leftover_temporaries(run_dir)
+        leftovers = remove_leftover_temporaries(run_dir) + ckpt.remove_unfinished_saves(run_dir)
         if leftovers:
-            logger.info("removed %d temporary file(s) left by an interrupted run", leftovers)
+            logger.info(
+                "removed %d temporary file(s) or folder(s) of an interrupted run", leftovers
+            )
     if accelerator.gradient_accumulation_steps != config.gradient_accumulation_steps:
         raise RadoncInputError(
             f"the accelerate launch settings ask for {accelerator.gradient_accumulation_steps} "
