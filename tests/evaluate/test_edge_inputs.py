@@ -74,6 +74,17 @@ def test_identical_systems_give_p_one_zero_effect_and_a_note(tmp_path):
     assert any("read byte-identical prediction files" in m for m in result.messages)
 
 
+def test_systems_decoded_differently_are_told_not_to_compare_icd10_rouge(tmp_path):
+    free = [{**row, "decoding": "free"} for row in _perfect()]
+    constrained = [{**row, "decoding": "constrained"} for row in _perfect()]
+    result = _evaluate(tmp_path, {"base": free, "ft": constrained})
+    (said,) = [m for m in result.messages if "decoded differently" in m]
+    assert said.startswith("ft vs base: decoded differently (ft constrained, base free)")
+    assert "not their ICD-10 ROUGE-1" in said
+    alike = _evaluate(tmp_path, {"base": constrained, "ft": constrained[::-1]})
+    assert not [m for m in alike.messages if "decoded differently" in m]
+
+
 def test_all_malformed_system_scores_zero_and_loses_every_pair(tmp_path):
     result = _evaluate(tmp_path, {"base": _malformed(), "ft": _perfect()})
     for task, block in result.metrics["systems"]["base"].items():

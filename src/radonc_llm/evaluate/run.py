@@ -437,6 +437,25 @@ def uncompared_messages(
     return out
 
 
+def decoding_messages(
+    files: dict[str, PredictionFile], pairs: Sequence[tuple[str, str]]
+) -> list[str]:
+    """A pair of systems decoded differently: a constrained ICD-10 answer is the code alone,
+    a free one the model's whole text, so their ROUGE-1 measures different texts."""
+    out = []
+    for system, baseline in pairs:
+        decodings = {name: files[name].decodings for name in (system, baseline) if name in files}
+        kinds = {frozenset(found) for found in decodings.values() if found}
+        if len(kinds) > 1:
+            said = ", ".join(f"{name} {'/'.join(sorted(d))}" for name, d in decodings.items())
+            out.append(
+                f"{system} vs {baseline}: decoded differently ({said}); an ICD-10 answer's "
+                "ROUGE-1 reads the code alone when constrained and the whole text when free, so "
+                "compare their accuracies, not their ICD-10 ROUGE-1"
+            )
+    return out
+
+
 def same_content_messages(files: dict[str, PredictionFile]) -> list[str]:
     """Two systems read from byte-identical files: their comparison tests nothing."""
     by_hash: dict[str, list[str]] = {}
@@ -543,6 +562,7 @@ def evaluate_predictions(
                 )
     comparisons = compare_systems(per_case, pairs)
     messages.extend(uncompared_messages(per_case, pairs))
+    messages.extend(decoding_messages(files, pairs))
     metrics = {
         "systems": systems,
         "comparisons": comparisons,
