@@ -83,6 +83,9 @@ def test_systems_decoded_differently_are_told_not_to_compare_icd10_rouge(tmp_pat
     assert "not their ICD-10 ROUGE-1" in said
     alike = _evaluate(tmp_path, {"base": constrained, "ft": constrained[::-1]})
     assert not [m for m in alike.messages if "decoded differently" in m]
+    baseline = [{**row, "decoding": "none"} for row in _perfect()]  # what baselines record
+    model_vs_baseline = _evaluate(tmp_path, {"base": constrained, "majority": baseline})
+    assert not [m for m in model_vs_baseline.messages if "decoded differently" in m]
 
 
 def test_all_malformed_system_scores_zero_and_loses_every_pair(tmp_path):

@@ -444,7 +444,12 @@ def decoding_messages(
     a free one the model's whole text, so their ROUGE-1 measures different texts."""
     out = []
     for system, baseline in pairs:
-        decodings = {name: files[name].decodings for name in (system, baseline) if name in files}
+        # Baselines record no model decoding ("none"): only models' decodings differ so.
+        decodings = {
+            name: files[name].decodings & {"constrained", "free"}
+            for name in (system, baseline)
+            if name in files
+        }
         kinds = {frozenset(found) for found in decodings.values() if found}
         if len(kinds) > 1:
             said = ", ".join(f"{name} {'/'.join(sorted(d))}" for name, d in decodings.items())
