@@ -295,3 +295,74 @@ def test_cli_reports_a_link_loop_without_traceback(tmp_path):
     result = CliRunner().invoke(app, ["curate", "--raw", str(raw), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2, result.output
     assert "the link loops back on itself" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("text", ["7.00E+01", "4.01E+01", "1.8E+1", "2e3"])
+def test_scientific_notation_is_refused_since_a_spreadsheet_rounded_it(text):
+    for parse in (_number, _fractions, _birth_year):
+        with pytest.raises(BadValue, match="scientific notation") as caught:
+            parse(text)
+        assert caught.value.reason == "bad_number"
+
+
+@pytest.mark.parametrize(
+    "text,kind", [("54%", "a percentage"), ("$54.00", "money"), ("54,00 €", "money")]
+)
+def test_a_number_formatted_as_percent_or_currency_is_named(text, kind):
+    with pytest.raises(BadValue, match=kind):
+        _number(text)
+
+
+def test_typed_numbers_are_written_out_in_full_never_in_scientific_notation():
+    from decimal import Decimal
+
+    from radonc_llm.data.ingest import _cell_text
+
+    assert [_cell_text(v) for v in (40.05, 1e-05, Decimal("4E+1"), Decimal("40.05"))] == [
+        "40.05",
+        "0.00001",
+        "40",
+        "40.05",
+    ]
+
+
+@pytest.mark.parametrize("text,flag", [("1.0", True), ("0.0", False), ("1.00", True)])
+def test_a_yes_no_flag_written_as_a_decimal_is_read(text, flag):
+    from radonc_llm.data.ingest import _flag
+
+    assert _flag(text) is flag
+    with pytest.raises(BadValue):
+        _flag("2.0")
+
+
+def test_an_id_written_as_a_decimal_in_one_table_is_ambiguous_not_missing(tmp_path):
+    raw = write_messy_export(tmp_path / "raw")
+    for name, spelt in [
+        ("patients", "101,"),
+        ("diagnoses", "101,"),
+        ("treatment_courses", "101.0,"),
+    ]:
+        path = raw / f"{name}.csv"
+        _write(path, [re.sub(r"^P01,", spelt, line) for line in _lines(path)])
+    result = _curate(raw)
+    reasons = {e.patient_id: e.reason for e in result.ledger if e.patient_id in ("101", "101.0")}
+    assert reasons == {"101": "ambiguous_patient_id", "101.0": "ambiguous_patient_id"}
+    assert "decimal '.0'" in next(e.detail for e in result.ledger if e.patient_id == "101")
+
+
+@pytest.mark.parametrize("line_end", [b"\r\n", b"\r"])
+def test_a_line_end_of_another_system_inside_a_note_is_a_line_break(tmp_path, line_end):
+    path = tmp_path / "diagnoses.csv"
+    header = b"patient_id,diagnosis_id,diagnosis_date,icd10,diagnosis_text\n"
+    path.write_bytes(header + b'P1,D1,2020-01-01,C61,"line one' + line_end + b'line two"\n')
+    table = read_table(path, TABLES["diagnoses"])
+    assert table.rows[0].values["diagnosis_text"] == "line one\nline two"
+
+
+def test_a_file_cut_mid_row_says_so(tmp_path):
+    raw = write_messy_export(tmp_path / "raw")
+    path = raw / "patients.csv"
+    data = path.read_bytes().rstrip(b"\r\n")
+    path.write_bytes(data[: data.rfind(b"\n") + 4])
+    table = read_table(path, TABLES["patients"])
+    assert "the last line, with no line end: was the file cut short?" in table.ledger[-1].detail

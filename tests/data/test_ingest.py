@@ -343,3 +343,31 @@ def test_parquet_values_of_other_types_are_read_or_reported(tmp_path):
         pq.write_table(table.rename_columns(names), tmp_path / "x.parquet")
         with pytest.raises(RadoncInputError, match=message):
             read_table(tmp_path / "x.parquet", TABLES["patients"])
+
+
+def test_jsonl_keys_left_out_for_nulls_read_as_nulls_whatever_the_line(tmp_path):
+    # Spark and MongoDB leave out null fields: the first line decides nothing about columns
+    data = _jsonl(
+        {"patient_id": "P1", "birth_year": 1956},
+        {"patient_id": "P2", "birth_year": 1960, "sex": "F"},
+    )
+    table = _read(tmp_path, "patients.jsonl", data, table="patients")
+    assert [row.values["patient_id"] for row in table.rows] == ["P2"]
+    assert [(e.patient_id, e.column, e.reason, e.detail) for e in table.ledger] == [
+        ("P1", "sex", "missing_value", "the row has no 'sex' field")
+    ]
+    courses = {c: "" for c in TABLES["treatment_courses"].columns} | {
+        "patient_id": "P1", "course_id": "C1", "plan_id": "L1", "status": "approved",
+        "primary_flag": "1", "dose": "60", "dose_unit": "Gy", "fractions": "30",
+    }  # fmt: skip
+    without = {k: v for k, v in courses.items() if k not in ("concurrent", "target")}
+    data = _jsonl(without, courses | {"plan_id": "L2"})
+    table = _read(tmp_path, "treatment_courses.jsonl", data, table="treatment_courses")
+    assert table.ledger == [] and [row.values["concurrent"] for row in table.rows] == ["", ""]
+    with pytest.raises(RadoncInputError, match="required column 'sex' is missing"):
+        _read(
+            tmp_path,
+            "patients.jsonl",
+            _jsonl({"patient_id": "P1", "birth_year": 1956}),
+            table="patients",
+        )

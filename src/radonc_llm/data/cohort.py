@@ -72,8 +72,8 @@ def require_complete_record(record: PatientRecord) -> None:
         others = ", ".join(f"'{other}'" for other in record.other_spellings)
         raise Excluded(
             "ambiguous_patient_id",
-            f"patient_id '{record.patient_id}' is also written {others} (letter case, spaces "
-            "or leading zeros differ): whether they are one patient is not guessed",
+            f"patient_id '{record.patient_id}' is also written {others} (letter case, spaces, "
+            "leading zeros or a decimal '.0' differ): whether they are one patient is not guessed",
         )
     if record.unreadable:
         first = record.unreadable[0]
@@ -365,13 +365,15 @@ def group_by_patient(
 
 
 def _id_key(patient_id: str) -> str:
-    """An id as a person reading it would compare it: "ro 00123" and "RO123" look the same."""
-    return re.sub(r"(?<!\d)0+(?=\d)", "", "".join(patient_id.split()).casefold())
+    """An id as a person reading it would compare it: "ro 00123" and "RO123" look the same, and
+    so do "123.0" and "123" (a number id a spreadsheet or pandas wrote as a decimal)."""
+    key = re.sub(r"(?<!\d)0+(?=\d)", "", "".join(patient_id.split()).casefold())
+    return re.sub(r"^(\d+)\.0+$", r"\1", key)
 
 
 def _spellings_of_one_id(records: dict[str, PatientRecord]) -> dict[str, list[str]]:
-    """Groups of distinct patient ids that differ only in letter case, spaces or leading zeros
-    (an id typed by hand, or read as a number by a spreadsheet)."""
+    """Groups of distinct patient ids that differ only in letter case, spaces, leading zeros or
+    a decimal ".0" (an id typed by hand, or read as a number by a spreadsheet)."""
     groups: defaultdict[str, list[str]] = defaultdict(list)
     for patient_id in records:
         groups[_id_key(patient_id)].append(patient_id)

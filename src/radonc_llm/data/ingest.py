@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import decimal
 import errno
 import gzip
 import io
@@ -105,6 +106,9 @@ _CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Line breaks as Word (a manual break), FileMaker and some EHR exports write them inside a
 # cell: a vertical tab, or a form feed at a page break. They are read as line ends.
 _LINE_BREAKS = str.maketrans({"\x0b": "\n", "\x0c": "\n"})
+# A file whose line ends were converted in part (Windows and Unix tools, a sheet on a Mac)
+# holds "\r\n" or a bare "\r" inside a quoted note: one line break, as in the rest of the file.
+_CELL_LINE_END = re.compile(r"\r\n?")
 
 
 def _identifier(value: str) -> str:
@@ -173,9 +177,26 @@ def _spreadsheet_text(value: str) -> str:
     return text[1:] if re.match(r"'[\d+\-.]", text) else text
 
 
+_SCIENTIFIC = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+_CURRENCY = set("$€£¥")
+
+
 def _float(text: str) -> float:
     if "_" in text:  # Python reads "3_0" as 30; an export never means that
         raise ValueError(text)
+    if _SCIENTIFIC.fullmatch(text):
+        raise BadValue(
+            "bad_number",
+            f"'{text}' is in scientific notation, which a spreadsheet writes rounded to the "
+            "digits shown (40.05 Gy as 4.00E+01): format the column as Number and export again",
+        )
+    if text.endswith("%") or text[:1] in _CURRENCY or text[-1:] in _CURRENCY:
+        kind = "a percentage" if text.endswith("%") else "an amount of money"
+        raise BadValue(
+            "bad_number",
+            f"'{text}' is written as {kind} (a spreadsheet's cell format): format the column "
+            "as Number and export again",
+        )
     return float(text)
 
 
@@ -183,6 +204,8 @@ def _integer(value: str) -> int:
     text = numeric_text(_spreadsheet_text(value))
     try:
         number = _float(text)
+    except BadValue:
+        raise
     except ValueError:
         raise BadValue("bad_number", f"'{text}' is not a number") from None
     if not math.isfinite(number) or number != int(number):
@@ -203,6 +226,8 @@ def _number(value: str) -> float:
     text = numeric_text(_spreadsheet_text(value))
     try:
         number = _float(text)
+    except BadValue:
+        raise
     except ValueError:
         raise BadValue("bad_number", f"'{text}' is not a number") from None
     if not math.isfinite(number):
@@ -282,6 +307,8 @@ def _status(value: str) -> str:
 
 def _flag(value: str) -> bool:
     key = value.strip().lower()
+    if re.fullmatch(r"[01]\.0+", key):  # a 0/1 column written as decimals (pandas, a sheet)
+        key = key[0]
     if key not in FLAG_VALUES:
         raise BadValue("bad_value", f"'{value.strip()}' is not a yes/no flag")
     return FLAG_VALUES[key]
@@ -700,6 +727,8 @@ def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
         fields = fit_to_header(fields, names)
         if len(fields) != len(names):
             detail = f"{where}: has {len(fields)} fields, the header has {len(names)}"
+            if line == len(lines) and not lines[-1].endswith(("\n", "\r")):
+                detail += " (the last line, with no line end: was the file cut short?)"
             yield number, _Malformed(detail, _field(fields, patient_index))
             continue
         yield number, dict(zip(names, fields, strict=True))
@@ -759,7 +788,16 @@ def _jsonl_records(path: Path, spec: TableSpec, encoding: str) -> Records:
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    checked = False
+    # Writers that leave out null fields (Spark, MongoDB) give each line its own keys: the
+    # file's columns are those of all its objects, and a line without one is ledgered.
+    records = list(_jsonl_lines(path, lines))
+    keys = {key: None for _, obj in records if isinstance(obj, dict) for key in obj}
+    if keys:
+        _check_columns(path, spec, list(keys))
+    yield from records
+
+
+def _jsonl_lines(path: Path, lines: list[str]) -> Records:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             yield number, _Malformed("blank row")
@@ -789,9 +827,6 @@ def _jsonl_records(path: Path, spec: TableSpec, encoding: str) -> Records:
             kind = {list: "an array", str: "a string", bool: "true/false", type(None): "null"}
             yield number, _Malformed(f"not a JSON object ({kind.get(type(obj), 'a number')})")
             continue
-        if not checked:
-            _check_columns(path, spec, list(obj))
-            checked = True
         yield number, obj
 
 
@@ -824,6 +859,10 @@ def _cell_text(value: Any) -> str:
         return value.decode("utf-8", errors="surrogateescape")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, float | decimal.Decimal) and math.isfinite(value):
+        # A typed number carries all its digits: written out, never in scientific notation,
+        # which in a text cell means a spreadsheet rounded it ("4E+1", 1e-05)
+        return f"{decimal.Decimal(repr(value)) if isinstance(value, float) else value:f}"
     if isinstance(value, list | tuple | dict):
         shown = json.dumps(value, default=str)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
@@ -936,20 +975,25 @@ def _parse_record(
         try:
             values[column] = parse(cells[column])
         except BadValue as error:
+            if column not in record:
+                missing = BadValue("missing_value", f"the row has no '{column}' field")
+                return values, (column, missing)
             return values, (column, error)
     return values, None
 
 
 def _record_cell(record: dict[str, Any], column: str) -> str:
-    if column not in record:  # a JSON line without the field
-        raise BadValue("missing_value", f"the row has no '{column}' field")
-    raw = _cell_text(record[column])
+    # A JSON line without the field holds no value there, as a null does: writers that leave
+    # out null fields (Spark, MongoDB) write it so. A column that needs a value refuses it.
+    raw = _cell_text(record.get(column))
     if "\x00" in raw:
         raise BadValue("broken_encoding", "a NUL byte: the file is damaged or not UTF-8")
     if _has_broken_encoding(raw):
         raise BadValue("broken_encoding", BROKEN_ENCODING)
     if "\x0b" in raw or "\x0c" in raw:
         raw = raw.translate(_LINE_BREAKS)
+    if "\r" in raw:
+        raw = _CELL_LINE_END.sub("\n", raw)
     problem = _cell_problem(raw)
     if problem is not None:
         raise problem
