@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from radonc_llm.cli import app
+from radonc_llm.evaluate import figures
 from radonc_llm.evaluate.report import SECTIONS, headline_table, write_report
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.evaluate.synthetic_run import HOSTILE, write_synthetic_run
@@ -307,3 +309,104 @@ def test_report_in_headless_chromium(rendered, tmp_path):
     data = screenshot.read_bytes()
     assert data.startswith(b"\x89PNG")
     assert int.from_bytes(data[20:24], "big") > 4000  # the full page, not one viewport
+
+
+def test_a_regimen_error_says_over_how_many_cases_it_was_averaged(run_dir, tmp_path):
+    # An original model whose answer parses once has an EQD2 error over n = 1, not over n.
+    run = _copy(run_dir, tmp_path)
+    path = run / "evaluate/metrics.json"
+    metrics = json.loads(path.read_text())
+    block = metrics["systems"]["base"]["regimen"]
+    block.update(eqd2_abs_error=28.19, eqd2_n=1, dose_per_fraction_abs_error=0.13)
+    block.update(dose_per_fraction_n=1)
+    block["ci95"].update(eqd2_abs_error=None, dose_per_fraction_abs_error=None)
+    path.write_text(json.dumps(metrics))
+    table = _table(write_report(run)[0].read_text(), "regimen-agreement")
+    row = _row(table, "Original model")
+    assert '28.19<span class="sub">n = 1</span>' in row
+    assert "Dose/fraction |error| (Gy)" in table
+
+
+def test_the_evaluated_cases_are_counted_and_named_a_sample(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    path = run / "evaluate/metrics.json"
+    metrics = json.loads(path.read_text())
+    split = json.loads((run / "split/split.json").read_text())
+    n = metrics.get("n_cases") or metrics["systems"]["base"]["modality"]["n"]
+    split["splits"]["test"]["cases"] = n + 100
+    (run / "split/split.json").write_text(json.dumps(split))
+    html = write_report(run)[0].read_text()
+    assert f"a random sample of the {n + 100:,} cases of the test split" in html
+    # An older metrics.json without n: no "0 test cases".
+    metrics.pop("n_cases", None)
+    for blocks in metrics["systems"].values():
+        for block in blocks.values():
+            block.pop("n", None)
+    path.write_text(json.dumps(metrics))
+    html = write_report(run)[0].read_text()
+    assert " 0 test cases" not in html and "on the test cases" in html
+
+
+def test_exact_p_values_and_non_zero_differences_in_the_comparisons(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    path = run / "evaluate/metrics.json"
+    metrics = json.loads(path.read_text())
+    first = metrics["comparisons"][0]
+    first.update(p_value=3.52e-77, p_holm=float("nan"), n=400, n_nonzero=368)
+    first["effect_size"] = float("inf")
+    path.write_text(json.dumps(metrics))
+    html = write_report(run)[0].read_text()
+    table = _table(html, "comparisons")
+    assert '&lt;0.001<span class="sub">3.5e-77</span>' in table
+    assert '<span class="sub">368 non-zero</span>' in table
+    assert "inf" not in table and "nan" not in table.lower()
+
+
+def test_odd_funnel_and_review_files_are_named_not_tracebacks(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    (run / "curate/funnel.json").write_text('{"steps": []}')
+    (run / "review").mkdir(exist_ok=True)
+    (run / "review/review_metrics.json").write_text("[]")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a section that fails with an exception warns
+        html = write_report(run)[0].read_text()
+    missing = _missing_lines(html)
+    assert any("lists no curation steps" in line for line in missing)
+    assert any("review_metrics.json: expected a JSON object" in line for line in missing)
+
+
+def test_a_run_that_logged_once_still_draws_its_point(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(figures, "_png", lambda figure: drawn.append(figure) or b"\x89PNG")
+    figures.training_curves_png({"training loss": ([5.0], [4.76])}, xlabel="Optimizer step")
+    line = drawn[0].axes[0].get_lines()[0]
+    assert line.get_marker() == "o"
+
+
+def test_confusion_titles_are_inside_the_figure(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(figures, "_png", lambda figure: drawn.append(figure) or b"\x89PNG")
+    labels = ["photon", "proton", "electron", "brachytherapy", "(malformed)"]
+    matrix = [[331, 1, 0, 3, 0], [4, 14, 0, 0, 0], [3, 0, 17, 0, 0], [5, 0, 1, 21, 0]]
+    figures.confusion_png([("Original model", labels, matrix), ("Fine-tuned", labels, matrix)])
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = drawn[0]
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    top = figure.bbox.y1
+    for axes in figure.axes:
+        assert axes.title.get_window_extent(renderer).y1 <= top
+
+
+def test_an_answer_that_echoes_the_note_is_cut_in_the_examples(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    path = run / "evaluate/per_case.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    echo = "Diagnosis: " + "patient history " * 60
+    for row in rows:
+        if row["system"] == "base" and row["task"] == "regimen":
+            row["prediction"] = echo
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = _table(write_report(run)[0].read_text(), "examples")
+    assert echo.strip() not in table and "patient history …" in table

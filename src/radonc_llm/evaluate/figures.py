@@ -133,7 +133,8 @@ def funnel_flow_png(steps: Sequence[Mapping], labels: Mapping[str, str]) -> byte
 def training_curves_png(
     series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str
 ) -> bytes:
-    """Loss per step or epoch; training loss as a thin line, validation loss with markers."""
+    """Loss per step or epoch; training loss as a thin line, validation loss with markers
+    (and any curve of too few points for a line to show, a run that logged once)."""
     figure = _new_figure(2.8, width_in=6.0)
     axes = figure.add_subplot()
     for index, (name, (x, y)) in enumerate(series.items()):
@@ -144,7 +145,7 @@ def training_curves_png(
             label=name,
             color="#D55E00" if is_val else ("#0072B2" if index == 0 else OTHER_COLOURS[index]),
             linewidth=1.4 if is_val else 1.0,
-            marker="o" if is_val else None,
+            marker="o" if is_val or len(x) < 3 else None,
             markersize=3.5,
         )
     axes.set_xlabel(xlabel)
@@ -158,7 +159,12 @@ def training_curves_png(
 def confusion_png(panels: Sequence[tuple[str, Sequence[str], Sequence[Sequence[int]]]]) -> bytes:
     """One confusion matrix per system, rows = reference, columns = prediction, row-normalised shade."""
     n = len(panels)
-    figure = _new_figure(3.0, width_in=min(WIDTH_IN, 3.5 * n))
+    # Square cells: the height follows the matrix's shape, else the panels' titles are cut
+    # off at the top (a 4 x 5 matrix in 3.5 inches of width needs about 3.4 of height).
+    n_rows = max(len(matrix) for _, _, matrix in panels)
+    n_cols = max((len(row) for _, _, matrix in panels for row in matrix), default=1)
+    cell = (min(WIDTH_IN, 3.5 * n) / n - 1.0) / max(n_cols, 1)
+    figure = _new_figure(n_rows * cell + 1.4, width_in=min(WIDTH_IN, 3.5 * n))
     for index, (title, labels, matrix) in enumerate(panels):
         axes = figure.add_subplot(1, n, index + 1)
         counts = np.asarray(matrix, dtype=float)

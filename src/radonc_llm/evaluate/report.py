@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.table import Table as RichTable
 
 from radonc_llm.errors import RadoncInputError
@@ -73,6 +74,9 @@ FUNNEL_LABELS = {
 PER_CASE_FILE = "evaluate/per_case.jsonl"
 EXAMPLES_PER_KIND = 2
 NOTE_EXCERPT_CHARS = 420
+# A regimen is one line; a longer answer (an original model echoing the note) is cut, so the
+# report never carries more of a diagnosis note than the note's own excerpt.
+ANSWER_EXCERPT_CHARS = 160
 
 
 METRIC_WORDS = {
@@ -220,6 +224,9 @@ def _summary_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         sentences.append(f"Cases were split by patient into {', '.join(parts)} cases.")
     metrics = art.metrics
     summarised = len(sentences)
+    evaluated = _evaluated_cases(art, metrics) if metrics else None
+    if evaluated:
+        sentences.append(f"The models were evaluated on {evaluated}.")
     if metrics:
         for task, (metric, label, share) in HEADLINE_METRIC.items():
             tuned = metrics["systems"].get(TUNED_SYSTEM, {}).get(task)
@@ -240,7 +247,7 @@ def _summary_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                 f"{TASK_TITLES[task]}: {label} {_ci_phrase(fmt, t_value, t_ci)} for the fine-tuned "
                 f"model versus {_ci_phrase(fmt, b_value, b_ci)} for the original model{tested}."
             )
-    if metrics and len(sentences) == summarised:
+    if metrics and len(sentences) == summarised + bool(evaluated):
         evaluated = ", ".join(order_systems(metrics["systems"])) or "none"
         sentences.append(
             f"The evaluation holds no task that both the fine-tuned model "
@@ -266,7 +273,17 @@ def _ci_phrase(fmt: Callable, value: float | None, ci: tuple[float, float] | Non
 
 def _p_phrase(value: Any) -> str:
     text = fmt_p(value)
+    if text == DASH:
+        return "not recorded"
     return text.replace("<", "< ") if text.startswith("<") else f"= {text}"
+
+
+def _p_cell(value: Any) -> Cell:
+    """A p-value cell: below 0.001 the exact value stays readable under "<0.001", so a reader
+    can check it against metrics.json."""
+    number = as_number(value)
+    text = fmt_p(value)
+    return Cell(text, f"{number:.1e}" if number is not None and number < 0.001 else None)
 
 
 def _cohort_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
@@ -275,7 +292,10 @@ def _cohort_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     if funnel is None:
         section.missing(f"No curation output yet ({art.rel('curate/funnel.json')} is absent).")
         return section
-    steps = funnel["steps"]
+    steps = funnel.get("steps") if isinstance(funnel, Mapping) else None
+    if not steps:
+        section.missing(f"{art.rel('curate/funnel.json')} lists no curation steps.")
+        return section
     total = steps[0]["patients"] or 1
     rows = [
         [
@@ -497,11 +517,15 @@ def _training_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                 f"No training curves: {art.rel('train/metrics.jsonl')} holds no loss values."
             )
         else:
+            drawn = "; ".join(
+                f"{name}, {len(y):,} point{'s' if len(y) != 1 else ''}"
+                for name, (_, y) in curves.items()
+            )
             section.blocks.append(
                 rb.figure(
                     "training-curves",
-                    "Training and validation loss of the fine-tuned model (mean cross-entropy "
-                    "over answer tokens).",
+                    "Loss of the fine-tuned model during training (mean cross-entropy over "
+                    f"answer tokens; {drawn}).",
                     figures.training_curves_png(curves, xlabel=xlabel),
                 )
             )
@@ -562,6 +586,39 @@ HEADLINE_HEADER = [
     "p (Holm)",
     "Effect r",
 ]
+
+
+def _n_evaluated(metrics: Mapping) -> int | None:
+    """Cases evaluated: metrics.json's n_cases, else the largest n of a task block (older
+    files); None when neither is recorded."""
+    n = as_number(metrics.get("n_cases"))
+    if n is None:
+        blocks = [b for s in metrics["systems"].values() for b in s.values()]
+        n = max((as_number(b.get("n")) or 0 for b in blocks), default=0) or None
+    return int(n) if n else None
+
+
+def _evaluated_cases(art: RunArtefacts, metrics: Mapping) -> str | None:
+    """ "400 test cases", saying so when they are a sample of a larger test split (a study
+    recipe's evaluation.test_sample): a reader compares them with the split table."""
+    n = _n_evaluated(metrics)
+    if n is None:
+        return None
+    text = f"{n:,} test cases"
+    split = _safe(lambda: art.json("split/split.json"))
+    test = (split or {}).get("splits", {}).get("test") if isinstance(split, Mapping) else None
+    in_split = as_number(test.get("cases")) if isinstance(test, Mapping) else None
+    if in_split is not None and in_split > n:
+        manifest = _safe(lambda: art.json("manifest.json")) or {}
+        seed = (
+            _first(manifest, ("config.evaluation.seed",)) if isinstance(manifest, Mapping) else None
+        )
+        text += (
+            f" (a random sample of the {int(in_split):,} cases of the test split"
+            + (f", seed {seed}" if seed is not None else "")
+            + ")"
+        )
+    return text
 
 
 def _main_comparison(metrics: Mapping, task: str, system: str) -> dict | None:
@@ -665,19 +722,11 @@ def _results_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     for task, task_rows in groups:
         starts[len(rows)] = task
         rows.extend(task_rows)
-    n = metrics.get("n_cases") or max(
-        (
-            b.get("n") or 0
-            for s in metrics["systems"].values()
-            for b in s.values()
-            if isinstance(b, Mapping)
-        ),
-        default=0,
-    )
+    evaluated = _evaluated_cases(art, metrics)
     section.text(
         f"Table {rb.n_tables + 1} gives, for each task, the original and the fine-tuned model and "
-        f"the baselines on the same {fmt_count(n)} test cases, with percentile bootstrap 95% "
-        "confidence intervals over cases."
+        f"the baselines on {'the same ' + evaluated if evaluated else 'the test cases'}, with "
+        "percentile bootstrap 95% confidence intervals over cases."
     )
     section.blocks.append(
         rb.table(
@@ -720,9 +769,15 @@ def _results_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                     ),
                     str(c.get("alternative", DASH)),
                     fmt_score(c.get("statistic"), digits=1),
-                    fmt_count(c.get("n")),
-                    fmt_p(c.get("p_value")),
-                    fmt_p(c.get("p_holm")),
+                    Cell(
+                        fmt_count(c.get("n")),
+                        f"{fmt_count(c.get('n_nonzero'))} non-zero"
+                        if as_number(c.get("n_nonzero")) is not None
+                        and c.get("n_nonzero") != c.get("n")
+                        else None,
+                    ),
+                    _p_cell(c.get("p_value")),
+                    _p_cell(c.get("p_holm")),
                     f"{effect:+.2f}" if effect is not None else DASH,
                 ]
             )
@@ -745,7 +800,9 @@ def _results_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                 groups=starts,
                 note="Wilcoxon: one-sided paired signed-rank test on per-case scores, statistic R+ "
                 "(sum of ranks of positive differences). McNemar (exact): binomial test on the "
-                "discordant cases, statistic the number of cases only the system got right.",
+                "discordant cases, statistic the number of cases only the system got right. "
+                "n: paired cases, in small type the non-zero differences (Wilcoxon) or "
+                "discordant cases (McNemar) the test used; under <0.001, the exact p-value.",
             )
         )
     return section
@@ -778,7 +835,9 @@ def _modality_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             rb.figure(
                 "modality-confusion",
                 "Confusion matrices of modality: rows are the reference modality, columns the "
-                "model's answer (counts; shading is the share of the row).",
+                "model's answer (counts; shading is the share of the row; "
+                + ", ".join(f"{label}: n = {int(np.sum(matrix)):,}" for label, _, matrix in panels)
+                + ").",
                 figures.confusion_png(panels),
             )
         )
@@ -874,7 +933,8 @@ def _icd10_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     section.blocks.append(
         rb.figure(
             "icd10-levels",
-            "ICD-10-CM accuracy by level for every system; error bars are bootstrap 95% CIs.",
+            "ICD-10-CM accuracy by level for every system; error bars are bootstrap 95% CIs "
+            f"({_n_phrase(metrics, systems, 'icd10')}).",
             figures.level_bars_png(bars, [title for _, title in levels], order=systems),
         )
     )
@@ -965,6 +1025,7 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         ("dose_match", "Total dose", True),
         ("fractions_match", "Fractions", True),
         ("concurrent_match", "Concurrent drugs", True),
+        ("dose_per_fraction_abs_error", "Dose/fraction |error| (Gy)", False),
         ("eqd2_abs_error", "EQD2 |error| (Gy)", False),
     )
     rows = []
@@ -973,13 +1034,18 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         cells = []
         for name, _, share in parts:
             value, ci = metric_with_ci(block, name)
-            digits = 2 if name.startswith("eqd2") else 3
+            digits = 2 if name.endswith("_abs_error") else 3
             main = fmt_share(value) if share else fmt_score(value, digits=digits)
-            interval = None
+            sub = []
             if ci:
                 low, high = (fmt_share(c) if share else fmt_score(c, digits=digits) for c in ci)
-                interval = f"({low}–{high})"
-            cells.append(Cell(main, interval))
+                sub.append(f"({low}–{high})")
+            # An error is averaged over the cases whose both texts state dose and fractions:
+            # an original model that parses once has an EQD2 error over n = 1, not over n.
+            scored = as_number(block.get(_scored_key(name)))
+            if scored is not None and scored != as_number(block.get("n")):
+                sub.append(f"n = {int(scored):,}")
+            cells.append(Cell(main, ", ".join(sub) or None))
         rows.append([system_label(system), *cells, fmt_count(block.get("n"))])
     alpha_beta = next(
         (metrics["systems"][s]["regimen"].get("eqd2_alpha_beta") for s in systems), None
@@ -991,8 +1057,9 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             ["System", *(title for _, title, _ in parts), "n"],
             rows,
             note="Dose, fractions and concurrent drugs are read from both texts by the regimen "
-            "parser and scored where the reference states them; EQD2 error (α/β = "
-            f"{alpha_beta if alpha_beta is not None else 10:g} Gy) where both state dose and fractions.",
+            "parser and scored where the reference states them; dose-per-fraction and EQD2 "
+            f"errors (α/β = {alpha_beta if alpha_beta is not None else 10:g} Gy) where both "
+            "state dose and fractions, over the cases given as n = when fewer than the system's n.",
         )
     )
 
@@ -1004,7 +1071,8 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     section.blocks.append(
         rb.figure(
             "rouge1-distribution",
-            "Distribution of per-case ROUGE-1 F of the generated regimens; dashed lines mark the medians.",
+            "Distribution of per-case ROUGE-1 F of the generated regimens; dashed lines mark the "
+            f"medians (n = {len(cases):,} cases per model).",
             figures.rouge_distribution_png(
                 {s: (system_label(s), [c.rouge1[s] for c in cases]) for s in pair}, order=systems
             ),
@@ -1026,6 +1094,21 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             )
         )
     return section
+
+
+def _n_phrase(metrics: Mapping, systems: Sequence[str], task: str) -> str:
+    """ "n = 400 cases per system", or each system's n where they differ."""
+    counts = {s: fmt_count(metrics["systems"][s][task].get("n")) for s in systems}
+    if len(set(counts.values())) == 1:
+        return f"n = {next(iter(counts.values()))} cases per system"
+    return ", ".join(f"{system_label(s)}: n = {n}" for s, n in counts.items())
+
+
+def _scored_key(metric: str) -> str:
+    """metrics.json's count of the cases a regimen metric was scored on: dose_match -> dose_n,
+    eqd2_abs_error -> eqd2_n."""
+    stem = metric.removesuffix("_abs_error").removesuffix("_match")
+    return f"{stem}_n"
 
 
 def _agreement_panels(
@@ -1092,7 +1175,9 @@ def _examples_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                     Cell(case.reference),
                     *(
                         Cell(
-                            case.answers[s] or "(malformed or missing answer)",
+                            _excerpt(case.answers[s], ANSWER_EXCERPT_CHARS)
+                            if case.answers[s]
+                            else "(malformed or missing answer)",
                             f"ROUGE-1 F {case.rouge1[s]:.2f}",
                         )
                         for s in pair
@@ -1130,6 +1215,11 @@ def _review_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             f"No clinical review yet ({art.rel('review/review_metrics.json')} is absent)."
         )
         return section
+    if not isinstance(review, Mapping):
+        raise RadoncInputError(
+            f"expected a JSON object, found a JSON {type(review).__name__}",
+            file=art.path("review/review_metrics.json"),
+        )
     acceptability = review.get("acceptability")
     if not isinstance(acceptability, Mapping) or not acceptability:
         # Not the shape review/export.py writes: show what is there, table by table.

@@ -146,9 +146,11 @@ DASH = "—"
 
 
 def as_number(value: Any) -> float | None:
+    """A finite number, else None: NaN or infinity (JSON's NaN/Infinity tokens, a loss that
+    diverged) is no value a table can show."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return None if math.isnan(value) else float(value)
+    return float(value) if math.isfinite(value) else None
 
 
 def fmt_share(value: Any, ci: Sequence[float] | None = None) -> str:
