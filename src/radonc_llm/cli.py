@@ -428,6 +428,14 @@ def report(
         Path | None,
         typer.Option(help="Folder for report.html, report.md and figures/ (default: RUN/report)."),
     ] = None,
+    patient_text: Annotated[
+        bool | None,
+        typer.Option(
+            "--patient-text/--no-patient-text",
+            help="Quote diagnosis notes and case ids in the examples (default: only for a run "
+            "on a synthetic cohort; a real export's case ids are its patient ids).",
+        ),
+    ] = None,
 ) -> None:
     """Write the study report (self-contained HTML and Markdown) from a run's artefacts."""
     from radonc_llm.evaluate.report import (
@@ -438,7 +446,7 @@ def report(
     )
 
     with console.status("Writing the report"):
-        html, markdown = write_report(run, out)
+        html, markdown = write_report(run, out, patient_text=patient_text)
     try:
         metrics = read_run_metrics(run)
     except RadoncInputError as exc:  # the report says so in its sections; no summary table

@@ -346,6 +346,7 @@ def write_synthetic_run(run_dir: Path, *, seed: int = 7) -> Path:
         run_dir / "manifest.json",
         {
             "name": run_dir.name,
+            "config": {"export": {"synthetic": {"patients": 600, "seed": 7}, "path": None}},
             "git_commit": "0123456789abcdef0123456789abcdef01234567",
             "versions": {"python": "3.11.2", "torch": "2.13.0", "transformers": "5.24.0"},
             "seeds": {"split": 0, "train": 0, "sample": 0},

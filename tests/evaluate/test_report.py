@@ -410,3 +410,20 @@ def test_an_answer_that_echoes_the_note_is_cut_in_the_examples(run_dir, tmp_path
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     table = _table(write_report(run)[0].read_text(), "examples")
     assert echo.strip() not in table and "patient history …" in table
+
+
+def test_examples_of_a_real_export_leave_out_notes_and_case_ids(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["export"] = {"synthetic": None, "path": "exports/aria-2024"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    cases = [json.loads(line) for line in (run / "split/test.jsonl").read_text().splitlines()]
+    quoted = _table(write_report(run_dir)[0].read_text(), "examples")  # the synthetic run
+    assert "Diagnosis note (excerpt)" in quoted
+    assert any(case["case_id"] in quoted for case in cases)
+    hidden = _table(write_report(run, tmp_path / "report")[0].read_text(), "examples")
+    assert "Diagnosis note (excerpt)" not in hidden and "Example 1" in hidden
+    assert not any(case["case_id"] in hidden for case in cases)
+    assert not any(case["diagnosis_text"][:40] in hidden for case in cases)
+    shown = write_report(run, tmp_path / "shown", patient_text=True)[0].read_text()
+    assert "Diagnosis note (excerpt)" in _table(shown, "examples")

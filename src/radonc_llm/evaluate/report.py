@@ -116,9 +116,19 @@ def _excerpt(text: str, limit: int = NOTE_EXCERPT_CHARS) -> str:
 class RunArtefacts:
     """The files of one run directory, read on first use; absent files read as None."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, *, patient_text: bool | None = None) -> None:
         self.run_dir = run_dir
         self._cache: dict[str, Any] = {}
+        # Whether the examples may quote diagnosis notes and case ids (None: only for a run
+        # on a synthetic cohort; a real export's case ids are its patient ids).
+        self.patient_text = patient_text
+
+    def shows_patient_text(self) -> bool:
+        if self.patient_text is not None:
+            return self.patient_text
+        manifest = _safe(lambda: self.json("manifest.json"))
+        export = manifest.get("config", {}).get("export") if isinstance(manifest, dict) else None
+        return isinstance(export, dict) and bool(export.get("synthetic"))
 
     def path(self, relative: str) -> Path:
         return self.run_dir / relative
@@ -1160,6 +1170,7 @@ def _examples_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         ("Typical", sorted(ranked, key=lambda c: (abs(c.rouge1[ranker] - median), c.case_id))),
         ("Worst", ranked[::-1]),
     ]
+    quoted = art.shows_patient_text()
     rows, groups = [], {}
     for kind, candidates in picks:
         taken = [c for c in candidates if c.case_id not in chosen][:EXAMPLES_PER_KIND]
@@ -1168,10 +1179,14 @@ def _examples_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         groups[len(rows)] = kind
         for case in taken:
             chosen[case.case_id] = case
+            site = (case.site or "").replace("_", " ") or None
             rows.append(
                 [
-                    Cell(case.case_id, (case.site or "").replace("_", " ") or None),
-                    Cell(_excerpt(case.note)),
+                    *(
+                        [Cell(case.case_id, site), Cell(_excerpt(case.note))]
+                        if quoted
+                        else [Cell(f"Example {len(rows) + 1}", site)]
+                    ),
                     Cell(case.reference),
                     *(
                         Cell(
@@ -1188,14 +1203,19 @@ def _examples_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         f"Cases ranked by the {system_label(ranker).lower()}'s ROUGE-1 F: the {EXAMPLES_PER_KIND} best, "
         f"the {EXAMPLES_PER_KIND} nearest the median ({median:.2f}) and the {EXAMPLES_PER_KIND} worst "
         f"of {len(cases):,} evaluated cases."
+        + (
+            ""
+            if quoted
+            else " Case ids and diagnosis notes are left out, as the cases come from a real "
+            "export (`radonc-llm report --patient-text` shows them)."
+        )
     )
     section.blocks.append(
         rb.table(
             "examples",
             "Generated regimens side by side with the prescribed (reference) regimen.",
             [
-                "Case",
-                "Diagnosis note (excerpt)",
+                *(["Case", "Diagnosis note (excerpt)"] if quoted else ["Case"]),
                 "Reference regimen",
                 *(system_label(s) for s in pair),
             ],
@@ -1411,12 +1431,13 @@ def read_run_metrics(run_dir: str | Path) -> dict | None:
     return RunArtefacts(Path(run_dir)).metrics
 
 
-def build_report(run_dir: str | Path) -> Report:
-    """Read a run directory and build every section (nothing is written)."""
+def build_report(run_dir: str | Path, *, patient_text: bool | None = None) -> Report:
+    """Read a run directory and build every section (nothing is written). `patient_text`:
+    whether examples quote notes and case ids (None: only for a synthetic cohort)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RadoncInputError("run directory not found", file=run_dir)
-    art = RunArtefacts(run_dir)
+    art = RunArtefacts(run_dir, patient_text=patient_text)
     rb = ReportBuilder()
     sections = [
         guarded_section(key, title, lambda build=build: build(art, rb), rb)
@@ -1480,7 +1501,9 @@ def _first(obj: Mapping, dotted_keys: Sequence[str]) -> str | None:
     return None
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
+def write_report(
+    run_dir: str | Path, out_dir: str | Path | None = None, *, patient_text: bool | None = None
+) -> tuple[Path, Path]:
     """Write report.html (self-contained) and report.md with its figures; returns both paths.
 
     `out_dir` defaults to `<run_dir>/report`. The run directory is read as laid out by
@@ -1490,4 +1513,4 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
     """
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
-    return write_report_files(build_report(run_dir), out)
+    return write_report_files(build_report(run_dir, patient_text=patient_text), out)
