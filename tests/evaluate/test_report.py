@@ -427,3 +427,13 @@ def test_examples_of_a_real_export_leave_out_notes_and_case_ids(run_dir, tmp_pat
     assert not any(case["diagnosis_text"][:40] in hidden for case in cases)
     shown = write_report(run, tmp_path / "shown", patient_text=True)[0].read_text()
     assert "Diagnosis note (excerpt)" in _table(shown, "examples")
+
+
+@pytest.mark.parametrize(
+    "p,shown",
+    [(0.0496, "0.0496"), (0.05, "0.05"), (0.0012, "0.0012"), (0.0009, "<0.001"), (0.125, "0.125")],
+)
+def test_p_values_near_the_threshold_keep_their_digits(p, shown):
+    from radonc_llm.evaluate.report_document import fmt_p
+
+    assert fmt_p(p) == shown

@@ -174,7 +174,10 @@ def fmt_p(value: Any) -> str:
     number = as_number(value)
     if number is None:
         return DASH
-    return "<0.001" if number < 0.001 else f"{number:.3f}"
+    if number < 0.001:
+        return "<0.001"
+    # Below 0.1, three significant digits: 0.0496 must not read as "0.050", beside a 0.05 line.
+    return f"{number:.3g}" if number < 0.1 else f"{number:.3f}"
 
 
 def fmt_count(value: Any) -> str:
