@@ -45,7 +45,6 @@ class SourceRow:
 
 # Excel's "value not available" (a lookup that found nothing); pandas reads it as missing too.
 NOT_AVAILABLE = frozenset({"#n/a", "#na", "#n/a n/a"})
-# Formula errors: the cell held a computation that failed, so its value is unknown.
 
 
 @dataclass(frozen=True)
