@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,8 +20,14 @@ from typing import IO, Any
 
 from radonc_llm.errors import RadoncInputError
 
-# What `atomic_open` names its temporary files (mkstemp's 8 random characters).
-_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+
+def _temporary_name(name_pattern: str) -> re.Pattern[str]:
+    """What writes name their temporary files or folders beside a target: ".name.", mkstemp's
+    or mkdtemp's 8 random characters, ".tmp"."""
+    return re.compile(rf"\.{name_pattern}\.[A-Za-z0-9_]{{8}}\.tmp")
+
+
+_TEMPORARY = _temporary_name(".+")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -72,6 +79,40 @@ def remove_leftover_temporaries(folder: str | Path) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def remove_temporaries_of(path: str | Path) -> int:
+    """Delete the temporary files or folders that writes of `path` killed before their rename
+    left beside it (`.name.XXXXXXXX.tmp`); returns how many. Only while no one writes it."""
+    path = Path(path)
+    pattern = _temporary_name(re.escape(path.name))
+    found = [entry for entry in path.parent.iterdir() if pattern.fullmatch(entry.name)]
+    for entry in found:
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    return len(found)
+
+
+def jsonl_shape_hint(start: bytes, what: str) -> str | None:
+    """What a file that should be JSON Lines looks like instead, from its first bytes: a JSON
+    array, indented JSON or a CSV/TSV table with a case_id column; None when none of these.
+    `what` names the file ("a case file")."""
+    start = start.removeprefix(b"\xef\xbb\xbf").strip()
+    first_line = start.split(b"\n", 1)[0].strip()
+    jsonl = f"{what} is JSON Lines, one JSON object per line"
+    if start.startswith(b"["):
+        return f"this looks like a JSON array; {jsonl} (jq -c '.[]' FILE converts it)"
+    if first_line == b"{":
+        return f"this looks like indented JSON, one object over several lines; {jsonl}"
+    if (
+        not start.startswith(b"{")
+        and b"case_id" in first_line
+        and (b"," in first_line or b"\t" in first_line)
+    ):
+        return f"this looks like a CSV or TSV table with a header row; {jsonl}"
+    return None
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import iter_jsonl, write_jsonl_atomic
+from radonc_llm.storage import iter_jsonl, jsonl_shape_hint, write_jsonl_atomic
 
 # Whitespace, separators, control and format characters (zero-width space, BOM, joiners):
 # a field of only these is blank to a reader.
@@ -110,17 +110,8 @@ class Case(BaseModel):
         # Imported lazily: the ICD-10-CM tables load in about a second.
         from radonc_llm.data import icd10
 
-        dotted = icd10.to_dotted(value)
-        if icd10.is_valid(dotted):
-            return dotted
-        # Written with its description ("C61 (prostate)", "ICD-10: C50.911"), as curation
-        # reads a recorded code: one code in the field is the code.
-        codes = icd10.find_codes(value)
-        if len(codes) > 1:
-            raise ValueError(f"'{value}' holds several codes ({', '.join(codes)}); give one")
-        if not codes or not icd10.is_valid(codes[0]):
-            raise ValueError(f"'{value}' is not an ICD-10-CM code")
-        return icd10.to_dotted(codes[0])
+        # Alone or with its description ("C61 (prostate)"), as curation reads a recorded code.
+        return icd10.to_dotted(icd10.code_in_field(value))
 
 
 def _case_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -132,9 +123,8 @@ def _case_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
             raise
         with Path(path).open("rb") as handle:
             start = handle.read(64)
-        if start.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"["):
-            hint = "this looks like a JSON array; a case file is JSON Lines, one object per line"
-        else:
+        hint = jsonl_shape_hint(start, "a case file")
+        if hint is None:
             raise
         raise RadoncInputError(f"{exc.reason}: {hint}", file=path, row=1) from None
 

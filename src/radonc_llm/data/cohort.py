@@ -109,22 +109,12 @@ def require_billable_icd10(record: PatientRecord) -> None:
     diagnosis = record.diagnoses[0]
     recorded = diagnosis.values["icd10"]
     where = {"file": record.files["diagnoses"], "row": diagnosis.row, "column": "icd10"}
-    code = recorded
-    if not icd10.is_valid(recorded):
+    try:
         # Systems often write the code with its description ("C61 - Malignant neoplasm of
         # prostate", "ICD-10: C50.911"): one code in the field is the code.
-        codes = icd10.find_codes(recorded)
-        if len(codes) > 1:
-            raise Excluded(
-                "invalid_icd10", f"'{recorded}' holds several codes ({', '.join(codes)})", **where
-            )
-        if not codes or not icd10.is_valid(codes[0]):
-            raise Excluded(
-                "invalid_icd10",
-                f"'{recorded}' is not an ICD-10-CM code{_letter_for_digit(recorded)}",
-                **where,
-            )
-        code = codes[0]
+        code = icd10.code_in_field(recorded)
+    except ValueError as exc:  # a field of several codes is never code-shaped: no letter hint
+        raise Excluded("invalid_icd10", f"{exc}{_letter_for_digit(recorded)}", **where) from None
     if not icd10.is_billable(code):
         written = f"'{code}'" + ("" if code == recorded else f" (recorded as '{recorded}')")
         raise Excluded(

@@ -258,6 +258,20 @@ def billable_codes(*, prefixes: Sequence[str] | None = None) -> list[str]:
     return [code for code in codes if code.replace(".", "").startswith(ordered)]
 
 
+def code_in_field(text: str) -> str:
+    """The one ICD-10-CM code a recorded field holds: the field itself, or its one code written
+    with a description ("C61 - Malignant neoplasm of prostate", "ICD-10: C50.911"). Raises
+    ValueError saying why there is none (no code, or several)."""
+    if is_valid(text):
+        return text
+    codes = find_codes(text)
+    if len(codes) > 1:
+        raise ValueError(f"'{text}' holds several codes ({', '.join(codes)})")
+    if not codes or not is_valid(codes[0]):
+        raise ValueError(f"'{text}' is not an ICD-10-CM code")
+    return codes[0]
+
+
 def find_codes(text: str) -> list[str]:
     """ICD-10-like codes in free text, dotted, in order of appearance, without repeats.
 

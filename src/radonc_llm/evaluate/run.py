@@ -37,6 +37,7 @@ from radonc_llm.infer.extract import extract_answer
 from radonc_llm.storage import (
     file_in_the_way,
     file_sha256,
+    jsonl_shape_hint,
     write_json_atomic,
     write_jsonl_atomic,
 )
@@ -219,19 +220,6 @@ def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
     result.sha256 = digest.hexdigest()
 
 
-def _format_hint(first_row: bytes) -> str | None:
-    """What a file whose rows are not JSON objects seems to be instead, if it is recognisable."""
-    start = first_row.removeprefix(b"\xef\xbb\xbf").strip()
-    jsonl = "a prediction file is JSON Lines, one JSON object per line"
-    if start.startswith(b"["):
-        return f"this looks like a JSON array; {jsonl} (jq -c '.[]' FILE converts it)"
-    if start == b"{":
-        return f"this looks like indented JSON, one object over several lines; {jsonl}"
-    if not start.startswith(b"{") and b"case_id" in start and (b"," in start or b"\t" in start):
-        return f"this looks like a CSV or TSV table with a header row; {jsonl}"
-    return None
-
-
 def nothing_usable_reason(file: PredictionFile) -> str | None:
     """Why a prediction file gives no answer to score at all (None when it gives one)."""
     if file.tasks:
@@ -250,7 +238,7 @@ def nothing_usable_reason(file: PredictionFile) -> str | None:
     if file.unreadable:
         line, why = file.unreadable[0]
         parts.append(f"{len(file.unreadable)} unreadable (first: line {line}: {why})")
-    hint = _format_hint(file.first_row) if file.unreadable else None
+    hint = jsonl_shape_hint(file.first_row, "a prediction file") if file.unreadable else None
     if hint:
         parts.append(hint)
     return f"none of its {file.rows} row(s) can be scored: " + "; ".join(parts)
