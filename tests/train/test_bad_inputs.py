@@ -302,10 +302,10 @@ def test_resume_removes_the_temporary_files_a_kill_left(stopped_run, data_root, 
 
 
 def test_export_removes_the_partial_folder_of_a_killed_export(finished_run, tmp_path):
-    partial = tmp_path / ".out.a1b2c3d4"  # what a kill mid-merge leaves (mkdtemp's name)
+    partial = tmp_path / ".out.a1b2c3d4.tmp"  # what a kill mid-merge leaves (mkdtemp's name)
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"half")
-    other = tmp_path / ".outside.a1b2c3d4"  # another output's: not ours to remove
+    other = tmp_path / ".outside.a1b2c3d4.tmp"  # another output's: not ours to remove
     other.mkdir()
     export_run(finished_run, tmp_path / "out", merge=False)
     assert not partial.exists()

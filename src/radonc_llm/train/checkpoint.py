@@ -133,8 +133,6 @@ def save_checkpoint(
         for old in sorted(folder.glob("step-*"))[:-keep]:
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
-        for unfinished in folder.glob(".step-*.tmp"):  # a save killed before its rename
-            shutil.rmtree(unfinished, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 import warnings
@@ -19,6 +18,7 @@ from radonc_llm.models.registry import (
     not_a_model_reason,
     run_status,
 )
+from radonc_llm.storage import remove_temporaries_of
 from radonc_llm.train.checkpoint import replace_dir
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,9 @@ def export_run(
     _check_run(run_dir)
     _check_out_dir(out_dir, run_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_partial_exports(out_dir)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    if remove_temporaries_of(out_dir):  # a merged 7B model is ~14 GB of them
+        logger.info("removed the partial folder(s) an interrupted export left beside %s", out_dir)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
         if merge:
             model, tokenizer = load_model(str(run_dir), dtype=dtype)
@@ -53,16 +54,6 @@ def export_run(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
-
-
-def _remove_partial_exports(out_dir: Path) -> None:
-    """Delete the folders that exports to `out_dir` killed before their rename left beside it
-    (`.name.XXXXXXXX`, mkdtemp's pattern): a merged 7B model is ~14 GB of them."""
-    partial = re.compile(rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}")
-    for folder in out_dir.parent.iterdir():
-        if folder.is_dir() and partial.fullmatch(folder.name):
-            shutil.rmtree(folder, ignore_errors=True)
-            logger.info("removed %s, left by an interrupted export", folder)
 
 
 def _check_run(run_dir: Path) -> None:
