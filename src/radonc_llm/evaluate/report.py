@@ -233,10 +233,10 @@ def _summary_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         ]
         sentences.append(f"Cases were split by patient into {', '.join(parts)} cases.")
     metrics = art.metrics
-    summarised = len(sentences)
     evaluated = _evaluated_cases(art, metrics) if metrics else None
     if evaluated:
         sentences.append(f"The models were evaluated on {evaluated}.")
+    summarised = len(sentences)
     if metrics:
         for task, (metric, label, share) in HEADLINE_METRIC.items():
             tuned = metrics["systems"].get(TUNED_SYSTEM, {}).get(task)
@@ -257,12 +257,12 @@ def _summary_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                 f"{TASK_TITLES[task]}: {label} {_ci_phrase(fmt, t_value, t_ci)} for the fine-tuned "
                 f"model versus {_ci_phrase(fmt, b_value, b_ci)} for the original model{tested}."
             )
-    if metrics and len(sentences) == summarised + bool(evaluated):
-        evaluated = ", ".join(order_systems(metrics["systems"])) or "none"
+    if metrics and len(sentences) == summarised:  # no task compared the two models
+        systems = ", ".join(order_systems(metrics["systems"])) or "none"
         sentences.append(
             f"The evaluation holds no task that both the fine-tuned model "
             f"('{TUNED_SYSTEM}') and the original model ('{REFERENCE_SYSTEM}') answered "
-            f"(systems evaluated: {evaluated}); see the main results for each system."
+            f"(systems evaluated: {systems}); see the main results for each system."
         )
     if not sentences:
         section.missing(
@@ -603,7 +603,9 @@ def _n_evaluated(metrics: Mapping) -> int | None:
     files); None when neither is recorded."""
     n = as_number(metrics.get("n_cases"))
     if n is None:
-        blocks = [b for s in metrics["systems"].values() for b in s.values()]
+        blocks = [
+            b for s in metrics["systems"].values() for b in s.values() if isinstance(b, Mapping)
+        ]
         n = max((as_number(b.get("n")) or 0 for b in blocks), default=0) or None
     return int(n) if n else None
 
