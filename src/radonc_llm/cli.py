@@ -29,7 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# To a file or a pipe (a log of `make demo`) rich would draw 80 columns and cut table cells
+# ("Majo…", "<0.0…"); a wider page keeps every figure whole. COLUMNS still wins.
+console = Console() if sys.stdout.isatty() or "COLUMNS" in os.environ else Console(width=160)
 F = TypeVar("F", bound=Callable)
 
 
