@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from radonc_llm.data.cases import RegimenStructured
 from radonc_llm.data.regimen import (
+    _CLASS_MEMBERS,
     DRUG_COMBINATIONS,
     DRUG_SYNONYMS,
     SCHEDULES,
@@ -396,7 +397,12 @@ def regimens(draw) -> RegimenStructured:
     if draw(st.booleans()):
         boost = render_regimen(draw(regimen_cores(need_dose=True)))
         regimen.boost = draw(st.sampled_from(["", "to "])) + boost
-    regimen.concurrent = draw(st.lists(st.sampled_from(CANONICAL_DRUGS), unique=True, max_size=4))
+    drugs = draw(st.lists(st.sampled_from(CANONICAL_DRUGS), unique=True, max_size=4))
+    # A class listed with one of its agents ("chemotherapy and cisplatin") is that agent: the
+    # parser lists the agent alone, so such a list is not a canonical regimen.
+    regimen.concurrent = [
+        drug for drug in drugs if not _CLASS_MEMBERS.get(drug, frozenset()).intersection(drugs)
+    ]
     if regimen.concurrent and draw(st.booleans()):
         regimen.concurrent_schedule = draw(
             st.sampled_from(["daily", "BID", "weekly", "every other day", "every 3 weeks"])

@@ -20,12 +20,24 @@ Reading rules, each a clinical convention:
 - "70/63/56 Gy": the dose levels of an integrated boost (falling, within 70% of the highest);
   the highest is the prescription, and an "SIB" clause that holds the only dose is the
   prescription, not a boost ("SIB 70/59.4/54 Gy in 33").
+- A dose in words is read like digits: "sixty Gy in thirty fractions", "fifty point four Gy",
+  "forty-five hundred cGy". "approx. 60 Gy", "~60 Gy" and "≈60 Gy" read 60 Gy.
 - cGy is converted to Gy; Gray and centigray too; GyRBE, Gy(RBE), CGE and GyE are all written
   GyRBE.
 - Ranges ("66-70 Gy", "33-35 fx") are guideline ranges, not prescriptions: no value is read;
   nor from rates ("5 fx/week", "0.5 Gy/h"), EQD2 or BED values, or a year ("60 Gy in 2018").
 - Radiotherapy given before ("prior 30 Gy/10 fx", "s/p 60 Gy in 2018", "history of 50 Gy")
   is history, not the plan: that clause is not read at all.
+- Several targets with their own dose ("54 Gy in 30 fx to elective nodes, 70 Gy to GTV",
+  "PTV70/PTV63/PTV56", "PTV70 70 Gy, PTV56 56 Gy in 35 fx"): the highest level is the
+  prescription. Its fraction count is its own, or one written once for all the levels (SIB,
+  PTV labels, a count before them all, or after a list of three); else it is unknown (None)
+  rather than borrowed from another level.
+- A split course ("30 Gy/10 fx, 2-week break, then 30 Gy/10 fx") is one prescription, the sum
+  of its parts (60 Gy in 20 fractions), not a course and a boost.
+- The prescription is what was planned: "planned 70 Gy/35 fx, stopped at 46 Gy" is 70 Gy in
+  35 fractions. A dose after "stopped/discontinued/terminated at", "only received" is the
+  delivered dose and is not read; written alone it leaves the dose unknown.
 - The first dose outside a boost clause is the prescription; "boost ..." up to the next
   clause ("with", "+", ";", a drug) is the boost, kept as canonical text ("10 Gy in 5
   fractions", "to 60 Gy") and a technique written right before "boost" ("HDR boost") is the
@@ -37,8 +49,14 @@ Reading rules, each a clinical convention:
 - Drugs given before or after radiotherapy are not concurrent: a clause with "after",
   "adjuvant", "induction", "maintenance" ... or a drug before the dose followed by "then"
   ("ABVD x2 then 20 Gy/10 fx") is left out; "concurrent and adjuvant TMZ" is concurrent.
-- A class and the agent written beside it ("chemo (cisplatin)", "cisplatin-based
-  chemotherapy") are one drug, listed by the agent.
+- A class and its agent ("chemo (cisplatin)", "cisplatin-based chemotherapy", "chemo-RT 70
+  Gy/35 fx with cisplatin") are one drug, listed by the agent; "chemoradiation" alone is
+  "chemotherapy". A drug stopped part way ("cisplatin held after 2 cycles") was concurrent.
+  "Chemo: none", "nil", "N/A" is no drug.
+- The boost is kept as text: dose_gy/fractions are the main course's only, so an EQD2 from
+  them is that course's. "EBRT 45 Gy/25 fx + HDR boost 7 Gy x 3" is 45 Gy in 25 (EQD2_10
+  44.25 Gy) plus a 21 Gy in 3 boost (29.75 Gy); the total, 74 Gy, is the sum of the courses'
+  EQD2s, never the EQD2 of 66 Gy in 28.
 """
 
 from __future__ import annotations
@@ -152,11 +170,28 @@ DRUG_SYNONYMS: dict[str, tuple[str, ...]] = {
     # Classes recorded without the agent (public head-and-neck cohorts): kept as written, unless
     # the agent is named with them ("chemo (cisplatin)", "cisplatin-based chemotherapy").
     "EGFR inhibitor": ("EGFR inhibitor", "anti-EGFR therapy", "anti-EGFR"),
-    "chemotherapy": ("chemotherapy", "chemo", "systemic chemotherapy"),
+    # "chemoradiation" says chemotherapy was given with the radiotherapy, agent unnamed.
+    "chemotherapy": (
+        "chemotherapy", "chemo", "systemic chemotherapy", "chemoradiation", "chemoradiotherapy",
+        "chemo-radiation", "chemo-radiotherapy", "chemoirradiation",
+    ),
     # Androgen deprivation is prescribed as a class more often than as one agent.
     "ADT": ("ADT", "androgen deprivation therapy", "androgen deprivation"),
 }
 _AGENT_CLASSES: frozenset[str] = frozenset({"EGFR inhibitor", "chemotherapy"})
+# What each class stands for: "chemo-RT 70 Gy/35 fx with cisplatin" is one drug, cisplatin,
+# even when the class and the agent are written apart; "cetuximab + chemo" is two.
+_CLASS_MEMBERS: dict[str, frozenset[str]] = {
+    "chemotherapy": frozenset({
+        "cisplatin", "carboplatin", "oxaliplatin", "paclitaxel", "docetaxel", "temozolomide",
+        "capecitabine", "fluorouracil", "mitomycin", "etoposide", "gemcitabine", "irinotecan",
+        "cyclophosphamide", "doxorubicin", "vincristine", "vinblastine", "bleomycin",
+        "dacarbazine", "procarbazine", "lomustine", "hydroxyurea",
+    }),
+    "EGFR inhibitor": frozenset({
+        "cetuximab", "panitumumab", "nimotuzumab", "erlotinib", "gefitinib", "vandetanib",
+    }),
+}
 # Regimen abbreviations that stand for several drugs, expanded in this order.
 DRUG_COMBINATIONS: dict[str, tuple[str, ...]] = {
     "R-CHOP": ("rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"),
@@ -267,6 +302,15 @@ def _compile(pattern: str) -> re.Pattern[str]:
 # In priority order; a span read by one pattern is not read again by a later one. Spans of the
 # kinds "range", "rate" and "derived" are set aside unread; "levels" is read in `_dose_mentions`.
 _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    # "PTV70", "PTV_5600", "CTV 60": a target named by its dose level (Gy, or cGy in 4 digits);
+    # "CTV 1", "GTV 45 cc" and "PTV 70 Gy" (a dose written after the target) are not labels.
+    (
+        "label",
+        _compile(
+            r"(?<![A-Za-z])(?:PTV|CTV|GTV)[\s_-]?(?P<label>\d{2,4}(?:[.,]\d{1,2})?)"
+            rf"(?![\d.,]|\s*(?:cc|cm|ml|mm|%|{_UNIT}){_END})"
+        ),
+    ),
     ("per_fx", _compile(rf"(?<![A-Za-z]){_PER_FX_LABEL}\s*(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}")),
     (
         "derived",
@@ -344,7 +388,7 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "per_fx_times",
         _compile(
-            rf"{_START}(?P<n>\d+)\s*(?:{_FX}\s*)?(?:{_TIMES}|of|at|@)\s*"
+            rf"{_START}(?P<n>\d+)\s*(?:(?:{_FX}\s*)?(?:{_TIMES}|@)|{_FX}\s*(?:of|at))\s*"
             rf"(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}"
         ),
     ),
@@ -414,6 +458,12 @@ _CLAUSE_SEPARATOR_RE = _compile(
     r"\+|;|,|\(|\)|\bwith\b|\bw/|\bconcurrent(?:ly)?\b|\bconcomitant(?:ly)?\b|\bthen\b"
     r"|\bfollowed by\b|->|→"
 )
+# "cisplatin held after 2 cycles", "stopped after cycle 3": it was given with the radiotherapy
+# and then stopped, so the "after" is not a sequence.
+_STOPPED_BEFORE_RE = _compile(
+    r"\b(?:held|stopped|discontinued|ceased|suspended|interrupted|omitted|withheld|reduced|"
+    r"dose[\s-]*reduced|switched|changed|halted)\s*$"
+)
 _SEQUENTIAL_RE = _compile(
     r"\b(?:after|following|adjuvant|induction|neoadjuvant|maintenance|consolidation|"
     r"consolidative|prior|before|previous|previously|s/p|post)\b"
@@ -451,9 +501,10 @@ _NEGATION_BEFORE_RE = _compile(
 )
 # "cisplatin held" was not given; "cis (held wk 4)", "held after cycle 2" was, in part.
 _NEGATION_AFTER_RE = _compile(
-    r"\W*(?:(?:was|is|were)\s+)?(?:not\b|none\b|declined|refused|ineligible|contraindicat|"
-    r"omitted|withheld|deferred|held\b(?!\s*(?:after|from|at|on|in|during|for\s+(?:wk|week|"
-    r"cycle|c\d|\d)|(?:wks?|weeks?|cycles?|c|\#)\s*\d|x\s*\d|\d)))"
+    r"\W*(?:(?:was|is|were)\s+)?(?:not\b|none\b|nil\b|n/a\b|declined|refused|ineligible|"
+    r"contraindicat|omitted|withheld|deferred|"
+    r"held\b(?!\s*(?:after|from|at|on|in|during|for\s+(?:wk|week|cycle|c\d|\d)|"
+    r"(?:wks?|weeks?|cycles?|c|\#)\s*\d|x\s*\d|\d)))"
 )
 # "concurrent and adjuvant TMZ" (Stupp): given during radiotherapy as well as after it.
 _CONCURRENT_AND_AFTER_RE = _compile(
@@ -516,7 +567,9 @@ def _dose_mentions(text: str) -> list[_DoseMention]:
             if groups.get("d"):
                 d, unit = normalize_dose(_number(groups["d"]), groups["u"])
             values: dict = {"fractions": n, "unit": unit}
-            if kind in ("total_fx", "total"):
+            if kind == "label":
+                values["total"] = _label_dose(groups["label"])
+            elif kind in ("total_fx", "total"):
                 values["total"] = d
             elif kind == "levels":
                 # "SIB 70/59.4/54 Gy in 33": the count after the levels is the fractions'.
@@ -533,6 +586,15 @@ def _dose_mentions(text: str) -> list[_DoseMention]:
             mentions.append(_DoseMention(kind, match.start(), match.end(), **values))
         masked = pattern.sub(lambda m: " " * len(m.group(0)), masked)
     return sorted(mentions, key=lambda m: m.start)
+
+
+def _label_dose(text: str) -> float | None:
+    value = _number(text)
+    if 10 <= value < 100:
+        return value
+    if 1000 <= value < 10000 and value == int(value):
+        return _clean(value / 100)  # "PTV_5040" is 50.4 Gy written in cGy
+    return None
 
 
 def _is_total_over_count(dose: float, count: int) -> bool:
@@ -562,8 +624,73 @@ class _Core:
     dose_start: int | None = None
 
 
+# "54 Gy in 30 fx to elective nodes, 70 Gy to GTV": a dose given to a named target. Not "to a
+# total of 60 Gy", "to 50.4 Gy" or "to max 45 Gy".
+_TO_TARGET_RE = _compile(
+    r"\s*(?:\([^()]{0,30}\)\s*)?,?\s*to\s+(?:the\s+)?"
+    r"(?!(?:a\s+)?(?:total|cumulative|max(?:imum)?|mean|dose)\b)[A-Za-z]"
+)
+# Words that make one fraction count, written once, every dose level's.
+_INTEGRATED_RE = _compile(
+    r"(?<![A-Za-z])(?:SIB|simultaneous(?:ly)?[\s-]+integrated|integrated[\s-]+boost|"
+    r"dose[\s-]*paint\w*|dose[\s-]+levels?)(?![A-Za-z])"
+)
+_LEVEL_KINDS = ("total", "total_fx", "per_fx_times")
+
+
+def _read_dose_levels(text: str, mentions: list[_DoseMention]) -> _Core | None:
+    """The prescription of a plan that gives several targets their own dose, else None.
+
+    Dose levels are targets named by their dose ("PTV70/PTV63/PTV56") or two or more doses
+    written "to" a target ("54 Gy in 30 fx to elective nodes, 70 Gy to GTV"). The highest
+    level is the prescription, with its own fraction count. Without one, a count written once
+    is every level's only where the text says the levels are integrated (SIB, PTV labels),
+    puts the count before them all ("In 35 fx: 70 Gy to GTV, 56 Gy to nodes") or after a list
+    of three or more written apart from every dose ("70 Gy to PTV-high, 63 Gy to PTV-int, 56
+    Gy to PTV-low in 35 fractions"). Otherwise the count is unknown: in "54 Gy in 30 fx to
+    elective nodes, 70 Gy to GTV" or "60 Gy to the bed, 45 Gy to nodes in 25 fractions" it
+    may be one level's alone, and the other given in the same fractions (integrated) or more
+    (sequential).
+    """
+    labels = [m for m in mentions if m.kind == "label" and m.total is not None]
+    targeted = [
+        m
+        for m in mentions
+        if m.kind in _LEVEL_KINDS and m.total is not None and _TO_TARGET_RE.match(text, m.end)
+    ]
+    if not labels and len(targeted) < 2:
+        return None
+    written = [m for m in mentions if m.kind in _LEVEL_KINDS and m.total is not None]
+    units = {m.unit for m in written}
+    if len(units) > 1:
+        return None
+    top_dose = max(m.total for m in labels + targeted)
+    candidates = [m for m in written if m.total == top_dose] or [
+        m for m in labels if m.total == top_dose
+    ]
+    top = min(candidates, key=lambda m: (m.fractions is None, m.start))
+    core = _Core(top.total, top.fractions, units.pop() if units else "Gy", top.start)
+    if core.fractions is None:
+        counted = [m for m in mentions if m.fractions is not None and m.kind != "rate"]
+        counts = {m.fractions for m in counted}
+        apart = all(m.kind == "fx" for m in counted)
+        first_level = min(m.start for m in labels + targeted)
+        shared = (
+            labels
+            or _INTEGRATED_RE.search(text)
+            or (apart and all(m.start < first_level for m in counted))
+            or (apart and len(targeted) >= 3)
+        )
+        if shared and len(counts) == 1:
+            core.fractions = counts.pop()
+    return core
+
+
 def _read_dose(text: str) -> _Core:
     mentions = _dose_mentions(text)
+    levels = _read_dose_levels(text, mentions)
+    if levels is not None:
+        return levels
     core = _Core()
     main = next((m for m in mentions if m.total is not None), None)
     per_fraction = next((m for m in mentions if m.kind == "per_fx"), None)
@@ -765,7 +892,11 @@ def _is_concurrent(text: str, drug: _DrugMention, dose_start: int | None) -> boo
     after = [s for s in separators if s.start() >= drug.end]
     clause_start = before[-1].end() if before else 0
     clause_end = after[0].start() if after else len(text)
-    if _SEQUENTIAL_RE.search(text, clause_start, clause_end):
+    if any(
+        cue.group(0).lower() != "after"
+        or not _STOPPED_BEFORE_RE.search(text, clause_start, cue.start())
+        for cue in _SEQUENTIAL_RE.finditer(text, clause_start, clause_end)
+    ):
         return False
     opener = before[-1].group(0).lower() if before else ""
     if opener in ("then", "->", "→") or opener.startswith("followed"):
@@ -837,6 +968,91 @@ def _main_statement_end(text: str, core: _Core) -> int:
     return len(text)
 
 
+# "sixty Gy in thirty fractions", "fifty point four Gy", "forty-five hundred cGy": a dose
+# written in words is read as its digits (counts in words are read where they stand).
+_DIGIT_WORDS = {"zero": "0", "oh": "0", **{w: str(i + 1) for i, w in enumerate(_UNITS)}}
+_DOSE_WORDS = "|".join(
+    sorted((re.escape(w) for w in _NUMBER_WORDS if "single" not in w), key=len, reverse=True)
+)
+_WORD_DOSE_RE = _compile(
+    rf"(?<![A-Za-z-])(?P<whole>{_DOSE_WORDS})(?:[\s-]+(?P<scale>hundred|thousand))?"
+    rf"(?:\s+point(?P<decimals>(?:\s+(?:{'|'.join(_DIGIT_WORDS)}))+))?"
+    rf"(?=[\s-]*(?:{_UNIT}){_END})"
+)
+
+
+def _spell_out_word_doses(text: str) -> str:
+    def digits(match: re.Match[str]) -> str:
+        value = _count(match["whole"])
+        if match["scale"]:
+            value *= 100 if match["scale"].lower() == "hundred" else 1000
+        decimals = "".join(_DIGIT_WORDS[w.lower()] for w in (match["decimals"] or "").split())
+        return f"{value}.{decimals}" if decimals else str(value)
+
+    return _WORD_DOSE_RE.sub(digits, text)
+
+
+# A course stopped early: "planned 70 Gy/35 fx, stopped at 46 Gy", "discontinued after 23
+# fractions". The regimen is the prescription, so the delivered dose after such a cue is not
+# read; written alone ("treatment stopped at 46 Gy") it leaves the dose unknown.
+_STOPPED_EARLY_RE = _compile(
+    r"(?<![A-Za-z])(?:stopped|discontinued|terminated|halted|aborted|ceased|interrupted|"
+    r"abandoned|truncated|incomplete|only\s+(?:received|delivered|completed|got)|"
+    r"(?:received|delivered|completed)\s+only)"
+    r"(?:\s+(?:early|prematurely|treatment|RT|radiotherapy|radiation))*"
+    r"\s*(?:at|after|with|on|following)?\s*(?:(?:fraction|fx|\#)\s*\d+(?:\s*/\s*\d+)?"
+    rf"|{_NUM}\s*(?:{_UNIT}){_END}(?:\s*(?:/|in|over|,)\s*(?:{_COUNT})\s*{_FX}?)?"
+    rf"|(?:{_COUNT})\s*{_FX}|{_NUM}(?=\s*(?:of|/)\s*{_NUM}\s*(?:{_UNIT}){_END}))"
+)
+
+
+def _blank_stopped_early(text: str) -> str:
+    for match in _STOPPED_EARLY_RE.finditer(text):
+        text = _blank(text, match.start(), match.end())
+    return text
+
+
+# A split course ("30 Gy/10 fx, 2-week break, then 30 Gy/10 fx") is one course given in parts:
+# the prescription is their sum (60 Gy in 20 fractions), not a course and a boost.
+_SPLIT_COURSE_RE = _compile(r"(?<![A-Za-z])split[\s-]*course(?![A-Za-z])")
+_BREAK_RE = _compile(
+    r"(?<![A-Za-z])(?:break|gap|pause|rest(?:\s+period)?|treatment\s+holiday)(?![A-Za-z])"
+)
+_COURSE_KINDS = ("total_fx", "per_fx_times")
+_BRACHY_RE = _compile(
+    rf"(?<![A-Za-z])(?:brachy\w*|implant|ovoids?|tandem|cylinder|"
+    rf"{'|'.join(_phrase(s) for t in BRACHYTHERAPY_TECHNIQUES for s in TECHNIQUE_SYNONYMS[t])})"
+    rf"(?![A-Za-z])"
+)
+
+
+def _merge_split_course(text: str) -> tuple[str, _Core | None]:
+    """(text with the later parts blanked, the summed course) for a split course, else
+    (text, None). The parts are the courses that count their fractions; with a boost keyword
+    the later course is the boost's, and parts in different units are not summed, nor external
+    beam and brachytherapy ("45 Gy/25 fx, 1-week gap, then HDR 7 Gy x 4" is EBRT and a boost).
+    """
+    if _BOOST_RE.search(text) or _BRACHY_RE.search(text):
+        return text, None
+    courses = [
+        m for m in _dose_mentions(text) if m.kind in _COURSE_KINDS and m.fractions is not None
+    ]
+    if len(courses) < 2 or len({m.unit for m in courses}) > 1:
+        return text, None
+    split = _SPLIT_COURSE_RE.search(text) or _BREAK_RE.search(text, courses[0].end)
+    if not split:
+        return text, None
+    for course in courses[1:]:
+        text = _blank(text, course.start, course.end)
+    total = _Core(
+        dose_gy=_clean(sum(m.total for m in courses)),
+        fractions=sum(m.fractions for m in courses),
+        dose_unit=courses[0].unit,
+        dose_start=courses[0].start,
+    )
+    return text, total
+
+
 def _blank_history(text: str) -> str:
     for match in _HISTORY_RE.finditer(text):
         end = _HISTORY_END_RE.search(text, match.end())
@@ -848,9 +1064,12 @@ def _blank_history(text: str) -> str:
 def _parse_cached(text: str) -> RegimenStructured:
     # "boost10 Gy", "boost5-FU": the keyword glued to what follows reads as if spaced.
     text = _GLUED_BOOST_RE.sub(r"\g<0> ", text)
+    text = _spell_out_word_doses(text)
     text = _blank_history(text)
+    text = _blank_stopped_early(text)
+    text, split_course = _merge_split_course(text)
     main_text, boost = _split_boost(text)
-    core = _read_dose(main_text)
+    core = split_course or _read_dose(main_text)
     drugs = _drug_mentions(main_text)
     # A class and the agent that names it ("adjuvant chemo (cisplatin)") are one drug: it is
     # concurrent when both mentions are, and listed by the agent alone.
@@ -868,6 +1087,9 @@ def _parse_cached(text: str) -> RegimenStructured:
     concurrent: dict[str, None] = {}
     for mention in concurrent_mentions:
         concurrent.update(dict.fromkeys(mention.drugs))
+    for name, members in _CLASS_MEMBERS.items():
+        if name in concurrent and members.intersection(concurrent):
+            del concurrent[name]
     # Drug names are blanked so that "cis" never reads as a technique or schedule.
     plain = main_text
     for mention in drugs:
