@@ -163,7 +163,9 @@ def curate(
         str,
         typer.Option(
             help="Text encoding the CSV/JSONL files were saved in (a Windows export: cp1252); "
-            "never guessed. UTF-16 with a byte-order mark is recognised."
+            "never guessed. UTF-8, UTF-16 and UTF-32 with a byte-order mark are recognised "
+            "whatever this option says; a UTF-8 file with accented letters named as cp1252 or "
+            "latin-1 is refused."
         ),
     ] = "utf-8",
 ) -> None:

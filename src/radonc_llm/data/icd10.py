@@ -269,7 +269,77 @@ def code_in_field(text: str) -> str:
         raise ValueError(f"'{text}' holds several codes ({', '.join(codes)})")
     if not codes or not is_valid(codes[0]):
         raise ValueError(f"'{text}' is not an ICD-10-CM code")
+    _check_annotation(text, codes[0])
     return codes[0]
+
+
+# Side words institutions write beside a code ("C34.90 (R)", "C50.911 left", "C50.912 li."),
+# in English, German, French, Spanish, Italian, Latin and Swedish.
+_SIDE_WORDS = {
+    **dict.fromkeys(
+        ("r", "rt", "right", "re", "rechts", "rechte", "rechter", "rechten", "rechtes", "droit",
+         "droite", "derecho", "derecha", "destro", "destra", "dexter", "dextra", "höger"),
+        "right",
+    ),
+    **dict.fromkeys(
+        ("l", "lt", "left", "li", "links", "linke", "linker", "linken", "linkes", "gauche",
+         "izquierdo", "izquierda", "sinistro", "sinistra", "sinister", "vänster"),
+        "left",
+    ),
+    **dict.fromkeys(
+        ("b", "bilateral", "bilat", "both", "bds", "beidseits", "beidseitig", "bilatéral",
+         "bilatérale", "bilaterale"),
+        "bilateral",
+    ),
+}  # fmt: skip
+# A word on its own: not the "l" of "l'utero", not the "re" of "re-irradiation".
+_WORD = re.compile(r"(?<![\w'’-])[^\W\d_]+(?![\w'’]|-\w)")
+# ICD-10-GM's diagnosis certainty after a code, alone or beside a side letter: "C61 V"
+# (suspected), "C50.9 L A" (ruled out); G (confirmed) and Z (status after) name the disease.
+_CERTAINTY = re.compile(
+    r"[\s()\[\]:;,.-]*(?:[RLB][\s()\[\]:;,.-]+)?(?P<mark>[VAGZ])(?:[\s()\[\]:;,.-]+[RLB])?"
+    r"[\s()\[\]:;,.-]*"
+)
+_NOT_CONFIRMED = {"V": "a suspected diagnosis", "A": "a diagnosis ruled out"}
+
+
+@functools.lru_cache(maxsize=4096)
+def side(code: str) -> str | None:
+    """The side a code records, as its title says: "right", "left" or "bilateral"; None for
+    a code with no side (C61) or with the side left open (C34.90, C50.919)."""
+    words = set(re.findall(r"[a-z]+", title(code).lower()))
+    if "bilateral" in words:
+        return "bilateral"
+    if ("right" in words) != ("left" in words):
+        return "right" if "right" in words else "left"
+    return None
+
+
+def _check_annotation(text: str, code: str) -> None:
+    """Refuse a field whose words beside its code contradict it: a side that is not the
+    code's ("C50.911 left": C50.911 is the right breast; a side written beside a code that
+    leaves it open, "C34.90 (R)", is no contradiction: the code stays as recorded), or an ICD-10-GM mark saying the
+    diagnosis is only suspected or ruled out ("C61 V", "C61 A")."""
+    folded = _fold(text)
+    found = re.search(re.escape(code).replace(r"\.", r"\.?"), folded, re.IGNORECASE)
+    after = folded[found.end() :] if found else ""
+    certainty = _CERTAINTY.fullmatch(after)
+    if certainty and certainty["mark"] in _NOT_CONFIRMED:
+        raise ValueError(
+            f"'{text}': '{certainty['mark']}' after the code marks "
+            f"{_NOT_CONFIRMED[certainty['mark']]} (ICD-10-GM diagnosis certainty), not a "
+            "confirmed one"
+        )
+    coded = side(code)
+    if coded is None:
+        return
+    written = {_SIDE_WORDS[w.lower()] for w in _WORD.findall(folded) if w.lower() in _SIDE_WORDS}
+    if len(written) == 1 and written != {coded}:
+        (stated,) = written
+        raise ValueError(
+            f"'{text}' says {stated}, but {to_dotted(code)} codes the {coded} side "
+            f"({title(code)}): which one is right is not guessed"
+        )
 
 
 def find_codes(text: str) -> list[str]:

@@ -8,7 +8,9 @@ bad row (unparseable number, bad date, unknown status, duplicate id, broken enco
 value, a spreadsheet error such as #VALUE!, a control character, an id with invisible
 characters) never raises: it becomes a ledger entry with file, row, column and reason, so that
 every input row is accounted for. Lines that are no rows (the header again, a "(300 rows
-affected)" footer, a "----+----" rule) are ledgered without a patient.
+affected)" footer, a "Total;300" summary row, a "----+----" rule) are ledgered without a
+patient. Numbers are read with the decimal mark their file shows ("60,0": a comma, so "1.500"
+is 1500); one that reads two ways in a file that shows no mark, or both, is ledgered.
 """
 
 from __future__ import annotations
@@ -154,19 +156,78 @@ def _required_text(value: str) -> str:
     return value
 
 
-_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_DECIMAL_COMMA = re.compile(r"\d+,\d+")
+# Digits grouped by a space: a plain, no-break (U+00A0), thin (U+2009) or narrow no-break
+# (U+202F) space, as French, Swiss and ISO style write "7 000 cGy". A space never marks decimals.
+_SPACE_GROUPED = re.compile(r"\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?:[.,]\d+)?")
+# One separator, one to three digits before it and three after: "1,500" and "1.500" are 1.5 or
+# 1500, as the writer's locale says; the text alone cannot tell.
+_AMBIGUOUS = re.compile(r"\d{1,3}(?P<mark>[.,])\d{3}")
+# Numbers whose decimal mark shows: "1,234.5", "1,234,567", "50.4" (a point) and "1.234,5",
+# "1.234.567", "50,4" (a comma).
+_POINT_DECIMAL = re.compile(r"\d{1,3}(?:,\d{3})+\.\d+|\d{1,3}(?:,\d{3}){2,}|\d*\.\d+")
+_COMMA_DECIMAL = re.compile(r"\d{1,3}(?:\.\d{3})+,\d+|\d{1,3}(?:\.\d{3}){2,}|\d*,\d+")
+
+
+@dataclass(frozen=True)
+class DecimalMark:
+    """How a file writes decimals: "." or ",", or None where it cannot be told; `why` says,
+    for a number that could be read either way, why the file does not settle it."""
+
+    mark: str | None
+    why: str = ""
+
+
+POINT = DecimalMark(".")
+
+
+def _without_group_spaces(text: str) -> str:
+    return re.sub(r"[ \u00a0\u2009\u202f]", "", text) if _SPACE_GROUPED.fullmatch(text) else text
+
+
+def decimal_mark_of(text: str) -> str | None:
+    """The decimal mark a number shows by its form ("50,4": ",", "1,234.5": "."), or None
+    where it shows none ("70", "1,500")."""
+    text = _without_group_spaces(text.strip())
+    if _AMBIGUOUS.fullmatch(text):
+        return None
+    if _POINT_DECIMAL.fullmatch(text):
+        return "."
+    if _COMMA_DECIMAL.fullmatch(text):
+        return ","
+    return None
+
+
+def localized_number(value: str, decimal: DecimalMark) -> str:
+    """Number text as Python reads it, for a file whose decimal mark is `decimal`: "7 000" ->
+    "7000"; "4,500" -> "4500" where the mark is a point, "4.5" where it is a comma; "50,4" and
+    "1.234,5" show their comma whatever the file. Text that is no number comes back unchanged.
+    A number that reads two ways in a file whose mark is unknown raises BadValue."""
+    text = _without_group_spaces(value.strip())
+    ambiguous = _AMBIGUOUS.fullmatch(text)
+    if ambiguous:
+        if decimal.mark is None:
+            whole, part = text.replace(",", ".").split(".")
+            raise BadValue(
+                "bad_number",
+                f"'{value.strip()}' could be {whole}.{part.rstrip('0') or '0'} (decimal "
+                f"{'comma' if ambiguous['mark'] == ',' else 'point'}) or {whole}{part} (thousands "
+                f"separator): {decimal.why}; write numbers without thousands separators",
+            )
+        if ambiguous["mark"] == decimal.mark:
+            return text.replace(",", ".")
+        return text.replace(ambiguous["mark"], "")
+    if _POINT_DECIMAL.fullmatch(text):
+        return text.replace(",", "")
+    if _COMMA_DECIMAL.fullmatch(text):
+        return text.replace(".", "").replace(",", ".")
+    return text
 
 
 def numeric_text(value: str) -> str:
-    """Number text as Python reads it: "4,500" (thousands) -> "4500", "50,4" (a European
-    decimal comma) -> "50.4"; anything else unchanged."""
-    text = value.strip()
-    if _THOUSANDS.fullmatch(text):
-        return text.replace(",", "")
-    if _DECIMAL_COMMA.fullmatch(text):
-        return text.replace(",", ".")
-    return text
+    """Number text as Python reads it, where a comma is no decimal mark unless the number
+    shows it: "4,500" -> "4500", "50,4" (a European decimal comma) -> "50.4", "7 000" ->
+    "7000"; anything else unchanged."""
+    return localized_number(value, POINT)
 
 
 def _spreadsheet_text(value: str) -> str:
@@ -236,8 +297,14 @@ _UNAMBIGUOUS_DATE_FORMATS = (
     "%d-%b-%Y",
     "%d %b %Y",
     "%b %d, %Y",
+    "%b %d %Y",
     "%d %B %Y",
     "%B %d, %Y",
+    "%B %d %Y",
+)
+# A month word with a two-digit year ("04-MAR-21", Oracle's default): the century is not guessed.
+_TWO_DIGIT_YEAR = re.compile(
+    r"\d{1,2}[-/ .][A-Za-z]{3,9}[-/ .]\d{2}|[A-Za-z]{3,9}[-/ .]\d{1,2},?[-/ ]\d{2}"
 )
 _TIME_SUFFIX = re.compile(
     r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp][Mm])?\s*(?:Z|[+-]\d{2}:?\d{2})?$"
@@ -261,6 +328,12 @@ def _date(value: str) -> dt.date:
         # "03/04/2021" is 3 April in a European export and 4 March in a US one: never guessed.
         raise BadValue(
             "bad_date", f"'{text}' could be day/month or month/day: write dates as YYYY-MM-DD"
+        )
+    if _TWO_DIGIT_YEAR.fullmatch(day):
+        raise BadValue(
+            "bad_date",
+            f"'{text}' has a two-digit year, whose century is not guessed: write "
+            "dates as YYYY-MM-DD",
         )
     if re.fullmatch(r"\d{5}(?:\.\d+)?", text):
         raise BadValue(
@@ -324,10 +397,13 @@ class TableSpec:
     key: str
     # Reads cells that belong together, before each is parsed on its own: cells in, cells out.
     prepare: Callable[[dict[str, str]], dict[str, str]] | None = None
+    # Columns of numbers, read with the decimal mark of the file they are in.
+    numbers: tuple[str, ...] = ()
 
 
 _DOSE_WITH_UNIT = re.compile(
-    r"(?P<number>\d[\d.,]*)\s*(?P<unit>c?Gy\s*\(?RBE\)?|c?GyE|CGE|c?Gy)\.?", re.IGNORECASE
+    r"(?P<number>\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?:[.,]\d+)?|\d[\d.,]*)\s*(?P<unit>c?Gy\s*\(?RBE\)?|c?GyE|CGE|c?Gy)\.?",
+    re.IGNORECASE,
 )
 
 
@@ -360,6 +436,7 @@ TABLES: dict[str, TableSpec] = {
         columns={"patient_id": _identifier, "birth_year": _birth_year, "sex": _sex},
         required=("patient_id", "birth_year", "sex"),
         key="patient_id",
+        numbers=("birth_year",),
     ),
     "diagnoses": TableSpec(
         name="diagnoses",
@@ -409,6 +486,7 @@ TABLES: dict[str, TableSpec] = {
         ),  # fmt: skip
         key="plan_id",
         prepare=_dose_with_unit,
+        numbers=("dose", "fractions"),
     ),
 }
 
@@ -472,9 +550,16 @@ def find_table(raw_dir: str | Path, name: str) -> Path:
     return path
 
 
+# Where a camel-case header starts a word: "PatientID", "birthYear", "ICD10Code", "HPVStatus".
+_CAMEL_CASE_WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
 def column_name(header: str) -> str:
-    """A header cell as a column name: "Patient ID", "patient-id", " PATIENT_ID " -> patient_id."""
-    return re.sub(r"[\s\-]+", "_", str(header).strip().lower())
+    """A header cell as a column name: "Patient ID", "patient-id", " PATIENT_ID ", "PatientID",
+    "patient__id" -> patient_id; "ICD-10" -> icd10."""
+    name = _CAMEL_CASE_WORD.sub("_", str(header).strip())
+    name = re.sub(r"[\s\-_]+", "_", name.lower()).strip("_")
+    return re.sub(r"^icd_10(?![0-9])", "icd10", name)
 
 
 def refuse_doubled_columns(
@@ -506,7 +591,8 @@ def _check_columns(path: Path, spec: TableSpec, header: list[str]) -> None:
     for column in spec.required:
         if column not in present:
             raise RadoncInputError(
-                f"required column '{column}' is missing (found: {', '.join(sorted(present)) or 'none'})",
+                f"required column '{column}' is missing (found: "
+                f"{', '.join(sorted(present - {''})) or 'none'})",
                 file=path,
                 field=column,
             )
@@ -536,8 +622,9 @@ Records = Iterator[tuple[int, "dict[str, Any] | _Malformed"]]
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:
     """The text of a CSV or JSONL file: in `encoding` (UTF-8 unless the user names the one
-    the export was saved in; a UTF-8 byte-order mark dropped), or UTF-16 where a byte-order
-    mark says so (Excel's "Unicode text"); gzip'd files are unpacked.
+    the export was saved in), or UTF-8, UTF-16 or UTF-32 where a byte-order mark says so
+    (Excel's "CSV UTF-8" and "Unicode text"); gzip'd files are unpacked. A file named as
+    cp1252 or latin-1 that is UTF-8 with accented letters is refused.
 
     Text is decoded with surrogateescape so that one row with broken encoding is reported
     on its own instead of failing the whole file.
@@ -561,7 +648,33 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
         return data.decode("utf-32", errors="replace")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
+    if data.startswith(codecs.BOM_UTF8) or codecs.lookup(encoding).name.startswith("utf-8"):
+        return data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    if not codecs.lookup(encoding).name.startswith("utf"):
+        _refuse_utf8_read_as(data, encoding, path)
     return data.decode(encoding, errors="surrogateescape").removeprefix("\ufeff")
+
+
+def _refuse_utf8_read_as(data: bytes, encoding: str, path: Path) -> None:
+    """A file said to be in a single-byte encoding (cp1252, latin-1) that is UTF-8 with
+    accented letters would be read without an error as mojibake ("Größe" as "GrÃ¶ÃŸe"): text
+    in another encoding is almost never valid UTF-8, so such a file is refused."""
+    if data.isascii():
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    position = next(i for i, ch in enumerate(text) if not ch.isascii())
+    line = text.count("\n", 0, position) + 1
+    start = text.rfind("\n", 0, position) + 1
+    word = text[start:].split("\n", 1)[0][max(0, position - start - 15) : position - start + 15]
+    raise RadoncInputError(
+        f"the file is UTF-8 (line {line}: '{word.strip()}'), not {encoding} as the encoding "
+        f"option says: read as {encoding} its accented letters would change; leave the "
+        "option out, or save every table in one encoding",
+        file=path,
+    )
 
 
 def quoting_error(text: str, delimiter: str) -> str | None:
@@ -610,12 +723,19 @@ def csv_rows(
 
 
 # Lines a database client or a spreadsheet adds around the rows: "(1234 rows affected)",
-# "(1234 rows)", "Total: 300", and lines that only rule off the header ("----+----").
+# "(1234 rows)", "Total: 300" (or a summary row "Total;300;;" of a sheet, in English, German,
+# French, Dutch, Italian or Swedish), and lines that only rule off the header ("----+----").
+_SUMMARY_LABEL = (
+    r"(?:grand\s+|sub)?total|count|sum|summe|zwischensumme|gesamt\w*|anzahl|somme|totaal"
+    r"|totale|totalt|summa"
+)
 _FOOTER = re.compile(
     r"\(?\s*\d[\d,]*\s+rows?(?:\s+(?:affected|selected|returned))?\.?\s*\)?"
-    r"|(?:grand\s+)?total\b.*|count\s*:.*|\d[\d,]*\s+records?(?:\s+\w+)?\.?",
+    rf"|(?:{_SUMMARY_LABEL})\b.*|\d[\d,]*\s+records?(?:\s+\w+)?\.?",
     re.IGNORECASE,
 )
+_SUMMARY_CELL = re.compile(rf"(?:{_SUMMARY_LABEL})\s*:?[\d\s.,]*", re.IGNORECASE)
+_NUMBER_CELL = re.compile(r"[\d\s.,\u00a0\u202f%]+")
 _RULE = re.compile(r"[\s+|:]*[-=]{3,}[-=+|:\s]*")
 
 
@@ -626,6 +746,15 @@ def _not_a_row(fields: list[str], names: list[str]) -> str | None:
         return "the header row again (files or sheets pasted together?)"
     if len(cells) == 1 and _FOOTER.fullmatch(cells[0]):
         return f"a footer line ('{cells[0][:40]}'), not a data row"
+    if (
+        len(cells) > 1
+        and _SUMMARY_CELL.fullmatch(cells[0])
+        and all(_NUMBER_CELL.fullmatch(cell) for cell in cells[1:])
+    ):
+        shown = "; ".join(cells)
+        return f"a summary row ('{shown[:40]}'), not a data row"
+    if len(cells) == 1 and len(names) > 1 and (len(cells[0].split()) >= 3 or ": " in cells[0]):
+        return f"a line of text ('{cells[0][:40]}'), not a data row"
     if cells and all(_RULE.fullmatch(cell) for cell in cells):
         return "a line that rules off the header, not a data row"
     return None
@@ -887,8 +1016,10 @@ def read_table(path: str | Path, spec: TableSpec, *, encoding: str = "utf-8") ->
     table = RawTable(name=spec.name, path=path)
     first_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
     duplicates: dict[str, list[RawRow]] = {}
-    reader = READERS[Path(path.name.removesuffix(".gz")).suffix]
-    for number, record in reader(path, spec, encoding):
+    suffix = Path(path.name.removesuffix(".gz")).suffix
+    records = list(READERS[suffix](path, spec, encoding))
+    decimal = _file_decimal_mark(records, spec, path, encoding)
+    for number, record in records:
         table.n_input_rows += 1
         if isinstance(record, _Malformed):
             # The row may hide a plan or a diagnosis of the patient it starts with: name them,
@@ -901,7 +1032,7 @@ def read_table(path: str | Path, spec: TableSpec, *, encoding: str = "utf-8") ->
             )  # fmt: skip
             continue
         patient_id = _patient_id(record.get("patient_id"))
-        values, problem = _parse_record(record, spec)
+        values, problem = _parse_record(record, spec, decimal)
         if problem is not None:
             column, error = problem
             table.ledger.append(
@@ -949,8 +1080,63 @@ def _has_broken_encoding(text: str) -> bool:
     return BROKEN_TEXT.search(text) is not None or "\x00" in text
 
 
+def _number_cells(record: dict[str, Any], spec: TableSpec) -> Iterator[tuple[str, str]]:
+    """(column, number text) of a record's number columns; a dose without its unit."""
+    for column in spec.numbers:
+        try:
+            text = _spreadsheet_text(_cell_text(record.get(column)))
+        except BadValue:
+            continue
+        with_unit = _DOSE_WITH_UNIT.fullmatch(text) if column == "dose" else None
+        yield column, with_unit["number"] if with_unit else text
+
+
+def _file_decimal_mark(
+    records: list[tuple[int, dict[str, Any] | _Malformed]], spec: TableSpec, path: Path,
+    encoding: str,
+) -> DecimalMark:  # fmt: skip
+    """The decimal mark of a file, as its numbers show it ("60,0": a comma, "1.8": a point),
+    so that "1,500" and "1.500" are read the way the rest of the file writes numbers.
+
+    A file that shows both, or (separated by a semicolon, tab or bar, as in locales whose
+    decimal mark is a comma) shows neither, leaves such a number unread: it is never guessed
+    row by row. A comma-separated file, JSONL and Parquet write a point unless they show a
+    comma.
+    """
+    shown: dict[str, tuple[int, str, str]] = {}  # mark -> first (row, column, text) showing it
+    ambiguous = False
+    for number, record in records:
+        if isinstance(record, _Malformed):
+            continue
+        for column, text in _number_cells(record, spec):
+            mark = decimal_mark_of(text)
+            if mark is not None:
+                shown.setdefault(mark, (number, column, text))
+            ambiguous = ambiguous or _AMBIGUOUS.fullmatch(text) is not None
+    if len(shown) == 1:
+        return DecimalMark(next(iter(shown)))
+    if len(shown) == 2:
+        comma, point = (shown[mark] for mark in (",", "."))
+        return DecimalMark(
+            None,
+            f"this file writes decimals with a comma (row {comma[0]}, {comma[1]} '{comma[2]}') "
+            f"and with a point (row {point[0]}, {point[1]} '{point[2]}')",
+        )
+    if not ambiguous or Path(path.name.removesuffix(".gz")).suffix != ".csv":
+        return POINT
+    delimiter = _header_delimiter(read_text(path, encoding), spec)
+    if delimiter == ",":
+        return POINT
+    name = {";": "semicolon", "\t": "tab", "|": "bar"}[delimiter]
+    return DecimalMark(
+        None,
+        f"nothing in this {name}-separated file shows whether its decimal mark is a comma "
+        "or a point",
+    )
+
+
 def _parse_record(
-    record: dict[str, Any], spec: TableSpec
+    record: dict[str, Any], spec: TableSpec, decimal: DecimalMark = POINT
 ) -> tuple[dict[str, Any], tuple[str, BadValue] | None]:
     cells: dict[str, str] = {}
     for column in spec.columns:
@@ -963,6 +1149,11 @@ def _parse_record(
             cells = spec.prepare(cells)
         except BadValue as error:
             return {}, (error.column or spec.key, error)
+    for column in spec.numbers:
+        try:
+            cells[column] = localized_number(_spreadsheet_text(cells[column]), decimal)
+        except BadValue as error:
+            return {}, (column, error)
     values: dict[str, Any] = {}
     for column, parse in spec.columns.items():
         try:
