@@ -175,3 +175,27 @@ def test_numpy_f1_equals_scikit_learn():
         assert _f1_from_indices(t, p, len(names)) == pytest.approx(
             classification_f1(y_true, y_pred)
         )
+
+
+def test_total_eqd2_adds_each_course_converted_on_its_own():
+    from radonc_llm.data.regimen import parse_regimen, total_eqd2
+
+    # 45 Gy/25 (1.8 Gy): 45 x 1.18 / 1.2 = 44.25; HDR 7 Gy x 3: 21 x 1.7 / 1.2 = 29.75.
+    both = parse_regimen("EBRT 45 Gy/25 fx + HDR boost 7 Gy x 3")
+    assert total_eqd2(both) == pytest.approx(74.0)
+    # Without a boost it is the course's EQD2; a cumulative boost has no fractionation.
+    assert total_eqd2(parse_regimen("60 Gy in 30 fractions")) == pytest.approx(60.0)
+    assert total_eqd2(parse_regimen("50 Gy in 25 fractions, boost to 60 Gy")) is None
+    assert total_eqd2(parse_regimen("Observation only")) is None
+
+
+def test_regimen_metrics_score_the_boost_only_in_the_total_eqd2():
+    refs = ["EBRT 45 Gy/25 fx + HDR boost 7 Gy x 3", "50 Gy/25 fx + 10 Gy/5 fx boost"]
+    preds = ["EBRT 45 Gy/25 fx + HDR boost 6 Gy x 4", "50 Gy/25 fx, boost to 60 Gy"]
+    block, rows = regimen_metrics(refs, preds, ["", ""], n_resamples=200)
+    # The main courses agree; the first boosts differ: 24 x 1.6 / 1.2 = 32 vs 29.75 Gy.
+    assert [r["eqd2_abs_error"] for r in rows] == pytest.approx([0.0, 0.0])
+    assert rows[0]["total_eqd2_abs_error"] == pytest.approx(32.0 - 29.75)
+    assert rows[1]["total_eqd2_abs_error"] is None  # "to 60 Gy" states no fractions
+    assert block["total_eqd2_abs_error"] == pytest.approx(2.25)
+    assert block["total_eqd2_n"] == 1 and block["eqd2_n"] == 2

@@ -1224,6 +1224,27 @@ def eqd2(dose_gy: float, fractions: int, *, alpha_beta: float = 10.0) -> float:
     return bed(dose_gy, fractions, alpha_beta=alpha_beta) / (1 + 2 / alpha_beta)
 
 
+def total_eqd2(regimen: RegimenStructured, *, alpha_beta: float = 10.0) -> float | None:
+    """EQD2 of the whole prescription: the main course's, plus a boost's that states its own
+    dose and fractions, each course converted on its own ("EBRT 45 Gy/25 fx + HDR boost 7 Gy
+    x 3": 44.25 + 29.75 = 74.0 Gy at alpha/beta 10, not the EQD2 of 66 Gy in 28).
+
+    None where the main course lacks dose or fractions, or the boost lacks either or is a
+    cumulative dose ("to 60 Gy"), whose fractionation the text does not give.
+    """
+    if regimen.dose_gy is None or not regimen.fractions:
+        return None
+    total = eqd2(regimen.dose_gy, regimen.fractions, alpha_beta=alpha_beta)
+    if regimen.boost:
+        if re.match(r"\s*to\b", regimen.boost, re.IGNORECASE):
+            return None
+        boost = parse_regimen(regimen.boost)
+        if boost.dose_gy is None or not boost.fractions:
+            return None
+        total += eqd2(boost.dose_gy, boost.fractions, alpha_beta=alpha_beta)
+    return total
+
+
 # ---------------------------------------------------------------------------------------------
 # Plausibility of a prescription. Limits follow common practice (see the domain reference);
 # they flag records to look at, they are not clinical advice.

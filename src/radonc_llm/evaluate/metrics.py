@@ -15,7 +15,9 @@ Conventions, the same for every task:
 - Regimen structure is read by the foundation's regimen parser on both sides; dose and
   fraction agreement are scored only where the reference states them (`dose_n`,
   `fractions_n`), and EQD2 error (alpha/beta 10 Gy) only where both sides state dose and
-  fractions (`eqd2_n`), as is dose-per-fraction error (`dose_per_fraction_n`). A prediction
+  fractions (`eqd2_n`), as is dose-per-fraction error (`dose_per_fraction_n`). The EQD2 error
+  reads the main course alone; `total_eqd2_abs_error` adds a boost's EQD2 where the boost
+  states its own dose and fractions (`total_eqd2_n`: both sides' totals readable). A prediction
   without a readable dose matches no concurrent-drug list, not even an empty one; likewise a
   reference without a readable dose ("Observation only", "see plan") is no regimen whose drug
   list can be matched: its concurrent agreement is None, out of `concurrent_n` (as
@@ -268,7 +270,7 @@ def _drugs(structured) -> set[str]:
 
 def regimen_case_scores(reference: str, prediction: str | None) -> dict:
     """Structure agreement of one regimen: None where the reference gives no answer to compare."""
-    from radonc_llm.data.regimen import eqd2
+    from radonc_llm.data.regimen import eqd2, total_eqd2
 
     ref = _parse(reference)
     pred = _parse(prediction)
@@ -278,6 +280,7 @@ def regimen_case_scores(reference: str, prediction: str | None) -> dict:
         "fractions_match": None,
         "concurrent_match": None,
         "eqd2_abs_error": None,
+        "total_eqd2_abs_error": None,
         "dose_per_fraction_abs_error": None,
     }
     if ref is None:
@@ -309,6 +312,12 @@ def regimen_case_scores(reference: str, prediction: str | None) -> dict:
         scores["eqd2_abs_error"] = float(error) if math.isfinite(error) else None
         per_fraction = abs(pred.dose_gy / pred.fractions - ref.dose_gy / ref.fractions)
         scores["dose_per_fraction_abs_error"] = float(per_fraction)
+    totals = [
+        total_eqd2(side, alpha_beta=EQD2_ALPHA_BETA) for side in (ref, pred) if side is not None
+    ]
+    if None not in totals and len(totals) == 2:
+        error = abs(totals[1] - totals[0])
+        scores["total_eqd2_abs_error"] = float(error) if math.isfinite(error) else None
     return scores
 
 
@@ -352,6 +361,7 @@ def regimen_metrics(
         "fractions_match": _mean(column("fractions_match")),
         "concurrent_match": _mean(column("concurrent_match")),
         "eqd2_abs_error": _mean(column("eqd2_abs_error")),
+        "total_eqd2_abs_error": _mean(column("total_eqd2_abs_error")),
         "dose_per_fraction_abs_error": _mean(column("dose_per_fraction_abs_error")),
         "n": n,
         "accuracy": _mean(column("correct")),
@@ -361,6 +371,7 @@ def regimen_metrics(
         "fractions_n": len(column("fractions_match")),
         "concurrent_n": len(column("concurrent_match")),
         "eqd2_n": len(column("eqd2_abs_error")),
+        "total_eqd2_n": len(column("total_eqd2_abs_error")),
         "dose_per_fraction_n": len(column("dose_per_fraction_abs_error")),
         "eqd2_alpha_beta": EQD2_ALPHA_BETA,
     }
@@ -374,6 +385,7 @@ def regimen_metrics(
             ("fractions_match", "fractions_match"),
             ("concurrent_match", "concurrent_match"),
             ("eqd2_abs_error", "eqd2_abs_error"),
+            ("total_eqd2_abs_error", "total_eqd2_abs_error"),
             ("dose_per_fraction_abs_error", "dose_per_fraction_abs_error"),
         )
     }

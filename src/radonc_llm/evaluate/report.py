@@ -1039,6 +1039,7 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         ("concurrent_match", "Concurrent drugs", True),
         ("dose_per_fraction_abs_error", "Dose/fraction |error| (Gy)", False),
         ("eqd2_abs_error", "EQD2 |error| (Gy)", False),
+        ("total_eqd2_abs_error", "EQD2 with boost |error| (Gy)", False),
     )
     rows = []
     for system in systems:
@@ -1071,7 +1072,9 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             note="Dose, fractions and concurrent drugs are read from both texts by the regimen "
             "parser and scored where the reference states them; dose-per-fraction and EQD2 "
             f"errors (α/β = {alpha_beta if alpha_beta is not None else 10:g} Gy) where both "
-            "state dose and fractions, over the cases given as n = when fewer than the system's n.",
+            "state dose and fractions, over the cases given as n = when fewer than the system's "
+            "n. EQD2 reads the main course; with boost, it adds each side's boost converted on "
+            "its own, where every course states its dose and fractions.",
         )
     )
 
