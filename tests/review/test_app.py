@@ -250,17 +250,18 @@ def test_audit_log_is_append_only_in_the_database(app_client, new_client, engine
 def test_every_page_needs_a_sign_in_and_shows_nothing_before(app_client, engine):
     with Session(engine) as session:
         public_id = session.scalar(select(Assignment.public_id))
-    for method, path in [
-        ("GET", "/"),
-        ("GET", "/queue"),
-        ("GET", "/resume"),
-        ("GET", "/admin"),
-        ("GET", f"/items/{public_id}"),
-        ("POST", f"/items/{public_id}"),
-        ("POST", "/logout"),
+    # A rating sent without a live session is not saved, and the sign-in page says so.
+    for method, path, target in [
+        ("GET", "/", "/login"),
+        ("GET", "/queue", "/login"),
+        ("GET", "/resume", "/login"),
+        ("GET", "/admin", "/login"),
+        ("GET", f"/items/{public_id}", "/login"),
+        ("POST", f"/items/{public_id}", "/login?expired=1"),
+        ("POST", "/logout", "/login"),
     ]:
         response = app_client.request(method, path, data={"rating": "acceptable"})
-        assert (response.status_code, response.headers.get("location")) == (303, "/login"), path
+        assert (response.status_code, response.headers.get("location")) == (303, target), path
     for path in ("/docs", "/openapi.json", "/redoc"):
         assert app_client.get(path).status_code == 404
     with Session(engine) as session:

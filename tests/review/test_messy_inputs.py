@@ -74,6 +74,46 @@ def test_blank_predictions_fall_back_to_raw_and_whitespace_does_not_hint_the_sou
     assert read_regimen_predictions(path) == {"c1": "60 Gy/30 fx", "c2": "50 Gy/25 fx", "c3": ""}
 
 
+def test_a_prediction_file_without_regimen_rows_says_what_it_holds(tmp_path, cases_file):
+    only_modality = [row for row in prediction_rows({"case1": "1 Gy"}) if row["task"] != "regimen"]
+    path = write_jsonl(tmp_path / "modality.jsonl", only_modality)
+    with pytest.raises(RadoncInputError, match="no regimen rows, only 1 of task modality"):
+        create_study(cases_file, {"base": path}, reviewers=["a"])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(RadoncInputError, match="no prediction rows at all") as caught:
+        create_study(cases_file, {"base": empty}, reviewers=["a"])
+    assert caught.value.file == str(empty)
+
+
+def test_a_case_id_longer_than_the_database_keeps_is_refused_on_every_backend(tmp_path):
+    long_id = "case-" + "x" * 200
+    case = {
+        "case_id": long_id,
+        "patient_id": "p1",
+        "diagnosis_text": "Prostate adenocarcinoma, low risk",
+        "regimen": "60 Gy/20 fx",
+        "modality": "photon",
+        "icd10": "C61",
+    }
+    cases = write_jsonl(tmp_path / "cases.jsonl", [case])
+    predictions = write_jsonl(tmp_path / "p.jsonl", prediction_rows({long_id: "70 Gy/28 fx"}))
+    with pytest.raises(RadoncInputError, match="has 205 characters; .* at most 128") as caught:
+        create_study(cases, {"base": predictions}, reviewers=["a"])
+    assert (caught.value.file, caught.value.field) == (str(cases), "case_id")
+
+
+def test_markup_and_very_long_model_output_reach_the_study_unchanged(tmp_path, cases_file):
+    texts = {f"case{n}": "50 Gy/25 fx" for n in range(1, 7)}
+    texts["case1"] = '<script>alert(1)</script> 70 Gy/28 fx — "PSA" ≤ 10 ng/ml 🙂'
+    texts["case2"] = "60 Gy/30 fx " * 20_000
+    path = write_jsonl(tmp_path / "p.jsonl", prediction_rows(texts))
+    study = create_study(cases_file, {"base": path}, reviewers=["a"], include_reference=False)
+    shown = {item.case_id: item.regimen_text for item in study.items}
+    assert shown["case1"] == texts["case1"]
+    assert shown["case2"] == texts["case2"].strip()
+
+
 def test_nul_characters_are_refused_before_the_database(tmp_path, cases_file):
     texts = {f"case{n}": "50 Gy/25 fx" for n in range(1, 7)}
     texts["case4"] = "50 Gy\x00/25 fx"

@@ -15,9 +15,11 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from radonc_llm.errors import RadoncInputError
+from radonc_llm.review.db import driver_reason
 from radonc_llm.review.models import LoginFailure, LoginSession, User, utcnow
 from radonc_llm.review.schemas import UserCreate
 from radonc_llm.review.settings import ReviewSettings
@@ -49,23 +51,29 @@ def add_user(
             field="username",
         )
     hashed = password_hasher(settings).hash(user.password.get_secret_value())
-    if existing is not None:
-        existing.password_hash = hashed
-        existing.role = user.role
-        existing.is_active = True
-        session.execute(delete(LoginSession).where(LoginSession.user_id == existing.id))
-        session.execute(delete(LoginFailure).where(LoginFailure.username == user.username))
+    try:
+        if existing is not None:
+            existing.password_hash = hashed
+            existing.role = user.role
+            existing.is_active = True
+            session.execute(delete(LoginSession).where(LoginSession.user_id == existing.id))
+            session.execute(delete(LoginFailure).where(LoginFailure.username == user.username))
+            session.commit()
+            return existing
+        row = User(
+            username=user.username,
+            password_hash=hashed,
+            role=user.role,
+            is_active=True,
+            created_at=utcnow(),
+        )
+        session.add(row)
         session.commit()
-        return existing
-    row = User(
-        username=user.username,
-        password_hash=hashed,
-        role=user.role,
-        is_active=True,
-        created_at=utcnow(),
-    )
-    session.add(row)
-    session.commit()
+    except DBAPIError as exc:
+        session.rollback()
+        raise RadoncInputError(
+            f"cannot save the account '{user.username}': {driver_reason(exc)}", field="db"
+        ) from None
     return row
 
 

@@ -19,11 +19,12 @@ import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from radonc_llm.review.db import create_db_engine, display_url, prepare_database
+from radonc_llm.review.db import create_db_engine, display_url, driver_reason, prepare_database
 from radonc_llm.review.deps import LoginRequired
 from radonc_llm.review.models import RATINGS, REASONS
 from radonc_llm.review.settings import ReviewSettings
@@ -147,7 +148,21 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
-        return RedirectResponse("/login", status_code=303)
+        # A form sent after the session ended: say that it was not saved, do not just vanish.
+        ended = request.method == "POST" and request.url.path != "/logout"
+        return RedirectResponse("/login?expired=1" if ended else "/login", status_code=303)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_down(request: Request, exc: DBAPIError) -> HTMLResponse:
+        logger.error("database error on %s %s: %s", request.method, request.url.path, exc.orig)
+        detail = (
+            f"The review database cannot be used right now ({driver_reason(exc)}). Nothing "
+            "was changed; try again in a moment, and tell the study coordinator if this "
+            "keeps happening."
+        )
+        return app.state.templates.TemplateResponse(
+            request, "error.html", {"status": 503, "detail": detail, "user": None}, status_code=503
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _error_page(request: Request, exc: StarletteHTTPException) -> HTMLResponse:

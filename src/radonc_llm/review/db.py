@@ -15,19 +15,31 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.review.models import Assignment, Item, StudyRecord, utcnow
+from radonc_llm.review.models import Assignment, Base, Item, StudyRecord, utcnow
 from radonc_llm.review.study import StudyDefinition
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
 # Any fixed 64-bit number: serialises concurrent migrations on one PostgreSQL database.
 PG_MIGRATION_LOCK = 7_410_225_831
+PSYCOPG_URL = "postgresql+psycopg://USER@HOST/DB"
+# Hints for the driver errors a user can fix, keyed by the start of SQLite's message.
+SQLITE_HINTS = {
+    "database is locked": "another program holds its write lock (a second `radonc-llm "
+    "review` command, a backup or a database browser?); close it and try again",
+    "attempt to write a readonly database": "the file or its folder is read-only; SQLite "
+    "also writes the -wal and -shm files beside it, so make the folder writable too",
+    "unable to open database file": "the file or its folder cannot be opened; check the "
+    "path and its permissions",
+}
 
 
 def display_url(url: str) -> str:
@@ -64,15 +76,21 @@ def create_db_engine(url: str, *, pool_size: int = 20, max_overflow: int = 30) -
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if backend == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.drivername not in ("postgresql", "postgresql+psycopg"):
+            driver = parsed.get_driver_name()
+            raise RadoncInputError(
+                f"the PostgreSQL driver '{driver}' is not the one radonc-llm uses; write the "
+                f"URL as {PSYCOPG_URL} (psycopg 3)",
+                field="db",
+            )
+        parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(
             parsed, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
         )
-    raise RadoncInputError(
-        f"unsupported database '{backend}'; use sqlite:///PATH or postgresql+psycopg://...",
-        field="db",
+    fix = (
+        f"write {PSYCOPG_URL}" if backend == "postgres" else f"use sqlite:///PATH or {PSYCOPG_URL}"
     )
+    raise RadoncInputError(f"unsupported database '{backend}'; {fix}", field="db")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -91,6 +109,48 @@ def alembic_config() -> Config:
     return config
 
 
+def check_schema(connection: Connection, *, migrating: bool) -> None:
+    """Refuse, naming the fix, a database whose schema this version cannot use.
+
+    A revision this version does not know was written by a newer radonc-llm (migrating it
+    would fail inside Alembic); review tables without a revision record were not made by
+    these migrations. Without `migrating` (the read-only export) an older revision is refused
+    too, since the export never migrates.
+    """
+    current = MigrationContext.configure(connection).get_current_revision()
+    scripts = ScriptDirectory.from_config(alembic_config())
+    head = scripts.get_current_head()
+    if current is None:
+        ours = set(Base.metadata.tables) & set(inspect(connection).get_table_names())
+        if ours:
+            raise RadoncInputError(
+                f"the database has review tables ({', '.join(sorted(ours))}) but no schema "
+                "revision (no alembic_version table): it was not made by `radonc-llm review`; "
+                "give the study a new database",
+                field="db",
+            )
+        if not migrating:
+            raise RadoncInputError(
+                "the database holds no review schema; run `radonc-llm review create-study` "
+                "or `review serve` first",
+                field="db",
+            )
+        return
+    if current not in {script.revision for script in scripts.walk_revisions()}:
+        raise RadoncInputError(
+            f"the database's schema is at revision '{current}', which this radonc-llm does "
+            f"not know (its newest is '{head}'): a newer radonc-llm made it; upgrade "
+            "radonc-llm to use it",
+            field="db",
+        )
+    if not migrating and current != head:
+        raise RadoncInputError(
+            f"the database's schema is at revision '{current}', older than this radonc-llm's "
+            f"'{head}'; `radonc-llm review serve` or `review add-user` migrates it",
+            field="db",
+        )
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
     with engine.begin() as connection:
@@ -98,6 +158,7 @@ def migrate(engine: Engine) -> None:
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK}
             )
+        check_schema(connection, migrating=True)
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
@@ -164,9 +225,17 @@ def database_error(exc: DBAPIError, url: str) -> RadoncInputError:
 
     The URL is shown with its password masked; the driver's messages do not carry it.
     """
+    return RadoncInputError(
+        f"cannot use the database {display_url(url)}: {driver_reason(exc)}", field="db"
+    )
+
+
+def driver_reason(exc: DBAPIError) -> str:
+    """The first line of the driver's message, with a hint where the user can fix it."""
     lines = str(exc.orig).strip().splitlines()
     reason = lines[0] if lines else type(exc).__name__
-    return RadoncInputError(f"cannot use the database {display_url(url)}: {reason}", field="db")
+    hint = next((text for start, text in SQLITE_HINTS.items() if reason.startswith(start)), None)
+    return f"{reason} ({hint})" if hint else reason
 
 
 def prepare_database(url: str, study: StudyDefinition) -> Engine:

@@ -1,25 +1,38 @@
 """`radonc-llm review export`: ratings (CSV and JSONL), the audit log and review_metrics.json.
 
-The export only reads the database; every file is written atomically. Everything is read
-and computed before the first file is written, so a failure (or a kill while reading) leaves
-any earlier export untouched.
+The export only reads the database, in one read transaction that sees a single snapshot:
+ratings saved while it runs are in all four files or in none. Everything is read and
+computed, then the four files are written (and fsynced) into a temporary folder inside the
+output folder, and only then renamed into place one after the other, `review_metrics.json`
+last. A failure or a kill before the renames leaves any earlier export untouched; the files
+of one export name each other: `review_metrics.json` records the SHA-256 of the other three,
+so a set mixed by a kill during the renames (a window of four renames) is detectable.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.review.db import create_db_engine, database_error, definition_sha256, display_url
+from radonc_llm.review.db import (
+    check_schema,
+    create_db_engine,
+    database_error,
+    definition_sha256,
+    display_url,
+)
 from radonc_llm.review.metrics import review_metrics
 from radonc_llm.review.models import (
     RATING_SCORES,
@@ -33,7 +46,13 @@ from radonc_llm.review.models import (
 from radonc_llm.review.ratings import progress, rating_records
 from radonc_llm.review.settings import ReviewSettings
 from radonc_llm.review.study import StudyDefinition, read_study
-from radonc_llm.storage import atomic_open, write_json_atomic, write_jsonl_atomic
+from radonc_llm.storage import (
+    atomic_open,
+    file_sha256,
+    remove_temporaries_of,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 
 RATING_COLUMNS = (
     "study_id",
@@ -53,6 +72,10 @@ RATING_COLUMNS = (
     "updated_at",
     "n_changes",
 )
+# The files of one export, in the order they are renamed into place: the metrics, which
+# record the others' hashes and are what `report` reads, come last.
+EXPORT_FILES = ("ratings.csv", "ratings.jsonl", "audit_log.jsonl", "review_metrics.json")
+STAGING_NAME = "review_export"
 
 
 @dataclass(frozen=True)
@@ -119,9 +142,24 @@ def audit_rows(session: Session) -> list[dict[str, Any]]:
     ]
 
 
+def _begin_snapshot(session: Session) -> None:
+    """Start a read transaction whose every query sees the same committed state.
+
+    PostgreSQL: REPEATABLE READ (READ COMMITTED, the default, takes a new snapshot per
+    statement). SQLite: Python's sqlite3 begins no transaction before a SELECT, so each
+    query would read the newest state; an explicit BEGIN makes WAL keep one snapshot.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(
+            execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        )
+    else:
+        session.connection().exec_driver_sql("BEGIN")
+
+
 def _check_loaded(session: Session, study: StudyDefinition, url: str) -> None:
-    has_schema = inspect(session.get_bind()).has_table(StudyRecord.__tablename__)
-    record = session.scalar(select(StudyRecord)) if has_schema else None
+    check_schema(session.connection(), migrating=False)
+    record = session.scalar(select(StudyRecord))
     if record is None:
         raise RadoncInputError(
             f"the database {display_url(url)} holds no study; run `radonc-llm review "
@@ -156,6 +194,7 @@ def export_review(
     engine = create_db_engine(url, pool_size=1, max_overflow=0)
     try:
         with Session(engine) as session:
+            _begin_snapshot(session)
             _check_loaded(session, study, url)
             ratings = rating_rows(session, study.study_id)
             audit = audit_rows(session)
@@ -181,13 +220,7 @@ def export_review(
         **review_metrics(records, treatment=treatment, control=control, sources=study.sources),
     }
     try:
-        with atomic_open(out_dir / "ratings.csv") as handle:
-            writer = csv.DictWriter(handle, fieldnames=RATING_COLUMNS)
-            writer.writeheader()
-            writer.writerows(ratings)
-        write_jsonl_atomic(out_dir / "ratings.jsonl", ratings)
-        write_jsonl_atomic(out_dir / "audit_log.jsonl", audit)
-        write_json_atomic(out_dir / "review_metrics.json", metrics)
+        write_export_files(out_dir, ratings, audit, metrics)
     except OSError as exc:
         raise RadoncInputError(
             f"cannot write the export ({exc.strerror})", file=exc.filename or out_dir
@@ -195,3 +228,46 @@ def export_review(
     return ExportSummary(
         out_dir=out_dir, n_ratings=len(ratings), n_audit_events=len(audit), metrics=metrics
     )
+
+
+def write_export_files(
+    out_dir: Path, ratings: list[dict[str, Any]], audit: list[dict[str, Any]], metrics: dict
+) -> None:
+    """Write the four files into a temporary folder in `out_dir`, then rename them into place.
+
+    Adds `metrics["files"]`: the SHA-256 and row count of the other three files.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Leftovers of an export killed before its renames (its own, or older per-file ones).
+    remove_temporaries_of(out_dir / STAGING_NAME)
+    for name in EXPORT_FILES:
+        remove_temporaries_of(out_dir / name)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{STAGING_NAME}.", suffix=".tmp"))
+    try:
+        with atomic_open(staging / "ratings.csv") as handle:
+            writer = csv.DictWriter(handle, fieldnames=RATING_COLUMNS)
+            writer.writeheader()
+            writer.writerows(ratings)
+        write_jsonl_atomic(staging / "ratings.jsonl", ratings)
+        write_jsonl_atomic(staging / "audit_log.jsonl", audit)
+        rows = {"ratings.csv": len(ratings), "ratings.jsonl": len(ratings)}
+        rows["audit_log.jsonl"] = len(audit)
+        metrics["files"] = {
+            name: {"sha256": file_sha256(staging / name), "rows": count}
+            for name, count in rows.items()
+        }
+        write_json_atomic(staging / "review_metrics.json", metrics)
+        for name in EXPORT_FILES:
+            os.replace(staging / name, out_dir / name)
+        _fsync_folder(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # The renames are durable only once the folder's entry list is on disk.
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -42,6 +42,7 @@ ROLES: tuple[str, ...] = ("reviewer", "admin")
 REFERENCE_SOURCE = "reference"
 
 USERNAME_MAX = 64
+CASE_ID_MAX = 128
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 COMMENT_MAX_CHARS = 4000
 CORRECTED_REGIMEN_MAX_CHARS = 1000
@@ -108,7 +109,7 @@ class Item(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_key: Mapped[str] = mapped_column(String(32), unique=True)
-    case_id: Mapped[str] = mapped_column(String(128), index=True)
+    case_id: Mapped[str] = mapped_column(String(CASE_ID_MAX), index=True)
     source: Mapped[str] = mapped_column(String(64))
     diagnosis_text: Mapped[str] = mapped_column(Text)
     regimen_text: Mapped[str] = mapped_column(Text)

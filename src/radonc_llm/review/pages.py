@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from radonc_llm.review.accounts import (
     authenticate,
@@ -22,6 +23,7 @@ from radonc_llm.review.accounts import (
     login_blocked,
     start_session,
 )
+from radonc_llm.review.db import driver_reason
 from radonc_llm.review.deps import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -51,6 +53,10 @@ from radonc_llm.review.settings import ReviewSettings
 logger = logging.getLogger(__name__)
 router = APIRouter()
 RATING_FIELDS = tuple(RatingCreate.model_fields)
+SIGN_IN_ENDED = (
+    "Your sign-in has expired or ended, so the rating you sent was not saved. "
+    "Sign in again to go on."
+)
 
 
 def render(
@@ -109,7 +115,8 @@ def login_form(
 def login_page(request: Request, db: SessionDep, settings: SettingsDep) -> Response:
     if find_session(db, request.cookies.get(SESSION_COOKIE)) is not None:
         return redirect("/")
-    return login_form(request, settings)
+    ended = request.query_params.get("expired") == "1"
+    return login_form(request, settings, error=SIGN_IN_ENDED if ended else None)
 
 
 @router.post("/login")
@@ -276,6 +283,18 @@ def rate_item(
         assignment, _changed = save_rating(db, user, public_id, submitted)
     except AssignmentNotFound:
         raise HTTPException(404) from None
+    except DBAPIError as exc:
+        # A locked, read-only or unreachable database: the reviewer keeps what they typed.
+        db.rollback()
+        logger.error("rating of %s by %s not saved: %s", public_id, user.username, exc.orig)
+        message = (
+            f"The review database did not take the rating ({driver_reason(exc)}). Nothing "
+            "was saved; your answers are still in the form: press Save again in a moment, and "
+            "tell the study coordinator if this keeps happening."
+        )
+        return item_page(
+            request, db, user, login, public_id, values=values, errors=[message], status_code=503
+        )
     following = next_unrated(db, user.username, after=assignment.position)
     if following is None:
         return redirect(f"/queue?saved={assignment.position}")

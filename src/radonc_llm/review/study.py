@@ -26,7 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from radonc_llm.data.cases import Case
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.review.models import REFERENCE_SOURCE, USERNAME_MAX, USERNAME_PATTERN
+from radonc_llm.review.models import (
+    CASE_ID_MAX,
+    REFERENCE_SOURCE,
+    USERNAME_MAX,
+    USERNAME_PATTERN,
+)
 from radonc_llm.review.settings import STUDY_FILE
 from radonc_llm.storage import file_sha256, iter_jsonl, write_json_atomic
 
@@ -141,12 +146,14 @@ def read_regimen_predictions(
     texts: dict[str, str] = {}
     first_line: dict[str, int] = {}
     unknown: list[tuple[int, str]] = []
+    other_tasks: Counter[str] = Counter()
     for line, obj in iter_jsonl(path):
         try:
             row = PredictionRow.model_validate(obj)
         except ValidationError as exc:
             raise RadoncInputError.from_validation_error(exc, file=path, row=line) from None
         if row.task != "regimen":
+            other_tasks[row.task] += 1
             continue
         if row.case_id in texts:
             raise RadoncInputError(
@@ -162,6 +169,13 @@ def read_regimen_predictions(
         texts[row.case_id] = (row.prediction or "").strip() or row.raw.strip()
         if case_ids is not None and row.case_id not in case_ids:
             unknown.append((line, row.case_id))
+    if not texts:
+        held = ", ".join(f"{count} of task {task}" for task, count in sorted(other_tasks.items()))
+        raise RadoncInputError(
+            (f"has no regimen rows, only {held}" if held else "has no prediction rows at all")
+            + "; the review shows regimen answers: predict the regimen task into this file",
+            file=path,
+        )
     if unknown:
         line, case_id = unknown[0]
         raise RadoncInputError(
@@ -280,6 +294,14 @@ def build_study(
     items: list[StudyItem] = []
     item_ids = _opaque_ids(rng, len(chosen) * len(sources), 6)
     for case in chosen:
+        # PostgreSQL refuses a longer one at load time (SQLite would keep it): same on both.
+        if len(case.case_id) > CASE_ID_MAX:
+            raise RadoncInputError(
+                f"case_id '{case.case_id[:40]}...' has {len(case.case_id)} characters; the "
+                f"review keeps case ids of at most {CASE_ID_MAX}",
+                file=cases_file,
+                field="case_id",
+            )
         _refuse_nul(case.diagnosis_text, case.case_id, file=cases_file, field="diagnosis_text")
         for source in sources:
             if source == REFERENCE_SOURCE:
