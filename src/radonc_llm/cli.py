@@ -168,6 +168,13 @@ def curate(
             "latin-1 is refused."
         ),
     ] = "utf-8",
+    date_order: Annotated[
+        str | None,
+        typer.Option(
+            help="How the export writes dates with numbers only: dmy (31/12/2024) or mdy "
+            "(12/31/2024). Without it such dates are refused, as 03/04/2021 reads two ways."
+        ),
+    ] = None,
 ) -> None:
     """Curate a raw export into cases: one diagnosis and one clear primary plan per patient."""
     from radonc_llm.data.cohort import curate_export, write_curation
@@ -176,7 +183,7 @@ def curate(
 
     check_output_folder(out)  # before the work, not after it
     with console.status("Curating the export"):
-        result = curate_export(raw, encoding=encoding)
+        result = curate_export(raw, encoding=encoding, date_order=date_order)
         write_curation(result, out)
     console.print(funnel_table(result))
     console.print(ledger_table(result))

@@ -414,10 +414,12 @@ def _site_for(code: str) -> str:
     return site_for_icd10(code)
 
 
-def curate_export(raw_dir: str | Path, *, encoding: str = "utf-8") -> CurationResult:
+def curate_export(
+    raw_dir: str | Path, *, encoding: str = "utf-8", date_order: str | None = None
+) -> CurationResult:
     """Apply the curation steps to every patient of a raw export (CSV/JSONL text saved in
-    `encoding`)."""
-    tables = read_export(raw_dir, encoding=encoding)
+    `encoding`; dates written with numbers only read in `date_order`, "dmy" or "mdy")."""
+    tables = read_export(raw_dir, encoding=encoding, date_order=date_order)
     records, ledger = group_by_patient(tables)
     ledger = list(ledger)
     remaining = len(records)

@@ -311,6 +311,49 @@ _TIME_SUFFIX = re.compile(
 )
 
 
+# The order a user names for dates written with numbers only ("31/12/2024": dmy, "12/31/2024":
+# mdy); without it such a date is refused, since "03/04/2021" reads two ways.
+DATE_ORDERS = ("dmy", "mdy")
+_NUMERIC_DATE = re.compile(
+    r"(?P<first>\d{1,2})(?P<sep>[/.-])(?P<second>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})"
+    r"(?P<time>[ T]\d{1,2}:\d{2}.*)?"
+)
+
+
+def ordered_date_text(value: str, order: str | None) -> str:
+    """A date written with numbers only as YYYY-MM-DD, read in the `order` the user named;
+    other text (and every text without an order) comes back unchanged for `_date` to read."""
+    text = _spreadsheet_text(value).strip()
+    found = _NUMERIC_DATE.fullmatch(text)
+    if order is None or found is None:
+        return value
+    if len(found["year"]) == 2:
+        raise BadValue(
+            "bad_date", f"'{text}' has a two-digit year, whose century is not guessed: write "
+            "dates as YYYY-MM-DD",
+        )  # fmt: skip
+    first, second = int(found["first"]), int(found["second"])
+    day, month = (first, second) if order == "dmy" else (second, first)
+    try:
+        return dt.date(int(found["year"]), month, day).isoformat()
+    except ValueError as exc:
+        raise BadValue(
+            "bad_date", f"'{text}' is no date read as {_ORDER_NAMES[order]} ({exc})"
+        ) from None
+
+
+_ORDER_NAMES = {"dmy": "day/month/year", "mdy": "month/day/year"}
+
+
+def check_date_order(order: str | None) -> str | None:
+    if order is not None and order not in DATE_ORDERS:
+        raise RadoncInputError(
+            f"unknown date order {order!r}: dmy (31/12/2024) or mdy (12/31/2024)",
+            field="date_order",
+        )
+    return order
+
+
 def _date(value: str) -> dt.date:
     text = _spreadsheet_text(value)
     for parse in (dt.date.fromisoformat, lambda s: dt.datetime.fromisoformat(s).date()):
@@ -327,7 +370,9 @@ def _date(value: str) -> dt.date:
     if re.match(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b", text):
         # "03/04/2021" is 3 April in a European export and 4 March in a US one: never guessed.
         raise BadValue(
-            "bad_date", f"'{text}' could be day/month or month/day: write dates as YYYY-MM-DD"
+            "bad_date",
+            f"'{text}' could be day/month or month/day: write dates as YYYY-MM-DD, or name "
+            "the export's order (curate --date-order dmy for 31/12/2024, mdy for 12/31/2024)",
         )
     if _TWO_DIGIT_YEAR.fullmatch(day):
         raise BadValue(
@@ -399,6 +444,8 @@ class TableSpec:
     prepare: Callable[[dict[str, str]], dict[str, str]] | None = None
     # Columns of numbers, read with the decimal mark of the file they are in.
     numbers: tuple[str, ...] = ()
+    # Columns of dates, read in the day/month order the user names, if any.
+    dates: tuple[str, ...] = ()
 
 
 _DOSE_WITH_UNIT = re.compile(
@@ -437,6 +484,7 @@ TABLES: dict[str, TableSpec] = {
         required=("patient_id", "birth_year", "sex"),
         key="patient_id",
         numbers=("birth_year",),
+        dates=("birth_year",),  # a birth date's year
     ),
     "diagnoses": TableSpec(
         name="diagnoses",
@@ -449,6 +497,7 @@ TABLES: dict[str, TableSpec] = {
         },
         required=("patient_id", "diagnosis_id", "diagnosis_date", "icd10", "diagnosis_text"),
         key="diagnosis_id",
+        dates=("diagnosis_date",),
     ),
     "treatment_courses": TableSpec(
         name="treatment_courses",
@@ -487,6 +536,7 @@ TABLES: dict[str, TableSpec] = {
         key="plan_id",
         prepare=_dose_with_unit,
         numbers=("dose", "fractions"),
+        dates=("start_date",),
     ),
 }
 
@@ -1006,11 +1056,14 @@ def _patient_id(value: Any) -> str | None:
     return text
 
 
-def read_table(path: str | Path, spec: TableSpec, *, encoding: str = "utf-8") -> RawTable:
+def read_table(
+    path: str | Path, spec: TableSpec, *, encoding: str = "utf-8", date_order: str | None = None
+) -> RawTable:
     """Read one raw table; unreadable rows and duplicate keys go to the table's ledger.
 
     `encoding`: what a CSV/JSONL export was saved in ("cp1252" for a Windows export); it is
-    never guessed.
+    never guessed. `date_order` ("dmy", "mdy"): how its dates written with numbers only
+    ("31/12/2024") are read; without it they are refused.
     """
     path = Path(path)
     table = RawTable(name=spec.name, path=path)
@@ -1032,7 +1085,7 @@ def read_table(path: str | Path, spec: TableSpec, *, encoding: str = "utf-8") ->
             )  # fmt: skip
             continue
         patient_id = _patient_id(record.get("patient_id"))
-        values, problem = _parse_record(record, spec, decimal)
+        values, problem = _parse_record(record, spec, decimal, date_order)
         if problem is not None:
             column, error = problem
             table.ledger.append(
@@ -1136,7 +1189,10 @@ def _file_decimal_mark(
 
 
 def _parse_record(
-    record: dict[str, Any], spec: TableSpec, decimal: DecimalMark = POINT
+    record: dict[str, Any],
+    spec: TableSpec,
+    decimal: DecimalMark = POINT,
+    date_order: str | None = None,
 ) -> tuple[dict[str, Any], tuple[str, BadValue] | None]:
     cells: dict[str, str] = {}
     for column in spec.columns:
@@ -1152,6 +1208,11 @@ def _parse_record(
     for column in spec.numbers:
         try:
             cells[column] = localized_number(_spreadsheet_text(cells[column]), decimal)
+        except BadValue as error:
+            return {}, (column, error)
+    for column in spec.dates:
+        try:
+            cells[column] = ordered_date_text(cells[column], date_order)
         except BadValue as error:
             return {}, (column, error)
     values: dict[str, Any] = {}
@@ -1224,10 +1285,13 @@ def check_encoding(encoding: str) -> str:
         ) from None
 
 
-def read_export(raw_dir: str | Path, *, encoding: str = "utf-8") -> dict[str, RawTable]:
+def read_export(
+    raw_dir: str | Path, *, encoding: str = "utf-8", date_order: str | None = None
+) -> dict[str, RawTable]:
     """Read the three tables of a raw export."""
     encoding = check_encoding(encoding)
+    date_order = check_date_order(date_order)
     return {
-        name: read_table(find_table(raw_dir, name), spec, encoding=encoding)
+        name: read_table(find_table(raw_dir, name), spec, encoding=encoding, date_order=date_order)
         for name, spec in TABLES.items()
     }
