@@ -41,7 +41,25 @@ def test_acceptability_counts_minor_edits_as_acceptable():
     assert base["counts"] == {"acceptable": 2, "minor_edits": 1, "unacceptable": 2}
     assert base["acceptable_rate"] == pytest.approx(3 / 5)
     assert base["as_is_rate"] == pytest.approx(2 / 5)
-    assert base["acceptable_ci95"] == pytest.approx(wilson_interval(3, 5))
+    # Item 0 is rated twice (both acceptable): acceptable per item a = 2, 1, 0, 0 of m = 2, 1,
+    # 1, 1; p = 0.6; sum (a - p m)^2 = 0.64 + 0.16 + 0.36 + 0.36 = 1.52; variance = 1.52 /
+    # (4 x 3 x 1.25^2) = 0.0810667; effective n = 0.24 / 0.0810667 = 2.9605, not 5.
+    assert base["n_items"] == 4
+    assert base["acceptable_n_effective"] == pytest.approx(0.24 / (1.52 / 18.75))
+    assert base["acceptable_ci95"] == pytest.approx(
+        wilson_interval(0.6 * 2.96053, 2.96053), abs=1e-5
+    )
+    assert base["acceptable_ci95"][0] < wilson_interval(3, 5)[0]
+
+
+def test_items_rated_once_keep_wilson_over_ratings_and_agreeing_pairs_count_once():
+    once = acceptability_by_source(records("base", {"a": [2, 1, 0, 0, 2]}))["base"]
+    assert once["acceptable_n_effective"] == 5
+    assert once["acceptable_ci95"] == pytest.approx(wilson_interval(3, 5))
+    # Two reviewers who agree on every item: 4 items, 8 ratings, all acceptable -> 4 units.
+    agreeing = acceptability_by_source(records("base", {"a": [2, 2, 1, 1], "b": [2, 2, 1, 1]}))
+    assert agreeing["base"]["acceptable_n_effective"] == 4
+    assert agreeing["base"]["acceptable_ci95"] == pytest.approx(wilson_interval(4, 4))
 
 
 def test_paired_wilcoxon_on_mean_case_scores():

@@ -1281,7 +1281,9 @@ def _review_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             "Clinical acceptability of the regimens by source (95% Wilson CI).",
             ["Source", "Ratings", "Acceptable (95% CI)", "As is (95% CI)", *RATINGS.values()],
             rows,
-            note="One rating is the unit: an item rated by two reviewers counts twice.",
+            note="One rating is the unit of the rates: an item rated by two reviewers counts "
+            "twice. The intervals do not count its two ratings as independent: Wilson's "
+            "interval at the effective number of ratings (the items' design effect).",
         )
     )
     comparison = review.get("comparison")

@@ -41,8 +41,9 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> list[float] | None:
-    """Wilson score interval of a proportion; None when n is 0."""
+def wilson_interval(successes: float, n: float, *, confidence: float = 0.95) -> list[float] | None:
+    """Wilson score interval of a proportion; None when n is 0. Counts may be effective
+    (non-integer) ones."""
     if n == 0:
         return None
     from statsmodels.stats.proportion import proportion_confint
@@ -51,10 +52,35 @@ def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> list
     return [float(low), float(high)]
 
 
+def effective_ratings(successes: Sequence[int], ratings: Sequence[int]) -> float:
+    """How many independent ratings the ratings of `len(ratings)` items are worth, when item i
+    got `ratings[i]` ratings of which `successes[i]` were a success (review overlap).
+
+    Two reviewers' ratings of one regimen agree more often than two regimens' do, so counting
+    every rating as a unit makes an interval too narrow. The share's variance over items (the
+    ratio estimator's: the spread of successes[i] - p * ratings[i] between items) against the
+    binomial variance over ratings is the design effect; the effective n is n over it, never
+    above n. Every item rated once: n. A share of 0 or 1 shows no spread to measure: one
+    unit per item.
+    """
+    n, k = sum(ratings), len(ratings)
+    if max(ratings, default=0) <= 1:
+        return float(n)
+    share = sum(successes) / n
+    if k < 2 or share in (0, 1):
+        return float(k)
+    spread = sum((a - share * m) ** 2 for a, m in zip(successes, ratings, strict=True))
+    variance = spread / (k * (k - 1) * (n / k) ** 2)
+    return float(n) if variance == 0 else min(float(n), share * (1 - share) / variance)
+
+
 def acceptability_by_source(records: Sequence[RatingRecord]) -> dict[str, dict[str, Any]]:
     """Per source: rating counts, acceptable rate and as-is rate with Wilson 95% CIs.
 
-    The unit is one rating; with overlap an item rated by two reviewers counts twice.
+    The rates count ratings: with overlap an item rated by two reviewers counts twice. Their
+    intervals do not count such ratings as independent: Wilson's interval is taken at the
+    effective number of ratings (`effective_ratings`, reported as `n_effective`), the rate
+    kept. With every item rated once that is n, and the interval Wilson's over ratings.
     """
     by_source: dict[str, list[RatingRecord]] = defaultdict(list)
     for record in records:
@@ -63,15 +89,25 @@ def acceptability_by_source(records: Sequence[RatingRecord]) -> dict[str, dict[s
     for source in sorted(by_source):
         ratings = [record.rating for record in by_source[source]]
         n = len(ratings)
-        acceptable = sum(rating in ACCEPTABLE_RATINGS for rating in ratings)
-        as_is = ratings.count("acceptable")
+        by_item: dict[str, list[str]] = defaultdict(list)
+        for record in by_source[source]:
+            by_item[record.item_id].append(record.rating)
+        counts = [len(item) for item in by_item.values()]
+        acceptable = [sum(r in ACCEPTABLE_RATINGS for r in item) for item in by_item.values()]
+        as_is = [item.count("acceptable") for item in by_item.values()]
+        n_acceptable, n_as_is = sum(acceptable), sum(as_is)
+        acceptable_n = effective_ratings(acceptable, counts)
+        as_is_n = effective_ratings(as_is, counts)
         result[source] = {
             "n": n,
+            "n_items": len(by_item),
             "counts": {key: ratings.count(key) for key in RATINGS},
-            "acceptable_rate": acceptable / n,
-            "acceptable_ci95": wilson_interval(acceptable, n),
-            "as_is_rate": as_is / n,
-            "as_is_ci95": wilson_interval(as_is, n),
+            "acceptable_rate": n_acceptable / n,
+            "acceptable_ci95": wilson_interval(n_acceptable / n * acceptable_n, acceptable_n),
+            "acceptable_n_effective": acceptable_n,
+            "as_is_rate": n_as_is / n,
+            "as_is_ci95": wilson_interval(n_as_is / n * as_is_n, as_is_n),
+            "as_is_n_effective": as_is_n,
         }
     return result
 
