@@ -30,7 +30,14 @@ def _load(tmp_path: Path, text: str | bytes):
         ("model: tiny-llama\nlora_rank: 8\nlora_rank: 16\n", r"line 3.*'lora_rank' is given twice"),
         ("", "the file is empty"),
         ("# only a comment\n", "the file is empty"),
-        ("- model: tiny-llama\n", "expected a mapping of field: value, got a list"),
+        ("- model: tiny-llama\n", r"expected a mapping of field: value .*, got a list"),
+        ("tiny-llama\n", r"got a single str \('tiny-llama'\)"),
+        ("16\n", r"got a single int \(16\)"),
+        ("\ufeffmodel: tiny-llama\nmodel: tiny-mistral\n", "'model' is given twice"),
+        ("model: tiny-llama\ntrain:\n\tlora_rank: 8\n", "line 3.*indents with spaces"),
+        ("model: tiny-llama\n".encode("utf-16"), "UTF-16 text, not UTF-8"),
+        ("model: tiny-llama\n---\nlora_rank: 8\n", "remove the '---' line"),
+        ("model:tiny-llama\n", "put a space after each colon"),
         (b"# caf\xe9\nmodel: tiny-llama\n", r"not UTF-8 text \(byte 0xe9 on line 1\)"),
         ("model: tiny-llama\nlora_rank:\t8\n", "line 2.*indents with spaces, never tabs"),
         ("seed: !!python/object/apply:os.system ['true']\n", "tags such as !!python"),
@@ -102,3 +109,80 @@ def test_a_7b_model_without_cuda_warns_at_load(tmp_path, config_text, monkeypatc
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.warns(UserWarning, match="'llama2-7b' is a 7B model, set up for a CUDA GPU"):
         _load(tmp_path, config_text.replace("tiny-llama", "llama2-7b"))
+
+
+def test_a_bom_is_read_as_the_start_of_a_utf8_file(tmp_path, config_text):
+    assert _load(tmp_path, b"\xef\xbb\xbf" + config_text.encode()).lora_rank == 8
+
+
+@pytest.mark.parametrize(
+    "line,field,reason",
+    [
+        (
+            "lora_rank: null",
+            "lora_rank",
+            "line 4: is empty (null); give a value, or delete the line to use the default (16)",
+        ),
+        ("lora_rank:", "lora_rank", "line 4: is empty"),
+        ("tasks:", "tasks", "the default ([regimen, modality, icd10])"),
+        ("lora_rank: yes", "lora_rank", "expected a number, got true (YAML reads unquoted"),
+        ("quantization: no", "quantization", "got false (YAML reads unquoted"),
+        ("lr_scheduler: Cosine", "lr_scheduler", "'constant', got 'Cosine'"),
+        ("epochs: 1,5", "epochs", "got '1,5'; write a decimal point, not a comma"),
+        ("tasks: regimen", "tasks", "a valid list, got 'regimen'"),
+        ("lora_rank: 0", "lora_rank", "line 4: Input should be greater than 0, got 0"),
+        ("learning_rte: 1e-3", "learning_rte", "line 4: unknown field"),
+        ("max_train_examples_per_task: 2.5", "max_train_examples_per_task", "part (2.5)"),
+        (
+            "max_train_examples_per_task: {regimen: 2.5}",
+            "max_train_examples_per_task",
+            "the count of task 'regimen' must be a whole number, got 2.5",
+        ),
+    ],
+)
+def test_a_bad_value_says_what_the_file_gave_and_on_which_line(
+    tmp_path, config_text, line, field, reason
+):
+    with pytest.raises(RadoncInputError) as info:
+        _load(tmp_path, config_text.replace("lora_rank: 8\n", "") + line + "\n")
+    assert reason in info.value.reason, info.value.reason
+    assert info.value.field == field
+
+
+def test_numbers_in_the_forms_people_write_them_load(tmp_path, config_text):
+    text = config_text + 'learning_rate: 5e-4\nweight_decay: "1E-2"\nwarmup_ratio: 5.e-2\n'
+    config = _load(tmp_path, text + "length_grouping: no\ngroup_by_task: off\n")
+    assert (config.learning_rate, config.weight_decay, config.warmup_ratio) == (5e-4, 0.01, 0.05)
+    assert config.length_grouping is False and config.group_by_task is False
+
+
+def test_a_study_recipe_given_to_train_says_to_run_it(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("name: demo\nexport:\n  synthetic: {patients: 20}\n")
+    with pytest.raises(RadoncInputError, match=f"study recipe .*`radonc-llm run {path}`"):
+        load_train_config(path)
+
+
+def test_a_relative_folder_beside_the_config_says_paths_are_read_from_the_working_folder(
+    tmp_path, monkeypatch
+):
+    project = tmp_path / "project"
+    write_task_dir(project / "tasks" / "train", 4)
+    (project / "config.yaml").write_text(
+        "model: tiny-llama\ntrain_dir: tasks/train\nval_dir: null\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RadoncInputError) as info:
+        load_train_config("project/config.yaml")
+    assert info.value.field == "train_dir"
+    assert "relative to the working folder" in info.value.reason
+    assert "project/tasks/train/regimen.jsonl exists, so run from project" in info.value.reason
+
+
+def test_a_file_named_by_another_says_which(tmp_path):
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("- lora_rank: 8\n")
+    with pytest.raises(RadoncInputError, match=r"got a list .*\(the train_preset of r.yaml\)"):
+        read_config_file(preset, named_by="the train_preset of r.yaml")
+    with pytest.raises(RadoncInputError, match=r"is a folder.*\(the train_preset of r.yaml\)"):
+        read_config_file(tmp_path, named_by="the train_preset of r.yaml")

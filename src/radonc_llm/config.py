@@ -11,6 +11,7 @@ import re
 import types
 import typing
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from radonc_llm.data.cases import TASKS
 from radonc_llm.errors import RadoncInputError
@@ -39,8 +41,12 @@ class ConfigModel(BaseModel):
     @classmethod
     def _no_true_or_false_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, bool) and _is_numeric(cls.model_fields[info.field_name].annotation):
-            raise ValueError(f"expected a number, got {str(value).lower()}")
+            raise ValueError(f"expected a number, got {str(value).lower()}{YAML_BOOLEANS}")
         return value
+
+
+# YAML 1.1, which PyYAML reads, takes these words unquoted as booleans.
+YAML_BOOLEANS = " (YAML reads unquoted true/false, yes/no and on/off as booleans)"
 
 
 def _is_numeric(annotation: Any) -> bool:
@@ -288,8 +294,10 @@ class TrainConfig(ConfigModel):
         for task in tasks:
             path = Path(value) / f"{task}.jsonl"
             if not path.is_file():
+                config_file = (info.context or {}).get("config_file")
                 raise ValueError(
-                    f"missing data file {in_working_folder(path)} (write it with `radonc-llm tasks`)"
+                    f"missing data file {in_working_folder(path)} (write it with `radonc-llm "
+                    f"tasks`){_beside_the_config(path, config_file)}"
                 )
             if not _has_a_line(path):
                 raise ValueError(f"{path} holds no examples of task '{task}'")
@@ -305,7 +313,15 @@ class TrainConfig(ConfigModel):
     @field_validator("max_train_examples_per_task", mode="before")
     @classmethod
     def _count_or_counts(cls, value: Any) -> Any:
-        if value is None or isinstance(value, int | float | dict):
+        if isinstance(value, dict):
+            for task, count in value.items():
+                whole = isinstance(count, int) or (isinstance(count, float) and count.is_integer())
+                if isinstance(count, bool) or not whole:
+                    raise ValueError(
+                        f"the count of task '{task}' must be a whole number, got {count!r}"
+                    )
+            return value
+        if value is None or isinstance(value, int | float):
             return value
         raise ValueError(
             f"expected a number, a mapping of task: number ({{regimen: 1300}}) or null, got {value!r}"
@@ -374,6 +390,20 @@ def _warn_without_cuda(model: str) -> None:
         )
 
 
+def _beside_the_config(path: Path, config_file: Path | None) -> str:
+    """A hint where a relative path that is missing from the working folder lies beside the
+    config file: relative paths are read from the working folder, never the config's folder."""
+    if config_file is None or path.is_absolute():
+        return ""
+    beside = Path(config_file).parent / path
+    if Path(config_file).parent.resolve() == Path.cwd().resolve() or not beside.exists():
+        return ""
+    return (
+        f"; relative paths are read from the working folder, not from the config file's folder: "
+        f"{beside} exists, so run from {Path(config_file).parent} or give the absolute path"
+    )
+
+
 def _has_a_line(path: Path) -> bool:
     with path.open("rb") as handle:
         return any(line.strip() for line in handle)
@@ -382,8 +412,22 @@ def _has_a_line(path: Path) -> bool:
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     """Read and validate a training YAML; the first problem fails naming file and field."""
     raw = read_config_file(path)
+    study_keys = [key for key in STUDY_ONLY_KEYS if key in raw]
+    if study_keys:
+        raise RadoncInputError(
+            f"this is a study recipe (it has '{study_keys[0]}'), not a training config: run it "
+            f"with `radonc-llm run {path}`, or train from a training config such as "
+            "configs/smollm2/lora_multitask.yaml",
+            file=path,
+        )
     raw.update(overrides)
-    return validate_config(TrainConfig, raw, file=path)
+    return validate_config(
+        TrainConfig, raw, file=path, context={"config_file": Path(path)}, set_in_code=overrides
+    )
+
+
+# Keys of a `radonc-llm run` recipe that a training config never has.
+STUDY_ONLY_KEYS = ("kind", "export", "runs_dir", "train_preset")
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -418,37 +462,52 @@ _ConfigLoader.add_implicit_resolver(
 )
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path: str | Path, *, named_by: str | None = None) -> dict[str, Any]:
     """A YAML config file as a mapping of field: value (`yaml.safe_load`, duplicate keys
     refused); a missing, unreadable, empty or non-UTF-8 file, bad YAML or anything but a
-    mapping fails naming the file."""
+    mapping fails naming the file. `named_by` says which other file named this one (e.g. "the
+    train_preset of recipe.yaml"), and goes into each message."""
     path = Path(path)
+    by = f" ({named_by})" if named_by else ""
     if path.is_dir():
-        raise RadoncInputError("is a folder; give the YAML config file itself", file=path)
+        raise RadoncInputError(f"is a folder; give the YAML config file itself{by}", file=path)
     if not path.is_file():
         where = "" if path.is_absolute() else f" in the working folder {Path.cwd()}"
-        raise RadoncInputError(f"config file not found{where}", file=path)
+        raise RadoncInputError(f"config file not found{where}{by}", file=path)
     try:
         text = path.read_bytes().decode("utf-8")
         raw = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
     except OSError as exc:
-        raise RadoncInputError(f"cannot read the file ({exc.strerror})", file=path) from None
+        raise RadoncInputError(f"cannot read the file ({exc.strerror}){by}", file=path) from None
     except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise RadoncInputError(
-            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); "
-            "save the file as UTF-8",
-            file=path,
-        ) from None
+        raise RadoncInputError(f"{_not_utf8(exc)}; save the file as UTF-8{by}", file=path) from None
     except yaml.YAMLError as exc:
-        raise RadoncInputError(f"not valid YAML: {_yaml_problem(exc)}", file=path) from None
+        raise RadoncInputError(f"not valid YAML: {_yaml_problem(exc)}{by}", file=path) from None
     if raw is None:
-        raise RadoncInputError("the file is empty; expected lines of field: value", file=path)
+        raise RadoncInputError(f"the file is empty; expected lines of field: value{by}", file=path)
     if not isinstance(raw, dict):
         raise RadoncInputError(
-            f"expected a mapping of field: value, got a {type(raw).__name__}", file=path
+            f"expected a mapping of field: value (lines such as `lora_rank: 16`), got "
+            f"{_a_yaml_kind(raw)}{by}",
+            file=path,
         )
     return raw
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    if exc.object.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text, not UTF-8"
+    line = exc.object[: exc.start].count(b"\n") + 1
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line})"
+
+
+def _a_yaml_kind(value: Any) -> str:
+    """What a YAML document holds instead of a mapping: 'a list (...)', "a single str ('x')"."""
+    if isinstance(value, list):
+        return "a list (lines starting with '- ')"
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    hint = "; put a space after each colon" if isinstance(value, str) and ":" in value else ""
+    return f"a single {type(value).__name__} ({shown}){hint}"
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -459,6 +518,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
         problem += " (YAML indents with spaces, never tabs)"
     if "could not determine a constructor" in problem:
         problem += " (configs hold plain values: tags such as !!python/... are refused)"
+    if "another document" in problem:
+        problem += " (a config is one YAML document: remove the '---' line)"
     if mark is None:
         return problem
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
@@ -470,23 +531,132 @@ def validate_config(
     *,
     file: str | Path | None = None,
     context: dict[str, Any] | None = None,
+    set_in_code: Iterable[str] = (),
 ):
-    """Validate `raw` against a config model; turn the first error into a RadoncInputError."""
+    """Validate `raw` against a config model; turn the first error into a RadoncInputError
+    naming the file, the field, the field's line in `file` (unless the field is one of
+    `set_in_code`) and the fix."""
     try:
         return model.model_validate(raw, context=context)
     except ValidationError as exc:
         error = RadoncInputError.from_validation_error(exc, file=file)
         first = exc.errors()[0]
+        reason = error.reason
         if first["type"] == "extra_forbidden":
             section = _section_model(model, first["loc"][:-1])
             close = difflib.get_close_matches(str(first["loc"][-1]), section.model_fields, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            error = RadoncInputError(
-                f"unknown field{hint}; known fields: {', '.join(section.model_fields)}",
-                file=file,
-                field=error.field,
-            )
-        raise error from None
+            reason = f"unknown field{hint}; known fields: {', '.join(section.model_fields)}"
+            if file is not None and model is not TrainConfig and _is_a_training_config(raw):
+                reason = _training_config_given(file)
+        elif first["type"] == "missing" and file is not None and _is_a_training_config(raw):
+            reason = _training_config_given(file)
+        elif first["type"] == "missing":
+            reason = _missing_field(model, first["loc"])
+        else:
+            reason = _with_the_value(reason, first, model)
+        loc = tuple(part for part in first["loc"] if not _is_a_union_member(part))
+        field = ".".join(str(part) for part in loc) or None
+        line = None
+        if file is not None and loc and loc[0] not in set(set_in_code):
+            line = _key_line(Path(file), loc)
+        if line is not None:
+            reason = f"line {line}: {reason}"
+        raise RadoncInputError(reason, file=file, field=field) from None
+
+
+def _is_a_union_member(part: str | int) -> bool:
+    """Whether a part of a pydantic error location is the union member tried ('int',
+    'dict[str,int]'), not a field or key."""
+    return isinstance(part, str) and (
+        part in ("int", "float", "str", "bool") or part.startswith(("dict[", "list[", "tuple["))
+    )
+
+
+def _is_a_training_config(raw: dict) -> bool:
+    return bool(raw) and all(key in TrainConfig.model_fields for key in raw)
+
+
+def _training_config_given(file: str | Path) -> str:
+    return (
+        "this is a training config (its fields are those of `radonc-llm train`), not a study "
+        f"recipe: train with `radonc-llm train {file}`, or run a study recipe such as "
+        "configs/demo.yaml"
+    )
+
+
+def _with_the_value(reason: str, error: dict, model: type[BaseModel]) -> str:
+    """Pydantic's reason with what the file gave, and the fix where a YAML reading explains
+    it: an empty value (null), a word YAML took for a boolean, a decimal comma."""
+    value = error.get("input")
+    if error["type"] in ("value_error", "assertion_error", "model_type"):
+        return reason
+    if value is None:
+        default = _default_of(model, error["loc"])
+        fix = f", or delete the line to use the default ({default})" if default is not None else ""
+        return f"is empty (null); give a value{fix}"
+    if isinstance(value, bool):
+        return f"{reason}, got {str(value).lower()}{YAML_BOOLEANS}; quote the word"
+    if not isinstance(value, str | int | float):
+        return reason
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    reason += f" ({shown})" if "got" in reason else f", got {shown}"
+    if isinstance(value, str) and re.fullmatch(r"[-+]?\d+,\d+", value.strip()):
+        reason += "; write a decimal point, not a comma"
+    return reason
+
+
+def _missing_field(model: type[BaseModel], loc: tuple) -> str:
+    """'missing: add a line `name: ...` (Run name; ...)'."""
+    info = _field_info(model, loc)
+    described = f" ({info.description})" if info is not None and info.description else ""
+    return f"missing: add a line `{loc[-1]}: ...`{described}"
+
+
+def _field_info(model: type[BaseModel], loc: tuple) -> FieldInfo | None:
+    """The field at `loc` (("predict", "batch_size")); None for a list item or a dict key."""
+    try:
+        return _section_model(model, loc[:-1]).model_fields[loc[-1]]
+    except (KeyError, StopIteration, TypeError, IndexError):
+        return None
+
+
+def _default_of(model: type[BaseModel], loc: tuple) -> str | None:
+    """The default of the field at `loc`, as YAML writes it; None for a required field or a
+    list item."""
+    info = _field_info(model, loc)
+    if info is None or info.is_required():
+        return None
+    default = info.get_default(call_default_factory=True)
+    if isinstance(default, BaseModel):
+        return None
+    if isinstance(default, Path):
+        return str(default)
+    return yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n...")
+
+
+def _key_line(path: Path, loc: tuple) -> int | None:
+    """The line of the field at `loc` (e.g. ("train", "lora_rank")) in a YAML file, or of its
+    nearest enclosing key; None where the file cannot say."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)  # noqa: S506
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = [(k, v) for k, v in node.value if getattr(k, "value", None) == str(part)]
+            if not found:
+                break
+            line, node = found[0][0].start_mark.line + 1, found[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def _section_model(model: type[BaseModel], loc: tuple) -> type[BaseModel]:

@@ -170,14 +170,20 @@ def load_checkpoint(
 
     state = read_checkpoint_state(checkpoint)
     rng_file = checkpoint / f"rng-rank{accelerator.process_index}.pt"
-    if not rng_file.is_file() and not (checkpoint / "rng-rank0.pt").is_file():
-        _damaged(checkpoint, rng_file, "is missing")
-    if not rng_file.is_file():
+    if not (checkpoint / "rng-rank0.pt").is_file():
+        _damaged(checkpoint, checkpoint / "rng-rank0.pt", "is missing")
+    written_by = len(list(checkpoint.glob("rng-rank*.pt")))
+    if written_by != accelerator.num_processes:
+        # Another number of processes makes another global batch, so another data order.
         raise RadoncInputError(
-            f"no RNG state of process {accelerator.process_index}: the checkpoint was written by "
-            "fewer processes; resume with the same number of processes",
+            f"the checkpoint was written by {written_by} process(es) and this resume runs "
+            f"{accelerator.num_processes}: the global batch and the data order would change; "
+            f"resume with {written_by} (`processes: {written_by}` in the config, or the same "
+            "`accelerate launch --num_processes`)",
             file=checkpoint,
         )
+    if not rng_file.is_file():
+        _damaged(checkpoint, rng_file, "is missing")
     weights_file = checkpoint / "adapter" / "adapter_model.safetensors"
     try:
         weights = load_file(str(weights_file))

@@ -40,12 +40,18 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from radonc_llm.config import TrainConfig
+from radonc_llm.config import TrainConfig, in_working_folder
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.models import attention as grouped_attention
 from radonc_llm.models.lora import add_lora
 from radonc_llm.models.precision import resolve_precision
-from radonc_llm.models.registry import MODEL_REGISTRY, load_model, resolve_model, run_status
+from radonc_llm.models.registry import (
+    MODEL_REGISTRY,
+    is_run_dir,
+    load_model,
+    resolve_model,
+    run_status,
+)
 from radonc_llm.storage import (
     append_jsonl,
     file_sha256,
@@ -459,9 +465,11 @@ def train_adapter(
             optimizer=optimizer,
             scheduler=scheduler,
         )
-        data_hash = state.data_hash
+        # This config's hashes, not the checkpoint's: an older checkpoint accepted after a move
+        # would otherwise hand its old hashes to every later checkpoint.
+        current = (state.config_hash, state.data_hash)
         state = RunState(**{k: v for k, v in saved.items() if k in RunState.__dataclass_fields__})
-        state.data_hash = data_hash
+        state.config_hash, state.data_hash = current
 
     # -- run folder --------------------------------------------------------------------------
     main = accelerator.is_main_process
@@ -821,12 +829,70 @@ def _lr_lambda(kind: str, *, warmup: int, total: int):
 OUTPUT_ONLY_FIELDS = frozenset(
     {"output_dir", "checkpoint_every_steps", "keep_checkpoints", "log_every_steps", "num_threads"}
 )
+# A resume compares the task files by content (the data hash), not by where they lie: a project
+# folder moved or renamed, or a relative config run from another working folder, reads the same
+# data. Only whether a validation folder is given changes the run.
+DATA_FOLDER_FIELDS = frozenset({"train_dir", "val_dir"})
+# A model file up to this size (config, tokenizer, an adapter) is hashed whole; a larger one (a
+# model's weight shards) by its size and three slices, so that starting or resuming a run does
+# not read a 7B model's 13 GB to recognise it.
+WHOLE_HASH_BYTES = 64 << 20
+SLICE_BYTES = 4 << 20
 
 
 def _config_hash(config: TrainConfig) -> str:
-    """Settings that change the weights; output-only fields may differ on resume."""
-    fields = config.model_dump(mode="json", exclude=set(OUTPUT_ONLY_FIELDS))
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+    """Hash of the settings that change the weights (see `_resume_settings`): a resume must
+    match it."""
+    return _settings_hash(_resume_settings(config.model_dump(mode="json")))
+
+
+def _settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _resume_settings(fields: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a config (as `model_dump(mode="json")` gives them) that a resume must
+    keep: all but the output-only ones, the task folders reduced to whether validation runs
+    (their files are compared by content), the model to what it is, not where it lies."""
+    settings = {
+        key: value
+        for key, value in fields.items()
+        if key not in OUTPUT_ONLY_FIELDS | DATA_FOLDER_FIELDS
+    }
+    settings["validates"] = fields.get("val_dir") is not None
+    settings["model"] = _model_identity(str(fields.get("model")))
+    return settings
+
+
+def _model_identity(model: str) -> str:
+    """A registry name or hub id as written; a local model folder (or a training run's adapter)
+    by its files' names and contents, wherever the folder now lies."""
+    path = Path(model).expanduser()
+    if model in MODEL_REGISTRY or not path.is_dir():
+        return model
+    folder = path / "adapter" if is_run_dir(path) else path
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(f"{file.name}:{_file_fingerprint(file)}\n".encode())
+    return f"model folder {digest.hexdigest()[:16]}"
+
+
+def _file_fingerprint(path: Path) -> str:
+    size = path.stat().st_size
+    if size <= WHOLE_HASH_BYTES:
+        return file_sha256(path)
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as handle:
+        for start in (0, size // 2, size - SLICE_BYTES):
+            handle.seek(start)
+            digest.update(handle.read(SLICE_BYTES))
+    return digest.hexdigest()
+
+
+def _older_config_hash(fields: dict[str, Any]) -> str:
+    """The settings hash of checkpoints written before task folders were compared by content:
+    every field but the output-only ones, the task folders and the model as written."""
+    return _settings_hash({k: v for k, v in fields.items() if k not in OUTPUT_ONLY_FIELDS})
 
 
 # What a run folder holds (a per-task run holds one such folder per task); names starting
@@ -940,40 +1006,135 @@ def _data_hash(config: TrainConfig) -> str:
 
 
 def _check_resumable(checkpoint: Path, config: TrainConfig, state: RunState) -> None:
-    """Refuse a checkpoint of other settings or other task files, naming what differs."""
+    """Refuse a checkpoint of other settings or other task files, naming what differs. Where the
+    task folders lie does not matter, only their files' contents."""
     saved = ckpt.read_checkpoint_state(checkpoint)
     run_dir = Path(config.output_dir)
-    if saved.get("config_hash") != state.config_hash:
+    manifest = _run_manifest(run_dir)
+    before = manifest.get("config") if isinstance(manifest.get("config"), dict) else None
+    same_settings = saved.get("config_hash") == state.config_hash or _older_hash_of_these_settings(
+        str(saved.get("config_hash")), config, before
+    )
+    if not same_settings:
         raise RadoncInputError(
             f"checkpoint {checkpoint.name} was made with different settings"
-            f"{_changed_settings(config)}; restore the config or start a new output_dir",
+            f"{_changed_settings(config, before)}; restore the config or start a new output_dir",
             file=run_dir,
             field="output_dir",
         )
-    if saved.get("data_hash") and saved["data_hash"] != state.data_hash:
+    # Checkpoints before the data hash have "": the run's manifest still names each file's hash.
+    changed_files = _changed_data_files(config, manifest.get("data"))
+    if (saved.get("data_hash") and saved["data_hash"] != state.data_hash) or changed_files:
+        what = (
+            f": {'; '.join(changed_files)}"
+            if changed_files
+            else f" (the files in {_data_folders(config)} changed since)"
+        )
         raise RadoncInputError(
-            f"checkpoint {checkpoint.name} was made from other task files: the files in "
-            "train_dir/val_dir changed since; restore them or start a new output_dir",
+            f"checkpoint {checkpoint.name} was made from other task files{what}; restore them "
+            "or start a new output_dir",
             file=run_dir,
             field="output_dir",
         )
 
 
-def _changed_settings(config: TrainConfig) -> str:
-    """' (lora_rank: 4 then, 8 now)': the weight-changing fields that differ from the run's
-    manifest, or '' where the manifest cannot say."""
+def _run_manifest(run_dir: Path) -> dict[str, Any]:
+    """A run's manifest.json ({} where it cannot be read): the config and the task files'
+    hashes it records say what changed since."""
     try:
-        manifest = json.loads((config.output_dir / "manifest.json").read_text(encoding="utf-8"))
-        before = dict(manifest["config"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
-    now = {**config.model_dump(mode="json"), "model": _manifest_model(config.model)}
-    changed = [
-        f"{key}: {before.get(key)!r} then, {value!r} now"
-        for key, value in now.items()
-        if key not in OUTPUT_ONLY_FIELDS and before.get(key) != value
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _older_hash_of_these_settings(
+    saved_hash: str, config: TrainConfig, before: dict[str, Any] | None
+) -> bool:
+    """Whether a checkpoint's hash of the older kind (task folders and model as written) is of
+    these settings: of this config as written, or of the run's recorded config (its hash proves
+    the record) when the two differ only in where the task folders and the model lie."""
+    if _older_config_hash(config.model_dump(mode="json")) == saved_hash:
+        return True
+    if before is None:
+        return False
+    # The manifest records a local model folder's full path; the hash took it as written.
+    recorded = [before, {**before, "model": config.model}]
+    if not any(_older_config_hash(fields) == saved_hash for fields in recorded):
+        return False
+    return not _setting_differences(config, before)
+
+
+def _changed_settings(config: TrainConfig, before: dict[str, Any] | None) -> str:
+    """' (lora_rank: 4 then, 8 now)': the weight-changing settings that differ from the run's
+    recorded config, or why the record cannot say."""
+    if before is None:
+        return " (the run's manifest.json, which would say which, cannot be read)"
+    changed = _setting_differences(config, before)
+    if changed:
+        return f" ({'; '.join(changed)})"
+    return (
+        " (the run's manifest.json records these settings, but the checkpoint's state.json "
+        "does not: it may come from an older radonc-llm)"
+    )
+
+
+def _setting_differences(config: TrainConfig, before: dict[str, Any]) -> list[str]:
+    """The settings a resume must keep that differ between a run's recorded config and this
+    one, as 'field: value then, value now'. A field the record lacks (added to radonc-llm
+    since) counts as its default."""
+    now = config.model_dump(mode="json")
+    defaults = {
+        name: json.loads(json.dumps(info.get_default(call_default_factory=True), default=str))
+        for name, info in TrainConfig.model_fields.items()
+        if not info.is_required()
+    }
+    then = {**defaults, **before}
+    then_settings, now_settings = _resume_settings(then), _resume_settings(now)
+    shown = {"validates": "val_dir"}
+    return [
+        f"{shown.get(key, key)}: {_shown_value(key, then)} then, {_shown_value(key, now)} now"
+        for key, value in now_settings.items()
+        if then_settings.get(key) != value
     ]
-    return f" ({'; '.join(changed)})" if changed else ""
+
+
+def _shown_value(key: str, fields: dict[str, Any]) -> str:
+    if key == "validates":
+        return repr(fields.get("val_dir"))
+    return repr(fields.get(key))
+
+
+def _changed_data_files(config: TrainConfig, recorded: Any) -> list[str]:
+    """The task files whose sha256 differs from the one the run's manifest records (`recorded`,
+    its "data"), each as 'path (sha256 1a2b3c4d5e6f then, 6f5e4d3c2b1a now)'; [] where the
+    record cannot say. Files are matched by split and name, not by where they lie."""
+    try:
+        hashes = {
+            split: {Path(path).name: entry["sha256"] for path, entry in files.items()}
+            for split, files in recorded.items()
+        }
+    except (KeyError, TypeError, AttributeError):
+        return []
+    changed = []
+    for split, folder in (("train", config.train_dir), ("val", config.val_dir)):
+        then = hashes.get(split)
+        if folder is None or then is None:
+            continue  # validation given or not is a setting
+        for task in config.tasks:
+            path = Path(folder) / f"{task}.jsonl"
+            if path.name not in then:
+                changed.append(f"{path} (not read then)")
+                continue
+            digest = file_sha256(path)
+            if digest != then[path.name]:
+                changed.append(f"{path} (sha256 {then[path.name][:12]} then, {digest[:12]} now)")
+    return changed
+
+
+def _data_folders(config: TrainConfig) -> str:
+    folders = [config.train_dir] + ([config.val_dir] if config.val_dir is not None else [])
+    return " and ".join(in_working_folder(Path(folder)) for folder in folders)
 
 
 def _manifest_model(model: str) -> str:
