@@ -64,6 +64,11 @@ class ExportSection(ConfigModel):
         description="Text encoding of a real export's CSV/JSONL files (a Windows export: "
         "cp1252); never guessed.",
     )
+    date_order: Literal["dmy", "mdy"] | None = Field(
+        None,
+        description="How a real export writes dates with numbers only: dmy (31/12/2024) or "
+        "mdy (12/31/2024); without it such dates are refused, never guessed.",
+    )
 
     @field_validator("encoding")
     @classmethod
@@ -224,7 +229,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
 def find_train_preset(preset: Path, *, recipe: Path) -> Path:
     """A training preset's file: from the working folder, else beside the recipe."""
     candidates = [preset, recipe.parent / preset]
-    found = next((candidate for candidate in candidates if candidate.is_file()), None)
+    found = next((candidate for candidate in candidates if candidate.exists()), None)
     if found is None:
         looked = " or ".join(dict.fromkeys(str(candidate.absolute()) for candidate in candidates))
         raise RadoncInputError(
@@ -235,7 +240,8 @@ def find_train_preset(preset: Path, *, recipe: Path) -> Path:
 
 def read_train_preset(preset: Path, *, recipe: Path) -> dict[str, Any]:
     """A training config's settings, found from the working folder or beside the recipe."""
-    raw = read_config_file(find_train_preset(preset, recipe=recipe))
+    found = find_train_preset(preset, recipe=recipe)
+    raw = read_config_file(found, named_by=f"the train_preset of {recipe}")
     return {key: value for key, value in raw.items() if key not in STUDY_OWNED_TRAIN_FIELDS}
 
 
@@ -403,7 +409,9 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
         from radonc_llm.data.cohort import curate_export, write_curation
         from radonc_llm.data.reports import funnel_table
 
-        result = curate_export(export_dir, encoding=study.export.encoding)
+        result = curate_export(
+            export_dir, encoding=study.export.encoding, date_order=study.export.date_order
+        )
         write_curation(result, out)
         console.print(funnel_table(result))
 
@@ -432,8 +440,12 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
         for name in ("train", "val", "test"):
             write_task_datasets(read_cases(split_dir / f"{name}.jsonl"), out / name)
 
+    # A date order joins the settings only where given: runs curated without one stay up to date.
+    curate_settings: dict[str, Any] = {"encoding": study.export.encoding}
+    if study.export.date_order is not None:
+        curate_settings["date_order"] = study.export.date_order
     stages += [
-        Stage("curate", "curate", [export_dir], {"encoding": study.export.encoding}, run_curate,
+        Stage("curate", "curate", [export_dir], curate_settings, run_curate,
               outputs=["cases.jsonl", "excluded.jsonl", "funnel.json"]),
         Stage("split", "split", [cases_file], {**study.split.model_dump(), "test_sample": study.evaluation.test_sample, "sample_seed": study.evaluation.seed}, run_split,
               outputs=["train.jsonl", "val.jsonl", "test.jsonl", "split.json", "eval_cases.jsonl"]),

@@ -88,3 +88,55 @@ def test_an_absurd_bootstrap_is_refused(tmp_path):
     with pytest.raises(RadoncInputError) as info:
         load_study_config(_recipe(tmp_path, text))
     assert info.value.field == "evaluation.bootstrap"
+
+
+def test_a_training_config_given_to_run_says_to_train_with_it(tmp_path):
+    config = tmp_path / "lora.yaml"
+    config.write_text("model: tiny-llama\nlora_rank: 8\n")
+    with pytest.raises(RadoncInputError, match=f"training config .*`radonc-llm train {config}`"):
+        load_study_config(config)
+
+
+def test_an_unknown_section_names_its_line_and_the_close_one(tmp_path):
+    text = RECIPE.replace("train:\n", "training:\n")
+    with pytest.raises(
+        RadoncInputError, match=r"line 7: unknown field \(did you mean 'train'"
+    ) as info:
+        load_study_config(_recipe(tmp_path, text))
+    assert info.value.field == "training"
+
+
+@pytest.mark.parametrize(
+    "old,new,field,reason",
+    [
+        ("name: tiny", "name:", "name", "line 1: is empty (null); give a value"),
+        ("  model: tiny-llama", "  lora_rank: null", "train.lora_rank", "is empty (null)"),
+        ("  batch_size: 4", "  batch_size: four", "predict.batch_size", "got 'four'"),
+    ],
+)
+def test_a_bad_value_in_a_section_says_what_was_given(tmp_path, old, new, field, reason):
+    with pytest.raises(RadoncInputError) as info:
+        load_study_config(_recipe(tmp_path, RECIPE.replace(old, new)))
+    assert info.value.field == field
+    assert reason in info.value.reason
+
+
+def test_a_missing_required_field_says_what_to_add(tmp_path):
+    with pytest.raises(
+        RadoncInputError, match=r"missing: add a line `name: \.\.\.` \(Run name"
+    ) as info:
+        load_study_config(_recipe(tmp_path, RECIPE.replace("name: tiny\n", "")))
+    assert info.value.field == "name"
+
+
+def test_a_date_order_is_checked_at_load(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    text = RECIPE.replace(
+        "  synthetic: {{patients: 20, seed: 0}}", f"  path: {raw}\n  date_order: ymd"
+    )
+    with pytest.raises(RadoncInputError) as info:
+        load_study_config(_recipe(tmp_path, text))
+    assert info.value.field == "export.date_order"
+    study = load_study_config(_recipe(tmp_path, text.replace("ymd", "dmy")))
+    assert study.export.date_order == "dmy"
