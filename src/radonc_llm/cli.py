@@ -314,13 +314,29 @@ def predict(
             "model, free on --backend openai."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass.")] = 16,
+    batch_size: Annotated[
+        int, typer.Option(help="Prompts per forward pass (local backend).", min=1)
+    ] = 16,
     limit: Annotated[int | None, typer.Option(help="Only the first N cases.")] = None,
     backend: Annotated[str, typer.Option(help="transformers (local) or openai.")] = "transformers",
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible API root, e.g. http://host:8000/v1.")
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="Model name the server knows.")] = None,
+    concurrency: Annotated[
+        int, typer.Option(help="Requests in flight at once (openai backend).", min=1)
+    ] = 4,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for one answer (openai backend).", min=1)
+    ] = 120.0,
+    max_retries: Annotated[
+        int,
+        typer.Option(
+            help="Tries again after a rate limit, a server error or a cut connection (openai "
+            "backend), with a bounded backoff; then the run stops, writing no row for it.",
+            min=0,
+        ),
+    ] = 4,
     dtype: Annotated[
         str,
         typer.Option(
@@ -352,7 +368,13 @@ def predict(
     if backend == "openai":
         if not base_url or not model_name:
             raise RadoncInputError("--backend openai needs --base-url and --model-name")
-        opened = OpenAIBackend(base_url, model_name)  # a context manager: closes its client
+        opened = OpenAIBackend(  # a context manager: closes its client
+            base_url,
+            model_name,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            max_retries=max_retries,
+        )
     elif backend == "transformers":
         if not model:
             raise RadoncInputError("give --model (a registry name, run folder or model folder)")

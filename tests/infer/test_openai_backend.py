@@ -158,7 +158,7 @@ def test_client_errors_stop_at_once_with_the_servers_words(response, expected):
     with pytest.raises(RadoncInputError, match="^http://server/v1/chat/completions: icd10: ") as e:
         _ask(backend)
     assert expected in e.value.message and KEY not in e.value.message
-    assert len(calls) == 1
+    assert [c.method for c in calls if c.method == "POST"] == ["POST"]  # not retried
 
 
 def test_bad_base_urls_fail_at_construction():
@@ -294,3 +294,21 @@ def test_an_answer_far_longer_than_asked_for_is_cut_and_malformed():
     answer = completion_answer(_completion("C61 " * 10_000))
     assert len(answer.raw) == 20_000
     assert answer.malformed_reason == "an answer of 39,999 characters (cut to 20,000)"
+
+
+def test_a_filtered_answer_says_so_and_a_cut_one_is_not_stopped():
+    body = _completion("")
+    body["choices"][0]["finish_reason"] = "content_filter"
+    answer = completion_answer(body)
+    assert (
+        answer.raw == ""
+        and answer.malformed_reason == "the server's content filter withheld the answer"
+    )
+    body = _completion("", reasoning_content="Gleason 4+3 means")
+    body["choices"][0]["finish_reason"] = "length"
+    answer = completion_answer(body)
+    assert (
+        answer.malformed_reason == "reasoning only, no answer content" and answer.stopped is False
+    )
+    row = prediction_row("c01", "modality", answer, seconds=0.1)
+    assert row["malformed_reason"].endswith("(cut at the modality answer limit of 6 tokens)")

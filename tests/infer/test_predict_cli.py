@@ -121,3 +121,28 @@ def test_prompts_longer_than_the_tuned_examples_are_named(tiny, cases, tmp_path)
     assert long_prompt_messages(backend, cases[1:], "icd10", default_messages) == []
     registry_model = TransformersBackend(model, tokenizer, model_name="tiny-llama")
     assert long_prompt_messages(registry_model, [longer], "icd10", default_messages) == []
+
+
+def test_openai_options_reach_the_backend(tmp_path, monkeypatch):
+    from radonc_llm.errors import RadoncInputError
+    from radonc_llm.infer import backends
+
+    seen = {}
+
+    def opened(base_url, model_name, **options):
+        seen.update(options, base_url=base_url, model_name=model_name)
+        raise RadoncInputError("stop here")
+
+    monkeypatch.setattr(backends, "OpenAIBackend", opened)
+    options = ("--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model-name", "m")
+    result, _ = _predict(
+        tmp_path, SAMPLE_CASES, *options, "--concurrency", "2", "--timeout", "30",
+        "--max-retries", "0",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "stop here" in result.output
+    assert seen == {
+        "base_url": "http://127.0.0.1:9/v1", "model_name": "m", "concurrency": 2,
+        "timeout_s": 30.0, "max_retries": 0,
+    }  # fmt: skip
+    refused, _ = _predict(tmp_path, SAMPLE_CASES, *options, "--concurrency", "0")
+    assert refused.exit_code == 2 and "--concurrency" in refused.output

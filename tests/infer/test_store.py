@@ -166,3 +166,100 @@ def test_out_that_is_a_folder_or_under_a_file_is_refused(tmp_path, cases):
     (tmp_path / "file").write_text("")
     with pytest.raises(RadoncInputError, match="cannot create the folder"):
         predict_cases(FakeBackend(), cases, tmp_path / "file" / "p.jsonl", show_progress=False)
+
+
+def test_a_full_disk_stops_the_run_clearly_and_a_rerun_repairs_and_completes(
+    tmp_path, cases, monkeypatch
+):
+    import errno
+
+    from radonc_llm.infer import store as store_module
+
+    whole = tmp_path / "whole.jsonl"
+    predict_cases(FakeBackend(), cases, whole, batch_size=3, show_progress=False)
+    out = tmp_path / "pred.jsonl"
+    real_append = store_module.append_jsonl
+    appended = []
+
+    def fills_up(handle, row):
+        if len(appended) == 5:  # the disk fills up in the middle of the sixth row
+            handle.write(json.dumps(row)[:40])
+            handle.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_append(handle, row)
+        appended.append(row)
+
+    monkeypatch.setattr(store_module, "append_jsonl", fills_up)
+    with pytest.raises(RadoncInputError) as caught:
+        predict_cases(FakeBackend(), cases, out, batch_size=3, show_progress=False)
+    message = caught.value.message
+    assert message.startswith(f"{out}: cannot write the prediction file (No space left on device)")
+    assert "rows written so far are kept" in message and "while answering" not in message
+    assert len(out.read_text().splitlines()) == 6  # five rows and the cut sixth
+
+    monkeypatch.setattr(store_module, "append_jsonl", real_append)
+    summary = predict_cases(FakeBackend(), cases, out, batch_size=3, show_progress=False)
+    assert summary.repaired_last_line
+    assert prediction_rows(out) == prediction_rows(whole)
+
+
+def test_a_file_that_cannot_be_written_is_named_before_any_prediction(tmp_path, cases, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    out = tmp_path / "pred.jsonl"
+    real_open = Path.open
+
+    def read_only(self, mode="r", *args, **kwargs):
+        if self == out and mode != "r":
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", read_only)
+    backend = FakeBackend()
+    with pytest.raises(RadoncInputError, match="cannot write the prediction file") as caught:
+        predict_cases(backend, cases, out, show_progress=False)
+    assert "(Read-only file system)" in caught.value.message and str(out) in caught.value.message
+    assert backend.seen == []
+
+
+def test_a_manifest_that_cannot_be_written_is_named(tmp_path, cases, monkeypatch):
+    import errno
+
+    from radonc_llm.infer import predict as predict_module
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(predict_module, "write_json_atomic", full)
+    out = tmp_path / "pred.jsonl"
+    with pytest.raises(RadoncInputError, match="cannot write the run's manifest") as caught:
+        predict_cases(FakeBackend(), cases, out, tasks=["modality"], show_progress=False)
+    assert "pred.manifest.json" in caught.value.message
+    assert len(out.read_text().splitlines()) == len(cases)  # the predictions are complete
+
+
+def test_two_runs_on_one_file_are_refused(tmp_path):
+    out = tmp_path / "pred.jsonl"
+    with PredictionStore(out, run_info={}):
+        with pytest.raises(RadoncInputError, match="another prediction run is writing"):
+            with PredictionStore(out, run_info={}):
+                pass
+    with PredictionStore(out, run_info={}):  # free again once the first run ends
+        pass
+
+
+def test_problems_in_a_resumed_file_name_its_line(tmp_path, cases):
+    out = tmp_path / "pred.jsonl"
+    predict_cases(FakeBackend(), cases[:2], out, tasks=["modality"], show_progress=False)
+    first, second = out.read_text().splitlines()
+    out.write_text(f"{first}\n\n{second}\n{first}\n")
+    with pytest.raises(RadoncInputError) as caught:
+        PredictionStore(out, run_info={}).open()
+    assert caught.value.row == 4 and "repeats case" in caught.value.message
+    other = json.dumps({**json.loads(second), "model": "other-model"})
+    out.write_text(f"{first}\n\n{other}\n")
+    with pytest.raises(RadoncInputError) as caught:
+        PredictionStore(out, run_info={"model": "fake-model"}).open()
+    assert caught.value.row == 3 and caught.value.field == "model"
+    assert "model='other-model', this run has model='fake-model'" in caught.value.message

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-import threading
+import socket
 import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -162,6 +164,7 @@ TOO_LONG_STATUSES = frozenset({400, 413, 422})
 MAX_ANSWER_CHARS = 20_000
 MIN_TOO_LONG_TO_STOP = 3
 _TOO_LONG_PREFIX = "the prompt is longer than the server's context: "
+_ENDPOINT = "/chat/completions"
 
 
 class _Transient(Exception):
@@ -194,13 +197,56 @@ def server_error_text(response: Any) -> str:
     return _short(re.sub(r"<[^>]+>", " ", response.text)) or "(empty body)"
 
 
+def transport_failure(exc: Exception, *, timeout_s: float) -> str:
+    """What went wrong on the way to the server, in words (no answer came back at all)."""
+    import httpx
+
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"no connection within {timeout_s:g} s (is the host right and reachable?)"
+    if isinstance(exc, httpx.ConnectError):
+        cause = _os_error_under(exc)
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host name ({cause.strerror}): check --base-url"
+        if cause is not None:  # anyio says "All connection attempts failed"; say which way
+            detail = os.strerror(cause.errno)
+        return f"cannot connect ({detail}): is the server running at this host and port?"
+    if isinstance(exc, httpx.TimeoutException):
+        return (
+            f"no answer within {timeout_s:g} s (the server is overloaded or stuck; a slow "
+            "server needs a longer timeout)"
+        )
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return f"the connection broke before the answer was complete ({detail})"
+    return f"request failed ({type(exc).__name__}: {detail})"
+
+
+def _os_error_under(exc: BaseException) -> OSError | None:
+    """The operating system's error that an HTTP client's error wraps, if any."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if isinstance(seen, OSError) and isinstance(seen.errno, int):
+            return seen
+    return None
+
+
 def _odd(reason: str) -> Answer:
     return Answer(raw="", malformed_reason=reason)
 
 
+# finish_reason values meaning "cut at max_tokens" (OpenAI, vLLM, llama.cpp, Ollama use
+# "length"; some proxies pass Anthropic's or TGI's words through).
+_CUT_FINISHES = frozenset({"length", "max_tokens", "model_length"})
+
+
 def completion_answer(body: Any) -> Answer:
     """The answer in a parsed chat completion. An odd shape gives an empty answer with a
-    `malformed_reason`, never a guess: reasoning fields and other choices are not read."""
+    `malformed_reason`, never a guess: reasoning fields and other choices are not read.
+
+    `stopped` is False for an answer cut at the task's token limit (finish_reason "length"),
+    so a cut answer is marked in its row whether or not its text still reads as an answer.
+    """
     choices = body.get("choices") if isinstance(body, dict) else None
     if not isinstance(choices, list) or not choices:
         return _odd("no choices in the server's answer")
@@ -208,42 +254,59 @@ def completion_answer(body: Any) -> Answer:
     message = choice.get("message") if isinstance(choice, dict) else None
     if not isinstance(message, dict):
         return _odd("no message in the server's answer")
-    content = message.get("content")
-    if content is None:
-        reasoning = message.get("reasoning_content") or message.get("reasoning")
-        return _odd("reasoning only, no answer content" if reasoning else "message content is null")
-    if not isinstance(content, str):
-        return _odd(f"message content is a {type(content).__name__}, not text")
+    finish = choice.get("finish_reason")
+    stopped = None if not isinstance(finish, str) else finish not in _CUT_FINISHES
     usage = body.get("usage")
     tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
-    finish = choice.get("finish_reason")
-    raw = content.strip()
-    reason = None if raw else "empty content"
-    if len(raw) > MAX_ANSWER_CHARS:
+    tokens = tokens if isinstance(tokens, int) else None
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        return _odd(f"message content is a {type(content).__name__}, not text")
+    raw = (content or "").strip()
+    reason = None
+    if not raw:
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if reasoning:
+            # vLLM and Ollama put a reasoning model's thoughts beside the content: the
+            # model spent its tokens thinking and gave no answer.
+            reason = "reasoning only, no answer content"
+        elif finish == "content_filter":
+            reason = "the server's content filter withheld the answer"
+        else:
+            reason = "message content is null" if content is None else "empty content"
+    elif len(raw) > MAX_ANSWER_CHARS:
         reason = f"an answer of {len(raw):,} characters (cut to {MAX_ANSWER_CHARS:,})"
         raw = raw[:MAX_ANSWER_CHARS]
-    return Answer(
-        raw=raw,
-        n_new_tokens=tokens if isinstance(tokens, int) else None,
-        stopped=None if finish is None else finish == "stop",
-        malformed_reason=reason,
-    )
+    return Answer(raw=raw, n_new_tokens=tokens, stopped=stopped, malformed_reason=reason)
 
 
 class OpenAIBackend:
     """An OpenAI-compatible `/chat/completions` endpoint, greedy (temperature 0).
 
-    Transient failures (connection errors, timeouts, 408/429/5xx, a body that is not JSON)
-    are retried `max_retries` times, waiting `retry_wait_s` doubled each time (or the
-    server's Retry-After, at most a minute). Other HTTP errors stop at once. An answer of an
-    odd shape is returned empty with a `malformed_reason`, and so is a prompt the server
-    rejects as longer than its context, unless no prompt of the run has fitted yet (then
-    the server's context setting is at fault and the run stops). The API key never appears
-    in a message.
+    `base_url` is the API root (`http://host:8000/v1`); a URL ending in the endpoint itself
+    (`.../v1/chat/completions`) is taken as its root. Up to `concurrency` requests are in
+    flight, across batch boundaries; answers come back in order.
+
+    Transient failures (connection refused or broken, timeouts, 408/429/5xx, a 2xx body that
+    is not a chat completion) are retried `max_retries` times, waiting `retry_wait_s` doubled
+    each time (or the server's Retry-After, at most a minute); then the run stops with the
+    server's URL and what went wrong, and no row is written for that prompt. Other HTTP
+    errors (401, 404 ...) stop at once. A chat completion of an odd shape (no choices, null
+    or empty content, reasoning only) is the server's answer to that prompt: it is returned
+    empty with a `malformed_reason` and recorded as a malformed row, and so is a prompt the
+    server rejects as longer than its context, unless no prompt of the run has fitted yet
+    (then the server's context setting is at fault and the run stops). The API key never
+    appears in a message.
+
+    Requests run on an event loop in a helper thread (`anyio`'s blocking portal), so an
+    interrupted run (Ctrl-C) or a failure cancels the requests in flight at once instead of
+    waiting out their timeouts.
     """
 
     name = "openai"
     supports_constrained = False
+    # Each prompt is its own request: batching buys nothing, so rows are written one by one.
+    batched = False
 
     def __init__(
         self,
@@ -266,30 +329,53 @@ class OpenAIBackend:
             raise RadoncInputError(f"'{base_url}' is not a URL ({exc})", field="base_url") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise RadoncInputError(f"'{base_url}' is not an http(s) URL", field="base_url")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/").removesuffix(_ENDPOINT)
         self.model_name = model_name
+        self.timeout_s = timeout_s
         self.concurrency = max(1, concurrency)
         self.max_retries = max(0, max_retries)
         self.retry_wait_s = retry_wait_s
-        # Default: wait on the batch's stop event, so a failed batch stops retrying at once.
-        self._sleep = sleep
+        self._sleep = sleep  # tests record the waits instead of sleeping
         self._warned_model = False
         self._fitted = 0  # prompts the server took (answered, even oddly)
         self._too_long = 0  # prompts it rejected as longer than its context
         api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self._sends_key = bool(api_key)
         # Servers echo a rejected key ("Incorrect API key provided: ..."); hide it and any URL
         # password. Keys of 1-3 characters ("x") are placeholders, and hiding them would
         # garble every message.
         self._secrets = [s for s in (api_key, url.password) if s and len(s) >= 4]
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport)
+        self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers, transport=transport)
+        self._portal_cm: Any = None
+        self._portal: Any = None
+        self._slots: Any = None
 
     @property
     def url(self) -> str:
-        return f"{self.base_url}/chat/completions"
+        return f"{self.base_url}{_ENDPOINT}"
+
+    def _open_portal(self) -> Any:
+        if self._portal is None:
+            import anyio
+            from anyio.from_thread import start_blocking_portal
+
+            self._portal_cm = start_blocking_portal(name="openai-backend")
+            self._portal = self._portal_cm.__enter__()
+            self._slots = anyio.Semaphore(self.concurrency)
+        return self._portal
 
     def close(self) -> None:
-        self._client.close()
+        """Close the connections and stop the event loop, cancelling what still runs."""
+        if self._portal is not None:
+            portal, self._portal = self._portal, None
+            try:
+                portal.call(self._client.aclose)
+            finally:
+                try:
+                    portal.call(portal.stop, True)
+                finally:
+                    self._portal_cm.__exit__(None, None, None)
 
     def __enter__(self) -> OpenAIBackend:
         return self
@@ -315,7 +401,16 @@ class OpenAIBackend:
             pass
         return min(delay, MAX_RETRY_WAIT_S)
 
-    def _complete(self, task: str, messages: Conversation, stop: threading.Event) -> Answer:
+    async def _wait(self, seconds: float) -> None:
+        import anyio
+
+        if self._sleep is not None:
+            self._sleep(seconds)
+            await anyio.sleep(0)
+        else:
+            await anyio.sleep(seconds)
+
+    async def _complete(self, task: str, messages: Conversation) -> Answer:
         payload = {
             "model": self.model_name,
             "messages": list(messages),
@@ -324,31 +419,28 @@ class OpenAIBackend:
             "n": 1,
             "stream": False,
         }
-        for attempt in range(1, self.max_retries + 2):
-            try:
-                return self._post(task, payload)
-            except _Transient as exc:
-                failure, retry_after = str(exc), exc.retry_after
-            except RadoncInputError:
-                stop.set()
-                raise
-            if attempt > self.max_retries or stop.is_set():
-                break
-            (self._sleep or stop.wait)(self.retry_delay(attempt, retry_after))
-        stop.set()
+        async with self._slots:
+            for attempt in range(1, self.max_retries + 2):
+                try:
+                    return await self._post(task, payload)
+                except _Transient as exc:
+                    failure, retry_after = str(exc), exc.retry_after
+                if attempt > self.max_retries:
+                    break
+                await self._wait(self.retry_delay(attempt, retry_after))
         raise self._error(
             f"{task}: {failure}; gave up after {attempt} tries (rows already written are "
             "kept: when the server is back, rerun the same command to carry on)"
         )
 
-    def _post(self, task: str, payload: dict) -> Answer:
+    async def _post(self, task: str, payload: dict) -> Answer:
         """One try: the answer, or `_Transient`, or RadoncInputError for what cannot work."""
         import httpx
 
         try:
-            response = self._client.post(self.url, json=payload)
+            response = await self._client.post(self.url, json=payload)
         except httpx.HTTPError as exc:  # refused, reset, timed out ...
-            raise _Transient(f"request failed ({type(exc).__name__}: {exc})") from None
+            raise _Transient(transport_failure(exc, timeout_s=self.timeout_s)) from None
         status = response.status_code
         if 200 <= status < 300:
             return self._parse(response)
@@ -359,22 +451,44 @@ class OpenAIBackend:
                 f"HTTP {status}: {server_error_text(response)}",
                 retry_after=response.headers.get("retry-after"),
             )
-        raise self._error(f"{task}: {self._fatal_reason(response)}")
+        raise self._error(f"{task}: {await self._fatal_reason(response)}")
 
-    def _fatal_reason(self, response: Any) -> str:
+    async def _fatal_reason(self, response: Any) -> str:
         status = response.status_code
         if 300 <= status < 400:
             location = response.headers.get("location", "?")
-            base = location.removesuffix("/chat/completions")
+            base = location.removesuffix(_ENDPOINT)
             return f"HTTP {status}: redirected to {location}; use --base-url {base}"
         reason = f"HTTP {status}: {server_error_text(response)}"
         if status in (401, 403):
-            return f"{reason}; check the API key (OPENAI_API_KEY)"
-        if status == 404:
-            return (
-                f"{reason}; check --base-url (the API root, often ending in /v1) and --model-name"
-            )
+            if not self._sends_key:
+                return f"{reason}; check the API key: none was sent (set OPENAI_API_KEY)"
+            return f"{reason}; check the API key: the server refused the one in OPENAI_API_KEY"
+        if status in (404, 405):
+            return f"{reason}; {await self._where_is_the_api()}"
         return reason
+
+    async def _where_is_the_api(self) -> str:
+        """What a 404 means here, from the server's list of models (`GET /models`)."""
+        import httpx
+
+        try:
+            response = await self._client.get(f"{self.base_url}/models")
+            served = [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
+        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+            served = None
+        if served and self.model_name not in served:
+            shown = ", ".join(str(name) for name in served[:10])
+            more = f" and {len(served) - 10} more" if len(served) > 10 else ""
+            return f"the server serves {shown}{more}: give one of them as --model-name"
+        if served:
+            return f"the server lists '{self.model_name}' but has no {_ENDPOINT} here"
+        if not self.base_url.endswith("/v1"):
+            return (
+                f"no OpenAI API at this address: check --base-url (vLLM, llama.cpp server and "
+                f"Ollama serve it under /v1: --base-url {self.base_url}/v1)"
+            )
+        return "check --base-url (the API root, often ending in /v1) and --model-name"
 
     def _parse(self, response: Any) -> Answer:
         if response.headers.get("content-type", "").startswith(
@@ -402,30 +516,50 @@ class OpenAIBackend:
             )
         return completion_answer(body)
 
-    def answer(
-        self, task: str, conversations: Sequence[Conversation], *, decoding: str
-    ) -> list[Answer]:
+    def _check_decoding(self, decoding: str) -> None:
         if decoding != "free":
             raise RadoncInputError(
                 "constrained decoding needs the model's logits: use the transformers backend",
                 field="decoding",
             )
-        stop = threading.Event()  # set by the first failure: no new tries in this batch
-        if self.concurrency == 1 or len(conversations) == 1:
-            answers = [self._complete(task, messages, stop) for messages in conversations]
-        else:
-            pool = ThreadPoolExecutor(max_workers=self.concurrency)
-            futures = [pool.submit(self._complete, task, m, stop) for m in conversations]
-            try:
+
+    def answer(
+        self, task: str, conversations: Sequence[Conversation], *, decoding: str
+    ) -> list[Answer]:
+        with closing(self.answer_batches(task, [conversations], decoding=decoding)) as answered:
+            return next(answered)
+
+    def answer_batches(
+        self, task: str, batches: Iterable[Sequence[Conversation]], *, decoding: str
+    ) -> Iterator[list[Answer]]:
+        """Answers batch by batch, in order, with `concurrency` requests kept in flight
+        (the next batches' prompts are sent while this one's answers are written).
+
+        The first failure, an interruption (Ctrl-C) or closing the generator cancels every
+        request in flight: no answer is asked for that will not be written.
+        """
+        self._check_decoding(decoding)
+        portal = self._open_portal()
+        upcoming = iter(batches)
+        queued: deque[list[Future]] = deque()
+        try:
+            while True:
+                while sum(len(futures) for futures in queued) < self.concurrency:
+                    batch = next(upcoming, None)
+                    if batch is None:
+                        break
+                    queued.append([portal.start_task_soon(self._complete, task, m) for m in batch])
+                if not queued:
+                    return
+                futures = queued[0]
+                wait(futures, return_when=FIRST_EXCEPTION)
                 answers = [future.result() for future in futures]
-            except BaseException:
-                stop.set()
-                raise
-            finally:
-                # After a failure or Ctrl-C: drop the requests not yet sent, don't wait.
-                pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
-        self._check_context(task, answers)
-        return answers
+                queued.popleft()
+                self._check_context(task, answers)
+                yield answers
+        finally:
+            for future in (future for futures in queued for future in futures):
+                future.cancel()
 
     def _check_context(self, task: str, answers: list[Answer]) -> None:
         """Stop when the server rejects every prompt so far as too long: its context is set

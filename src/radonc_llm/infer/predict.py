@@ -16,6 +16,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -109,6 +110,10 @@ def prediction_row(case_id: str, task: str, answer: Answer, *, seconds: float) -
             extraction.malformed,
             extraction.reason,
         )
+    if malformed and answer.stopped is False:
+        # Why there is no answer: often a reasoning model, or a chatty one, out of tokens.
+        limit = TASK_PROMPTS[task].max_new_tokens
+        reason = f"{reason} (cut at the {task} answer limit of {limit} tokens)"
     return {
         "case_id": case_id,
         "task": task,
@@ -329,6 +334,10 @@ def predict_cases(
         )
     if batch_size < 1:
         raise RadoncInputError("batch size must be at least 1", field="batch_size")
+    if not getattr(backend, "batched", True):
+        # A server answers each prompt on its own (the backend keeps several in flight):
+        # a row per write keeps every finished answer when a run is stopped.
+        batch_size = 1
     tasks = parse_tasks(tasks)
     if hasattr(backend, "require"):  # a run of one adapter per task must hold each one asked
         backend.require(tasks)
@@ -380,54 +389,68 @@ def predict_cases(
                 answered = answer_batches(backend, task, conversations, decoding=decoding)
                 began, done = time.perf_counter(), 0
                 try:
-                    for batch, answers in zip(batches, answered, strict=True):
-                        seconds, began = time.perf_counter() - began, time.perf_counter()
-                        if len(answers) != len(batch):
-                            raise RuntimeError(f"backend returned {len(answers)} of {len(batch)}")
-                        for case, answer in zip(batch, answers, strict=True):
-                            row = prediction_row(
-                                case.case_id, task, answer, seconds=seconds / len(batch)
-                            )
-                            store.append(row)
-                            task_summary.malformed += int(row["malformed"])
-                        task_summary.predicted += len(batch)
-                        task_summary.seconds += seconds
-                        progress.advance(bars[task], len(batch))
-                        done += 1
+                    # Closed on any way out: a backend cancels the requests still in flight.
+                    with closing(answered):
+                        for batch, answers in zip(batches, answered, strict=True):
+                            seconds, began = time.perf_counter() - began, time.perf_counter()
+                            if len(answers) != len(batch):
+                                raise RuntimeError(
+                                    f"backend returned {len(answers)} of {len(batch)}"
+                                )
+                            for case, answer in zip(batch, answers, strict=True):
+                                row = prediction_row(
+                                    case.case_id, task, answer, seconds=seconds / len(batch)
+                                )
+                                store.append(row)
+                                task_summary.malformed += int(row["malformed"])
+                            task_summary.predicted += len(batch)
+                            task_summary.seconds += seconds
+                            progress.advance(bars[task], len(batch))
+                            done += 1
                 except RadoncInputError as exc:
+                    if exc.file == str(store.path):  # the prediction file's own trouble
+                        raise
                     raise _naming_cases(exc, task, batches[done]) from None
-    write_json_atomic(
-        out.with_name(out.stem + ".manifest.json"),
-        {
-            "command": "predict",
-            **run_info,
-            "tasks": list(tasks),
-            "batch_size": batch_size,
-            "cases_file": str(cases_file) if cases_file else None,
-            "cases_sha256": file_sha256(cases_file) if cases_file else None,
-            "cases": len(cases),
-            "started": started.isoformat(),
-            "finished": dt.datetime.now(dt.UTC).isoformat(),
-            "per_task": {
-                name: {
-                    "cases": s.cases,
-                    "already_done": s.already_done,
-                    "predicted": s.predicted,
-                    "malformed_new": s.malformed,
-                    "seconds": round(s.seconds, 3),
-                    "cases_per_s": s.cases_per_s,
-                }
-                for name, s in summary.tasks.items()
+    manifest = out.with_name(out.stem + ".manifest.json")
+    try:
+        write_json_atomic(
+            manifest,
+            {
+                "command": "predict",
+                **run_info,
+                "tasks": list(tasks),
+                "batch_size": batch_size,
+                "cases_file": str(cases_file) if cases_file else None,
+                "cases_sha256": file_sha256(cases_file) if cases_file else None,
+                "cases": len(cases),
+                "started": started.isoformat(),
+                "finished": dt.datetime.now(dt.UTC).isoformat(),
+                "per_task": {
+                    name: {
+                        "cases": s.cases,
+                        "already_done": s.already_done,
+                        "predicted": s.predicted,
+                        "malformed_new": s.malformed,
+                        "seconds": round(s.seconds, 3),
+                        "cases_per_s": s.cases_per_s,
+                    }
+                    for name, s in summary.tasks.items()
+                },
+                "messages": summary.messages,
+                "versions": _versions(),
+                "hardware": {
+                    "machine": platform.machine(),
+                    "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(),
+                },
             },
-            "messages": summary.messages,
-            "versions": _versions(),
-            "hardware": {
-                "machine": platform.machine(),
-                "processor": platform.processor(),
-                "cpu_count": os.cpu_count(),
-            },
-        },
-    )
+        )
+    except OSError as exc:
+        raise RadoncInputError(
+            f"cannot write the run's manifest ({exc.strerror or exc}); the predictions are "
+            f"complete in {out}: make room and rerun the same command to write it",
+            file=manifest,
+        ) from None
     return summary
 
 

@@ -26,10 +26,11 @@ RUN_FIELDS: tuple[str, ...] = ("model", "backend", "decoding", "prompt_version")
 REQUIRED_FIELDS: tuple[str, ...] = ("case_id", "task", "prediction", "raw", "malformed")
 
 
-def _read_rows(path: Path) -> tuple[list[dict], int | None]:
-    """Rows of an existing store and, if its last line was cut short, the byte offset to keep."""
+def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], int | None]:
+    """(line number, row) of an existing store and, if its last line was cut short, the byte
+    offset to keep (-1: a whole last row without its newline)."""
     data = path.read_bytes()
-    rows: list[dict] = []
+    rows: list[tuple[int, dict]] = []
     offset = 0
     lines = data.split(b"\n")
     for number, raw in enumerate(lines, start=1):
@@ -52,12 +53,31 @@ def _read_rows(path: Path) -> tuple[list[dict], int | None]:
                 file=path,
                 row=number,
             ) from None
-        rows.append(obj)
+        rows.append((number, obj))
         if is_last:
             # A whole object without its newline: keep it and complete the line.
             return rows, -1
         offset = line_end
     return rows, None
+
+
+def _lock(handle: IO, path: Path) -> None:
+    """Hold an exclusive lock on the open file while the run lasts: two runs appending to
+    one file would interleave their rows."""
+    try:
+        import fcntl
+    except ImportError:  # not on Windows: no lock
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RadoncInputError(
+            "another prediction run is writing this file; wait for it to finish, or give "
+            "another --out",
+            file=path,
+        ) from None
+    except OSError:
+        pass  # a file system without locks (some network mounts): carry on unlocked
 
 
 class PredictionStore:
@@ -92,9 +112,24 @@ class PredictionStore:
             raise RadoncInputError(
                 f"cannot create the folder ({exc.strerror})", file=self.path.parent
             ) from None
-        if self.path.exists():
-            rows, cut = _read_rows(self.path)
-            self._check_rows(rows)
+        try:
+            # Opened (and locked) first: a second run on the same file must not even repair it.
+            handle = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
+        try:
+            _lock(handle, self.path)
+            if self.path.stat().st_size:
+                self._resume()
+        except BaseException:
+            handle.close()
+            raise
+        self._handle = handle
+
+    def _resume(self) -> None:
+        rows, cut = _read_rows(self.path)
+        self._check_rows(rows)
+        try:
             if cut is not None and cut >= 0:
                 with self.path.open("r+b") as handle:
                     handle.truncate(cut)
@@ -106,15 +141,27 @@ class PredictionStore:
                     handle.write(b"\n")
                     handle.flush()
                     os.fsync(handle.fileno())
-            self.rows_before = len(rows)
-        self._handle = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
+        self.rows_before = len(rows)
 
-    def _check_rows(self, rows: Iterable[dict]) -> None:
-        for number, row in enumerate(rows, start=1):
+    def _cannot_write(self, exc: OSError, *, wrote: bool = False) -> RadoncInputError:
+        then = "; the rows written so far are kept" if wrote else ""
+        return RadoncInputError(
+            f"cannot write the prediction file ({exc.strerror or exc}){then}: make room or "
+            "fix the folder's permissions and rerun the same command, or give another --out",
+            file=self.path,
+        )
+
+    def _check_rows(self, rows: Iterable[tuple[int, dict]]) -> None:
+        for number, row in rows:
             missing = [name for name in REQUIRED_FIELDS if name not in row]
             if missing:
                 raise RadoncInputError(
-                    f"prediction row {number} lacks {', '.join(missing)}", file=self.path
+                    f"prediction row lacks {', '.join(missing)}; the file was edited or is "
+                    "not a prediction file: fix or delete it",
+                    file=self.path,
+                    row=number,
                 )
             for name in RUN_FIELDS:
                 if name in self.run_info and row.get(name) != self.run_info[name]:
@@ -123,14 +170,16 @@ class PredictionStore:
                         f"has {name}={self.run_info[name]!r}; write to another --out file (or "
                         "delete this one to start over)",
                         file=self.path,
+                        row=number,
                         field=name,
                     )
             key = (str(row["case_id"]), str(row["task"]))
             if key in self.done:
                 raise RadoncInputError(
-                    f"prediction row {number} repeats case {key[0]!r}, task {key[1]!r}; "
-                    "the file was edited or concatenated: fix or delete it",
+                    f"repeats case {key[0]!r}, task {key[1]!r}; the file was edited or "
+                    "concatenated: fix or delete it",
                     file=self.path,
+                    row=number,
                 )
             self.done.add(key)
 
@@ -140,10 +189,18 @@ class PredictionStore:
         key = (str(row["case_id"]), str(row["task"]))
         if key in self.done:
             raise RuntimeError(f"prediction for {key} written twice")
-        append_jsonl(self._handle, {**row, **self.run_info})
+        try:
+            append_jsonl(self._handle, {**row, **self.run_info})
+        except OSError as exc:
+            # A full disk can leave part of the row: the next run drops that cut last line.
+            self.close()
+            raise self._cannot_write(exc, wrote=True) from None
         self.done.add(key)
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:
+                pass  # the write that failed said why; the file descriptor is closed anyway
