@@ -199,6 +199,14 @@ def split(
     ],
     seed: Annotated[int, typer.Option(help="Seed of the shuffle within strata.")] = 0,
     fractions: Annotated[str, typer.Option(help="Train/val/test shares.")] = "0.8,0.1,0.1",
+    reassign: Annotated[
+        bool,
+        typer.Option(
+            "--reassign/--keep-given",
+            help="Assign every patient anew, or keep the split a case already carries (an "
+            "importer's source split, an earlier split's files) and divide only the others.",
+        ),
+    ] = False,
 ) -> None:
     """Split cases by patient into train/val/test, stratified by modality and site."""
     from radonc_llm.data.cases import read_cases
@@ -211,7 +219,9 @@ def split(
         raise RadoncInputError(
             f"'{fractions}' is not a list of numbers", field="fractions"
         ) from None
-    summary = write_splits(read_cases(cases), out, fractions=shares, seed=seed)
+    summary = write_splits(
+        read_cases(cases), out, fractions=shares, seed=seed, keep_given=not reassign, source=cases
+    )
     console.print(split_table(summary))
 
 
@@ -229,7 +239,7 @@ def tasks(
     from radonc_llm.data.cases import read_cases
     from radonc_llm.tasks.build import write_task_datasets
 
-    counts = write_task_datasets(read_cases(cases, allow_empty=False), out)
+    counts = write_task_datasets(read_cases(cases, allow_empty=False), out, source=cases)
     table = Table(title=f"Task datasets in {out}")
     table.add_column("task")
     table.add_column("examples", justify="right")

@@ -422,7 +422,7 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
         try:
             summary = write_splits(
                 read_cases(cases_file), out, fractions=study.split.fractions,
-                seed=study.split.seed, allow_empty=False,
+                seed=study.split.seed, allow_empty=False, source=cases_file,
             )  # fmt: skip
         except RadoncInputError as exc:  # too few patients: the cases file says how many
             raise RadoncInputError(exc.reason, file=exc.file or cases_file) from None
@@ -438,7 +438,8 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
         from radonc_llm.tasks.build import write_task_datasets
 
         for name in ("train", "val", "test"):
-            write_task_datasets(read_cases(split_dir / f"{name}.jsonl"), out / name)
+            split_file = split_dir / f"{name}.jsonl"
+            write_task_datasets(read_cases(split_file), out / name, source=split_file)
 
     # A date order joins the settings only where given: runs curated without one stay up to date.
     curate_settings: dict[str, Any] = {"encoding": study.export.encoding}

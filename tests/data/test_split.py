@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 
@@ -149,7 +150,8 @@ def test_a_split_asked_to_be_empty_is_not_warned_about(tmp_path, recwarn):
 def test_the_summary_names_modalities_and_sites_a_split_lacks(tmp_path):
     cases = [_case(i, f"p{i}", site="prostate") for i in range(20)]
     cases.append(_case(99, "p99", modality="proton", site="brain"))
-    summary = write_splits(cases, tmp_path, seed=0)
+    with pytest.warns(UserWarning, match="test split holds no proton case"):
+        summary = write_splits(cases, tmp_path, seed=0)
     absent = [summary["splits"][name]["absent"] for name in ("train", "val", "test")]
     missing = [block for block in absent if "proton" in block["modality"]]
     assert len(missing) == 2 and all(block["site"] == ["brain"] for block in missing)
@@ -171,3 +173,121 @@ def test_the_cli_prints_a_file_in_the_way_without_a_traceback(tmp_path):
         app, ["split", "--cases", str(cases), "--out", str(tmp_path / "taken")]
     )
     assert result.exit_code == 2 and "is a file, not a folder" in result.output
+
+
+def _given(number: int, split: str | None, **fields) -> Case:
+    return _case(number, fields.pop("patient_id", f"p{number}"), split=split, **fields)
+
+
+def _where(splits: dict[str, list[Case]]) -> dict[str, str]:
+    return {case.case_id: name for name, cases in splits.items() for case in cases}
+
+
+def test_a_split_the_cases_carry_is_kept_and_the_fractions_divide_the_rest(tmp_path):
+    # As RADCURE imports: the challenge's training and test patients, and patients outside it.
+    cases = [_given(i, "train") for i in range(60)] + [_given(i, "test") for i in range(60, 80)]
+    cases += [_given(i, None) for i in range(80, 120)]
+    with pytest.warns(UserWarning, match=r"80 patient\(s\) keep the split .*train 60, test 20"):
+        summary = write_splits(cases, tmp_path, seed=0)
+    where = {
+        row["case_id"]: name
+        for name in ("train", "val", "test")
+        for row in map(json.loads, (tmp_path / f"{name}.jsonl").read_text().splitlines())
+    }
+    assert all(where[f"c{i}"] == "train" for i in range(60))
+    assert all(where[f"c{i}"] == "test" for i in range(60, 80))
+    rest = Counter(where[f"c{i}"] for i in range(80, 120))
+    assert rest == {"train": 32, "val": 4, "test": 4}  # 0.8 / 0.1 / 0.1 of the 40 without one
+    assert summary["given_split"] == {"train": 60, "val": 0, "test": 20}
+    assert sorted(where) == sorted(case.case_id for case in cases)  # each case once
+
+
+def test_new_patients_join_an_earlier_split_without_moving_anyone(tmp_path):
+    first = split_cases(_cases(100), seed=0)
+    earlier = [case for cases in first.values() for case in cases]
+    new = [_given(1000 + i, None, modality="proton") for i in range(30)]
+    with pytest.warns(UserWarning, match="divide the other 30"):
+        write_splits(earlier + new, tmp_path / "again", seed=7, fractions=(0.6, 0.2, 0.2))
+    again = {
+        row["case_id"]: row["split"]
+        for name in ("train", "val", "test")
+        for row in map(json.loads, (tmp_path / "again" / f"{name}.jsonl").read_text().splitlines())
+    }
+    assert {cid: again[cid] for cid in _where(first)} == _where(first)
+    assert Counter(again[case.case_id] for case in new) == {"train": 18, "val": 6, "test": 6}
+
+
+def test_every_patient_given_a_split_is_said_to_leave_seed_and_fractions_unused(tmp_path):
+    cases = [_given(i, ("train", "val", "test")[i % 3]) for i in range(9)]
+    with pytest.warns(UserWarning, match="seed and fractions were not used"):
+        summary = write_splits(cases, tmp_path, seed=3)
+    assert summary["empty_splits"] == []
+    assert {name: block["patients"] for name, block in summary["splits"].items()} == {
+        "train": 3,
+        "val": 3,
+        "test": 3,
+    }
+
+
+def test_a_patient_given_one_split_takes_its_other_cases_along(tmp_path):
+    cases = [_given(1, "test", patient_id="P7"), _given(2, None, patient_id="p7 ")]
+    cases += [_given(i, None) for i in range(10, 30)]
+    with pytest.warns(UserWarning):
+        write_splits(cases, tmp_path)
+    test_ids = [json.loads(row)["case_id"] for row in (tmp_path / "test.jsonl").open()]
+    assert {"c1", "c2"} <= set(test_ids)
+
+
+def test_a_patient_given_two_splits_is_refused_naming_patient_cases_and_file(tmp_path):
+    cases = [_given(1, "train", patient_id="P7"), _given(2, "test", patient_id="P7")]
+    cases += [_given(i, None) for i in range(10, 20)]
+    with pytest.raises(RadoncInputError) as error:
+        write_splits(cases, tmp_path / "out", source="cases.jsonl")
+    assert error.value.field == "split" and error.value.file == "cases.jsonl"
+    assert "patient 'P7'" in error.value.reason and "c1 in train, c2 in test" in error.value.reason
+    assert not (tmp_path / "out").exists()
+
+
+def test_split_cases_without_keep_given_assigns_every_patient_anew():
+    # What a study's validation carve needs: its training patients all carry split "train".
+    cases = [_given(i, "train") for i in range(50)]
+    carved = split_cases(cases, fractions=(0.8, 0.2, 0.0), seed=1)
+    assert (len(carved["train"]), len(carved["val"]), len(carved["test"])) == (40, 10, 0)
+    assert all(case.split == "val" for case in carved["val"])
+
+
+@pytest.mark.parametrize("patients", [1, 2, 3, 9])
+def test_tiny_cohorts_put_every_case_in_exactly_one_split(tmp_path, patients, recwarn):
+    cases = _cases(patients)
+    summary = write_splits(cases, tmp_path, seed=0)
+    written = [
+        json.loads(row)["case_id"]
+        for name in ("train", "val", "test")
+        for row in (tmp_path / f"{name}.jsonl").read_text().splitlines()
+    ]
+    assert sorted(written) == sorted(case.case_id for case in cases)
+    empty = summary["empty_splits"]
+    assert bool(empty) == (patients < 9)  # 9 patients: 7 / 1 / 1
+    assert any("got no patient" in str(w.message) for w in recwarn.list) == bool(empty)
+
+
+def test_a_modality_missing_from_the_test_split_is_warned_about(tmp_path):
+    cases = [_case(i, f"p{i}") for i in range(30)] + [_case(99, "p99", modality="electron")]
+    with pytest.warns(UserWarning, match="test split holds no electron case"):
+        summary = write_splits(cases, tmp_path, seed=0)
+    assert summary["splits"]["test"]["absent"]["modality"] == ["electron"]
+
+
+def test_the_cli_keeps_an_imported_source_split(tmp_path):
+    cases = [_given(i, "test" if i < 5 else None, site="oropharynx") for i in range(40)]
+    path = tmp_path / "radcure.jsonl"
+    write_cases(path, cases)
+    result = CliRunner().invoke(
+        app, ["split", "--cases", str(path), "--out", str(tmp_path / "s"), "--seed", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "5 patient(s) keep the split their cases carry (test 5)" in result.output
+    test_ids = {json.loads(row)["case_id"] for row in (tmp_path / "s" / "test.jsonl").open()}
+    assert {f"c{i}" for i in range(5)} <= test_ids and len(
+        test_ids
+    ) == 5 + 3  # 0.1 of 35, rounded down

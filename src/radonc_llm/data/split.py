@@ -10,6 +10,15 @@ Patient ids that differ only in letter case, Unicode form or whitespace (" P1", 
 are one patient here: an export that writes the same patient two ways must not put them in
 two splits. Such ids are counted in split.json and warned about, as curation should have
 caught them.
+
+The same cases, seed and fractions always give the same split; another seed or other
+fractions assign every patient anew. The `split` command (`write_splits`) keeps the split a
+case already carries (an importer's source split, RADCURE's challenge training/test; the files
+an earlier split wrote): such a patient stays where it was, and the seed and fractions divide
+only the patients whose cases carry none. So new patients join an existing split by running
+`split` on the earlier train/val/test files concatenated with the new cases, and no patient
+moves. Which patient went where is in the output files themselves (each case's `patient_id`
+and `split`); split.json counts the patients that kept a given split (`given_split`).
 """
 
 from __future__ import annotations
@@ -46,10 +55,39 @@ def _patients(cases: Sequence[Case]) -> dict[str, list[Case]]:
     return by_patient
 
 
+def _given_splits(by_patient: dict[str, list[Case]]) -> dict[str, str]:
+    """The split each patient's cases already carry, for the patients whose cases carry one."""
+    given: dict[str, str] = {}
+    for key, patient_cases in by_patient.items():
+        named = {case.split for case in patient_cases if case.split is not None}
+        if len(named) > 1:
+            listed = ", ".join(
+                f"{case.case_id} in {case.split}" for case in patient_cases if case.split
+            )
+            raise RadoncInputError(
+                f"patient '{patient_cases[0].patient_id}' has cases given to more than one "
+                f"split ({listed}); a patient belongs to one split: correct the cases' split "
+                "field, or remove it to let the split assign the patient",
+                field="split",
+            )
+        if named:
+            given[key] = named.pop()
+    return given
+
+
 def split_cases(
-    cases: Sequence[Case], *, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+    cases: Sequence[Case],
+    *,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    keep_given: bool = False,
 ) -> dict[str, list[Case]]:
-    """Assign every case to train/val/test; returns the cases of each split (split field set)."""
+    """Assign every case to train/val/test; returns the cases of each split (split field set).
+
+    With `keep_given`, a patient whose cases carry a split keeps it (all of them, its cases
+    without one included) and the fractions divide the other patients; a patient whose cases
+    carry two splits is refused. Without it, every patient is assigned anew.
+    """
     valid = len(fractions) == 3 and all(math.isfinite(f) and f >= 0 for f in fractions)
     if not valid or abs(sum(fractions) - 1) > 1e-6:
         raise RadoncInputError(
@@ -58,10 +96,13 @@ def split_cases(
             field="fractions",
         )
     by_patient = _patients(cases)
+    given = _given_splits(by_patient) if keep_given else {}
     # A patient is sorted by its smallest id as written, so that clean ids (one spelling per
     # patient) are shuffled exactly as before patient_key existed: same seed, same split.
     strata: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for key, patient_cases in by_patient.items():
+        if key in given:
+            continue
         first = patient_cases[0]
         label = min(case.patient_id for case in patient_cases)
         strata[(first.modality, first.site or "")].append((label, key))
@@ -73,8 +114,10 @@ def split_cases(
         rng.shuffle(patients)
         order.extend(patients)
 
-    assigned: Counter[str] = Counter()
     result: dict[str, list[Case]] = {name: [] for name in SPLITS}
+    for key, name in given.items():
+        result[name].extend(case.model_copy(update={"split": name}) for case in by_patient[key])
+    assigned: Counter[str] = Counter()
     for position, key in enumerate(order, start=1):
         name = max(SPLITS, key=lambda s: fractions[SPLITS.index(s)] * position - assigned[s])
         assigned[name] += 1
@@ -140,25 +183,57 @@ def write_splits(
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     allow_empty: bool = True,
+    keep_given: bool = True,
+    source: str | Path | None = None,
 ) -> dict:
     """Write train.jsonl, val.jsonl, test.jsonl and split.json; returns the summary.
 
-    A split given a share that gets no patient is warned about, or with `allow_empty=False`
-    (a study, which trains, validates and tests) fails before anything is written.
+    A patient whose cases already carry a split keeps it (see `split_cases`), counted in
+    split.json as `given_split`. A split given a share that gets no patient is warned about,
+    or with `allow_empty=False` (a study, which trains, validates and tests) fails before
+    anything is written. `source`, the case file, is named in errors about its cases.
     """
     out_dir = Path(out_dir)
     check_output_folder(out_dir)
-    splits = split_cases(cases, fractions=fractions, seed=seed)
+    try:
+        given = _given_splits(_patients(cases)) if keep_given else {}
+    except RadoncInputError as exc:
+        raise RadoncInputError(exc.reason, file=source, field=exc.field) from None
+    splits = split_cases(cases, fractions=fractions, seed=seed, keep_given=keep_given)
     summary = split_summary(splits, seed=seed, fractions=fractions)
     patients = sum(split["patients"] for split in summary["splits"].values())
+    if given:
+        kept = Counter(given.values())
+        summary["given_split"] = {name: kept[name] for name in SPLITS}
+        counts = ", ".join(f"{name} {kept[name]}" for name in SPLITS if kept[name])
+        rest = (
+            f"seed {seed} and shares {_shares(fractions)} divide the other {patients - len(given)}"
+            if patients > len(given)
+            else "seed and fractions were not used; remove the split field to split anew"
+        )
+        warnings.warn(
+            f"{len(given)} patient(s) keep the split their cases carry ({counts}); {rest}",
+            stacklevel=2,
+        )
     if summary["empty_splits"]:
+        assigned = f"{patients} patient(s)"
+        if given:
+            assigned = f"{patients - len(given)} patient(s) without a given split"
         message = (
-            f"split(s) {', '.join(summary['empty_splits'])} got no patient: {patients} "
-            f"patient(s) are too few for shares {_shares(fractions)}"
+            f"split(s) {', '.join(summary['empty_splits'])} got no patient: {assigned} "
+            f"are too few for shares {_shares(fractions)}"
         )
         if not allow_empty:
             raise RadoncInputError(f"{message}; use more patients", field="fractions")
         warnings.warn(message, stacklevel=2)
+    test = summary["splits"]["test"]
+    if test["cases"] and test["absent"]["modality"]:
+        absent = test["absent"]["modality"]
+        warnings.warn(
+            f"the test split holds no {' or '.join(absent)} case: evaluation cannot score "
+            f"{'it' if len(absent) == 1 else 'them'} (all such patients went to other splits)",
+            stacklevel=2,
+        )
     if summary["merged_patient_ids"]:
         groups = summary["merged_patient_ids"]
         examples = "; ".join(" = ".join(repr(pid) for pid in ids) for ids in groups[:3])

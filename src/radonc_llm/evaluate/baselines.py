@@ -23,7 +23,7 @@ from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.backends import Answer
 from radonc_llm.infer.predict import prediction_row
 from radonc_llm.storage import write_jsonl_atomic
-from radonc_llm.tasks.build import task_answer, task_target
+from radonc_llm.tasks.build import answer_problem, task_answer, task_target
 from radonc_llm.tasks.prompts import PROMPT_VERSION, SYSTEM_PROMPT, user_message
 
 BASELINE_TASKS: dict[str, tuple[str, ...]] = {
@@ -224,12 +224,13 @@ def run_baseline(
     }
     rows = []
     for task in tasks:
+        learned = _usable_training_cases(train, task, summary.messages)
         if kind == "majority":
-            answers = majority_answers(train, cases, task)
+            answers = majority_answers(learned, cases, task)
         elif kind == "tfidf-logreg":
-            answers = tfidf_logreg_answers(train, cases, task, seed=seed)
+            answers = tfidf_logreg_answers(learned, cases, task, seed=seed)
         else:
-            answers = nearest_regimen_answers(train, cases)
+            answers = nearest_regimen_answers(learned, cases)
         task_rows = [
             {**prediction_row(case.case_id, task, Answer(raw=answer), seconds=0.0), **run_info}
             for case, answer in zip(cases, answers, strict=True)
@@ -241,6 +242,27 @@ def run_baseline(
         rows.extend(task_rows)
     write_jsonl_atomic(out, rows)
     return summary
+
+
+def _usable_training_cases(train: Sequence[Case], task: str, messages: list[str]) -> list[Case]:
+    """The training cases whose answer for `task` can be a prediction: a placeholder regimen
+    ("None Gy in nan fractions") is never predicted. Leaving some out is said in `messages`;
+    leaving none is refused."""
+    usable = [case for case in train if answer_problem(case, task) is None]
+    if len(usable) < len(train):
+        left = [case for case in train if answer_problem(case, task) is not None]
+        if not usable:
+            raise RadoncInputError(
+                f"no training case has a usable {task} answer (e.g. {left[0].case_id}: "
+                f"{answer_problem(left[0], task)})",
+                field="train",
+            )
+        messages.append(
+            f"{len(left)} training case(s) have no usable {task} answer (e.g. "
+            f"{left[0].case_id}: {answer_problem(left[0], task)}); the baseline learns "
+            f"{task} from the other {len(usable)}"
+        )
+    return usable
 
 
 def _run_few_shot(

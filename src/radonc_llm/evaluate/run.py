@@ -41,7 +41,7 @@ from radonc_llm.storage import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from radonc_llm.tasks.build import task_answer
+from radonc_llm.tasks.build import answer_problem, task_answer
 from radonc_llm.tasks.prompts import PROMPT_VERSION
 
 DEFAULT_BASELINE = "base"
@@ -409,6 +409,24 @@ def reference_messages(cases: Sequence[Case]) -> list[str]:
     ]
 
 
+def unusable_reference_messages(cases: Sequence[Case], scored: dict[str, list[Case]]) -> list[str]:
+    """One line per task whose reference answer some cases lack (a placeholder regimen)."""
+    out = []
+    for task, task_cases in scored.items():
+        kept = {case.case_id for case in task_cases}
+        left = [case for case in cases if case.case_id not in kept]
+        if left:
+            shown = ", ".join(
+                f"{case.case_id} ({answer_problem(case, task)})" for case in left[:_SHOWN]
+            )
+            more = f" and {len(left) - _SHOWN} more" if len(left) > _SHOWN else ""
+            out.append(
+                f"{len(left)} case(s) have no usable {task} reference ({shown}{more}): {task} "
+                f"is scored on the other {len(task_cases)}"
+            )
+    return out
+
+
 def uncompared_messages(
     per_case: dict[str, dict[str, list[dict]]], pairs: Sequence[tuple[str, str]]
 ) -> list[str]:
@@ -514,6 +532,12 @@ def evaluate_predictions(
     if len(cases) < 2:
         messages.append("only 1 case: no bootstrap 95% CIs (they need at least 2 cases)")
     messages.extend(reference_messages(cases))
+    # A case whose reference answer is a placeholder ("None Gy in nan fractions") has nothing
+    # to score against: it leaves that task's scoring, the same for every system, and is named.
+    scored = {
+        task: [case for case in cases if answer_problem(case, task) is None] for task in TASKS
+    }
+    messages.extend(unusable_reference_messages(cases, scored))
     pairs = list(compare) if compare is not None else parse_compare_args(None, list(files))
     if compare is None and not pairs and len(files) > 1:
         messages.append(
@@ -528,10 +552,11 @@ def evaluate_predictions(
         systems[name] = {}
         per_case[name] = {}
         for task in TASKS:
-            if task not in file.tasks:
+            task_cases = scored[task]
+            if task not in file.tasks or not task_cases:
                 continue
-            references = [task_answer(case, task) for case in cases]
-            usable = [file.answers.get((case.case_id, task)) for case in cases]
+            references = [task_answer(case, task) for case in task_cases]
+            usable = [file.answers.get((case.case_id, task)) for case in task_cases]
             predicted = [u.prediction if u is not None else None for u in usable]
             raws = [u.raw if u is not None else "" for u in usable]
             block, rows = TASK_METRICS[task](
@@ -540,7 +565,7 @@ def evaluate_predictions(
             systems[name][task] = block
             per_case[name][task] = rows
             for case, reference, prediction, raw, row in zip(
-                cases, references, predicted, raws, rows, strict=True
+                task_cases, references, predicted, raws, rows, strict=True
             ):
                 per_case_rows.append(
                     {

@@ -414,7 +414,8 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
         from radonc_llm.tasks.build import write_task_datasets
 
         for name in ("train", "val"):
-            write_task_datasets(read_cases(split_dir / f"{name}.jsonl"), out / name, tasks=tasks)
+            split_file = split_dir / f"{name}.jsonl"
+            write_task_datasets(read_cases(split_file), out / name, tasks=tasks, source=split_file)
 
     def run_schemes(out: Path) -> None:
         from radonc_llm.evaluate.cross_institution import institution_schemes
