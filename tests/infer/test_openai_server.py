@@ -69,13 +69,19 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that cancels its request leaves the handler a broken pipe: not a failure of
+        the test, and its traceback on stderr would land in the CLI output a test reads."""
+
+
 @pytest.fixture()
 def serve() -> Iterator[Callable[[Behaviour], tuple[str, ThreadingHTTPServer]]]:
     """Start servers with a behaviour; each is listening once started (no waiting)."""
     servers: list[ThreadingHTTPServer] = []
 
     def start(behaviour: Behaviour) -> tuple[str, ThreadingHTTPServer]:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server = _QuietServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
         server.behaviour, server.seen, server.release = behaviour, [], threading.Event()
         threading.Thread(target=server.serve_forever, daemon=True).start()
