@@ -301,8 +301,8 @@ def export(
     """Write a run's adapter merged into its base model (or the adapter alone)."""
     from radonc_llm.train.export import export_run
 
-    export_run(run, out, merge=merge)
-    console.print(f"{'merged model' if merge else 'adapter'} written to {out}")
+    written = export_run(run, out, merge=merge)
+    console.print(f"{'merged model' if merge else 'adapter'} written to {written}")
 
 
 @app.command()

@@ -50,6 +50,7 @@ def prepare_model(name_or_path: str) -> None:
     """Check the model name and build shared caches once, before workers load it side by side."""
     from radonc_llm.models.registry import (
         base_model_of,
+        ensure_gguf_cache,
         ensure_smollm2_cache,
         resolve_model,
     )
@@ -57,7 +58,9 @@ def prepare_model(name_or_path: str) -> None:
     spec = resolve_model(name_or_path)
     if spec.source == "run":
         spec = resolve_model(base_model_of(name_or_path))
-    if spec.source == "gguf":
+    if spec.source == "gguf" and spec.path is not None:  # a GGUF file the user named
+        ensure_gguf_cache(spec.path)
+    elif spec.source == "gguf":  # the embedded SmolLM2
         ensure_smollm2_cache()
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import difflib
 import glob
+import hashlib
 import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -148,6 +150,16 @@ def resolve_model(name_or_path: str) -> ModelSpec:
         return MODEL_REGISTRY[name_or_path]
     path = Path(name_or_path).expanduser()
     if path.exists():
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            return ModelSpec(
+                name=str(path), source="gguf", path=path, description="GGUF model file"
+            )
+        if _TEMPORARY_FOLDER.fullmatch(path.name):
+            raise RadoncInputError(
+                "the partial folder of an export or save that was killed before it finished; "
+                "delete it and run `radonc-llm export RUN --out FOLDER` again",
+                file=path,
+            )
         if is_run_dir(path):
             return ModelSpec(
                 name=str(path), source="run", path=path, description="training run with adapter"
@@ -166,7 +178,8 @@ def resolve_model(name_or_path: str) -> ModelSpec:
         "/" in name_or_path and path.parent.is_dir() and str(path.parent) != "."
     )
     if "/" in name_or_path and not looks_like_path:
-        return ModelSpec(name=name_or_path, source="hub", hub_id=name_or_path, description="hub id")
+        hub_id = name_or_path.rstrip("/")  # a trailing slash copied from a hub URL
+        return ModelSpec(name=hub_id, source="hub", hub_id=hub_id, description="hub id")
     if looks_like_path:
         relative = "" if path.is_absolute() else f", relative to the working folder {Path.cwd()}"
         raise RadoncInputError(
@@ -185,7 +198,7 @@ def not_a_model_reason(path: Path) -> str:
     files tell: a run stopped before it wrote its adapter, a merged model without its config, a
     run of one adapter per task."""
     if not path.is_dir():
-        return "is a file, not a model folder"
+        return _not_a_model_file_reason(path)
     task_dirs = _run_task_dirs(path) if (path / "manifest.json").is_file() else []
     if task_dirs:
         tasks = ", ".join(p.name for p in task_dirs)
@@ -193,13 +206,19 @@ def not_a_model_reason(path: Path) -> str:
             f"this run holds one adapter per task ({tasks}); pass one of its task folders, "
             f"e.g. {task_dirs[0]}"
         )
+    if (path / "manifest.json").is_file() and (path / "adapter").is_dir():
+        return "training run whose adapter/ lacks adapter_config.json: the adapter is damaged"
     if (path / "manifest.json").is_file() and (path / "checkpoints").is_dir():
-        if (path / "adapter").is_dir():
-            return "training run whose adapter/ lacks adapter_config.json: the adapter is damaged"
         return (
             f"training run without an adapter yet (status '{run_status(path)}'): it stopped "
             "before its first validation or its end; continue it with `radonc-llm train CONFIG "
             "--resume`"
+        )
+    if _manifest_of(path).get("kind") == "train":
+        return (
+            f"training run without an adapter or a checkpoint (status '{run_status(path)}'): "
+            "it stopped before its first checkpoint; start it again with `radonc-llm train "
+            "CONFIG`"
         )
     files = {p.name for p in path.iterdir()}
     has_weights = any(name.endswith((".safetensors", ".bin")) for name in files)
@@ -214,14 +233,35 @@ def not_a_model_reason(path: Path) -> str:
     )
 
 
+# What atomic writes name their unfinished folders: ".name.XXXXXXXX.tmp" (mkdtemp's 8 characters).
+_TEMPORARY_FOLDER = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+# Files that live inside a model folder or a run's adapter/: the folder is what to pass.
+_MODEL_FOLDER_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json")
+
+
+def _not_a_model_file_reason(path: Path) -> str:
+    """A file was given: say which folder to pass instead."""
+    if path.name.startswith("adapter_") and is_run_dir(path.parent.parent):
+        return f"is a file of a run's adapter; pass the run folder {path.parent.parent}"
+    if path.name in _MODEL_FOLDER_FILES or path.suffix in {".safetensors", ".bin"}:
+        folder = path.parent
+        if (folder / "config.json").is_file():
+            return f"is a file of a model folder; pass the folder {folder}"
+    return (
+        "is a file, not a model folder: pass a folder with config.json, a training run "
+        "folder or a .gguf file"
+    )
+
+
 def run_status(run_dir: Path) -> str:
     """The `status` a training run's manifest records (running, stopped, finished), or
     'unknown' where the manifest cannot say."""
-    try:
-        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "unknown"
-    return str(manifest.get("status", "unknown")) if isinstance(manifest, dict) else "unknown"
+    return str(_manifest_of(run_dir).get("status", "unknown"))
+
+
+def _manifest_of(run_dir: Path) -> dict[str, Any]:
+    """A run folder's manifest.json, {} where there is none or it cannot be read."""
+    return _json_dict(run_dir / "manifest.json")
 
 
 def _did_you_mean(name: str, choices: Any, *, prefix: Path | None = None) -> str:
@@ -249,9 +289,12 @@ def load_model(
 ) -> tuple[Any, Any]:
     """Load (model, tokenizer); see the module docstring for what `name_or_path` may be.
 
-    The tokenizer always has a pad token (eos where the model defines none). Hub ids never
-    download when HF_HUB_OFFLINE is set; a model absent from the local cache fails clearly.
-    `quantization="4bit"` loads a hub or local model in NF4 for QLoRA (CUDA + bitsandbytes).
+    The tokenizer always has a pad token (eos where the model defines none) and a chat template
+    (the prompts are chat conversations; a model without one is refused, never given another's).
+    A hub id loads from the local Hugging Face cache when it is there, without asking the hub;
+    otherwise it downloads, unless HF_HUB_OFFLINE is set or the hub cannot be reached, which
+    fail at once saying so. `quantization="4bit"` loads a hub or local model in NF4 for QLoRA
+    (CUDA + bitsandbytes).
     """
     spec = resolve_model(name_or_path)
     if quantization == "4bit":
@@ -260,68 +303,131 @@ def load_model(
                 f"4-bit loading needs a hub id or a model folder, not '{name_or_path}'",
                 field="quantization",
             )
-        model, tokenizer = _load_pretrained(
-            str(spec.path or spec.hub_id),
-            dtype=dtype,
-            local_only=spec.source == "local" or _hub_offline(),
-            quantization_config=_nf4_config(dtype),
-        )
-        _ensure_pad_token(model, tokenizer)
-        return model, tokenizer
-    if spec.source == "gguf":
-        folder = ensure_smollm2_cache()
+        nf4 = _nf4_config(dtype)
+        if spec.source == "local":
+            model, tokenizer = _load_folder(spec.path, dtype=dtype, quantization_config=nf4)
+        else:
+            model, tokenizer = _load_hub(spec.hub_id, dtype=dtype, quantization_config=nf4)
+    elif spec.source == "gguf":
+        folder = ensure_gguf_cache(spec.path) if spec.path else ensure_smollm2_cache()
         model, tokenizer = _load_pretrained(str(folder), dtype=dtype, local_only=True)
     elif spec.source == "tiny":
         model, tokenizer = build_tiny_model(spec, dtype=dtype)
     elif spec.source == "local":
         model, tokenizer = _load_folder(spec.path, dtype=dtype)
     elif spec.source == "hub":
-        model, tokenizer = _load_pretrained(spec.hub_id, dtype=dtype, local_only=_hub_offline())
+        model, tokenizer = _load_hub(spec.hub_id, dtype=dtype)
     else:
         model, tokenizer = _load_run(spec.path, dtype=dtype)
+    if spec.source in {"gguf", "tiny", "hub"}:  # a folder's is checked before its weights load
+        check_chat_template(tokenizer, name=spec.name)
     _ensure_pad_token(model, tokenizer)
     return model, tokenizer
 
 
+class NoChatTemplateError(RadoncInputError):
+    """The tokenizer cannot write the chat prompts every task uses."""
+
+
+def check_chat_template(tokenizer: Any, *, name: str, folder: Path | None = None) -> None:
+    """Refuse a tokenizer without a chat template: the prompts are chat conversations, and a
+    stand-in template would prompt the model in a format it was never trained on."""
+    if getattr(tokenizer, "chat_template", None):
+        return
+    if folder is not None:
+        raise NoChatTemplateError(
+            "the tokenizer has no chat template, and every prompt is a chat conversation; copy "
+            "chat_template.jinja (or the chat_template entry of tokenizer_config.json) from the "
+            "model it was made from into this folder, or use an instruct/chat model",
+            file=folder,
+        )
+    raise NoChatTemplateError(
+        f"model '{name}': the tokenizer has no chat template, and every prompt is a chat "
+        "conversation; use an instruct/chat model, or a local copy with a chat_template.jinja"
+    )
+
+
 def base_model_of(run_dir: str | Path) -> str:
-    """The base model name or path a training run was started from (from its manifest)."""
-    manifest_path = Path(run_dir) / "manifest.json"
+    """The base model name or path a training run was started from (from its manifest).
+
+    The base must still be there: a base model folder moved or deleted since training fails
+    here, naming the manifest and what to do, not as an unknown model."""
+    manifest_path = Path(run_dir).expanduser() / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        return str(manifest["config"]["model"])
+        base = str(manifest["config"]["model"])
     except (OSError, ValueError, KeyError, TypeError):
         raise RadoncInputError(
             "cannot read the base model from the run manifest",
             file=manifest_path,
             field="config.model",
         ) from None
+    try:
+        resolve_model(base)
+    except RadoncInputError as exc:
+        path = Path(base).expanduser()
+        gone = exc.reason
+        if path.is_absolute() and not path.exists():
+            close = _did_you_mean(path.name, _folder_names(path.parent), prefix=path.parent)
+            gone = f"no folder {path}{close}"
+        raise RadoncInputError(
+            f"the run's base model '{base}' is not there any more ({gone}): it was moved or "
+            "deleted since training; put it back, or write its new place into this field",
+            file=manifest_path,
+            field="config.model",
+        ) from None
+    return base
 
 
 def _load_run(run_dir: Path, *, dtype: torch.dtype) -> tuple[Any, Any]:
     from peft import PeftModel
 
     base_name = base_model_of(run_dir)
-    if Path(base_name).resolve() == run_dir.resolve():
+    if Path(base_name).expanduser().resolve() == run_dir.resolve():
         raise RadoncInputError("run names itself as its base model", file=run_dir / "manifest.json")
     adapter = run_dir / "adapter"
     check_adapter_files(adapter)
-    base, tokenizer = load_model(base_name, dtype=dtype)
+    try:
+        base, tokenizer = load_model(base_name, dtype=dtype)
+    except RadoncInputError as exc:
+        raise RadoncInputError(
+            f"cannot load the run's base model: {exc.message}",
+            file=run_dir / "manifest.json",
+            field="config.model",
+        ) from None
     try:
         model = PeftModel.from_pretrained(base, str(adapter))
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         # RuntimeError: tensor shapes of another rank or base model.
         raise RadoncInputError(
-            f"the adapter does not fit its base model '{base_name}' or its own "
-            f"adapter_config.json ({_first_problem(exc)})",
+            f"the adapter{_trained_on(adapter, base_name)} does not fit the run's base model "
+            f"'{base_name}' (manifest.json config.model) or its own adapter_config.json "
+            f"({_first_problem(exc)}; the first shape is the adapter's, the second the base "
+            "model's)",
             file=adapter,
         ) from None
     return model, tokenizer
 
 
+def _trained_on(adapter: Path, base_name: str) -> str:
+    """' (trained on X, its adapter_config.json says)' where PEFT recorded another base."""
+    recorded = _json_dict(adapter / "adapter_config.json").get("base_model_name_or_path")
+    if not recorded or str(recorded) == base_name:
+        return ""
+    return f" (trained on '{recorded}', its adapter_config.json says)"
+
+
+def _json_dict(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def check_adapter_files(adapter: Path) -> None:
     """Refuse an adapter folder that is not whole: its config must parse and its weights file
     must be there and read to its end."""
-    from safetensors import SafetensorError, safe_open
 
     config_file = adapter / "adapter_config.json"
     try:
@@ -337,19 +443,26 @@ def check_adapter_files(adapter: Path) -> None:
         if (adapter / "adapter_model.bin").is_file():
             return
         raise RadoncInputError("missing: the adapter has no weights", file=weights)
+    check_safetensors_whole(weights)
+
+
+def check_safetensors_whole(file: Path, *, fix: str = "") -> None:
+    """Refuse a safetensors file cut short or damaged, naming it; reads its header only."""
+    from safetensors import SafetensorError, safe_open
+
     try:
         # Opening checks that the header is whole and its tensors cover the file exactly.
-        with safe_open(str(weights), framework="pt") as handle:
+        with safe_open(str(file), framework="pt") as handle:
             handle.keys()
     except (OSError, SafetensorError) as exc:
         raise RadoncInputError(
-            f"cannot be read ({exc}): the file is cut short or damaged", file=weights
+            f"cannot be read ({exc}): the file is cut short or damaged{fix}", file=file
         ) from None
 
 
 def per_task_run_dirs(model: str) -> dict[str, str]:
     """{task: folder} when `model` is a training run of one adapter per task, else {}."""
-    path = Path(model)
+    path = Path(model).expanduser()
     if model in MODEL_REGISTRY or not (path / "manifest.json").is_file() or is_run_dir(path):
         return {}
     return {folder.name: str(folder) for folder in _run_task_dirs(path)}
@@ -383,47 +496,110 @@ def _nf4_config(compute_dtype: torch.dtype) -> Any:
     )
 
 
-def _load_folder(folder: Path, *, dtype: torch.dtype) -> tuple[Any, Any]:
-    """A model folder written by `save_pretrained`; a missing or damaged file is named."""
-    from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _load_folder(
+    folder: Path,
+    *,
+    dtype: torch.dtype,
+    quantization_config: Any = None,
+    hub_id: str | None = None,
+) -> tuple[Any, Any]:
+    """A model folder written by `save_pretrained` (or the cached snapshot of `hub_id`); a
+    missing or damaged file is named."""
+    import pickle
 
-    damaged = (OSError, ValueError, RuntimeError, SafetensorError)
-    again = "copy it back or export the model again"
+    import transformers
+    from safetensors import SafetensorError
+    from transformers import CONFIG_MAPPING, AutoModelForCausalLM, AutoTokenizer
+
+    # UnpicklingError, EOFError: a pytorch_model.bin cut short.
+    damaged = (OSError, ValueError, RuntimeError, SafetensorError, pickle.UnpicklingError, EOFError)
     try:  # the tokenizer reads config.json too: name the file that is at fault
-        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RadoncInputError(
-            f"not valid JSON ({exc}); {again}", file=folder / "config.json"
+            f"not valid JSON ({exc}); {AGAIN}", file=folder / "config.json"
         ) from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not model_type or model_type not in CONFIG_MAPPING:
+        known = _did_you_mean(str(model_type), CONFIG_MAPPING.keys())
+        raise RadoncInputError(
+            f"model_type {model_type!r} is not an architecture this transformers "
+            f"{transformers.__version__} knows{known}; fix the field or {AGAIN}",
+            file=folder / "config.json",
+            field="model_type",
+        )
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise RadoncInputError(
             f"no tokenizer in the model folder (expected one of {', '.join(TOKENIZER_FILES)}); "
-            f"{again}",
+            f"{AGAIN}",
             file=folder,
         )
+    check_weight_files(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except damaged as exc:
         raise RadoncInputError(
-            f"cannot load the tokenizer, its files are damaged ({_first_problem(exc)}); {again}",
+            f"cannot load the tokenizer, its files are damaged ({_first_problem(exc)}); {AGAIN}",
             file=folder,
         ) from None
+    check_chat_template(tokenizer, name=hub_id or str(folder), folder=None if hub_id else folder)
+    extra = _quantization_kwargs(quantization_config)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(folder), dtype=dtype, local_files_only=True
+            str(folder), dtype=dtype, local_files_only=True, **extra
         )
     except damaged as exc:
         raise RadoncInputError(
-            "cannot load the model: its weights (model.safetensors) are missing or damaged "
-            f"({_first_problem(exc)}); {again}",
+            f"cannot load the model from its config.json and weights ({_first_problem(exc)}); "
+            f"{AGAIN}",
             file=folder,
         ) from None
     return model, tokenizer
 
 
+# What fixes a model folder with a file missing or damaged.
+AGAIN = "copy it back or export the model again"
 # Any one of these lets AutoTokenizer build a tokenizer (fast, sentencepiece, BPE files).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+# The weights of a `save_pretrained` folder, in the order transformers looks for them.
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def check_weight_files(folder: Path) -> None:
+    """Refuse a model folder whose weights are not all there and whole, naming the file: no
+    weights at all, a shard its index lists but the folder lacks, a safetensors file cut short.
+    Reads only the headers (safetensors checks that they cover the file exactly)."""
+
+    found = next((name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    if found is None:
+        raise RadoncInputError(
+            f"no weights in the model folder (expected {' or '.join(WEIGHT_FILES[::2])}, or a "
+            f"sharded model's {' or '.join(WEIGHT_FILES[1::2])}); {AGAIN}",
+            file=folder,
+        )
+    files = [folder / found]
+    if found.endswith(".index.json"):
+        weight_map = _json_dict(folder / found).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise RadoncInputError(
+                f"not a shard index (no weight_map) or not valid JSON; {AGAIN}", file=folder / found
+            )
+        files = [folder / name for name in sorted(set(map(str, weight_map.values())))]
+        missing = [file for file in files if not file.is_file()]
+        if missing:
+            raise RadoncInputError(
+                f"missing: a shard that {found} lists ({len(missing)} of {len(files)} shards "
+                f"missing); {AGAIN}",
+                file=missing[0],
+            )
+    for file in files:
+        if file.suffix == ".safetensors":  # a .bin shows its damage as it loads
+            check_safetensors_whole(file, fix=f"; {AGAIN}")
 
 
 def _first_problem(exc: Exception, *, limit: int = 300) -> str:
@@ -434,28 +610,98 @@ def _first_problem(exc: Exception, *, limit: int = 300) -> str:
     return " ".join(telling.split())[:limit]
 
 
+def _quantization_kwargs(quantization_config: Any) -> dict[str, Any]:
+    if quantization_config is None:
+        return {}
+    return {
+        "quantization_config": quantization_config,
+        "device_map": {"": torch.cuda.current_device()},
+    }
+
+
 def _load_pretrained(
     source: str, *, dtype: torch.dtype, local_only: bool, quantization_config: Any = None
 ) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    extra = {"quantization_config": quantization_config} if quantization_config else {}
-    if quantization_config is not None:
-        extra["device_map"] = {"": torch.cuda.current_device()}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, local_files_only=local_only, **extra
-        )
-    except OSError as exc:
-        hint = (
-            "it is not in the local Hugging Face cache and HF_HUB_OFFLINE forbids downloads; "
-            "copy the model there or pass a local folder"
-            if local_only
-            else "download failed or the id is wrong"
-        )
-        raise RadoncInputError(f"cannot load model '{source}': {hint} ({exc})") from None
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    model = AutoModelForCausalLM.from_pretrained(
+        source,
+        dtype=dtype,
+        local_files_only=local_only,
+        **_quantization_kwargs(quantization_config),
+    )
     return model, tokenizer
+
+
+# Seconds to wait for the hub before calling the machine offline: transformers' own downloads
+# retry five times with backoff, a minute per file before they give up.
+HUB_PROBE_SECONDS = 5.0
+
+
+def _load_hub(
+    hub_id: str, *, dtype: torch.dtype, quantization_config: Any = None
+) -> tuple[Any, Any]:
+    """A hub model: from the local Hugging Face cache when it is whole there (loaded as the
+    cached folder, so that no network is asked: transformers looks up an adapter config online
+    even with local_files_only), else downloaded; offline (HF_HUB_OFFLINE, or the hub
+    unreachable) it fails at once."""
+    from huggingface_hub import constants, snapshot_download
+
+    cache = constants.HF_HUB_CACHE
+    try:
+        snapshot = Path(snapshot_download(hub_id, local_files_only=True))
+    except (OSError, ValueError):  # not cached; ValueError: not a valid hub id
+        in_cache = "it is not in the local Hugging Face cache"
+    else:
+        try:
+            return _load_folder(
+                snapshot, dtype=dtype, quantization_config=quantization_config, hub_id=hub_id
+            )
+        except NoChatTemplateError:
+            raise
+        except RadoncInputError as exc:
+            in_cache = f"its copy in the local Hugging Face cache is not whole ({exc.message})"
+    registered = any(spec.hub_id == hub_id for spec in MODEL_REGISTRY.values())
+    no_folder = "" if registered else f"; there is no folder {Path(hub_id).absolute()}"
+    instead = (
+        f"pass a local model folder instead (--model /path/to/folder with config.json{no_folder}"
+        f"), or copy the model into the Hugging Face cache {cache} from a machine with internet "
+        f"(`hf download {hub_id}` there)"
+    )
+    if _hub_offline():
+        raise RadoncInputError(
+            f"cannot load model '{hub_id}': {in_cache} and HF_HUB_OFFLINE forbids downloads; "
+            f"{instead}"
+        )
+    unreachable = _hub_unreachable(constants.ENDPOINT)
+    if unreachable:
+        raise RadoncInputError(
+            f"cannot load model '{hub_id}': {in_cache} and the hub {constants.ENDPOINT} cannot "
+            f"be reached ({unreachable}): this machine looks offline; {instead}"
+        )
+    try:
+        return _load_pretrained(
+            hub_id, dtype=dtype, local_only=False, quantization_config=quantization_config
+        )
+    except Exception as exc:  # OSError, and the HTTP client's errors (a proxy refusing)
+        raise RadoncInputError(
+            f"cannot download model '{hub_id}' ({_first_problem(exc)}): check the id on "
+            f"{constants.ENDPOINT}, and for a gated model (Llama 2) accept its licence there and "
+            f"log in (`hf auth login`); or {instead}"
+        ) from None
+
+
+def _hub_unreachable(endpoint: str) -> str | None:
+    """Why the hub cannot be reached within HUB_PROBE_SECONDS (one try, the proxies of the
+    environment honoured), or None where it answers."""
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(endpoint, timeout=HUB_PROBE_SECONDS)
+    except Exception as exc:  # no DNS, refused, timed out, a proxy's refusal: all say offline
+        return _first_problem(exc, limit=120)
+    return None
 
 
 def _ensure_pad_token(model: Any, tokenizer: Any) -> None:
@@ -489,18 +735,41 @@ def smollm2_gguf_path() -> Path:
 
 def ensure_smollm2_cache() -> Path:
     """Convert the embedded GGUF to plain safetensors once; return the cached model folder."""
-    target = model_cache_dir("smollm2-135m")
-    gguf = smollm2_gguf_path()
-    stamp = {"gguf": gguf.name, "gguf_bytes": gguf.stat().st_size}
+    return ensure_gguf_cache(smollm2_gguf_path())
+
+
+def ensure_gguf_cache(gguf: Path) -> Path:
+    """Convert a GGUF file to plain safetensors once, in the model cache (the embedded SmolLM2's
+    under `smollm2-135m`, another's under its name and a hash of its path); return the folder.
+    A file transformers cannot read as a GGUF model is refused naming it."""
+    gguf = Path(gguf).expanduser().resolve()
+    embedded = _embedded_gguf()
+    if embedded is not None and gguf == embedded.resolve():
+        target = model_cache_dir("smollm2-135m")
+    else:
+        digest = hashlib.sha256(str(gguf).encode()).hexdigest()[:12]
+        target = model_cache_dir(f"gguf-{gguf.stem}-{digest}")
+    stat = gguf.stat()
+    stamp = {"gguf": gguf.name, "gguf_bytes": stat.st_size}
+    if target.name != "smollm2-135m":
+        stamp["gguf_mtime_ns"] = stat.st_mtime_ns  # a file replaced in place converts again
     if _cache_is_current(target, stamp):
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logger.info("converting %s to safetensors in %s (once)", gguf.name, target)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except Exception as exc:  # the gguf reader raises bare ValueErrors, KeyErrors, struct.errors
+        raise RadoncInputError(
+            f"cannot read this GGUF file as a model ({_first_problem(exc)}): it is cut short, "
+            "damaged, or of an architecture transformers cannot convert; pass the model's "
+            "Hugging Face folder (config.json + safetensors) instead",
+            file=gguf,
+        ) from None
     # The dequantized model keeps a quantizer tag; Trainer/TRL/PEFT refuse a "quantized" model.
     model.hf_quantizer = None
     model.is_quantized = False
@@ -524,6 +793,13 @@ def ensure_smollm2_cache() -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _embedded_gguf() -> Path | None:
+    try:
+        return smollm2_gguf_path()
+    except RadoncInputError:
+        return None
 
 
 def _cache_is_current(folder: Path, stamp: dict) -> bool:

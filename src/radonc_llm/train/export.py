@@ -34,23 +34,39 @@ def export_run(
     """Write the run's best adapter merged into its base model (loadable with
     `AutoModelForCausalLM.from_pretrained` and `load_model`), or, with merge=False, the adapter
     alone in PEFT format. The folder appears whole or not at all."""
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run_dir, out_dir = Path(run_dir).expanduser(), Path(out_dir).expanduser()
     _check_run(run_dir)
     _check_out_dir(out_dir, run_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if remove_temporaries_of(out_dir):  # a merged 7B model is ~14 GB of them
-        logger.info("removed the partial folder(s) an interrupted export left beside %s", out_dir)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
-        if merge:
-            model, tokenizer = load_model(str(run_dir), dtype=dtype)
-            merged = model.merge_and_unload()
-            merged.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-        else:
-            shutil.copytree(run_dir / "adapter", tmp, dirs_exist_ok=True)
-        shutil.copy2(run_dir / "manifest.json", tmp / "training_manifest.json")
-        replace_dir(tmp, out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        if remove_temporaries_of(out_dir):  # a merged 7B model is ~14 GB of them
+            logger.info("removed the partial folder(s) a killed export left beside %s", out_dir)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise RadoncInputError(
+            f"cannot write the output folder here ({exc.strerror or exc}); choose a folder you "
+            "can write to",
+            file=out_dir,
+        ) from None
+    try:
+        # Load before anything is written: a run that cannot load leaves nothing behind.
+        model, tokenizer = load_model(str(run_dir), dtype=dtype) if merge else (None, None)
+        try:
+            if merge:
+                merged = model.merge_and_unload()
+                merged.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+            else:
+                shutil.copytree(run_dir / "adapter", tmp, dirs_exist_ok=True)
+            shutil.copy2(run_dir / "manifest.json", tmp / "training_manifest.json")
+            replace_dir(tmp, out_dir)
+        except OSError as exc:  # a full disk, a folder made read-only meanwhile
+            raise RadoncInputError(
+                f"writing the {'merged model' if merge else 'adapter'} failed "
+                f"({exc.strerror or exc}); nothing was written there; free space or choose "
+                "another folder, then export again",
+                file=out_dir,
+            ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
@@ -77,9 +93,16 @@ def _check_run(run_dir: Path) -> None:
         )
     if run_dir.is_dir() and (run_dir / "manifest.json").is_file():
         reason = f"not a training run to export: {not_a_model_reason(run_dir)}"
+    elif run_dir.is_dir() and (runs := _runs_inside(run_dir)):
+        names = ", ".join(str(run) for run in runs[:3]) + (", ..." if len(runs) > 3 else "")
+        reason = f"a folder of training runs, not one run; export one of them: {names}"
     else:
         reason = "not a training run (expected manifest.json and adapter/adapter_config.json)"
     raise RadoncInputError(reason, file=run_dir)
+
+
+def _runs_inside(folder: Path) -> list[Path]:
+    return sorted(child for child in folder.iterdir() if child.is_dir() and is_run_dir(child))
 
 
 def _check_out_dir(out_dir: Path, run_dir: Path) -> None:
