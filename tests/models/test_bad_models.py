@@ -26,12 +26,9 @@ def good_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def good_folder(tmp_path_factory):
+def good_folder(tmp_path_factory, tiny_model_folder):
     """A model folder as `radonc-llm export --merge` writes it."""
-    folder = tmp_path_factory.mktemp("models") / "merged"
-    model, tokenizer = load_model("tiny-llama")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    folder = shutil.copytree(tiny_model_folder, tmp_path_factory.mktemp("models") / "merged")
     (folder / "training_manifest.json").write_text("{}")
     return folder
 

@@ -28,14 +28,9 @@ WEIGHT = "model.layers.0.self_attn.q_proj.weight"
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """tiny-llama saved as a model folder, whole (chat template included)."""
-    folder = tmp_path_factory.mktemp("models") / "tiny"
-    model, tokenizer = load_model("tiny-llama")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+@pytest.fixture()
+def tiny(tiny_model_folder):
+    return tiny_model_folder
 
 
 @pytest.fixture(scope="module")
