@@ -63,3 +63,34 @@ def test_a_baseline_with_no_usable_training_answer_is_refused(tmp_path):
         run_baseline(
             "nearest-regimen", train, sample_cases(), tmp_path / "pred.jsonl", tasks=["regimen"]
         )
+
+
+def test_few_shot_never_shows_a_placeholder_regimen_as_an_example(tmp_path, monkeypatch):
+    from radonc_llm.evaluate import baselines
+    from radonc_llm.infer.backends import TransformersBackend
+    from radonc_llm.models.registry import load_model
+
+    shown: list[tuple[str, str]] = []
+    build = baselines.few_shot_messages
+
+    def recording(case, task, examples):
+        shown.extend((task, example.regimen) for example in examples)
+        return build(case, task, examples)
+
+    monkeypatch.setattr(baselines, "few_shot_messages", recording)
+    # Only the last three training regimens are usable: the nearest three would mostly be
+    # placeholders, were they not left out.
+    train = sample_cases()
+    train = [c.model_copy(update={"regimen": PLACEHOLDER}) for c in train[:-3]] + train[-3:]
+    model, tokenizer = load_model("tiny-llama")
+    backend = TransformersBackend(model, tokenizer, model_name="tiny-llama")
+    run_baseline(
+        "few-shot", train, sample_cases()[:2], tmp_path / "few.jsonl", backend=backend,
+        tasks=["regimen", "modality"], k=3, show_progress=False,
+    )  # fmt: skip
+    assert {task for task, _ in shown} == {"regimen", "modality"}
+    assert {regimen for task, regimen in shown if task == "regimen"} == {
+        case.regimen for case in train[-3:]
+    }
+    # Modality examples come from every training case, placeholders' included.
+    assert PLACEHOLDER in {regimen for task, regimen in shown if task == "modality"}

@@ -289,13 +289,21 @@ def _run_few_shot(
 
     if k < 1:
         raise RadoncInputError("few-shot needs k >= 1 examples", field="k")
-    index = NearestCases(train)
-    neighbours: dict[str, list[Case]] = {}
+    # The examples shown for a task are training cases whose answer to it is usable: a
+    # placeholder regimen is never shown as an example.
+    learned = {task: _usable_training_cases(train, task, summary.messages) for task in tasks}
+    full = NearestCases(train)
+    indexes = {
+        task: full if len(usable) == len(train) else NearestCases(usable)
+        for task, usable in learned.items()
+    }
+    neighbours: dict[tuple[str, int], list[Case]] = {}
 
     def messages_for(case: Case, task: str) -> list[dict[str, str]]:
-        if case.case_id not in neighbours:
-            neighbours[case.case_id] = index.nearest(case, k)
-        return few_shot_messages(case, task, neighbours[case.case_id])
+        key = (case.case_id, id(indexes[task]))
+        if key not in neighbours:
+            neighbours[key] = indexes[task].nearest(case, k)
+        return few_shot_messages(case, task, neighbours[key])
 
     if backend is not None:
         opened = nullcontext(backend)
