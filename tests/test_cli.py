@@ -1,21 +1,23 @@
 from __future__ import annotations
 
+import pytest
 import typer
+import typer.main
 from typer.testing import CliRunner
 
-from radonc_llm.cli import user_errors
+from radonc_llm.cli import _refuse_repeated_options, app, user_errors
 from radonc_llm.errors import RadoncInputError
 
 
 def _app(error: BaseException) -> typer.Typer:
-    app = typer.Typer()
+    failing = typer.Typer()
 
-    @app.command()
+    @failing.command()
     @user_errors
     def fail() -> None:
         raise error
 
-    return app
+    return failing
 
 
 def test_bad_input_is_one_message_and_status_2():
@@ -73,3 +75,26 @@ def test_an_output_folder_that_is_a_file_is_named_before_any_work(tmp_path):
         assert result.exit_code == 2, result.output
         assert "is a file, not a folder" in result.output
     assert blocking.read_text() == "keep me" and not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["split", "--cases", "a.jsonl", "--cases", "b.jsonl", "--out", "s"],
+        ["split", "--cases=a.jsonl", "--out", "s", "--seed", "1", "--seed=2"],
+        ["review", "export", "--study", "x", "--study", "y", "--out", "o"],
+    ],
+)
+def test_an_option_of_one_value_given_twice_is_refused_not_dropped(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "given 2 times, but it takes one value" in " ".join(result.output.split())
+    assert not (tmp_path / "s").exists()
+
+
+def test_options_that_take_several_values_may_repeat():
+    predict = typer.main.get_command(app).commands["predict"]
+    _refuse_repeated_options(predict, ["--tasks", "modality", "--tasks", "icd10", "--cases", "c"])
+    # A value that looks like an option is the option's value, not a second use of it.
+    _refuse_repeated_options(predict, ["--model", "--cases", "--cases", "c.jsonl"])

@@ -23,7 +23,49 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from radonc_llm.errors import RadoncInputError
 
+
+class CommandGroup(typer.core.TyperGroup):
+    """Refuses an option of one value given twice: click would keep the last and drop the
+    others without a word (`split --cases a.jsonl --cases b.jsonl` split b alone)."""
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not hasattr(command, "commands"):  # a command, not a group
+            _refuse_repeated_options(command, rest)
+        return name, command, rest
+
+
+def _refuse_repeated_options(command, args: list[str]) -> None:
+    takes_one = {
+        name: param
+        for param in command.params
+        if param.param_type_name == "option"
+        and not (param.multiple or param.is_flag or param.count)
+        for name in param.opts
+    }
+    given: dict[str, list[str]] = {}
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            break
+        name, has_value, _ = word.partition("=")
+        param = takes_one.get(name)
+        if param is None:
+            continue
+        given.setdefault(param.name, []).append(name)
+        if not has_value:
+            next(words, None)  # its value, which may look like an option
+    for names in given.values():
+        if len(names) > 1:
+            raise typer.BadParameter(
+                f"given {len(names)} times, but it takes one value (all but the last would be "
+                "dropped without a word): give it once",
+                param_hint=f"'{names[0]}'",
+            )
+
+
 app = typer.Typer(
+    cls=CommandGroup,
     name="radonc-llm",
     help="Curate radiation oncology records, fine-tune LLMs on them and evaluate them like a clinical study.",
     no_args_is_help=True,
@@ -555,6 +597,7 @@ def baseline(
 
 
 review_app = typer.Typer(
+    cls=CommandGroup,
     help="Blinded clinical review of generated regimens: build a study, serve it, export it.",
     no_args_is_help=True,
 )
@@ -746,6 +789,7 @@ def review_export(
 
 
 import_app = typer.Typer(
+    cls=CommandGroup,
     help="Import a public head-and-neck cohort (read in place, never copied) into case JSONL.",
     no_args_is_help=True,
 )
