@@ -273,8 +273,9 @@ def test_dates_with_the_month_as_a_word_are_read(text, read):
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("04/03/2021", "could be day/month or month/day"),
-        ("4.3.21", "could be day/month or month/day"),
+        ("04/03/2021", "day/month order is never guessed"),
+        ("4.3.21", "day/month order is never guessed"),
+        ("30/12/2020", "day/month order is never guessed"),
         ("04-Mar-21", "two-digit year"),
         ("Mar 4, 21", "two-digit year"),
         ("44259", "spreadsheet's day number"),

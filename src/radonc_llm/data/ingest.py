@@ -368,11 +368,13 @@ def _date(value: str) -> dt.date:
         except ValueError:
             continue
     if re.match(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b", text):
-        # "03/04/2021" is 3 April in a European export and 4 March in a US one: never guessed.
+        # "03/04/2021" is 3 April in a European export and 4 March in a US one: never guessed,
+        # not even for "30/12/2020", which one row alone could settle but its file may not.
         raise BadValue(
             "bad_date",
-            f"'{text}' could be day/month or month/day: write dates as YYYY-MM-DD, or name "
-            "the export's order (curate --date-order dmy for 31/12/2024, mdy for 12/31/2024)",
+            f"'{text}' is a date in numbers only, whose day/month order is never guessed "
+            "(03/04/2021 reads two ways): write dates as YYYY-MM-DD, or name the export's "
+            "order (curate --date-order dmy for 31/12/2024, mdy for 12/31/2024)",
         )
     if _TWO_DIGIT_YEAR.fullmatch(day):
         raise BadValue(
