@@ -94,3 +94,22 @@ def test_few_shot_never_shows_a_placeholder_regimen_as_an_example(tmp_path, monk
     }
     # Modality examples come from every training case, placeholders' included.
     assert PLACEHOLDER in {regimen for task, regimen in shown if task == "modality"}
+
+
+def test_the_console_table_gives_the_task_its_own_n(tmp_path):
+    from radonc_llm.evaluate.run import summary_tables
+
+    cases = _with_placeholder(sample_cases())
+    rows = [
+        {"case_id": c.case_id, "task": t, "prediction": task_answer(c, t), "raw": task_answer(c, t)}
+        for c in cases
+        for t in TASKS
+    ]
+    result = evaluate_predictions(
+        cases, {"base": _write(tmp_path / "base.jsonl", rows)}, tmp_path / "out", n_resamples=20
+    )
+    titles = {
+        str(table.title).split(" ")[0]: str(table.title) for table in summary_tables(result.metrics)
+    }
+    assert f"(n = {len(cases) - 1};" in titles["regimen"]
+    assert f"(n = {len(cases)};" in titles["modality"]

@@ -683,7 +683,9 @@ def summary_tables(metrics: dict) -> list:
         names = [name for name, blocks in metrics["systems"].items() if task in blocks]
         if not names:
             continue
-        table = Table(title=f"{task} (n = {metrics['n_cases']}; value [95% CI])")
+        # A task's n: its cases with a usable reference (every system scores the same ones).
+        n = metrics["systems"][names[0]][task].get("n", metrics["n_cases"])
+        table = Table(title=f"{task} (n = {n}; value [95% CI])")
         table.add_column("system")
         for metric in TABLE_METRICS[task]:
             table.add_column(metric, justify="right")
