@@ -437,3 +437,21 @@ def test_p_values_near_the_threshold_keep_their_digits(p, shown):
     from radonc_llm.evaluate.report_document import fmt_p
 
     assert fmt_p(p) == shown
+
+
+def test_a_review_export_whose_files_changed_since_is_called_incomplete(tmp_path):
+    from radonc_llm.evaluate.report import build_report
+    from radonc_llm.review.export import write_export_files
+
+    review = tmp_path / "run" / "review"
+    rating = {"item_id": "i1", "rating": "acceptable"}
+    write_export_files(review, [rating], [{"event": "rated"}], {"study_id": "s"})
+
+    def notes() -> list[str]:
+        section = next(s for s in build_report(tmp_path / "run").sections if s.key == "review")
+        return [b.text for b in section.blocks if getattr(b, "kind", "") == "note"]
+
+    assert not any("incomplete" in note for note in notes())
+    (review / "audit_log.jsonl").write_text("")  # as a kill during the renames would leave it
+    (note,) = [n for n in notes() if "incomplete" in n]
+    assert "audit_log.jsonl is not the file(s)" in note and "review export" in note

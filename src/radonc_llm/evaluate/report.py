@@ -1232,6 +1232,23 @@ def _examples_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     return section
 
 
+def _review_files_changed(art: RunArtefacts, review: Mapping) -> list[str]:
+    """The files beside review_metrics.json whose SHA-256 is not the one it records (`files`,
+    written by `review export`); [] for an export that records none."""
+    from radonc_llm.storage import file_sha256
+
+    recorded = review.get("files")
+    if not isinstance(recorded, Mapping):
+        return []
+    changed = []
+    for name, entry in recorded.items():
+        path = art.path(f"review/{name}")
+        expected = entry.get("sha256") if isinstance(entry, Mapping) else None
+        if not path.is_file() or file_sha256(path) != expected:
+            changed.append(str(name))
+    return changed
+
+
 def _review_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
     section = Section("review", "Clinical review")
     review = art.json("review/review_metrics.json")
@@ -1244,6 +1261,17 @@ def _review_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
         raise RadoncInputError(
             f"expected a JSON object, found a JSON {type(review).__name__}",
             file=art.path("review/review_metrics.json"),
+        )
+    changed = _review_files_changed(art, review)
+    if changed:
+        section.blocks.append(
+            TextBlock(
+                f"The review export is incomplete: {', '.join(changed)} "
+                f"{'is' if len(changed) == 1 else 'are'} not the file(s) that "
+                "review_metrics.json was written with (an export killed during its renames, or "
+                "a file edited since); rerun `radonc-llm review export`.",
+                kind="note",
+            )
         )
     acceptability = review.get("acceptability")
     if not isinstance(acceptability, Mapping) or not acceptability:
