@@ -306,29 +306,37 @@ def test_ctrl_c_keeps_every_finished_answer_and_cancels_the_requests_in_flight(
     main = threading.main_thread().ident
     asked: list[str] = []
     cancelled: list[str] = []
+    stalled = threading.Event()
 
     async def stalls_after_three(request):
+        # One request at a time (concurrency 1), so the first three asked are the first three
+        # rows; with two in flight, the 4th case's request may arrive before the 3rd's.
         text = json.loads(request.content)["messages"][-1]["content"]
         asked.append(text)
         if len(asked) > 3:
-            if len(asked) == 4:  # one Ctrl-C, once the first three rows are written
-                await anyio.to_thread.run_sync(written.wait)
-                signal.pthread_kill(main, signal.SIGINT)
+            stalled.set()
             try:
                 await anyio.sleep_forever()
             finally:
                 cancelled.append(text)
         return httpx.Response(200, json=completion("C61" if "prostate" in text else "C50.911"))
 
+    def press_ctrl_c() -> None:
+        # Once the three rows are written and the 4th request hangs (or a minute has passed).
+        written.wait(timeout=60)
+        stalled.wait(timeout=60)
+        signal.pthread_kill(main, signal.SIGINT)
+
     out = tmp_path / "pred.jsonl"
     engine = OpenAIBackend(
-        "http://server/v1", "m", concurrency=2, transport=httpx.MockTransport(stalls_after_three)
+        "http://server/v1", "m", concurrency=1, transport=httpx.MockTransport(stalls_after_three)
     )
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
     with pytest.raises(KeyboardInterrupt), engine:
         predict_cases(engine, cases, out, tasks=["icd10"], show_progress=False)
-    assert len(prediction_rows(out)) == 3
-    # The stalled requests (the 4th, and the 5th if it was sent) are cancelled, not waited on.
-    assert asked[3] in cancelled and set(cancelled) == set(asked[3:])
+    assert written.is_set() and len(prediction_rows(out)) == 3
+    # The stalled request in flight is cancelled, not waited on.
+    assert len(asked) == 4 and cancelled == asked[3:]
 
     monkeypatch.setattr(store_module.PredictionStore, "append", real_append)
     answers = httpx.MockTransport(
