@@ -331,9 +331,15 @@ def test_ctrl_c_keeps_every_finished_answer_and_cancels_the_requests_in_flight(
     engine = OpenAIBackend(
         "http://server/v1", "m", concurrency=1, transport=httpx.MockTransport(stalls_after_three)
     )
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt), engine:
-        predict_cases(engine, cases, out, tasks=["icd10"], show_progress=False)
+    # A pytest-xdist worker ignores SIGINT (its controller handles Ctrl-C): restore Python's
+    # own handler, which raises KeyboardInterrupt, for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=press_ctrl_c, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt), engine:
+            predict_cases(engine, cases, out, tasks=["icd10"], show_progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert written.is_set() and len(prediction_rows(out)) == 3
     # The stalled request in flight is cancelled, not waited on.
     assert len(asked) == 4 and cancelled == asked[3:]
