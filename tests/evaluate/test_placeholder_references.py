@@ -21,6 +21,15 @@ def _with_placeholder(cases):
     return [cases[0].model_copy(update={"regimen": PLACEHOLDER}), *cases[1:]]
 
 
+def _perfect_rows(cases) -> list[dict]:
+    """Every task of every case answered with its reference."""
+    return [
+        {"case_id": c.case_id, "task": t, "prediction": task_answer(c, t), "raw": task_answer(c, t)}
+        for c in cases
+        for t in TASKS
+    ]
+
+
 def _write(path, rows):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
@@ -28,11 +37,7 @@ def _write(path, rows):
 
 def test_a_placeholder_reference_leaves_its_task_for_every_system(tmp_path):
     cases = _with_placeholder(sample_cases())
-    perfect = [
-        {"case_id": c.case_id, "task": t, "prediction": task_answer(c, t), "raw": task_answer(c, t)}
-        for c in cases
-        for t in TASKS
-    ]
+    perfect = _perfect_rows(cases)
     files = {name: _write(tmp_path / f"{name}.jsonl", perfect) for name in ("base", "tuned")}
     result = evaluate_predictions(cases, files, tmp_path / "out", n_resamples=50)
     regimen = result.metrics["systems"]["tuned"]["regimen"]
@@ -100,11 +105,7 @@ def test_the_console_table_gives_the_task_its_own_n(tmp_path):
     from radonc_llm.evaluate.run import summary_tables
 
     cases = _with_placeholder(sample_cases())
-    rows = [
-        {"case_id": c.case_id, "task": t, "prediction": task_answer(c, t), "raw": task_answer(c, t)}
-        for c in cases
-        for t in TASKS
-    ]
+    rows = _perfect_rows(cases)
     result = evaluate_predictions(
         cases, {"base": _write(tmp_path / "base.jsonl", rows)}, tmp_path / "out", n_resamples=20
     )
