@@ -248,19 +248,18 @@ def _usable_training_cases(train: Sequence[Case], task: str, messages: list[str]
     """The training cases whose answer for `task` can be a prediction: a placeholder regimen
     ("None Gy in nan fractions") is never predicted. Leaving some out is said in `messages`;
     leaving none is refused."""
-    usable = [case for case in train if answer_problem(case, task) is None]
-    if len(usable) < len(train):
-        left = [case for case in train if answer_problem(case, task) is not None]
+    problems = [answer_problem(case, task) for case in train]
+    usable = [case for case, problem in zip(train, problems, strict=True) if problem is None]
+    left = [(case, problem) for case, problem in zip(train, problems, strict=True) if problem]
+    if left:
+        example = f"e.g. {left[0][0].case_id}: {left[0][1]}"
         if not usable:
             raise RadoncInputError(
-                f"no training case has a usable {task} answer (e.g. {left[0].case_id}: "
-                f"{answer_problem(left[0], task)})",
-                field="train",
+                f"no training case has a usable {task} answer ({example})", field="train"
             )
         messages.append(
-            f"{len(left)} training case(s) have no usable {task} answer (e.g. "
-            f"{left[0].case_id}: {answer_problem(left[0], task)}); the baseline learns "
-            f"{task} from the other {len(usable)}"
+            f"{len(left)} training case(s) have no usable {task} answer ({example}); the "
+            f"baseline learns {task} from the other {len(usable)}"
         )
     return usable
 
