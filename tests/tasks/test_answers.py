@@ -49,6 +49,10 @@ def _case(number: int, regimen: str = "70 Gy in 35 fractions", **fields) -> Case
         "70 Gy in 35 fractions with concurrent NaN",
         "50 Gy in 25 fractions with boost nan Gy",
         "60 Gy in 30.5 fractions",
+        "60 Gy/30.5 fx",
+        "Observation",
+        "Active surveillance",
+        "Declined RT",
         "nan",
         "None",
         "N/A",
@@ -81,6 +85,8 @@ def test_placeholders_are_no_regimen(regimen):
         "70 Gy in 35 fractions with concurrent EGFR inhibitor",
         "60 Gy in 30 fractions, concurrent: none",  # a clinician saying there is none
         "36 Gy in 36 fractions TSEBT",
+        "60.0 Gy in 30.0 fractions",
+        "60 Gy in 30 fractions then observation",
     ],
 )
 def test_clinical_regimens_are_answers(regimen):

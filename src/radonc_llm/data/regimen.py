@@ -14,7 +14,11 @@ Reading rules, each a clinical convention:
   not "60 Gy in 6 weeks").
 - "D Gy in d Gy fractions" and "D Gy @ d Gy" give N = D/d when it is a whole number, and so
   do "d Gy BID to D Gy" and labelled fields ("Dose per fraction: 2 Gy; Total dose: 60 Gy").
-- "single 8 Gy fraction", "five 5 Gy fractions": a count before the dose per fraction. A
+- "single 8 Gy fraction", "five 5 Gy fractions": a count before the dose per fraction; "8 Gy
+  single", "8 Gy once", "single 8 Gy" are one fraction. "30.0 fractions" is 30, but a count
+  that is not whole ("30.5 fractions", "60 Gy/30.5") is never rounded: no count is read, and
+  `regimen_text_problem` flags it. A unit-less product is read only in brachytherapy and
+  stereotactic shorthand, dose first ("HDR 7x3" is 7 Gy x 3); "5x5" alone stays unread. A
   product beside the total that adds up to it gives the count: "50.4 Gy (1.8 Gy x 28)".
 - EMR labels count too ("Fractions: 25", "No. of fractions 30"), but a bare "Fx 12" is a tally.
 - "70/63/56 Gy": the dose levels of an integrated boost (falling, within 70% of the highest);
@@ -33,6 +37,19 @@ Reading rules, each a clinical convention:
   prescription. Its fraction count is its own, or one written once for all the levels (SIB,
   PTV labels, a count before them all, or after a list of three); else it is unknown (None)
   rather than borrowed from another level.
+- A second course in a clause of its own is a sequential boost, "boost" written or not, when it
+  follows "then"/"followed by" or "+" (counting its fractions), when it is brachytherapy after
+  external beam ("EBRT 45 Gy/25 fx; HDR 28 Gy/4 fx"), or when it gives a lower dose in another
+  number of fractions to a sub-volume (tumour bed, cavity, primary, GTV, prostate, posterior
+  fossa) or is called "sequential": "50 Gy/25 fx to breast, 10 Gy/5 fx to tumour bed" is 50 Gy
+  in 25 fractions with a 10 Gy in 5 boost. A higher dose to a sub-volume is a dose level (the
+  rule above): "45 Gy/25 fx to pelvis, 50.4 Gy/28 fx to primary" is 50.4 Gy in 28.
+- Courses to unrelated sites ("8 Gy/1 fx to T-spine, 20 Gy/5 fx to L hip"; each with its own
+  dose and count, in its own clause, no target a plan volume such as GTV, nodes, primary, bed)
+  are not a boost: the first-listed is the prescription and the others are kept, canonical, in
+  the extra field `other_courses`; their EQD2 is not added to the main course's.
+- "Observation", "active surveillance", "no radiotherapy", "declined RT" hold no dose;
+  `regimen_text_problem` says they are not a radiotherapy regimen.
 - A split course ("30 Gy/10 fx, 2-week break, then 30 Gy/10 fx") is one prescription, the sum
   of its parts (60 Gy in 20 fractions), not a course and a boost.
 - The prescription is what was planned: "planned 70 Gy/35 fx, stopped at 46 Gy" is 70 Gy in
@@ -119,7 +136,8 @@ TECHNIQUE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "plaque": ("plaque", "episcleral plaque"),
     "IMPT": ("IMPT", "intensity modulated proton therapy", "intensity modulated proton"),
     "PBS": ("PBS", "pencil beam scanning", "pencil beam"),
-    "TSEBT": ("TSEBT", "TSET", "total skin electron beam therapy", "total skin electron"),
+    "TSEBT": ("TSEBT", "TSET", "total skin electron beam therapy", "total skin electrons",
+                "total skin electron"),
     "Tomotherapy": ("Tomotherapy", "helical tomotherapy"),
 }
 BRACHYTHERAPY_TECHNIQUES: frozenset[str] = frozenset({"HDR", "LDR", "PDR", "plaque"})
@@ -257,7 +275,8 @@ _DRUG_RE = _word_pattern(_DRUG_ALT)
 _NUM = r"\d+(?:[.,]\d+)?"
 _UNIT = r"c?Gy\s*\(\s*RBE\s*\)|c?Gy[\s-]?RBE|c?GyE|CGE|c?Gy|(?:centi[\s-]?)?grays?"
 _COUNT_WORDS = "|".join(sorted((re.escape(w) for w in _NUMBER_WORDS), key=len, reverse=True))
-_COUNT = rf"\d+|{_COUNT_WORDS}"
+# "30.0 fractions" (a float column) is 30; "30.5 fractions" is no count at all, never 30.
+_COUNT = rf"\d+(?:[.,]0+)?(?![.,]?\d)|{_COUNT_WORDS}"
 # "fractons", "fracitons", "fracions": typos of "fractions" seen in notes.
 _FX = (
     r"(?:fractions?|fract?i?ons?|fracitons?|fracs?|fxs?|fr|#|treatments?|sessions?)"
@@ -367,7 +386,7 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "total_fx",
         _compile(
-            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*/\s*(?P<n>\d+)f?{_END}"
+            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*/\s*(?P<n>\d+)f?{_END}(?![.,]\d)"
             rf"(?!\s*%|\s*(?:{_UNIT}){_END})"
         ),
     ),
@@ -399,6 +418,22 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"{_START}(?P<n>\d{{1,2}}|(?:{_COUNT_WORDS}))\s+(?:(?:{_SCHED_ALT})\s+)?"
             rf"(?P<d>{_NUM})[\s-]*(?P<u>{_UNIT})[\s-]*(?:(?:{_SCHED_ALT})\s*)?"
             rf"(?:fractions?|fxs?|fr){_END}"
+        ),
+    ),
+    # "8 Gy single", "8 Gy once", "single 8 Gy", "single dose of 8 Gy": one fraction. Not
+    # "once weekly", a schedule.
+    (
+        "per_fx_times",
+        _compile(
+            rf"{_START}(?P<d>{_NUM})\s*(?P<u>{_UNIT})\s*(?P<n>single|once)(?:\s+dose)?{_END}"
+            rf"(?!\s*(?:{_SCHED_ALT}|a\s+(?:day|week)|per|every)(?![A-Za-z]))"
+        ),
+    ),
+    (
+        "per_fx_times",
+        _compile(
+            rf"(?<![A-Za-z])(?P<n>single)(?:[\s-]+(?:dose|fraction|fx))?(?:\s+of)?\s+"
+            rf"(?P<d>{_NUM})\s*(?P<u>{_UNIT}){_END}"
         ),
     ),
     (
@@ -441,7 +476,7 @@ _DOSE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "fx",
         _compile(
-            rf"(?<![A-Za-z]){_FX_LABEL}\s*(?P<n>\d{{1,3}})"
+            rf"(?<![A-Za-z]){_FX_LABEL}\s*(?P<n>\d{{1,3}}(?:[.,]0+)?)"
             rf"(?![\d/%]|[.,]\d|\s*(?:{_UNIT}|{_TIMES}|of\b|-|–|to\b))"
         ),
     ),
@@ -548,7 +583,9 @@ def _number(text: str) -> float:
 
 def _count(text: str) -> int:
     text = re.sub(r"\s+", " ", text.strip().lower())
-    return int(text) if text.isdigit() else _NUMBER_WORDS[text]
+    if re.fullmatch(r"\d+(?:[.,]0+)?", text):
+        return int(re.split(r"[.,]", text)[0])
+    return 1 if text == "once" else _NUMBER_WORDS[text]
 
 
 def _clean(value: float) -> float:
@@ -636,6 +673,31 @@ _INTEGRATED_RE = _compile(
     r"dose[\s-]*paint\w*|dose[\s-]+levels?)(?![A-Za-z])"
 )
 _LEVEL_KINDS = ("total", "total_fx", "per_fx_times")
+_BRACHY_RE = _compile(
+    rf"(?<![A-Za-z])(?:brachy\w*|implant|ovoids?|tandem|cylinder|"
+    rf"{'|'.join(_phrase(s) for t in BRACHYTHERAPY_TECHNIQUES for s in TECHNIQUE_SYNONYMS[t])})"
+    rf"(?![A-Za-z])"
+)
+# Where a second course is a boost: a sub-volume of the first course's target ("50 Gy/25 fx to
+# breast, 10 Gy/5 fx to tumour bed"), or a course called sequential.
+_BOOST_TARGETS = (
+    r"tumou?r\s+bed|(?:surgical|operative|resection|lumpectomy|excision)\s+(?:bed|cavity)"
+    r"|cavity|seroma|primary|GTV[\w-]*|gross\s+(?:tumou?r|disease)|residual|tumou?r"
+    r"|high[\s-]*risk|posterior\s+fossa|prostate|sequential(?:ly)?"
+)
+_BOOST_TARGET_RE = _compile(rf"(?<![A-Za-z])(?:{_BOOST_TARGETS})(?![A-Za-z])")
+# Targets of one plan's dose levels ("54 Gy to elective nodes, 70 Gy to GTV"), as opposed to
+# anatomic sites of separate courses ("8 Gy/1 fx to T-spine, 20 Gy/5 fx to L hip").
+_VOLUME_RE = _compile(
+    rf"(?<![A-Za-z])(?:{_BOOST_TARGETS}|[CPI]TV[\w-]*|nod(?:e|es|al)|neck|elective|bed"
+    r"|(?:intermediate|low)[\s-]*risk|SIB|integrated|boost)(?![A-Za-z])"
+)
+# A new clause that may hold a second course: "50 Gy/25 fx to breast, 10 Gy/5 fx to bed".
+_COURSE_SEPARATOR_RE = _compile(r",|;|\+|\band\b|\bplus\b")
+_COURSE_END_RE = _compile(
+    r",|;|\+|\band\b|\bplus\b|\bwith\b|\bw/|\bconcurrent|\bconcomitant|\bthen\b"
+    r"|\bfollowed by\b|\bboost\b"
+)
 
 
 def _read_dose_levels(text: str, mentions: list[_DoseMention]) -> _Core | None:
@@ -735,6 +797,20 @@ def _read_dose(text: str) -> _Core:
 # 90 Gy; no leading zero in the count), so "ER 90/PR 80" or a date "12/03" is not taken for
 # one, and two such pairs ("30/10 then 20/5") leave the dose unread rather than guessed.
 _BARE_SHORTHAND = _compile(r"(?<![\w./])(\d{1,2}(?:\.\d{1,2})?)\s*/\s*([1-9]\d?)(?![\w./])")
+# "HDR 7x3", "SBRT 18x3": a product with no unit is read only in brachytherapy and stereotactic
+# shorthand, which puts the dose per fraction first (7 Gy x 3). Elsewhere the order and even
+# the meaning are unclear ("5x5" may be a size, "7x3" 3 Gy x 7).
+_BARE_TIMES = _compile(
+    rf"(?<![\w./])(\d{{1,2}}(?:\.\d{{1,2}})?)\s*{_TIMES}\s*(\d{{1,2}})"
+    r"(?![\w./]|\s*(?:cm|mm|cc|ml|%))"
+)
+_DOSE_FIRST_RE = _compile(
+    rf"{_BRACHY_RE.pattern}|(?<![A-Za-z])(?:{'|'.join(STEREOTACTIC_TECHNIQUES)})(?![A-Za-z])"
+)
+
+
+def _plausible_course(dose: float, fractions: int) -> bool:
+    return 1 <= fractions <= 45 and dose <= 90 and 0.8 <= dose / fractions <= 25
 
 
 def _read_bare_shorthand(text: str, core: _Core) -> None:
@@ -742,13 +818,21 @@ def _read_bare_shorthand(text: str, core: _Core) -> None:
         (match.start(), float(match.group(1)), int(match.group(2)))
         for match in _BARE_SHORTHAND.finditer(text)
     ]
-    plausible = [
-        (start, dose, fractions)
-        for start, dose, fractions in found
-        if 1 <= fractions <= 45 and dose <= 90 and 0.8 <= dose / fractions <= 25
-    ]
+    plausible = [course for course in found if _plausible_course(*course[1:])]
+    if not found:
+        plausible = [
+            course for match in _BARE_TIMES.finditer(text) if (course := _bare_product(text, match))
+        ]
     if len(plausible) == 1:
         core.dose_start, core.dose_gy, core.fractions = plausible[0]
+
+
+def _bare_product(text: str, match: re.Match[str]) -> tuple[int, float, int] | None:
+    """(start, total, fractions) of a unit-less "d x N", or None where it is no course."""
+    dose, fractions = float(match.group(1)), int(match.group(2))
+    if not (_DOSE_FIRST_RE.search(text) and _plausible_course(dose * fractions, fractions)):
+        return None
+    return match.start(), _clean(dose * fractions), fractions
 
 
 def _first_canonical(pattern: re.Pattern[str], lookup: dict[str, str], text: str) -> str | None:
@@ -799,16 +883,53 @@ def _boost_clause(text: str) -> tuple[re.Match[str], int, int] | None:
             if start is not None:
                 return match, start, match.start()
         return match, match.end(), end
-    if not _SEQUENCE_RE.search(text):
+    first_dose = _read_dose(text).dose_start if _SEQUENCE_RE.search(text) else None
+    if first_dose is not None:
+        for match in _SEQUENCE_RE.finditer(text, first_dose):
+            end = _clause_end(text, match.end())
+            course = _read_dose(text[match.end() : end])
+            if course.dose_gy is not None and (course.fractions or match.group(0) != "+"):
+                return match, match.end(), end
+    return _sub_volume_course(text)
+
+
+def _course_clause(text: str, before: int, mention: _DoseMention) -> tuple[re.Match, int] | None:
+    """The separator that opens the clause holding `mention` (after position `before`) and
+    where that clause ends; None when the mention shares a clause with what comes before."""
+    separators = list(_COURSE_SEPARATOR_RE.finditer(text, before, mention.start))
+    if not separators:
         return None
-    first_dose = _read_dose(text).dose_start
-    if first_dose is None:
+    stop = _COURSE_END_RE.search(text, mention.end)
+    drug = _DRUG_RE.search(text, mention.end)
+    end = min(stop.start() if stop else len(text), drug.start() if drug else len(text))
+    return separators[-1], end
+
+
+def _sub_volume_course(text: str) -> tuple[re.Match[str], int, int] | None:
+    """A later course in a clause of its own that is a sequential boost without the keyword:
+    a lower dose to a sub-volume ("50 Gy/25 fx to breast, 10 Gy/5 fx to tumour bed",
+    "42.56 Gy/16 fx, sequential 10 Gy/4 fx tumour bed"), or brachytherapy after external beam
+    ("EBRT 45 Gy/25 fx; HDR 28 Gy/4 fx"). A higher dose to a sub-volume is a cumulative dose
+    level ("45 Gy/25 fx to pelvis, 50.4 Gy/28 fx to primary"), and one in the same number of
+    fractions an integrated level: neither is a boost on top of the first course.
+    """
+    doses = [m for m in _dose_mentions(text) if m.kind in _LEVEL_KINDS and m.total is not None]
+    if len(doses) < 2:
         return None
-    for match in _SEQUENCE_RE.finditer(text, first_dose):
-        end = _clause_end(text, match.end())
-        course = _read_dose(text[match.end() : end])
-        if course.dose_gy is not None and (course.fractions or match.group(0) != "+"):
-            return match, match.end(), end
+    first = doses[0]
+    first_is_brachy = _BRACHY_RE.search(text, 0, first.end) is not None
+    for later in doses[1:]:
+        found = _course_clause(text, first.end, later)
+        if found is None or later.unit != first.unit:
+            continue
+        separator, end = found
+        clause = text[separator.end() : end]
+        brachy = _BRACHY_RE.search(clause) is not None and not first_is_brachy
+        smaller = later.total < first.total and (
+            None in (later.fractions, first.fractions) or later.fractions != first.fractions
+        )
+        if brachy or (smaller and _BOOST_TARGET_RE.search(clause)):
+            return separator, separator.end(), end
     return None
 
 
@@ -840,7 +961,12 @@ def _split_boost(text: str) -> tuple[str, str | None]:
     lead = re.match(r"(to|of)\b\s*", segment, re.IGNORECASE)
     cumulative = (lead and lead.group(1).lower() == "to") or _CUMULATIVE_RE.match(segment)
     prefix = "to " if cumulative else ""
-    technique = own_technique or _first_canonical(_TECHNIQUE_RE, _TECHNIQUE_LOOKUP, segment)
+    return main_text, prefix + _course_text(segment, core, technique=own_technique)
+
+
+def _course_text(segment: str, core: _Core, *, technique: str | None = None) -> str:
+    """Canonical text of a second course: its dose, schedule and technique."""
+    technique = technique or _first_canonical(_TECHNIQUE_RE, _TECHNIQUE_LOOKUP, segment)
     schedule = _first_canonical(_SCHEDULE_RE, _SCHEDULE_LOOKUP, segment)
     sub = RegimenStructured(
         dose_gy=core.dose_gy,
@@ -849,7 +975,45 @@ def _split_boost(text: str) -> tuple[str, str | None]:
         schedule=schedule if schedule in SCHEDULES else None,
         technique=technique,
     )
-    return main_text, prefix + render_regimen(sub)
+    return render_regimen(sub)
+
+
+# How `render_regimen` names the site of a course to another site.
+_OTHER_SITE = "to another site"
+
+
+def _split_other_courses(text: str) -> tuple[str, list[str]]:
+    """(text with the later courses blanked, their canonical texts) when the text gives
+    separate courses to unrelated sites, else (text, []).
+
+    Separate courses: two or more, each with its own dose and fraction count, each in a clause
+    of its own, a target written ("to ..."), and no target a volume of one plan (GTV,
+    nodes, primary, tumour bed, PTV ...; those are dose levels, see `_read_dose_levels`).
+    "8 Gy/1 fx to T-spine, 20 Gy/5 fx to L hip" is 8 Gy in 1 fraction, the first-listed
+    course, and another course of 20 Gy in 5 fractions; their EQD2s are never summed.
+    """
+    courses = [
+        m for m in _dose_mentions(text) if m.kind in _COURSE_KINDS and m.fractions is not None
+    ]
+    if (
+        len(courses) < 2
+        or len({m.unit for m in courses}) > 1
+        or _VOLUME_RE.search(text)
+        or not _TO_TARGET_RE.search(text)
+    ):
+        return text, []
+    clauses = []
+    for before, course in itertools.pairwise(courses):
+        found = _course_clause(text, before.end, course)
+        if found is None:
+            return text, []
+        clauses.append((found[0].end(), found[1]))
+    others = []
+    for start, end in clauses:
+        segment = re.sub(r"\s+", " ", text[start:end]).strip(" :,-")
+        others.append(_course_text(segment, _read_dose(segment)))
+        text = _blank(text, start, end)
+    return text, others
 
 
 @dataclass(frozen=True)
@@ -1019,11 +1183,6 @@ _BREAK_RE = _compile(
     r"(?<![A-Za-z])(?:break|gap|pause|rest(?:\s+period)?|treatment\s+holiday)(?![A-Za-z])"
 )
 _COURSE_KINDS = ("total_fx", "per_fx_times")
-_BRACHY_RE = _compile(
-    rf"(?<![A-Za-z])(?:brachy\w*|implant|ovoids?|tandem|cylinder|"
-    rf"{'|'.join(_phrase(s) for t in BRACHYTHERAPY_TECHNIQUES for s in TECHNIQUE_SYNONYMS[t])})"
-    rf"(?![A-Za-z])"
-)
 
 
 def _merge_split_course(text: str) -> tuple[str, _Core | None]:
@@ -1069,6 +1228,7 @@ def _parse_cached(text: str) -> RegimenStructured:
     text = _blank_stopped_early(text)
     text, split_course = _merge_split_course(text)
     main_text, boost = _split_boost(text)
+    main_text, other_courses = _split_other_courses(main_text)
     core = split_course or _read_dose(main_text)
     drugs = _drug_mentions(main_text)
     # A class and the agent that names it ("adjuvant chemo (cisplatin)") are one drug: it is
@@ -1108,6 +1268,8 @@ def _parse_cached(text: str) -> RegimenStructured:
     )
     if drug_schedule is not None and concurrent:
         regimen.concurrent_schedule = drug_schedule
+    if other_courses:
+        regimen.other_courses = other_courses
     return regimen
 
 
@@ -1116,11 +1278,50 @@ def parse_regimen(text: str) -> RegimenStructured:
 
     The drugs' own schedule, when written ("weekly cisplatin"), is in the extra field
     `concurrent_schedule` ("weekly", "daily", "BID", "every other day", "every 3 weeks").
+    Courses to other, unrelated sites ("8 Gy/1 fx to T-spine, 20 Gy/5 fx to L hip") are in
+    the extra field `other_courses`, canonical texts ("20 Gy in 5 fractions").
     """
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     # Cached: curation parses the same few hundred technique strings ~160k times.
     return _parse_cached(text).model_copy(deep=True)
+
+
+# "Observation", "declined RT", "surgery alone": an answer that gives no radiotherapy.
+_RT_WORDS = r"(?:RT|XRT|EBRT|PORT|radiotherapy|radiation(?:\s+therapy)?|irradiation|radiosurgery)"
+_NO_RADIOTHERAPY_RE = _compile(
+    r"(?<![A-Za-z])(?:observation|(?:active|clinical|radiological|imaging)?\s*surveillance"
+    r"|watchful\s+waiting|watch\s+and\s+wait|active\s+monitoring|best\s+supportive\s+care"
+    r"|hospice|comfort\s+care|(?:no|nil|without|omit(?:ted)?|declined|refused|defer(?:red)?|"
+    rf"not\s+for|not\s+a\s+candidate\s+for)\s+(?:\w+\s+){{0,2}}{_RT_WORDS}"
+    rf"|{_RT_WORDS}\s+(?:(?:is|was)\s+)?(?:not\s+(?:indicated|recommended|given|offered)|"
+    r"declined|refused|omitted|deferred|contraindicated)"
+    r"|(?:surgery|resection|chemo(?:therapy)?|systemic\s+therapy|hormon(?:e|al)\s+therapy|"
+    r"endocrine\s+therapy|ADT|immunotherapy)\s+(?:alone|only))(?![A-Za-z])"
+)
+# "30.5 fractions", "60 Gy/30.5", "Fractions: 30.5": a count that is not a whole number.
+_FRACTIONAL_COUNT_RE = _compile(
+    rf"(?<![\w.,])\d+[.,]\d*[1-9]\d*\s*{_FX}"
+    rf"|(?:{_UNIT})\s*/\s*\d+[.,]\d*[1-9]\d*(?![\d.,]|\s*(?:{_UNIT}|%))"
+    rf"|{_FX_LABEL}\s*\d+[.,]\d*[1-9]\d*"
+)
+
+
+def regimen_text_problem(text: str) -> str | None:
+    """Why a regimen text is no radiotherapy prescription to score against, or None.
+
+    "Observation", "active surveillance", "no radiotherapy", "declined RT", "surgery alone"
+    (with no dose read) say that no radiotherapy is given; a fraction count that is not a
+    whole number ("60 Gy in 30.5 fractions") is a recording error, never rounded.
+    """
+    text = "" if text is None else str(text)
+    fractional = _FRACTIONAL_COUNT_RE.search(text)
+    if fractional:
+        return f"the fraction count is not a whole number: '{fractional.group(0).strip()}'"
+    no_rt = _NO_RADIOTHERAPY_RE.search(text)
+    if no_rt and parse_regimen(text).dose_gy is None:
+        return f"not a radiotherapy regimen: '{no_rt.group(0).strip()}'"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1141,7 +1342,9 @@ def render_regimen(r: RegimenStructured) -> str:
     """Canonical clinical text: "70 Gy in 35 fractions IMRT with concurrent weekly cisplatin".
 
     Order: dose and unit, fractions, radiotherapy schedule, technique, boost, concurrent drugs
-    (their schedule before the names when daily/weekly, after them otherwise).
+    (their schedule before the names when daily/weekly, after them otherwise), then each
+    course to another site after a ";" ("8 Gy in 1 fraction; 20 Gy in 5 fractions to another
+    site").
     """
     parts: list[str] = []
     if r.dose_gy is not None:
@@ -1162,6 +1365,9 @@ def render_regimen(r: RegimenStructured) -> str:
         elif drug_schedule:
             drugs = f"{drugs} {drug_schedule}"
         parts.append(f"with concurrent {drugs}")
+    for course in (r.model_extra or {}).get("other_courses") or ():
+        parts[-1] += ";"
+        parts.append(f"{course} {_OTHER_SITE}")
     return " ".join(parts)
 
 

@@ -6,11 +6,12 @@ scored against). Training, prediction and baselines all read these files.
 
 A reference answer is the case's own field, never completed by a guess. A regimen that holds
 a placeholder where a value belongs ("None Gy", "nan fractions", "0 fractions", "with
-concurrent" naming no drug), as a table exported with empty cells writes it, is no answer a
-radiation oncologist would write: that case's regimen example is skipped (its modality and
-ICD-10 examples are kept), counted, warned about and listed with its reason in `skipped.jsonl`
-beside the task files. Cases whose diagnosis note appears twice (one case under two ids,
-say, from case files concatenated) are kept and warned about.
+concurrent" naming no drug), as a table exported with empty cells writes it, or that is no
+radiotherapy at all ("Observation", "declined RT"), is no answer a radiation oncologist would
+write: that case's regimen example is skipped (its modality and ICD-10 examples are kept),
+counted, warned about and listed with its reason in `skipped.jsonl` beside the task files.
+Cases whose diagnosis note appears twice (one case under two ids, say, from case files
+concatenated) are kept and warned about.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from radonc_llm.data import icd10
 from radonc_llm.data.cases import TASKS, Case
+from radonc_llm.data.regimen import regimen_text_problem
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.storage import check_output_folder, write_jsonl_atomic
 from radonc_llm.tasks.prompts import PROMPT_VERSION, prompt_messages
@@ -50,10 +52,6 @@ _REGIMEN_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (rf"(?<![\d.,])0+(?:[.,]0+)?\s*(?:{_UNIT})\b", "a dose or fraction count is zero"),
         (r"\b(?:concurrent|concomitant)\s*(?:[,;&+]|$)", "'concurrent' names no drug"),
-        (
-            r"(?<![\d.,])\d+[.,]\d*[1-9]\d*\s*(?:fractions?|fx)\b",
-            "the fraction count is not a whole number",
-        ),
     )
 )
 
@@ -83,7 +81,7 @@ def regimen_problem(regimen: str) -> str | None:
         found = pattern.search(text)
         if found:
             return f"{reason}: '{found.group(0).strip()}'"
-    return None
+    return regimen_text_problem(text)
 
 
 def task_answer(case: Case, task: str) -> str:
