@@ -215,6 +215,16 @@ def test_a_boost_with_an_implausible_prescription_excludes_the_patient(tmp_path)
     assert unaccounted_rows(result) == []
 
 
+def test_an_implausible_fraction_count_is_ledgered_on_the_fractions_column(tmp_path):
+    raw = write_messy_export(tmp_path / "raw")
+    with (raw / "treatment_courses.csv").open("a") as handle:
+        handle.write("P01,C-L01,L01b,approved,curative,N,6X,10,Gy,-5,IMRT,PTV,,2023-03-20\n")
+    result = curate_export(raw)
+    (entry,) = [e for e in result.ledger if e.patient_id == "P01" and e.column]
+    assert (entry.reason, entry.column, entry.row) == ("implausible_prescription", "fractions", 28)
+    assert "number of fractions must be a positive whole number" in entry.detail
+
+
 @pytest.mark.parametrize("birth_year,date", [("2024", "2023-01-10"), ("1956", "2999-01-10")])
 def test_a_diagnosis_before_birth_or_in_the_future_excludes_the_patient(tmp_path, birth_year, date):
     raw = write_messy_export(tmp_path / "raw")

@@ -91,3 +91,40 @@ def test_an_unknown_order_is_refused_naming_the_field(tmp_path):
     with pytest.raises(RadoncInputError, match="unknown date order 'ymd'") as error:
         read_export(raw, date_order="ymd")
     assert error.value.field == "date_order"
+
+
+@pytest.mark.parametrize(
+    ("text", "month"),
+    [
+        ("4. März 2021", "März"),
+        ("12 févr. 2020", "févr"),
+        ("3 de marzo de 2021", "marzo"),
+        ("1er janvier 2020", "janvier"),
+        ("12. Dezember 2019 08:30", "Dezember"),
+    ],
+)
+def test_a_month_name_that_is_not_english_is_named_and_iso_dates_suggested(text, month):
+    with pytest.raises(BadValue) as raised:
+        _date(text)
+    assert raised.value.reason == "bad_date"
+    assert f"names the month '{month}', which is not an English month name" in raised.value.detail
+    assert "YYYY-MM-DD" in raised.value.detail
+
+
+@pytest.mark.parametrize("text", ["31 Feb 2021", "pending 2021", "2021-03-04 foo", "unknown"])
+def test_text_that_names_no_foreign_month_is_not_said_to(text):
+    with pytest.raises(BadValue) as raised:
+        _date(text)
+    assert "English month" not in raised.value.detail
+
+
+def test_a_foreign_month_is_ledgered_with_file_row_and_field(tmp_path):
+    raw = _export(tmp_path / "raw", {"A1": "2021-03-04", "A2": "4. März 2021"}, "2023-02-01")
+    result = curate_export(raw)
+    assert unaccounted_rows(result) == []
+    assert [case.patient_id for case in result.cases] == ["A1"]
+    (entry,) = [e for e in result.ledger if e.reason == "bad_date"]
+    assert (entry.file, entry.row, entry.column, entry.patient_id) == (
+        "diagnoses.csv", 2, "diagnosis_date", "A2",
+    )  # fmt: skip
+    assert "'März', which is not an English month name" in entry.detail

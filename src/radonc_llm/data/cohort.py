@@ -210,7 +210,7 @@ def require_plausible_prescription(record: PatientRecord) -> None:
         raise Excluded(
             "implausible_prescription",
             f"{dose:g} {unit} in {fractions} fractions: {problem}",
-            **_plan_location(record, "dose"),
+            **_plan_location(record, _prescription_column(problem)),
         )
     record.boost_plans = _boost_plans(record)
     boosts = [_boost_regimen(record, row) for row in record.boost_plans]
@@ -222,6 +222,11 @@ def require_plausible_prescription(record: PatientRecord) -> None:
             "boost": " + ".join(render_regimen(boost) for boost in boosts) or described.boost,
         }
     )
+
+
+def _prescription_column(problem: str) -> str:
+    """The plan column a `check_prescription` problem is about: the fraction count or the dose."""
+    return "fractions" if problem.startswith("number of fractions") else "dose"
 
 
 def _boost_regimen(record: PatientRecord, row: RawRow) -> RegimenStructured:
@@ -242,7 +247,8 @@ def _boost_regimen(record: PatientRecord, row: RawRow) -> RegimenStructured:
             "implausible_prescription",
             f"boost plan {plan['plan_id']}: {plan['dose']:g} {plan['dose_unit']} in "
             f"{plan['fractions']} fractions: {problem}",
-            file=record.files["treatment_courses"], row=row.row, column="dose",
+            file=record.files["treatment_courses"], row=row.row,
+            column=_prescription_column(problem),
         )  # fmt: skip
     return RegimenStructured(
         dose_gy=dose_gy, fractions=plan["fractions"], dose_unit=dose_unit,

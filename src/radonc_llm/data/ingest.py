@@ -16,6 +16,7 @@ is 1500); one that reads two ways in a file that shows no mark, or both, is ledg
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import decimal
@@ -32,7 +33,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from radonc_llm.data.regimen import normalize_dose
 from radonc_llm.errors import RadoncInputError
@@ -388,7 +389,41 @@ def _date(value: str) -> dt.date:
             f"'{text}' is a spreadsheet's day number, not a date: format the column as a "
             "date (YYYY-MM-DD) and export again",
         )
+    month = _foreign_month(day)
+    if month is not None:
+        raise BadValue(
+            "bad_date",
+            f"'{text}' names the month '{month}', which is not an English month name (dates "
+            "are read in English only): write dates as YYYY-MM-DD (ISO 8601)",
+        )
     raise BadValue("bad_date", f"'{text}' is not a date (YYYY-MM-DD)")
+
+
+_ENGLISH_MONTHS = frozenset(
+    name
+    for month in (
+        "january", "february", "march", "april", "may", "june", "july", "august",
+        "september", "october", "november", "december",
+    )
+    for name in (month, month[:3], month[:4])
+)  # fmt: skip
+_WORD = re.compile(r"[^\W\d_]+")
+# A date with its month as a word: numbers, punctuation and short words ("4th", "1er", "de")
+# around one longer word, as in "4. März 2021", "12 févr. 2020", "3 de marzo de 2021".
+_DATE_AROUND_WORD = re.compile(r"[\d\s.,/'-]*(?:[^\W\d_]{1,2}[\d\s.,/'-]+)*")
+
+
+def _foreign_month(text: str) -> str | None:
+    """The month word of a date written with a month name that is not English, or None."""
+    words = [word for word in _WORD.findall(text) if len(word) > 2]
+    if len(words) != 1 or words[0].casefold() in _ENGLISH_MONTHS:
+        return None
+    if sorted(len(number) for number in re.findall(r"\d+", text)) not in ([1, 4], [2, 4]):
+        return None  # a day and a year, as "4. März 2021"; "pending 2021" is no date
+    before, _, after = text.partition(words[0])
+    if not (_DATE_AROUND_WORD.fullmatch(before) and _DATE_AROUND_WORD.fullmatch(after.lstrip("."))):
+        return None
+    return words[0]
 
 
 def _birth_year(value: str) -> int:
@@ -609,7 +644,10 @@ _CAMEL_CASE_WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])"
 def column_name(header: str) -> str:
     """A header cell as a column name: "Patient ID", "patient-id", " PATIENT_ID ", "PatientID",
     "patient__id" -> patient_id; "ICD-10" -> icd10."""
-    name = _CAMEL_CASE_WORD.sub("_", str(header).strip())
+    # Invisible characters (a byte-order mark inside quotes, a zero-width space) are no part
+    # of a name.
+    header = "".join(ch for ch in str(header) if unicodedata.category(ch) != "Cf")
+    name = _CAMEL_CASE_WORD.sub("_", header.strip())
     name = re.sub(r"[\s\-_]+", "_", name.lower()).strip("_")
     return re.sub(r"^icd_10(?![0-9])", "icd10", name)
 
@@ -672,6 +710,37 @@ class _Malformed:
 Records = Iterator[tuple[int, "dict[str, Any] | _Malformed"]]
 
 
+@dataclass(frozen=True)
+class Reading:
+    """A table file opened: its records, read as they are iterated, and what its reader
+    learnt of the file on the way (a CSV file's field separator)."""
+
+    records: Records
+    delimiter: str | None = None
+
+
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def _text_codec(start: bytes, encoding: str, path: Path) -> tuple[str, str]:
+    """(codec, error handler) a file that starts with `start` is decoded with: UTF-32, UTF-16
+    or UTF-8 where a byte-order mark says so (Excel's "CSV UTF-8" and "Unicode text"), else
+    `encoding`. An Excel workbook is refused."""
+    if start.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        raise RadoncInputError(
+            "this is an Excel workbook (or another binary file), not text: "
+            "save the sheet as CSV UTF-8",
+            file=path,
+        )
+    if start.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32", "replace"
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16", "replace"
+    if start.startswith(codecs.BOM_UTF8) or codecs.lookup(encoding).name.startswith("utf-8"):
+        return "utf-8-sig", "surrogateescape"
+    return encoding, "surrogateescape"
+
+
 def read_text(path: Path, encoding: str = "utf-8") -> str:
     """The text of a CSV or JSONL file: in `encoding` (UTF-8 unless the user names the one
     the export was saved in), or UTF-8, UTF-16 or UTF-32 where a byte-order mark says so
@@ -688,39 +757,70 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     if data.startswith(b"\x1f\x8b"):
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
+        except _GZIP_ERRORS as exc:
             raise RadoncInputError(f"damaged gzip file ({exc})", file=path) from None
-    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
-        raise RadoncInputError(
-            "this is an Excel workbook (or another binary file), not text: "
-            "save the sheet as CSV UTF-8",
-            file=path,
-        )
-    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
-        return data.decode("utf-32", errors="replace")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
-    if data.startswith(codecs.BOM_UTF8) or codecs.lookup(encoding).name.startswith("utf-8"):
-        return data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-    if not codecs.lookup(encoding).name.startswith("utf"):
-        _refuse_utf8_read_as(data, encoding, path)
-    return data.decode(encoding, errors="surrogateescape").removeprefix("\ufeff")
+    codec, errors = _text_codec(data[:4], encoding, path)
+    if not codecs.lookup(codec).name.startswith("utf"):
+        _refuse_utf8_read_as(io.BytesIO(data), encoding, path)
+    return data.decode(codec, errors=errors).removeprefix("\ufeff")
 
 
-def _refuse_utf8_read_as(data: bytes, encoding: str, path: Path) -> None:
+@contextlib.contextmanager
+def _open_bytes(path: Path) -> Iterator[IO[bytes]]:
+    """The bytes of a file, unpacked as they are read where it is gzip'd."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise RadoncInputError(f"cannot read the file ({exc.strerror})", file=path) from None
+    with handle:
+        if handle.read(2) != b"\x1f\x8b":
+            handle.seek(0)
+            yield handle
+            return
+        handle.seek(0)
+        with gzip.GzipFile(fileobj=handle) as unpacked:
+            yield unpacked
+
+
+def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[str]:
+    """The lines of a CSV or JSONL file as `read_text` decodes it, one at a time and without
+    their "\\n" (a "\\r" before it stays), so that a large file is never held whole."""
+    try:
+        with _open_bytes(path) as binary:
+            codec, errors = _text_codec(binary.read(4), encoding, path)
+            binary.seek(0)
+            if not codecs.lookup(codec).name.startswith("utf"):
+                with _open_bytes(path) as again:
+                    _refuse_utf8_read_as(again, encoding, path)
+            text = io.TextIOWrapper(binary, encoding=codec, errors=errors, newline="\n")
+            for number, line in enumerate(text):
+                line = line.removesuffix("\n")
+                yield line.removeprefix("\ufeff") if number == 0 else line
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise RadoncInputError(f"damaged gzip file ({exc})", file=path) from None
+    except OSError as exc:
+        raise RadoncInputError(f"cannot read the file ({exc.strerror})", file=path) from None
+
+
+def _refuse_utf8_read_as(lines: Iterable[bytes], encoding: str, path: Path) -> None:
     """A file said to be in a single-byte encoding (cp1252, latin-1) that is UTF-8 with
     accented letters would be read without an error as mojibake ("Größe" as "GrÃ¶ÃŸe"): text
-    in another encoding is almost never valid UTF-8, so such a file is refused."""
-    if data.isascii():
+    in another encoding is almost never valid UTF-8, so such a file is refused. `lines` are
+    the file's bytes split after each b"\\n", which no UTF-8 character holds."""
+    first: tuple[int, str] | None = None  # the first line with a character beyond ASCII
+    for number, data in enumerate(lines, start=1):
+        if data.isascii():
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        first = first or (number, text)
+    if first is None:
         return
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return
+    line, text = first
     position = next(i for i, ch in enumerate(text) if not ch.isascii())
-    line = text.count("\n", 0, position) + 1
-    start = text.rfind("\n", 0, position) + 1
-    word = text[start:].split("\n", 1)[0][max(0, position - start - 15) : position - start + 15]
+    word = text[max(0, position - 15) : position + 15]
     raise RadoncInputError(
         f"the file is UTF-8 (line {line}: '{word.strip()}'), not {encoding} as the encoding "
         f"option says: read as {encoding} its accented letters would change; leave the "
@@ -847,10 +947,12 @@ def _header_hint(lines: list[str], delimiter: str, spec: TableSpec, header_line:
 
 
 _LONG_FIELD = "field larger than field limit"
+# Excel's first line naming the separator ("sep=;"), written and read by its CSV dialogs.
+_EXCEL_SEPARATOR = re.compile(r'"?sep=(?P<sep>[^\r\n"])"?[ ]*', re.IGNORECASE)
 
 
-def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
-    """Yield (row number, record or what is wrong with it) for each data row of a CSV file.
+def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Reading:
+    """(row number, record or what is wrong with it) for each data row of a CSV file.
 
     Rows are numbered from 1 after the header; a detail names the row's line in the file. A
     quote that is never closed swallows the lines after it into one row: such a row is
@@ -859,15 +961,19 @@ def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
     may be left out (a spreadsheet's trailing commas).
     """
     text = read_text(path, encoding)
-    delimiter = _header_delimiter(text, spec)
     lines = io.StringIO(text, newline="").readlines()
+    directive = _EXCEL_SEPARATOR.fullmatch(lines[0].rstrip("\r\n")) if lines else None
+    delimiter = directive["sep"] if directive else _header_delimiter(text, spec)
     reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] = []
     try:
+        if directive:
+            next(reader)
         while not any(cell.strip() for cell in header):  # blank lines before the header
             header = next(reader)
     except StopIteration:
-        raise RadoncInputError("file is empty (no header row)", file=path) from None
+        held = " (only a sep= line)" if directive else " (only whitespace)" if text else ""
+        raise RadoncInputError(f"file is empty{held}: no header row", file=path) from None
     except csv.Error as exc:
         raise RadoncInputError(f"cannot read the header row ({exc})", file=path) from None
     try:
@@ -878,8 +984,12 @@ def _csv_records(path: Path, spec: TableSpec, encoding: str) -> Records:
             raise
         raise RadoncInputError(error.reason + hint, file=path, field=error.field) from None
     names = [column_name(column) for column in header]
+    return Reading(_csv_data_rows(lines, names, delimiter, start=reader.line_num), delimiter)
+
+
+def _csv_data_rows(lines: list[str], names: list[str], delimiter: str, *, start: int) -> Records:
     patient_index = names.index("patient_id")
-    rows = csv_rows(lines, delimiter, start=reader.line_num)
+    rows = csv_rows(lines, delimiter, start=start)
     for number, (line, fields, problem) in enumerate(rows, start=1):
         where = f"line {line}"
         if problem is not None:
@@ -955,26 +1065,45 @@ def _json_patient_id(line: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _jsonl_records(path: Path, spec: TableSpec, encoding: str) -> Records:
-    text = read_text(path, encoding)
-    if not text.strip():
-        raise RadoncInputError("file is empty (no JSON lines)", file=path)
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
+def _jsonl_records(path: Path, spec: TableSpec, encoding: str) -> Reading:
+    return Reading(_jsonl_stream(path, spec, encoding))
+
+
+def _jsonl_stream(path: Path, spec: TableSpec, encoding: str) -> Records:
+    """The records of a JSONL file, read line by line. The checks on the whole file (its
+    columns, that it holds anything) are made after its last line: `read_table` reads every
+    record before it returns, so a file that fails them still yields no table."""
     # Writers that leave out null fields (Spark, MongoDB) give each line its own keys: the
     # file's columns are those of all its objects, and a line without one is ledgered.
-    records = list(_jsonl_lines(path, lines))
-    keys = {key: None for _, obj in records if isinstance(obj, dict) for key in obj}
+    keys: dict[str, None] = {}
+    blank = True
+    for number, record in _jsonl_lines(path, text_lines(path, encoding)):
+        if isinstance(record, dict):
+            keys.update(dict.fromkeys(record))
+        blank = blank and isinstance(record, _Malformed) and record.detail == _BLANK_ROW
+        yield number, record
+    if blank:
+        raise RadoncInputError("file is empty (no JSON lines)", file=path)
     if keys:
         _check_columns(path, spec, list(keys))
-    yield from records
 
 
-def _jsonl_lines(path: Path, lines: list[str]) -> Records:
+_BLANK_ROW = "blank row"
+
+
+def _jsonl_lines(path: Path, lines: Iterable[str]) -> Records:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
-            yield number, _Malformed("blank row")
+            yield number, _Malformed(_BLANK_ROW)
+            continue
+        if "\x00" in line:
+            yield (
+                number,
+                _Malformed(
+                    "holds NUL bytes: the file is damaged, or is UTF-16 without a byte-order mark",
+                    _json_patient_id(line),
+                ),
+            )
             continue
         try:
             obj = json.loads(line, object_pairs_hook=_json_object)
@@ -1004,7 +1133,7 @@ def _jsonl_lines(path: Path, lines: list[str]) -> Records:
         yield number, obj
 
 
-def _parquet_records(path: Path, spec: TableSpec, encoding: str) -> Records:
+def _parquet_records(path: Path, spec: TableSpec, encoding: str) -> Reading:
     del encoding  # Parquet stores UTF-8 by definition
     import pyarrow.parquet as pq
 
@@ -1016,8 +1145,11 @@ def _parquet_records(path: Path, spec: TableSpec, encoding: str) -> Records:
     names = [column_name(column) for column in table.column_names]
     wanted = [i for i, name in enumerate(names) if name in spec.columns]
     columns = [table.column(i).to_pylist() for i in wanted]
-    for number, record in enumerate(zip(*columns, strict=True), start=1):
-        yield number, {names[i]: value for i, value in zip(wanted, record, strict=True)}
+    records = (
+        (number, {names[i]: value for i, value in zip(wanted, record, strict=True)})
+        for number, record in enumerate(zip(*columns, strict=True), start=1)
+    )
+    return Reading(records)
 
 
 READERS = {".csv": _csv_records, ".jsonl": _jsonl_records, ".parquet": _parquet_records}
@@ -1069,37 +1201,43 @@ def read_table(
     """
     path = Path(path)
     table = RawTable(name=spec.name, path=path)
-    first_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
-    duplicates: dict[str, list[RawRow]] = {}
     suffix = Path(path.name.removesuffix(".gz")).suffix
-    records = list(READERS[suffix](path, spec, encoding))
-    decimal = _file_decimal_mark(records, spec, path, encoding)
-    for number, record in records:
+    reading = READERS[suffix](path, spec, encoding)
+    evidence = _DecimalEvidence()
+    # Each row's outcome, in file order, read as the file streams past: a ledger entry or a
+    # row, or (rarely) a record holding a number that reads two ways ("1,500"), which waits
+    # for the decimal mark the whole file shows.
+    outcomes: list[LedgerEntry | RawRow | tuple[int, dict[str, Any]]] = []
+    for number, record in reading.records:
         table.n_input_rows += 1
         if isinstance(record, _Malformed):
             # The row may hide a plan or a diagnosis of the patient it starts with: name them,
             # so that their record counts as incomplete.
-            table.ledger.append(
+            outcomes.append(
                 LedgerEntry(
                     _patient_id(record.patient_id), path.name, number, None, "malformed_row",
                     record.detail,
                 )
             )  # fmt: skip
+        elif evidence.add(number, record, spec):
+            outcomes.append((number, record))
+        else:
+            outcomes.append(_read_row(path, number, record, spec, POINT, date_order))
+    decimal = evidence.decimal_mark(reading.delimiter)
+    first_by_key: dict[str, RawRow] = {}
+    duplicates: dict[str, list[RawRow]] = {}
+    for outcome in outcomes:
+        if isinstance(outcome, tuple):
+            outcome = _read_row(path, *outcome, spec, decimal, date_order)
+        if isinstance(outcome, LedgerEntry):
+            table.ledger.append(outcome)
             continue
-        patient_id = _patient_id(record.get("patient_id"))
-        values, problem = _parse_record(record, spec, decimal, date_order)
-        if problem is not None:
-            column, error = problem
-            table.ledger.append(
-                LedgerEntry(patient_id, path.name, number, column, error.reason, error.detail)
-            )
-            continue
-        key = values[spec.key]
+        key = outcome.values[spec.key]
         if key in first_by_key:
-            duplicates.setdefault(key, []).append(RawRow(number, values))
+            duplicates.setdefault(key, []).append(outcome)
             continue
-        first_by_key[key] = (number, values)
-        table.rows.append(RawRow(number, values))
+        first_by_key[key] = outcome
+        table.rows.append(outcome)
     if duplicates:
         _resolve_duplicates(table, spec, duplicates)
     if table.n_input_rows == 0:
@@ -1146,48 +1284,66 @@ def _number_cells(record: dict[str, Any], spec: TableSpec) -> Iterator[tuple[str
         yield column, with_unit["number"] if with_unit else text
 
 
-def _file_decimal_mark(
-    records: list[tuple[int, dict[str, Any] | _Malformed]], spec: TableSpec, path: Path,
-    encoding: str,
-) -> DecimalMark:  # fmt: skip
+def _read_row(
+    path: Path, number: int, record: dict[str, Any], spec: TableSpec, decimal: DecimalMark,
+    date_order: str | None,
+) -> RawRow | LedgerEntry:  # fmt: skip
+    values, problem = _parse_record(record, spec, decimal, date_order)
+    if problem is None:
+        return RawRow(number, values)
+    column, error = problem
+    patient_id = _patient_id(record.get("patient_id"))
+    return LedgerEntry(patient_id, path.name, number, column, error.reason, error.detail)
+
+
+@dataclass
+class _DecimalEvidence:
     """The decimal mark of a file, as its numbers show it ("60,0": a comma, "1.8": a point),
-    so that "1,500" and "1.500" are read the way the rest of the file writes numbers.
+    gathered record by record, so that "1,500" and "1.500" are read the way the rest of the
+    file writes numbers.
 
     A file that shows both, or (separated by a semicolon, tab or bar, as in locales whose
     decimal mark is a comma) shows neither, leaves such a number unread: it is never guessed
     row by row. A comma-separated file, JSONL and Parquet write a point unless they show a
     comma.
     """
-    shown: dict[str, tuple[int, str, str]] = {}  # mark -> first (row, column, text) showing it
-    ambiguous = False
-    for number, record in records:
-        if isinstance(record, _Malformed):
-            continue
+
+    # mark -> the first (row, column, text) showing it
+    shown: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    # whether a number that reads two ways was seen
+    ambiguous: bool = False
+
+    def add(self, number: int, record: dict[str, Any], spec: TableSpec) -> bool:
+        """Take in a record's numbers; True where one reads two ways ("1,500"): only then
+        does the record's reading depend on the file's mark."""
+        ambiguous = False
         for column, text in _number_cells(record, spec):
             mark = decimal_mark_of(text)
             if mark is not None:
-                shown.setdefault(mark, (number, column, text))
+                self.shown.setdefault(mark, (number, column, text))
             ambiguous = ambiguous or _AMBIGUOUS.fullmatch(text) is not None
-    if len(shown) == 1:
-        return DecimalMark(next(iter(shown)))
-    if len(shown) == 2:
-        comma, point = (shown[mark] for mark in (",", "."))
+        self.ambiguous = self.ambiguous or ambiguous
+        return ambiguous
+
+    def decimal_mark(self, delimiter: str | None) -> DecimalMark:
+        """The file's mark, once every record is in; `delimiter`: a CSV file's separator."""
+        if len(self.shown) == 1:
+            return DecimalMark(next(iter(self.shown)))
+        if len(self.shown) == 2:
+            comma, point = (self.shown[mark] for mark in (",", "."))
+            return DecimalMark(
+                None,
+                f"this file writes decimals with a comma (row {comma[0]}, {comma[1]} "
+                f"'{comma[2]}') and with a point (row {point[0]}, {point[1]} '{point[2]}')",
+            )
+        if not self.ambiguous or delimiter in (None, ","):
+            return POINT
+        name = {";": "semicolon", "\t": "tab", "|": "bar"}[delimiter]
         return DecimalMark(
             None,
-            f"this file writes decimals with a comma (row {comma[0]}, {comma[1]} '{comma[2]}') "
-            f"and with a point (row {point[0]}, {point[1]} '{point[2]}')",
+            f"nothing in this {name}-separated file shows whether its decimal mark is a comma "
+            "or a point",
         )
-    if not ambiguous or Path(path.name.removesuffix(".gz")).suffix != ".csv":
-        return POINT
-    delimiter = _header_delimiter(read_text(path, encoding), spec)
-    if delimiter == ",":
-        return POINT
-    name = {";": "semicolon", "\t": "tab", "|": "bar"}[delimiter]
-    return DecimalMark(
-        None,
-        f"nothing in this {name}-separated file shows whether its decimal mark is a comma "
-        "or a point",
-    )
 
 
 def _parse_record(
