@@ -12,19 +12,22 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.util import asbool
 
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.review.models import Assignment, Base, Item, StudyRecord, utcnow
 from radonc_llm.review.study import StudyDefinition
+from radonc_llm.storage import file_in_the_way
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -42,31 +45,82 @@ SQLITE_HINTS = {
 }
 
 
-def display_url(url: str) -> str:
-    """The URL with any password masked, for messages and logs."""
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def create_db_engine(url: str, *, pool_size: int = 20, max_overflow: int = 30) -> Engine:
-    """An engine for `sqlite:///PATH` (WAL, foreign keys, busy timeout) or PostgreSQL."""
+def parse_db_url(url: str) -> URL:
     try:
-        parsed = make_url(url)
+        return make_url(url)
     except ArgumentError:
         raise RadoncInputError(
             "not a database URL; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
             field="db",
         ) from None
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs.
+
+    A SQLite URL has no password; its path is shown as the file system spells it, where
+    SQLAlchemy's rendering would percent-escape every ':' and non-ASCII letter.
+    """
+    parsed = parse_db_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.host or parsed.username:
+        return parsed.render_as_string(hide_password=True)
+    query = "&".join(
+        f"{key}={value}"
+        for key, values in parsed.query.items()
+        for value in (values if isinstance(values, tuple) else (values,))
+    )
+    return f"{parsed.drivername}:///{parsed.database or ''}" + (f"?{query}" if query else "")
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite URL names, or None for an in-memory database.
+
+    `sqlite:///PATH` names PATH. With `uri=true` in its query the database is an SQLite URI
+    (`sqlite:///file:PATH?mode=rwc&uri=true`), whose path is percent-decoded as SQLite does;
+    `mode=memory` or `:memory:` there is a database in memory too.
+    """
+    parsed = make_url(url) if isinstance(url, str) else url
+    database = parsed.database or ""
+    if not is_sqlite_uri(parsed):
+        return None if database in ("", ":memory:") else Path(database)
+    path = unquote(urlsplit(database).path)
+    if parsed.query.get("mode") == "memory" or path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
+def is_sqlite_uri(parsed: URL) -> bool:
+    """Whether the database of a SQLite URL is an SQLite URI (`uri=true`, as pysqlite reads it)."""
+    value = parsed.query.get("uri", False)
+    return asbool(value[-1] if isinstance(value, tuple) else value)
+
+
+def create_db_engine(url: str, *, pool_size: int = 20, max_overflow: int = 30) -> Engine:
+    """An engine for `sqlite:///PATH` (WAL, foreign keys, busy timeout) or PostgreSQL.
+
+    A plain SQLite path gets its folder created; an SQLite URI (`uri=true`) is passed to
+    SQLite as it is, since its path is SQLite's to read.
+    """
+    parsed = parse_db_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            raise RadoncInputError("use a SQLite file (sqlite:///PATH), not memory", field="db")
-        folder = Path(parsed.database).parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
+        if parsed.host or parsed.username or parsed.port:
+            # `sqlite://review.db` reads review.db as a server name.
             raise RadoncInputError(
-                f"cannot create the database's folder ({exc.strerror})", file=folder, field="db"
-            ) from None
+                f"a SQLite URL has no server part ('{parsed.host or parsed.username}'): write "
+                "sqlite:///relative/path.db or sqlite:////absolute/path.db (three slashes "
+                "before the path)",
+                field="db",
+            )
+        path = sqlite_file(parsed)
+        if path is None:
+            raise RadoncInputError(
+                "use a SQLite file (sqlite:///PATH), not memory: ratings kept in memory are "
+                "lost when the command or the server stops",
+                field="db",
+            )
+        if not is_sqlite_uri(parsed):
+            _make_database_folder(path.parent)
         engine = create_engine(
             parsed,
             pool_size=pool_size,
@@ -91,6 +145,23 @@ def create_db_engine(url: str, *, pool_size: int = 20, max_overflow: int = 30) -
         f"write {PSYCOPG_URL}" if backend == "postgres" else f"use sqlite:///PATH or {PSYCOPG_URL}"
     )
     raise RadoncInputError(f"unsupported database '{backend}'; {fix}", field="db")
+
+
+def _make_database_folder(folder: Path) -> None:
+    blocking = file_in_the_way(folder)
+    if blocking is not None:
+        raise RadoncInputError(
+            "cannot create the database's folder: this is a file, not a folder; choose "
+            "another path",
+            file=blocking,
+            field="db",
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RadoncInputError(
+            f"cannot create the database's folder ({exc.strerror})", file=folder, field="db"
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

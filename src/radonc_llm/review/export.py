@@ -15,13 +15,13 @@ import csv
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,8 @@ from radonc_llm.review.db import (
     database_error,
     definition_sha256,
     display_url,
+    parse_db_url,
+    sqlite_file,
 )
 from radonc_llm.review.metrics import review_metrics
 from radonc_llm.review.models import (
@@ -48,6 +50,7 @@ from radonc_llm.review.settings import ReviewSettings
 from radonc_llm.review.study import StudyDefinition, read_study
 from radonc_llm.storage import (
     atomic_open,
+    file_in_the_way,
     file_sha256,
     remove_temporaries_of,
     write_json_atomic,
@@ -183,13 +186,19 @@ def export_review(
     """Write ratings.csv, ratings.jsonl, audit_log.jsonl and review_metrics.json."""
     study = read_study(study_dir)
     url = ReviewSettings(study_dir=study_dir, database_url=database_url).resolved_database_url()
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
-        raise RadoncInputError("no review database here", file=parsed.database, field="db")
+    parsed = parse_db_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # The export never creates a database: a missing file is named, not made empty.
+        path = sqlite_file(parsed)
+        if path is not None and path.is_dir():
+            raise RadoncInputError("is a folder, not a review database file", file=path, field="db")
+        if path is not None and not path.exists():
+            raise RadoncInputError("no review database here", file=path, field="db")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
+    blocking = file_in_the_way(out_dir)
+    if blocking is not None:
         raise RadoncInputError(
-            "is a file, not a folder; choose a folder for the export", file=out_dir
+            "is a file, not a folder; choose a folder for the export", file=blocking
         )
     engine = create_db_engine(url, pool_size=1, max_overflow=0)
     try:
@@ -217,14 +226,28 @@ def export_review(
             },
         },
         "n_audit_events": len(audit),
-        **review_metrics(records, treatment=treatment, control=control, sources=study.sources),
+        **review_metrics(
+            records,
+            treatment=treatment,
+            control=control,
+            sources=study.sources,
+            reviewers=study.reviewers,
+        ),
     }
     try:
         write_export_files(out_dir, ratings, audit, metrics)
     except OSError as exc:
+        failed = Path(exc.filename) if exc.filename else out_dir
+        if out_dir in failed.parents:  # a staged file's random name means nothing to the user
+            failed = out_dir
         raise RadoncInputError(
-            f"cannot write the export ({exc.strerror})", file=exc.filename or out_dir
+            f"cannot write the export ({exc.strerror or exc}); give --out a folder you can "
+            "write to",
+            file=failed,
         ) from None
+    note = metrics["agreement"]["cohen_kappa_note"]
+    if note is not None:
+        warnings.warn(f"no inter-rater agreement: {note}", stacklevel=2)
     return ExportSummary(
         out_dir=out_dir, n_ratings=len(ratings), n_audit_events=len(audit), metrics=metrics
     )

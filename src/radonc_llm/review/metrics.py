@@ -261,18 +261,64 @@ def krippendorff_ordinal(records: Sequence[RatingRecord]) -> dict[str, Any]:
     }
 
 
-def agreement(records: Sequence[RatingRecord]) -> dict[str, Any]:
+def cohen_kappa_note(
+    records: Sequence[RatingRecord],
+    pairs: Sequence[dict[str, Any]],
+    *,
+    reviewers: Sequence[str] | None = None,
+) -> str | None:
+    """Why no pair of reviewers has a Cohen's kappa, naming who rated; None when one has.
+
+    `reviewers`, the study's reviewers, adds how many the study has.
+    """
+    if any(pair["n"] >= 2 for pair in pairs):
+        return None
+    raters = sorted({record.reviewer for record in records})
+    need = "Cohen's kappa needs at least two reviewers who rated shared items (2 or more)"
+    if not raters:
+        found = "no reviewer has rated an item yet"
+    elif len(raters) == 1:
+        found = f"the ratings come from 1 reviewer ({raters[0]})"
+    else:
+        found = (
+            f"the {len(raters)} reviewers who rated ({', '.join(raters)}) share fewer than 2 "
+            "items in every pair"
+        )
+    study = ""
+    if reviewers is not None:
+        study = f"; the study has {len(reviewers)} reviewer{'s' if len(reviewers) != 1 else ''}"
+        if len(reviewers) < 2:
+            study += ": add a second reviewer with overlap 2 to measure agreement"
+    return f"{need}; {found}{study}"
+
+
+def agreement(
+    records: Sequence[RatingRecord], *, reviewers: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha.
+
+    `n_reviewers` counts the reviewers with a rating; `cohen_kappa_note` says why the list of
+    pairs has no value (one reviewer, none sharing items), so an empty list is never silent.
+    """
+    pairs = cohen_kappas(records)
     return {
-        "cohen_kappa": cohen_kappas(records),
+        "n_reviewers": len({record.reviewer for record in records}),
+        "cohen_kappa": pairs,
+        "cohen_kappa_note": cohen_kappa_note(records, pairs, reviewers=reviewers),
         "fleiss_kappa": fleiss(records),
         "krippendorff_alpha": krippendorff_ordinal(records),
     }
 
 
 def review_metrics(
-    records: Sequence[RatingRecord], *, treatment: str, control: str, sources: Sequence[str]
+    records: Sequence[RatingRecord],
+    *,
+    treatment: str,
+    control: str,
+    sources: Sequence[str],
+    reviewers: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The statistics block of `review_metrics.json`."""
+    """The statistics block of `review_metrics.json`; `reviewers` are the study's."""
     absent = [name for name in (treatment, control) if name not in sources]
     if not absent:
         comparison = paired_comparison(records, treatment=treatment, control=control)
@@ -295,5 +341,5 @@ def review_metrics(
         # Sources nobody has rated yet have no row above; they are named here, not dropped.
         "unrated_sources": [source for source in sources if source not in acceptability],
         "comparison": comparison,
-        "agreement": agreement(records),
+        "agreement": agreement(records, reviewers=reviewers),
     }

@@ -7,6 +7,7 @@ item in the reviewer's own queue (404), field validation (422 with the reasons),
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from typing import Annotated, Any
 
@@ -39,6 +40,7 @@ from radonc_llm.review.metrics import acceptability_by_source
 from radonc_llm.review.models import USERNAME_MAX, AuditEvent, LoginSession, User
 from radonc_llm.review.ratings import (
     AssignmentNotFound,
+    RatingChangedElsewhere,
     neighbour,
     next_unrated,
     own_assignment,
@@ -79,6 +81,16 @@ def set_cookie(
         samesite="strict",
         secure=settings.cookie_secure,
     )
+
+
+def small_count(value: object) -> int | None:
+    """A position or revision sent back by the browser, or None when it is not one.
+
+    ASCII digits only: `str.isdigit` also accepts '²', which `int` then refuses.
+    """
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value):
+        return int(value)
+    return None
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -210,8 +222,10 @@ def item_page(
     *,
     values: dict[str, str] | None = None,
     errors: list[str] | None = None,
+    revision: int | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    """The item page; a re-shown form keeps the `revision` it was first opened at."""
     try:
         assignment = own_assignment(db, user.username, public_id)
     except AssignmentNotFound:
@@ -222,7 +236,6 @@ def item_page(
         values = {key: values.get(key) or "" for key in RATING_FIELDS}
     previous = neighbour(db, user.username, assignment.position, -1)
     following = neighbour(db, user.username, assignment.position, +1)
-    saved_position = request.query_params.get("saved", "")
     return render(
         request,
         "item.html",
@@ -234,10 +247,11 @@ def item_page(
             "saved": saved,
             "values": values,
             "errors": errors or [],
+            "revision": assignment.revision if revision is None else revision,
             "progress": progress(db, user.username),
             "previous": previous,
             "following": following,
-            "just_saved": int(saved_position) if saved_position.isdigit() else None,
+            "just_saved": small_count(request.query_params.get("saved")),
         },
         status_code=status_code,
     )
@@ -266,9 +280,11 @@ def rate_item(
     values = {key: form.get(key, "") for key in RATING_FIELDS}
     if not all(isinstance(value, str) for value in values.values()):
         raise HTTPException(400, "Send the rating as a plain form, without file uploads.")
-    try:
-        submitted = RatingCreate.model_validate(values)
-    except ValidationError as exc:
+    # The revision the page was opened at (a form without one is not checked).
+    seen = small_count(form.get("revision"))
+
+    def refused(errors: list[str], status_code: int, *, revision: int | None) -> HTMLResponse:
+        # The form again, with the reviewer's answers and what stopped the save.
         return item_page(
             request,
             db,
@@ -276,13 +292,31 @@ def rate_item(
             login,
             public_id,
             values=values,
-            errors=describe_rating_errors(exc),
-            status_code=422,
+            errors=errors,
+            revision=revision,
+            status_code=status_code,
         )
+
     try:
-        assignment, _changed = save_rating(db, user, public_id, submitted)
+        submitted = RatingCreate.model_validate(values)
+    except ValidationError as exc:
+        return refused(describe_rating_errors(exc), 422, revision=seen)
+    try:
+        assignment, _changed = save_rating(db, user, public_id, submitted, seen_revision=seen)
     except AssignmentNotFound:
         raise HTTPException(404) from None
+    except RatingChangedElsewhere:
+        # Two tabs of one item: the newer rating stays until the reviewer chooses; the page
+        # shown carries the new revision, so saving it again replaces the rating on purpose.
+        logger.info("stale rating form of %s by %s refused", public_id, user.username)
+        current = own_assignment(db, user.username, public_id).rating
+        now = f" to '{RatingPublic.model_validate(current).rating_label}'" if current else ""
+        message = (
+            f"This item's rating was changed{now} in another tab or window after you opened "
+            "this page. Nothing was saved from this form; your answers are still in it: press "
+            "Save again to replace the saved rating with them."
+        )
+        return refused([message], 409, revision=None)
     except DBAPIError as exc:
         # A locked, read-only or unreachable database: the reviewer keeps what they typed.
         db.rollback()
@@ -292,9 +326,7 @@ def rate_item(
             "was saved; your answers are still in the form: press Save again in a moment, and "
             "tell the study coordinator if this keeps happening."
         )
-        return item_page(
-            request, db, user, login, public_id, values=values, errors=[message], status_code=503
-        )
+        return refused([message], 503, revision=seen)
     following = next_unrated(db, user.username, after=assignment.position)
     if following is None:
         return redirect(f"/queue?saved={assignment.position}")

@@ -20,6 +20,10 @@ class AssignmentNotFound(LookupError):
     """No such item in this reviewer's queue."""
 
 
+class RatingChangedElsewhere(Exception):
+    """The rating was changed (another tab or window) after the form being saved was opened."""
+
+
 @dataclass(frozen=True)
 class QueueProgress:
     rated: int
@@ -80,7 +84,12 @@ def next_unrated(session: Session, reviewer: str, *, after: int = 0) -> Assignme
 
 
 def save_rating(
-    session: Session, user: User, public_id: str, submitted: RatingCreate
+    session: Session,
+    user: User,
+    public_id: str,
+    submitted: RatingCreate,
+    *,
+    seen_revision: int | None = None,
 ) -> tuple[Assignment, bool]:
     """Store the rating and, when it changed anything, an audit event, in one transaction.
 
@@ -88,16 +97,22 @@ def save_rating(
     of the assignment's revision: it locks the row (PostgreSQL) or takes the write lock
     (SQLite), so concurrent saves of one item run one after the other and each audit event's
     old value is exactly the value the save replaced.
+
+    `seen_revision` is the revision the form was opened at: when another save came in between
+    (a second tab) and this one would change the rating, `RatingChangedElsewhere` is raised
+    and nothing is saved, so a stale form never silently replaces a newer rating. The same
+    values sent again (a double click) are simply no change.
     """
-    locked = session.execute(
+    found = session.execute(
         update(Assignment)
         .where(Assignment.public_id == public_id, Assignment.reviewer == user.username)
         .values(revision=Assignment.revision + 1)
-        .returning(Assignment.id)
-    ).scalar_one_or_none()
-    if locked is None:
+        .returning(Assignment.id, Assignment.revision)
+    ).one_or_none()
+    if found is None:
         session.rollback()
         raise AssignmentNotFound(public_id)
+    locked, revision = found
     current = session.scalar(
         select(Rating)
         .where(Rating.assignment_id == locked)
@@ -108,6 +123,9 @@ def save_rating(
     if old_value == new_value:
         session.rollback()
         return own_assignment(session, user.username, public_id), False
+    if seen_revision is not None and seen_revision != revision - 1:
+        session.rollback()
+        raise RatingChangedElsewhere(public_id)
     now = utcnow()
     if current is None:
         session.add(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 STUDY_FILE = "study.json"
 DEFAULT_DB_FILE = "review.db"
@@ -58,4 +59,7 @@ class ReviewSettings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url is not None:
             return self.database_url.get_secret_value()
-        return f"sqlite:///{(self.study_dir / DEFAULT_DB_FILE).resolve()}"
+        # Built, not formatted: a study folder named 'dose?v2' or '50%' would otherwise be
+        # read as a URL query or a percent-escape and put the database somewhere else.
+        path = (self.study_dir / DEFAULT_DB_FILE).resolve()
+        return URL.create("sqlite", database=str(path)).render_as_string(hide_password=False)

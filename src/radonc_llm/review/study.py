@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from radonc_llm.data.cases import Case
 from radonc_llm.errors import RadoncInputError
@@ -48,7 +49,8 @@ class PredictionRow(BaseModel):
     case_id: str = Field(min_length=1)
     task: Literal["regimen", "modality", "icd10"]
     prediction: str | None
-    raw: str
+    # Null when the model gave no text at all (as `evaluate` reads it): shown as no answer.
+    raw: str | None
     malformed: bool
 
 
@@ -87,6 +89,33 @@ class StudyDefinition(BaseModel):
     items: list[StudyItem]
     queues: dict[str, list[QueueEntry]]
 
+    @model_validator(mode="after")
+    def _queues_name_known_items(self) -> StudyDefinition:
+        # An edited or damaged study.json: refused here, by name, not deep in the load.
+        item_ids = Counter(item.item_id for item in self.items)
+        twice = [item_id for item_id, count in item_ids.items() if count > 1]
+        if twice:
+            raise ValueError(f"item '{twice[0]}' is listed {item_ids[twice[0]]} times")
+        unknown_sources = sorted({item.source for item in self.items} - set(self.sources))
+        if unknown_sources:
+            raise ValueError(f"items of source '{unknown_sources[0]}', which is not in sources")
+        public_ids: set[str] = set()
+        for reviewer, queue in self.queues.items():
+            if reviewer not in self.reviewers:
+                raise ValueError(f"a queue for '{reviewer}', who is not among the reviewers")
+            seen: set[str] = set()
+            for position, entry in enumerate(queue, start=1):
+                where = f"queue of '{reviewer}', entry {position}"
+                if entry.item_id not in item_ids:
+                    raise ValueError(f"{where}: item '{entry.item_id}' is not a study item")
+                if entry.item_id in seen:
+                    raise ValueError(f"{where}: item '{entry.item_id}' is in this queue twice")
+                if entry.public_id in public_ids:
+                    raise ValueError(f"{where}: id '{entry.public_id}' is used twice")
+                seen.add(entry.item_id)
+                public_ids.add(entry.public_id)
+        return self
+
 
 def parse_reviewers(value: str) -> list[str]:
     """`--reviewers 3` -> reviewer1..reviewer3; `--reviewers alice,bob` -> those usernames."""
@@ -100,13 +129,16 @@ def parse_reviewers(value: str) -> list[str]:
     if not names:
         raise RadoncInputError("give a number or comma-separated usernames", field="reviewers")
     for name in names:
-        if len(name) > USERNAME_MAX or not re.match(USERNAME_PATTERN, name):
+        if len(name) > USERNAME_MAX or not re.fullmatch(USERNAME_PATTERN, name):
+            hint = "; separate usernames with commas" if " " in name else ""
             raise RadoncInputError(
-                f"'{name}' is not a valid username (letters, digits, '_', '.', '-')",
+                f"'{name}' is not a valid username: 1 to {USERNAME_MAX} ASCII letters, digits, "
+                f"'_', '.' or '-', starting with a letter or digit{hint}",
                 field="reviewers",
             )
-    if len(set(names)) != len(names):
-        raise RadoncInputError("a reviewer is named twice", field="reviewers")
+    twice = [name for name, count in Counter(names).items() if count > 1]
+    if twice:
+        raise RadoncInputError(f"reviewer '{twice[0]}' is named twice", field="reviewers")
     return names
 
 
@@ -166,7 +198,7 @@ def read_regimen_predictions(
         first_line[row.case_id] = line
         # Surrounding whitespace goes: raw output often ends in a newline that reference
         # regimens never have, and the page (pre-wrap) would show it, hinting at the source.
-        texts[row.case_id] = (row.prediction or "").strip() or row.raw.strip()
+        texts[row.case_id] = (row.prediction or "").strip() or (row.raw or "").strip()
         if case_ids is not None and row.case_id not in case_ids:
             unknown.append((line, row.case_id))
     if not texts:
@@ -331,6 +363,14 @@ def build_study(
             loads[reviewers[r]] += 1
             assigned[reviewers[r]].append(items[index].item_id)
 
+    idle = [name for name in reviewers if not assigned[name]]
+    if idle:
+        warnings.warn(
+            f"{len(idle)} of {len(reviewers)} reviewers get no item ({', '.join(idle)}): "
+            f"{len(items)} items x overlap {overlap} is fewer than the reviewers; review more "
+            "cases, raise --overlap or name fewer reviewers",
+            stacklevel=2,
+        )
     reviewer_seeds = {name: int(rng.integers(0, 2**31 - 1)) for name in reviewers}
     public_ids = iter(_opaque_ids(rng, sum(loads.values()), 8))
     case_of = {item.item_id: item.case_id for item in items}
