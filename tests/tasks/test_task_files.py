@@ -10,6 +10,7 @@ from radonc_llm.cli import app
 from radonc_llm.data.cases import Case, write_cases
 from radonc_llm.storage import read_jsonl
 from radonc_llm.tasks.build import write_task_datasets
+from radonc_llm.tasks.prompts import note_text
 
 NOTES = [
     "58F L breast UOQ IDC pT1cN0. " + "Long history. " * 1500,  # ~21,000 characters
@@ -43,7 +44,7 @@ def test_an_output_that_is_a_file_fails_naming_it(tmp_path):
         assert f"{tmp_path / 'taken'}: is a file, not a folder" in result.output.replace("\n", "")
 
 
-def test_long_and_unusual_notes_reach_the_prompt_verbatim_and_the_output_is_deterministic(
+def test_long_and_unusual_notes_reach_the_prompt_whole_and_the_output_is_deterministic(
     tmp_path,
 ):
     first, second = tmp_path / "a", tmp_path / "b"
@@ -54,6 +55,12 @@ def test_long_and_unusual_notes_reach_the_prompt_verbatim_and_the_output_is_dete
         rows = read_jsonl(first / f"{task}.jsonl")  # U+2028 in a note does not split a row
         assert [row["case_id"] for row in rows] == ["c0", "c1"]
         for row, note in zip(rows, NOTES, strict=True):
-            assert note.strip() in row["messages"][1]["content"]
+            assert note_text(note) in row["messages"][1]["content"]
+        # Every word of the unusual note is there, in the one form the model reads: controls,
+        # the bidi override and the zero-width space gone, line ends as "\n".
+        assert (
+            "Left breast [31m IDC reversed 😀 سرطان الثدي\nnext\nline"
+            in rows[1]["messages"][1]["content"]
+        )
     raw = (first / "regimen.jsonl").read_bytes()
     assert raw.count(b"\n") == 2 and json.loads(raw.split(b"\n")[1])["case_id"] == "c1"
