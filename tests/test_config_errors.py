@@ -39,7 +39,8 @@ def _load(tmp_path: Path, text: str | bytes):
         ("model: tiny-llama\n---\nlora_rank: 8\n", "remove the '---' line"),
         ("model:tiny-llama\n", "put a space after each colon"),
         (b"# caf\xe9\nmodel: tiny-llama\n", r"not UTF-8 text \(byte 0xe9 on line 1\)"),
-        ("model: tiny-llama\nlora_rank:\t8\n", "line 2.*indents with spaces, never tabs"),
+        ("model: tiny-llama\nlora_rank:\t8\n", "line 2.*tab after a key .* replace the tab with a"),
+        ("model: tiny-llama\t# the base\n", "line 1.*replace the tab with a space"),
         ("seed: !!python/object/apply:os.system ['true']\n", "tags such as !!python"),
     ],
 )
@@ -121,8 +122,12 @@ def test_a_bom_is_read_as_the_start_of_a_utf8_file(tmp_path, config_text):
         (
             "lora_rank: null",
             "lora_rank",
-            "line 4: is empty (null); give a value, or delete the line to use the default (16)",
+            "line 4: is empty (null); give a value (LoRA rank r (at most 4096, the width of a "
+            "7B model)), or delete the line to use the default (16)",
         ),
+        ("epochs: ~", "epochs", "give a value (passes over the training examples), or delete"),
+        ("tasks:", "tasks", "give a value (tasks to train on, some of regimen, modality and icd10"),
+        ("lr_scheduler:", "lr_scheduler", "give one of cosine, linear, constant, or delete"),
         ("lora_rank:", "lora_rank", "line 4: is empty"),
         ("tasks:", "tasks", "the default ([regimen, modality, icd10])"),
         ("lora_rank: yes", "lora_rank", "expected a number, got true (YAML reads unquoted"),

@@ -74,7 +74,8 @@ class TrainConfig(ConfigModel):
     )
     tasks: list[str] = Field(
         default_factory=lambda: list(TASKS),
-        description="Tasks to train on; each needs <train_dir>/<task>.jsonl.",
+        description="Tasks to train on, some of regimen, modality and icd10; each needs "
+        "<train_dir>/<task>.jsonl.",
     )
     adapter_mode: Literal["multitask", "per_task"] = Field(
         "multitask",
@@ -246,13 +247,15 @@ class TrainConfig(ConfigModel):
 
     @field_validator("model")
     @classmethod
-    def _model_is_known(cls, value: str) -> str:
+    def _model_is_known(cls, value: str, info: ValidationInfo) -> str:
         from radonc_llm.models.registry import MODEL_REGISTRY, resolve_model
 
         try:
             spec = resolve_model(value)
         except RadoncInputError as exc:
-            raise ValueError(exc.reason) from None
+            config_file = (info.context or {}).get("config_file")
+            beside = beside_the_config(Path(value).expanduser(), config_file)
+            raise ValueError(f"{exc.reason}{beside}") from None
         if spec.source == "hub" and value in MODEL_REGISTRY:
             _warn_without_cuda(value)
         return value
@@ -297,7 +300,7 @@ class TrainConfig(ConfigModel):
                 config_file = (info.context or {}).get("config_file")
                 raise ValueError(
                     f"missing data file {in_working_folder(path)} (write it with `radonc-llm "
-                    f"tasks`){_beside_the_config(path, config_file)}"
+                    f"tasks`){beside_the_config(path, config_file)}"
                 )
             if not _has_a_line(path):
                 raise ValueError(f"{path} holds no examples of task '{task}'")
@@ -390,7 +393,7 @@ def _warn_without_cuda(model: str) -> None:
         )
 
 
-def _beside_the_config(path: Path, config_file: Path | None) -> str:
+def beside_the_config(path: Path, config_file: Path | None) -> str:
     """A hint where a relative path that is missing from the working folder lies beside the
     config file: relative paths are read from the working folder, never the config's folder."""
     if config_file is None or path.is_absolute():
@@ -515,7 +518,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     if "'\\t'" in problem:
-        problem += " (YAML indents with spaces, never tabs)"
+        problem += _tab_hint(mark)
     if "could not determine a constructor" in problem:
         problem += " (configs hold plain values: tags such as !!python/... are refused)"
     if "another document" in problem:
@@ -523,6 +526,17 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     if mark is None:
         return problem
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def _tab_hint(mark: Any) -> str:
+    """Why PyYAML refused a tab: in the indentation, or between a key and its value or
+    before a comment (YAML 1.2 allows that; PyYAML, a YAML 1.1 reader, does not)."""
+    buffer, pointer = getattr(mark, "buffer", None), getattr(mark, "pointer", None)
+    if isinstance(buffer, str) and isinstance(pointer, int):
+        line_start = buffer.rfind("\n", 0, pointer) + 1
+        if buffer[line_start:pointer].strip(" \t\ufeff"):
+            return " (a tab after a key or a value is refused here: replace the tab with a space)"
+    return " (YAML indents with spaces, never tabs)"
 
 
 def validate_config(
@@ -589,12 +603,10 @@ def _with_the_value(reason: str, error: dict, model: type[BaseModel]) -> str:
     """Pydantic's reason with what the file gave, and the fix where a YAML reading explains
     it: an empty value (null), a word YAML took for a boolean, a decimal comma."""
     value = error.get("input")
+    if value is None and error["type"] not in ("value_error", "assertion_error"):
+        return _empty_value(model, error["loc"])
     if error["type"] in ("value_error", "assertion_error", "model_type"):
         return reason
-    if value is None:
-        default = _default_of(model, error["loc"])
-        fix = f", or delete the line to use the default ({default})" if default is not None else ""
-        return f"is empty (null); give a value{fix}"
     if isinstance(value, bool):
         return f"{reason}, got {str(value).lower()}{YAML_BOOLEANS}; quote the word"
     if not isinstance(value, str | int | float):
@@ -604,6 +616,48 @@ def _with_the_value(reason: str, error: dict, model: type[BaseModel]) -> str:
     if isinstance(value, str) and re.fullmatch(r"[-+]?\d+,\d+", value.strip()):
         reason += "; write a decimal point, not a comma"
     return reason
+
+
+def _empty_value(model: type[BaseModel], loc: tuple) -> str:
+    """Why a field written without a value (`epochs:`, `epochs: ~`, `predict:` with every line
+    below it commented out), which YAML reads as null, is refused, and what to write there."""
+    info = _field_info(model, loc)
+    if info is not None and _is_a_section(info.annotation):
+        fix = "" if info.is_required() else ", or delete the line to use the defaults"
+        return f"is empty (null); give its fields on the indented lines below it{fix}"
+    default = _default_of(model, loc)
+    fix = f", or delete the line to use the default ({default})" if default is not None else ""
+    return f"is empty (null); give {_what_to_give(info)}{fix}"
+
+
+def _is_a_section(annotation: Any) -> bool:
+    """Whether a field holds fields of its own (a config model, or a mapping such as `train`)."""
+    candidates = [annotation, *typing.get_args(annotation)]
+    return any(
+        (isinstance(c, type) and issubclass(c, BaseModel)) or typing.get_origin(c) is dict
+        for c in candidates
+    )
+
+
+def _what_to_give(info: FieldInfo | None) -> str:
+    """'one of cosine, linear, constant' for a field of fixed choices, else 'a value' and what
+    the field means ('a value (passes over the training examples)')."""
+    if info is None:
+        return "a value"
+    choices = [
+        choice
+        for arg in [info.annotation, *typing.get_args(info.annotation)]
+        if typing.get_origin(arg) is Literal
+        for choice in typing.get_args(arg)
+    ]
+    if choices:
+        return f"one of {', '.join(map(str, choices))}"
+    if not info.description:
+        return "a value"
+    meaning = info.description.rstrip(".")
+    if meaning.split()[0][1:].islower():  # "Passes over" -> "passes over"; "LoRA rank" stays
+        meaning = meaning[0].lower() + meaning[1:]
+    return f"a value ({meaning})"
 
 
 def _missing_field(model: type[BaseModel], loc: tuple) -> str:
@@ -633,6 +687,16 @@ def _default_of(model: type[BaseModel], loc: tuple) -> str | None:
     if isinstance(default, Path):
         return str(default)
     return yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n...")
+
+
+def with_line(reason: str, file: str | Path, field: str | None) -> str:
+    """`reason` led by the line of `field` (dotted, e.g. "train.lora_rank") in the YAML `file`,
+    as validate_config writes it: "line 12: ..."; unchanged where the file cannot say."""
+    if not field:
+        return reason
+    loc = tuple(int(part) if part.isdigit() else part for part in field.split("."))
+    line = _key_line(Path(file), loc)
+    return f"line {line}: {reason}" if line is not None else reason
 
 
 def _key_line(path: Path, loc: tuple) -> int | None:

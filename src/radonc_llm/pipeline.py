@@ -11,6 +11,7 @@ to `runs/<name>/superseded/` and runs afresh: nothing is lost.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import json
 import random
@@ -23,15 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from rich.console import Console
+from rich.markup import escape
 
 from radonc_llm.config import (
     ConfigModel,
     TrainConfig,
+    beside_the_config,
     in_working_folder,
     read_config_file,
     validate_config,
+    with_line,
 )
 from radonc_llm.data.cases import TASKS, read_cases, write_cases
 from radonc_llm.errors import RadoncInputError
@@ -82,9 +86,13 @@ class ExportSection(ConfigModel):
 
     @field_validator("path")
     @classmethod
-    def _folder_exists(cls, value: Path | None) -> Path | None:
+    def _folder_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is not None and not value.is_dir():
-            raise ValueError(f"export folder {in_working_folder(value)} not found")
+            config_file = (info.context or {}).get("config_file")
+            raise ValueError(
+                f"export folder {in_working_folder(value)} not found"
+                f"{beside_the_config(value, config_file)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -204,7 +212,9 @@ DEFERRED = {"task_files_written_later": True}
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study recipe, its training section included, before any work."""
     path = Path(path)
-    study = validate_config(StudyConfig, read_config_file(path), file=path)
+    study = validate_config(
+        StudyConfig, read_config_file(path), file=path, context={"config_file": path}
+    )
     own_train = dict(study.train)
     preset: dict[str, Any] = {}
     if study.train_preset is not None:
@@ -214,16 +224,38 @@ def load_study_config(path: str | Path) -> StudyConfig:
     if owned:
         raise RadoncInputError("set by the study; remove it", file=path, field=f"train.{owned[0]}")
     try:
-        train_config(study, context=DEFERRED)
+        train_config(study, context={**DEFERRED, "config_file": path})
     except RadoncInputError as exc:
-        name = (exc.field or "").split(".")[0]
-        if name in preset and name not in own_train:  # the mistake is in the preset file
-            preset_file = find_train_preset(study.train_preset, recipe=path)
-            raise RadoncInputError(
-                f"{exc.reason} (the train_preset of {path})", file=preset_file, field=exc.field
-            ) from None
-        raise RadoncInputError(exc.reason, file=path, field=f"train.{exc.field}") from None
+        raise train_section_error(
+            exc, recipe=path, own_train=own_train, preset=preset, train_preset=study.train_preset
+        ) from None
     return study
+
+
+def train_section_error(
+    exc: RadoncInputError,
+    *,
+    recipe: Path,
+    own_train: dict[str, Any],
+    preset: dict[str, Any],
+    train_preset: Path | None,
+) -> RadoncInputError:
+    """A recipe's training settings failed as a `radonc-llm train` config: the error, naming the
+    file and line the bad field came from (the recipe's `train` section, or its train_preset)."""
+    name = (exc.field or "").split(".")[0]
+    if name in preset and name not in own_train:  # the mistake is in the preset file
+        preset_file = find_train_preset(train_preset, recipe=recipe)
+        return RadoncInputError(
+            f"{with_line(exc.reason, preset_file, exc.field)} (the train_preset of {recipe})",
+            file=preset_file,
+            field=exc.field,
+        )
+    field = f"train.{exc.field}" if exc.field else "train"
+    # A field the study sets (output_dir) is on no line of the file; a check of several
+    # fields together (no field) points at the section.
+    written = name in own_train or not exc.field
+    reason = with_line(exc.reason, recipe, field) if written else exc.reason
+    return RadoncInputError(reason, file=recipe, field=field)
 
 
 def find_train_preset(preset: Path, *, recipe: Path) -> Path:
@@ -271,25 +303,92 @@ class Stage:
     outputs: list[str] = field(default_factory=list)  # paths in the folder this stage owns
     # Paths a finished stage leaves (default: outputs); one deleted -> the stage runs again.
     expected: list[str] | None = None
+    # Settings under which an older version hashed this same work: a record of one of them is
+    # taken as up to date, not as new settings to run afresh.
+    older_settings: list[dict[str, Any]] = field(default_factory=list)
 
     def missing_outputs(self, run_dir: Path) -> list[str]:
         expected = self.outputs if self.expected is None else self.expected
         return [name for name in expected if not (run_dir / self.folder / name).exists()]
 
 
-def _hash_inputs(paths: list[Path], settings: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+def _input_files(paths: list[Path], run_dir: Path) -> list[tuple[str, str, str | None]]:
+    """The files a stage reads, in hashing order: (hash key, name shown, sha256), the sha256
+    None for an input that is not there. Dot files (stage records, temporaries) are not read."""
+    entries: list[tuple[str, str, str | None]] = []
     for path in sorted(paths):
         if not path.exists():
-            digest.update(f"missing:{path.name}".encode())
+            entries.append((path.name, _shown(path, run_dir), None))
             continue
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             if any(part.startswith(".") for part in file.relative_to(path.parent).parts):
-                continue  # stage records and temporary files
-            digest.update(str(file.relative_to(path.parent)).encode())
-            digest.update(file_sha256(file).encode())
+                continue
+            key = str(file.relative_to(path.parent))
+            entries.append((key, _shown(file, run_dir), file_sha256(file)))
+    return entries
+
+
+def _shown(path: Path, run_dir: Path) -> str:
+    """A path as a message names it: within the run folder from there, else as given."""
+    try:
+        return path.relative_to(run_dir).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _hash_inputs(entries: list[tuple[str, str, str | None]], settings: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for key, _, sha in entries:
+        if sha is None:
+            digest.update(f"missing:{key}".encode())
+            continue
+        digest.update(key.encode())
+        digest.update(sha.encode())
     return digest.hexdigest()
+
+
+def _what_changed(
+    record: dict, settings: dict[str, Any], inputs: dict[str, str | None], *, limit: int = 4
+) -> str:
+    """'settings changed (lora_rank: 4 then, 8 now); split/train.jsonl changed': why a stage's
+    record no longer fits, from the settings and input hashes it recorded."""
+    before_settings, before_inputs = record.get("settings"), record.get("inputs")
+    if not isinstance(before_settings, dict) or not isinstance(before_inputs, dict):
+        return "its inputs or settings changed since it last ran"
+    settings = json.loads(json.dumps(settings, default=str))
+    unset = object()
+    changes = [
+        f"{key}: {_setting(before_settings.get(key, unset))} then, "
+        f"{_setting(settings.get(key, unset))} now"
+        for key in sorted(before_settings.keys() | settings.keys())
+        if before_settings.get(key, unset) != settings.get(key, unset)
+    ]
+    files = [
+        f"{name} {'is missing' if sha is None else 'is new' if name not in before_inputs else 'changed'}"
+        for name, sha in inputs.items()
+        if before_inputs.get(name, "") != sha
+    ] + [f"{name} is gone" for name in before_inputs if name not in inputs]
+    parts = []
+    if changes:
+        more = f", and {len(changes) - limit} more" if len(changes) > limit else ""
+        parts.append(f"settings changed ({'; '.join(changes[:limit])}{more})")
+    if files:
+        more = f", and {len(files) - limit} more file(s)" if len(files) > limit else ""
+        parts.append(f"{', '.join(files[:limit])}{more}")
+    return "; ".join(parts) or "its inputs or settings changed since it last ran"
+
+
+def _setting(value: Any) -> str:
+    """A recorded setting as a message shows it: JSON, or 'unset' where the stage had none."""
+    if isinstance(value, str | int | float | bool | list | dict | None):
+        return json.dumps(value)
+    return "unset"
+
+
+def _timing(record: dict) -> dict:
+    """What the run manifest keeps of a stage's record: its hash, status and times."""
+    return {key: value for key, value in record.items() if key not in ("settings", "inputs")}
 
 
 def _record_path(run_dir: Path, stage: Stage) -> Path:
@@ -329,18 +428,41 @@ def run_stages(run_dir: Path, stages: list[Stage], *, console: Console) -> dict[
     times: dict[str, dict] = manifest.get("stages", {})
     for index, stage in enumerate(stages, start=1):
         label = f"[{index}/{len(stages)}] {stage.name}"
-        input_hash = _hash_inputs(stage.inputs, stage.settings)
+        entries = _input_files(stage.inputs, run_dir)
+        inputs = {shown: sha for _, shown, sha in entries}
+        input_hash = _hash_inputs(entries, stage.settings)
         record_path = _record_path(run_dir, stage)
         record = _read_record(record_path)
+        older = [_hash_inputs(entries, settings) for settings in stage.older_settings]
+        if record.get("input_hash") in older:
+            record["input_hash"] = input_hash
+            record.pop("settings", None)  # rewritten below, as this version names them
         same_inputs = record.get("input_hash") == input_hash
         finished = same_inputs and record.get("status") == "done"
         missing = stage.missing_outputs(run_dir) if finished else []
+        # The settings and each input's hash, recorded, let a later run name what changed.
+        what_ran = {
+            "settings": json.loads(json.dumps(stage.settings, default=str)),
+            "inputs": inputs,
+        }
         if finished and not missing:
             console.print(f"{label}: [green]up to date[/], skipped")
-            times.setdefault(stage.name, dict(record))["status"] = "skipped (up to date)"
+            if any(key not in record for key in what_ran):  # a record of an older version
+                write_json_atomic(record_path, {**record, **what_ran})
+            times.setdefault(stage.name, _timing(record))["status"] = "skipped (up to date)"
             continue
         if missing:
-            console.print(f"{label}: {', '.join(missing)} deleted, running it again")
+            why = f"{', '.join(missing)} deleted"
+        elif record.get("input_hash") and not same_inputs:
+            why = _what_changed(record, stage.settings, inputs)
+        elif not record and stage.name in times:
+            why = (
+                f"its record {_shown(record_path, run_dir)} is gone or unreadable (folder deleted?)"
+            )
+        else:
+            why = None
+        if why is not None:
+            console.print(f"{label}: {escape(why)}, running it again")
         # Only a stage that did not finish picks up its own progress; anything else found in
         # its place (other inputs, a finished run with parts deleted, no record) is moved aside.
         resuming = same_inputs and not finished
@@ -348,7 +470,7 @@ def run_stages(run_dir: Path, stages: list[Stage], *, console: Console) -> dict[
             _supersede(run_dir, stage)
         console.rule(f"{label}{' (resuming)' if resuming else ''}")
         started = time.perf_counter()
-        write_json_atomic(record_path, {"input_hash": input_hash, "status": "running"})
+        write_json_atomic(record_path, {"input_hash": input_hash, "status": "running", **what_ran})
         stage.run(run_dir / stage.folder)
         seconds = round(time.perf_counter() - started, 2)
         record = {
@@ -356,9 +478,10 @@ def run_stages(run_dir: Path, stages: list[Stage], *, console: Console) -> dict[
             "status": "done",
             "seconds": seconds,
             "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            **what_ran,
         }
         write_json_atomic(record_path, record)
-        times[stage.name] = {**record, "status": "resumed" if resuming else "ran"}
+        times[stage.name] = {**_timing(record), "status": "resumed" if resuming else "ran"}
         manifest["stages"] = times
         write_json_atomic(manifest_path, manifest)
         console.print(f"{label}: done in {seconds:.1f} s")
@@ -474,8 +597,9 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
 
     stages.append(
         Stage("train", "train", [run_dir / "tasks" / "train", run_dir / "tasks" / "val"],
-              {**study.train}, run_train, outputs=["."],
-              expected=trained_outputs(train_config(study, context=DEFERRED)))
+              train_settings(study.train), run_train, outputs=["."],
+              expected=trained_outputs(train_config(study, context=DEFERRED)),
+              older_settings=[{**study.train}])
     )  # fmt: skip
     stages.append(
         predict_stage("predict_finetuned", str(train_dir), eval_cases, predict_dir / "finetuned.jsonl",
@@ -510,6 +634,14 @@ def study_stages(study: StudyConfig, *, console: Console) -> list[Stage]:
               {}, run_report, outputs=["report.html", "report.md", "figures"]),
     ]  # fmt: skip
     return stages
+
+
+def train_settings(train: dict[str, Any]) -> dict[str, Any]:
+    """A training section's settings that change the weights: threads, logging and checkpoint
+    spacing do not, so a change of them resumes (or keeps) the run, never starts it afresh."""
+    from radonc_llm.train.loop import OUTPUT_ONLY_FIELDS
+
+    return {key: value for key, value in train.items() if key not in OUTPUT_ONLY_FIELDS}
 
 
 def trained_outputs(config: TrainConfig) -> list[str]:
@@ -607,8 +739,12 @@ def baseline_stage(
     )  # fmt: skip
 
 
-def recipe_kind(config_path: str | Path) -> str:
-    """The `kind` a recipe declares: `study` (default) or another experiment's name."""
+RECIPE_KINDS = ("study", "cross_institution")
+
+
+def recipe_kind(config_path: str | Path) -> Any:
+    """The `kind` a recipe declares: `study` (default) or another experiment's name, as the
+    file writes it (None for `kind:` without a value)."""
     try:
         raw = read_config_file(config_path)
     except RadoncInputError:
@@ -625,17 +761,22 @@ def run_recipe(config_path: str | Path, *, console: Console) -> Path:
         from radonc_llm.experiments.cross_institution import run_cross_institution
 
         return run_cross_institution(config_path, console=console)
-    raise RadoncInputError(
-        f"unknown kind '{kind}'; expected study or cross_institution",
-        file=config_path,
-        field="kind",
-    )
+    kinds = ", ".join(RECIPE_KINDS)
+    if kind is None:
+        reason = f"is empty (null); give one of {kinds}, or delete the line to run a study"
+    else:
+        shown = f"'{kind}'" if isinstance(kind, str) else f"{kind!r} (not a word)"
+        close = difflib.get_close_matches(str(kind), RECIPE_KINDS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        reason = f"unknown kind {shown}{hint}; expected one of {kinds}"
+    raise RadoncInputError(with_line(reason, config_path, "kind"), file=config_path, field="kind")
 
 
 def run_study(config_path: str | Path, *, console: Console) -> StudyConfig:
     """Run (or resume) every stage of a study recipe; the run manifest records how."""
     study = load_study_config(config_path)
     run_dir = study.run_dir
+    _warn_of_a_run_beside_the_recipe(run_dir, Path(config_path))
     open_run_manifest(
         run_dir,
         config=study.model_dump(mode="json"),
@@ -652,6 +793,23 @@ def run_study(config_path: str | Path, *, console: Console) -> StudyConfig:
         run_dir, [run_dir / "curate" / "cases.jsonl", *sorted((run_dir / "split").glob("*.jsonl"))]
     )
     return study
+
+
+def _warn_of_a_run_beside_the_recipe(run_dir: Path, config_file: Path) -> None:
+    """A relative runs_dir is read from the working folder: run from another folder, a recipe
+    starts a new run there; say so where its earlier run lies beside the recipe."""
+    if run_dir.is_absolute() or (run_dir / "manifest.json").exists():
+        return
+    beside = config_file.parent / run_dir
+    if beside.resolve() == run_dir.resolve() or not (beside / "manifest.json").is_file():
+        return
+    warnings.warn(
+        f"this run goes to {run_dir.absolute()} (a relative runs_dir is read from the working "
+        f"folder), and a run of this name lies beside the recipe in {beside.resolve()}: to go "
+        f"on with that one, stop (Ctrl-C) and run from {config_file.parent.resolve()}, or give "
+        "an absolute runs_dir",
+        stacklevel=3,
+    )
 
 
 def open_run_manifest(

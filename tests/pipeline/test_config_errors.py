@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.pipeline import load_study_config, recipe_kind
+from radonc_llm.pipeline import load_study_config, recipe_kind, run_recipe
 
 RECIPE = """\
 name: tiny
@@ -140,3 +141,109 @@ def test_a_date_order_is_checked_at_load(tmp_path):
     assert info.value.field == "export.date_order"
     study = load_study_config(_recipe(tmp_path, text.replace("ymd", "dmy")))
     assert study.export.date_order == "dmy"
+
+
+@pytest.mark.parametrize(
+    "line,field,reason",
+    [
+        ("  lora_rank: -1", "train.lora_rank", "line 9: Input should be greater than 0, got -1"),
+        ('  epochs: "two"', "train.epochs", "line 9: Input should be a valid number"),
+        ("  lora_rnk: 8", "train.lora_rnk", "line 9: unknown field (did you mean 'lora_rank'?)"),
+        ("  tasks: [regimen, icd9]", "train.tasks", "line 9: unknown task(s) ['icd9']"),
+        ("  tasks: [regimen, ~]", "train.tasks.1", "line 9: is empty (null)"),
+        ("  epochs: ~", "train.epochs", "line 9: is empty (null); give a value (passes over"),
+        (
+            "  tasks:",
+            "train.tasks",
+            "line 9: is empty (null); give a value (tasks to train on, some",
+        ),
+        # A check of several fields together points at the section.
+        ("  batch_by_case: true\n  sampling_temperature: 0.5", "train", "line 7: sampling_"),
+    ],
+)
+def test_a_bad_training_field_names_its_line_in_the_recipe(tmp_path, line, field, reason):
+    with pytest.raises(RadoncInputError) as info:
+        load_study_config(_recipe(tmp_path, RECIPE + line + "\n"))
+    assert (info.value.file, info.value.field) == (str(tmp_path / "recipe.yaml"), field)
+    assert info.value.reason.startswith(reason), info.value.reason
+
+
+@pytest.mark.parametrize(
+    "model,reason",
+    [
+        ("nosuch", "line 8: unknown model 'nosuch'"),
+        ("", "line 8: is empty (null); give a value (registry name (smollm2-135m"),
+    ],
+)
+def test_a_bad_or_empty_model_names_its_line_and_the_models(tmp_path, model, reason):
+    text = RECIPE.replace("model: tiny-llama", f"model: {model}")
+    with pytest.raises(RadoncInputError) as info:
+        load_study_config(_recipe(tmp_path, text))
+    assert info.value.field == "train.model"
+    assert info.value.reason.startswith(reason), info.value.reason
+    assert "tiny-llama" in info.value.reason
+
+
+def test_a_bad_field_of_the_preset_names_its_line_in_the_preset(tmp_path):
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("model: tiny-llama\n\nlora_rank: 0\n")
+    text = RECIPE.replace("train:\n  model: tiny-llama\n", "train_preset: preset.yaml\n")
+    with pytest.raises(RadoncInputError) as info:
+        load_study_config(_recipe(tmp_path, text))
+    assert (info.value.file, info.value.field) == (str(preset), "lora_rank")
+    assert info.value.reason.startswith("line 3: Input should be greater than 0, got 0 (the ")
+
+
+@pytest.mark.parametrize(
+    "section,reason",
+    [
+        ("predict: ~\n", "line 5: is empty (null); give its fields on the indented lines below it"),
+        ("train:\n", "line 7: is empty (null); give its fields on the indented lines below it, or"),
+    ],
+)
+def test_a_section_left_empty_says_to_give_its_fields(tmp_path, section, reason):
+    text = (
+        RECIPE.replace("predict:\n  batch_size: 4\n", "predict: ~\n")
+        if "predict" in section
+        else (RECIPE.replace("train:\n  model: tiny-llama\n", section))
+    )
+    with pytest.raises(RadoncInputError) as info:
+        load_study_config(_recipe(tmp_path, text))
+    assert info.value.reason.startswith(reason), info.value.reason
+    assert "delete the line to use the defaults" in info.value.reason
+
+
+@pytest.mark.parametrize(
+    "kind,reason",
+    [
+        ("kind: null", "line 1: is empty (null); give one of study, cross_institution, or delete"),
+        ("kind:", "line 1: is empty (null); give one of study, cross_institution"),
+        ("kind: stduy", "line 1: unknown kind 'stduy' (did you mean 'study'?); expected one of"),
+        ("kind: [study]", "line 1: unknown kind ['study'] (not a word)"),
+    ],
+)
+def test_an_empty_or_unknown_kind_lists_the_kinds(tmp_path, kind, reason):
+    with pytest.raises(RadoncInputError) as info:
+        run_recipe(_recipe(tmp_path, f"{kind}\n" + RECIPE), console=Console(quiet=True))
+    assert info.value.field == "kind"
+    assert info.value.reason.startswith(reason), info.value.reason
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_relative_export_folder_beside_the_recipe_says_where_paths_are_read_from(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "project" / "raw").mkdir(parents=True)
+    recipe = tmp_path / "project" / "recipe.yaml"
+    recipe.write_text(
+        RECIPE.replace("  synthetic: {{patients: 20, seed: 0}}", "  path: raw").format(runs="runs")
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RadoncInputError) as info:
+        load_study_config(recipe)
+    assert info.value.field == "export.path"
+    assert "not from the config file's folder: " in info.value.reason
+    beside = tmp_path / "project"
+    assert f"{beside / 'raw'} exists, so run from {beside} or give" in info.value.reason
+    monkeypatch.chdir(tmp_path / "project")
+    assert load_study_config(Path("recipe.yaml")).export.path == Path("raw")

@@ -41,6 +41,8 @@ from radonc_llm.pipeline import (
     run_stages,
     sample_cases,
     study_stages,
+    train_section_error,
+    train_settings,
     trained_outputs,
 )
 from radonc_llm.storage import read_jsonl, write_json_atomic
@@ -213,6 +215,8 @@ def load_cross_institution_config(path: str | Path) -> CrossInstitutionConfig:
                 file=path,
                 field=f"cohorts.{cohort}",
             )
+    own_train = dict(config.train)
+    preset: dict[str, Any] = {}
     if config.train_preset is not None:
         preset = read_train_preset(config.train_preset, recipe=path)
         preset = {key: value for key, value in preset.items() if key not in OWNED_TRAIN_FIELDS}
@@ -225,9 +229,11 @@ def load_cross_institution_config(path: str | Path) -> CrossInstitutionConfig:
             field=f"train.{owned[0]}",
         )
     try:
-        train_config(config, context=DEFERRED)
+        train_config(config, context={**DEFERRED, "config_file": path})
     except RadoncInputError as exc:
-        raise RadoncInputError(exc.reason, file=path, field=f"train.{exc.field}") from None
+        raise train_section_error(
+            exc, recipe=path, own_train=own_train, preset=preset, train_preset=config.train_preset
+        ) from None
     if (
         not _finished_run(config.synthetic_model.run)
         and config.synthetic_model.if_missing == "fail"
@@ -480,8 +486,9 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
 
     stages.append(
         Stage("train", "train", [tasks_dir / "train", tasks_dir / "val"],
-              {**config.train, "tasks": list(tasks)}, run_train, outputs=["."],
-              expected=trained_outputs(train_config(config, context=DEFERRED)))
+              {**train_settings(config.train), "tasks": list(tasks)}, run_train, outputs=["."],
+              expected=trained_outputs(train_config(config, context=DEFERRED)),
+              older_settings=[{**config.train, "tasks": list(tasks)}])
     )  # fmt: skip
     stages += predictions(config.tuned_system, str(train_dir), (train_dir / "adapter",))
 

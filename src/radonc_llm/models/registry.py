@@ -350,9 +350,15 @@ def check_chat_template(tokenizer: Any, *, name: str, folder: Path | None = None
 def base_model_of(run_dir: str | Path) -> str:
     """The base model name or path a training run was started from (from its manifest).
 
-    The base must still be there: a base model folder moved or deleted since training fails
-    here, naming the manifest and what to do, not as an unknown model."""
-    manifest_path = Path(run_dir).expanduser() / "manifest.json"
+    A local base model folder is returned as an absolute path. A run records the folder's
+    absolute path (`config.model`) and, since that was added, the path as the config wrote it
+    (`model_as_written`); an older run may record only a relative path. A relative path, or
+    the written one where the absolute path is gone, is looked for from the working folder,
+    then from each folder above the run folder (a project moved with its runs and models).
+    The base must still be there: one that is found nowhere fails here, naming the manifest
+    and every place tried, not as an unknown model."""
+    run_dir = Path(run_dir).expanduser()
+    manifest_path = run_dir / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         base = str(manifest["config"]["model"])
@@ -362,21 +368,52 @@ def base_model_of(run_dir: str | Path) -> str:
             file=manifest_path,
             field="config.model",
         ) from None
+    written = manifest.get("model_as_written")
+    if base in MODEL_REGISTRY:
+        return base
+    places = _base_model_places(base, written if isinstance(written, str) else None, run_dir)
+    found = next((place for place in places if place.exists()), None)
+    if found is None and _is_hub_id_like(base):
+        return base  # an owner/name that was a hub id at training time, not a folder
     try:
-        resolve_model(base)
+        resolve_model(str(found if found is not None else base))
     except RadoncInputError as exc:
-        path = Path(base).expanduser()
-        gone = exc.reason
-        if path.is_absolute() and not path.exists():
-            close = _did_you_mean(path.name, _folder_names(path.parent), prefix=path.parent)
-            gone = f"no folder {path}{close}"
+        gone = exc.reason if found is not None else _nowhere(places)
         raise RadoncInputError(
             f"the run's base model '{base}' is not there any more ({gone}): it was moved or "
             "deleted since training; put it back, or write its new place into this field",
             file=manifest_path,
             field="config.model",
         ) from None
-    return base
+    return str(found) if found is not None else base
+
+
+def _base_model_places(base: str, written: str | None, run_dir: Path) -> list[Path]:
+    """Where a run's local base model may be: its recorded path if absolute, then each relative
+    path (recorded or as written) from the working folder and from each folder above the run."""
+    places: list[Path] = []
+    for name in dict.fromkeys(name for name in (base, written) if name):
+        path = Path(name).expanduser()
+        if path.is_absolute():
+            places.append(path)
+            continue
+        places.append(Path.cwd() / path)
+        places += [parent / path for parent in run_dir.resolve().parents]
+    return list(dict.fromkeys(places))
+
+
+def _is_hub_id_like(name: str) -> bool:
+    """`owner/name` as a hub id is written, not a relative folder path (`./x`, `a/b/c`, `x`)."""
+    return re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None and not name.startswith(".")
+
+
+def _nowhere(places: list[Path]) -> str:
+    """'no folder /a/m' or 'looked for /w/m, /r/m, /m': where a base model was looked for."""
+    if len(places) == 1:
+        path = places[0]
+        close = _did_you_mean(path.name, _folder_names(path.parent), prefix=path.parent)
+        return f"no folder {path}{close}"
+    return f"looked for {', '.join(map(str, places))}"
 
 
 def _load_run(run_dir: Path, *, dtype: torch.dtype) -> tuple[Any, Any]:

@@ -76,7 +76,14 @@ from radonc_llm.train.data import (
     shard_step,
     tokenize_rows,
 )
-from radonc_llm.train.manifest import data_hashes, git_commit, hardware, now_iso, package_versions
+from radonc_llm.train.manifest import (
+    base_model_record,
+    data_hashes,
+    git_commit,
+    hardware,
+    now_iso,
+    package_versions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -1137,12 +1144,6 @@ def _data_folders(config: TrainConfig) -> str:
     return " and ".join(in_working_folder(Path(folder)) for folder in folders)
 
 
-def _manifest_model(model: str) -> str:
-    if model not in MODEL_REGISTRY and Path(model).exists():
-        return str(Path(model).resolve())  # a run loaded from another folder finds its base
-    return model
-
-
 def _manifest(
     config: TrainConfig,
     accelerator: Any,
@@ -1152,7 +1153,8 @@ def _manifest(
     val_examples: list[TokenizedExample],
     prompt_versions: list[str],
 ) -> dict[str, Any]:
-    model = _manifest_model(config.model)
+    base = base_model_record(config.model)  # found from another folder, or a moved project
+    model = base["model"]
     files = [Path(config.train_dir) / f"{task}.jsonl" for task in config.tasks]
     train_counts = _count_by_task(train_examples)
     data = {"train": data_hashes(files, train_counts)}
@@ -1162,6 +1164,7 @@ def _manifest(
     return {
         "kind": "train",
         "model": model,
+        "model_as_written": base["model_as_written"],
         "config": {**config.model_dump(mode="json"), "model": model},
         **git_commit(),
         "packages": package_versions(),

@@ -87,3 +87,15 @@ def data_hashes(files: Iterable[Path], counts: dict[str, int]) -> dict[str, dict
         str(path): {"sha256": file_sha256(path), "examples_used": counts.get(path.stem, 0)}
         for path in files
     }
+
+
+def base_model_record(model: str) -> dict[str, str]:
+    """How a run's manifest names its base model: `model`, a registry name or hub id as written
+    and a local folder by its absolute path (a run used from another working folder finds it),
+    and `model_as_written`, the config's own words (a moved project finds its base by them,
+    from the folders above the run; see `registry.base_model_of`)."""
+    from radonc_llm.models.registry import MODEL_REGISTRY
+
+    path = Path(model).expanduser()
+    resolved = str(path.resolve()) if model not in MODEL_REGISTRY and path.exists() else model
+    return {"model": resolved, "model_as_written": model}
