@@ -16,9 +16,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-# Okabe-Ito palette; systems beyond the named ones take the rest in order.
+# Okabe-Ito palette; systems beyond the named ones take the rest in order, then the light
+# half of matplotlib's tab20 (distinct from the saturated Okabe-Ito hues), so that up to 19
+# systems in one figure never share a colour.
 SYSTEM_COLOURS = {"base": "#7f7f7f", "finetuned": "#0072B2"}
-OTHER_COLOURS = ("#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
+OTHER_COLOURS = (
+    *("#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000"),
+    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"),
+    *("#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"),
+)
 STYLE = {
     "font.size": 8.5,
     "axes.titlesize": 9,
@@ -67,9 +73,20 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _nothing_to_draw_png(what: str) -> bytes:
+    """A figure that says it has no data: an empty input draws this, never a traceback."""
+    figure = _new_figure(0.9, width_in=4.0)
+    axes = figure.add_subplot()
+    axes.axis("off")
+    axes.text(0.5, 0.5, f"No data to draw: {what}", ha="center", va="center", color="#555555")
+    return _png(figure)
+
+
 @_styled
 def funnel_flow_png(steps: Sequence[Mapping], labels: Mapping[str, str]) -> bytes:
     """A CONSORT-style flow: patients remaining after each step, exclusions to the side."""
+    if not steps:
+        return _nothing_to_draw_png("no curation step")
     kept = steps[1:]
     n_boxes = len(steps)
     height = 0.62 * n_boxes + 0.4
@@ -135,6 +152,9 @@ def training_curves_png(
 ) -> bytes:
     """Loss per step or epoch; training loss as a thin line, validation loss with markers
     (and any curve of too few points for a line to show, a run that logged once)."""
+    series = {name: (x, y) for name, (x, y) in series.items() if len(x)}
+    if not series:
+        return _nothing_to_draw_png("no logged loss")
     figure = _new_figure(2.8, width_in=6.0)
     axes = figure.add_subplot()
     for index, (name, (x, y)) in enumerate(series.items()):
@@ -143,7 +163,9 @@ def training_curves_png(
             x,
             y,
             label=name,
-            color="#D55E00" if is_val else ("#0072B2" if index == 0 else OTHER_COLOURS[index]),
+            color="#D55E00"
+            if is_val
+            else ("#0072B2" if index == 0 else OTHER_COLOURS[index % len(OTHER_COLOURS)]),
             linewidth=1.4 if is_val else 1.0,
             marker="o" if is_val or len(x) < 3 else None,
             markersize=3.5,
@@ -158,6 +180,10 @@ def training_curves_png(
 @_styled
 def confusion_png(panels: Sequence[tuple[str, Sequence[str], Sequence[Sequence[int]]]]) -> bytes:
     """One confusion matrix per system, rows = reference, columns = prediction, row-normalised shade."""
+    # A system without a single scored case has no matrix to shade: it gets no panel.
+    panels = [panel for panel in panels if np.asarray(panel[2]).ndim == 2 and np.size(panel[2])]
+    if not panels:
+        return _nothing_to_draw_png("no confusion matrix")
     n = len(panels)
     # Square cells: the height follows the matrix's shape, else the panels' titles are cut
     # off at the top (a 4 x 5 matrix in 3.5 inches of width needs about 3.4 of height).
@@ -219,6 +245,8 @@ def level_bars_png(
     ylabel: str = "Accuracy",
 ) -> bytes:
     """Grouped bars: one group per level, one bar per system, 95% CI as error bars."""
+    if not systems or not levels:
+        return _nothing_to_draw_png("no system or no level")
     figure = _new_figure(2.9)
     axes = figure.add_subplot()
     width = 0.8 / max(len(systems), 1)
@@ -253,6 +281,9 @@ def rouge_distribution_png(
     scores: Mapping[str, tuple[str, Sequence[float]]], *, order: Sequence[str]
 ) -> bytes:
     """Histograms of per-case ROUGE-1 F, one per system, with the median marked."""
+    scores = {system: entry for system, entry in scores.items() if len(entry[1])}
+    if not scores:
+        return _nothing_to_draw_png("no scored case")
     figure = _new_figure(2.8, width_in=6.0)
     axes = figure.add_subplot()
     bins = np.linspace(0, 1, 21)
@@ -271,7 +302,10 @@ def rouge_distribution_png(
     axes.set_xlim(0, 1)
     axes.set_xlabel("ROUGE-1 F per case")
     axes.set_ylabel("Cases")
-    axes.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(scores))
+    # More than two long legend entries side by side would be wider than the figure.
+    axes.legend(
+        frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=min(len(scores), 2)
+    )
     return _png(figure)
 
 
@@ -296,6 +330,8 @@ def agreement_png(
     """
     systems = list(dict.fromkeys(panel[0] for panel in panels))
     rows = [q for q, _ in quantities if any(panel[2] == q for panel in panels)]
+    if not rows:
+        return _nothing_to_draw_png("no case states a dose or a fraction count")
     figure = _new_figure(2.75 * len(rows), width_in=min(WIDTH_IN, 3.2 * len(systems) + 0.3))
     rng = np.random.default_rng(seed)
     axes_grid = figure.subplots(len(rows), len(systems), squeeze=False)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from radonc_llm.errors import RadoncInputError
@@ -694,8 +695,14 @@ def headline_table(metrics: Mapping) -> RichTable:
     for index, name in enumerate(HEADLINE_HEADER):
         table.add_column(name, justify="left" if index == 0 else "right")
     for task, rows in headline_rows(metrics):
-        for index, row in enumerate(rows):
-            table.add_row(task if index == 0 else "", *row, end_section=index == len(rows) - 1)
+        for index, (system, *cells) in enumerate(rows):
+            # A system's name is the user's text: "[/]" in it is not rich markup.
+            table.add_row(
+                task if index == 0 else "",
+                escape(system),
+                *cells,
+                end_section=index == len(rows) - 1,
+            )
     return table
 
 
@@ -1061,7 +1068,8 @@ def _regimen_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
             cells.append(Cell(main, ", ".join(sub) or None))
         rows.append([system_label(system), *cells, fmt_count(block.get("n"))])
     alpha_beta = next(
-        (metrics["systems"][s]["regimen"].get("eqd2_alpha_beta") for s in systems), None
+        (as_number(metrics["systems"][s]["regimen"].get("eqd2_alpha_beta")) for s in systems),
+        None,
     )
     section.blocks.append(
         rb.table(

@@ -1,8 +1,8 @@
 """`radonc-llm evaluate`: prediction files -> metrics.json, per_case.jsonl, manifest.json.
 
-Set-up (read the cases and every prediction file, counting what could not be used), score
-(every case of the case file, per system and task), compare (paired tests per task, Holm
-across tasks), save. A case with no usable prediction is malformed, never skipped; unreadable,
+Set-up (read the cases and every prediction file, plain or gzip'd, counting what could not
+be used), score (every case of the case file, per system and task), compare (paired tests per
+task, Holm across tasks), save. A case with no usable prediction is malformed, never skipped; unreadable,
 duplicated and unknown rows are counted in `inputs` (rows = scored + unreadable + duplicates +
 unknown_case) and reported as messages. A file with no row to score at all (empty, UTF-16, made
 for another case file) is an error, as is an --out that cannot be written, found before scoring.
@@ -13,11 +13,15 @@ named `base`. Tests are one-sided: the alternative is that SYSTEM scores higher.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
+import gzip
 import hashlib
 import json
 import os
+import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -122,8 +126,14 @@ def _unknown_task(task: object) -> str:
     return reason
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> PredictionFile:
-    """Read a prediction file without stopping at bad rows; every problem is counted."""
+    """Read a prediction file without stopping at bad rows; every problem is counted.
+
+    A gzip'd file (`preds.jsonl.gz`, found by its first bytes, not its name) is unpacked as
+    it is read; its sha256 is that of the file as stored, as `sha256sum` gives it."""
     path = Path(path)
     if path.is_dir():
         raise RadoncInputError("is a folder, not a prediction file", file=path, field=name)
@@ -132,6 +142,13 @@ def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> Pre
     result = PredictionFile(name=name, path=path)
     try:
         _read_rows(path, case_ids, result)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        # EOFError: a gzip stream cut short (a copy that stopped part way).
+        raise RadoncInputError(
+            f"damaged gzip file ({str(exc) or 'it ends before its data does'})",
+            file=path,
+            field=name,
+        ) from None
     except OSError as exc:
         raise RadoncInputError(
             f"cannot read the prediction file ({exc.strerror or exc})", file=path, field=name
@@ -148,7 +165,12 @@ def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> Pre
 def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
     first_line: dict[tuple[str, str], int] = {}
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(path.open("rb"))
+        compressed = handle.read(2) == GZIP_MAGIC
+        handle.seek(0)
+        if compressed:
+            handle = stack.enter_context(gzip.GzipFile(fileobj=handle))
         if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
             raise RadoncInputError(
                 "is UTF-16 encoded (as some Windows tools save text); save it as UTF-8",
@@ -217,7 +239,7 @@ def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
                 continue
             first_line[key] = number
             result.answers[key] = Usable(prediction=prediction, raw=raw_text, line=number)
-    result.sha256 = digest.hexdigest()
+    result.sha256 = file_sha256(path) if compressed else digest.hexdigest()
 
 
 def nothing_usable_reason(file: PredictionFile) -> str | None:
@@ -391,6 +413,8 @@ def compare_systems(
     for rows in families.values():
         for row, adjusted in zip(rows, statistics.holm([r["p_value"] for r in rows]), strict=True):
             row["p_holm"] = adjusted
+            # A task without a comparable case is no test: the family holds the tests run.
+            row["holm_family_size"] = len(rows)
     return comparisons
 
 
@@ -420,9 +444,14 @@ def unusable_reference_messages(cases: Sequence[Case], scored: dict[str, list[Ca
                 f"{case.case_id} ({answer_problem(case, task)})" for case in left[:_SHOWN]
             )
             more = f" and {len(left) - _SHOWN} more" if len(left) > _SHOWN else ""
+            outcome = (
+                f"{task} is scored on the other {len(task_cases)}"
+                if task_cases
+                else f"{task} is not scored nor compared for any system, and leaves the Holm "
+                "correction's families"
+            )
             out.append(
-                f"{len(left)} case(s) have no usable {task} reference ({shown}{more}): {task} "
-                f"is scored on the other {len(task_cases)}"
+                f"{len(left)} case(s) have no usable {task} reference ({shown}{more}): {outcome}"
             )
     return out
 
@@ -517,9 +546,18 @@ def evaluate_predictions(
         raise RadoncInputError("needs at least 1 bootstrap resample", field="bootstrap")
     if seed < 0:
         raise RadoncInputError(f"must be 0 or more (a NumPy seed), got {seed}", field="seed")
+    case_ids = {case.case_id for case in cases}
+    if len(case_ids) < len(cases):
+        # read_cases refuses these; cases built in code must not be scored twice either.
+        twice = [cid for cid, count in Counter(c.case_id for c in cases).items() if count > 1]
+        raise RadoncInputError(
+            f"{len(twice)} duplicate case_id(s) ({', '.join(map(repr, twice[:_SHOWN]))}): "
+            "each case is scored once, so each needs its own id",
+            file=cases_file,
+            field="case_id",
+        )
     out = Path(out)
     check_out_folder(out)
-    case_ids = {case.case_id for case in cases}
     messages: list[str] = []
     files = {name: read_prediction_file(name, path, case_ids) for name, path in predictions.items()}
     for name, file in files.items():
@@ -604,7 +642,8 @@ def evaluate_predictions(
                 },
                 "mcnemar": "exact binomial test on discordant pairs (classification tasks)",
                 "effect_size": "matched-pairs rank-biserial correlation",
-                "multiplicity": "Holm across tasks within each (system, baseline, test)",
+                "multiplicity": "Holm across tasks within each (system, baseline, test); a "
+                "family holds the tasks both systems were scored on (holm_family_size)",
             },
             "rouge": "rouge-score F-measure, no stemming; modality and icd10 on the raw answer",
             "eqd2_alpha_beta": EQD2_ALPHA_BETA,
@@ -676,8 +715,10 @@ def _cell(block: dict, metric: str) -> str:
 
 def summary_tables(metrics: dict) -> list:
     """Rich tables: one per task (systems x metrics, with 95% CIs) and one of comparisons."""
+    from rich.markup import escape
     from rich.table import Table
 
+    # System names are the user's words: "[b]" in one is text, not rich markup.
     tables = []
     for task in TASKS:
         names = [name for name, blocks in metrics["systems"].items() if task in blocks]
@@ -691,7 +732,7 @@ def summary_tables(metrics: dict) -> list:
             table.add_column(metric, justify="right")
         for name in names:
             block = metrics["systems"][name][task]
-            table.add_row(name, *(_cell(block, metric) for metric in TABLE_METRICS[task]))
+            table.add_row(escape(name), *(_cell(block, metric) for metric in TABLE_METRICS[task]))
         tables.append(table)
     if metrics["comparisons"]:
         table = Table(title="Paired comparisons (one-sided: system > baseline; Holm across tasks)")
@@ -717,8 +758,8 @@ def summary_tables(metrics: dict) -> list:
             table.add_row(
                 row["task"],
                 row["metric"],
-                row["system"],
-                row["baseline"],
+                escape(row["system"]),
+                escape(row["baseline"]),
                 row["test"],
                 f"{row['statistic']:g}",
                 f"{row['p_value']:.4g}",
