@@ -5,7 +5,7 @@ import typer
 import typer.main
 from typer.testing import CliRunner
 
-from radonc_llm.cli import _refuse_repeated_options, app, user_errors
+from radonc_llm.cli import _check_words, app, user_errors
 from radonc_llm.errors import RadoncInputError
 
 
@@ -59,7 +59,7 @@ def test_the_packages_own_warnings_print_as_one_line(capsys):
     from radonc_llm import cli
 
     cli._show_warning(UserWarning("3 rows skipped"), UserWarning, cli.__file__, 10)
-    assert "warning: 3 rows skipped" in capsys.readouterr().out
+    assert "warning: 3 rows skipped" in capsys.readouterr().err  # beside errors, not in tables
     with warnings.catch_warnings():
         cli._show_warning(UserWarning("other"), UserWarning, "/elsewhere/lib.py", 7)
     assert "/elsewhere/lib.py:7: UserWarning: other" in capsys.readouterr().err
@@ -95,6 +95,36 @@ def test_an_option_of_one_value_given_twice_is_refused_not_dropped(args, tmp_pat
 
 def test_options_that_take_several_values_may_repeat():
     predict = typer.main.get_command(app).commands["predict"]
-    _refuse_repeated_options(predict, ["--tasks", "modality", "--tasks", "icd10", "--cases", "c"])
+    _check_words(predict, ["--tasks", "modality", "--tasks", "icd10", "--cases", "c"])
     # A value that looks like an option is the option's value, not a second use of it.
-    _refuse_repeated_options(predict, ["--model", "--cases", "--cases", "c.jsonl"])
+    _check_words(predict, ["--model", "--cases", "--cases", "c.jsonl"])
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (OSError(17, "File exists", "{tmp}/afile"), "afile: is a file, not a folder"),
+        (OSError(20, "Not a directory", "{tmp}/afile/x"), "is a file, not a folder"),
+        (OSError(13, "Permission denied", "/srv/out"), "/srv/out: Permission denied; choose a"),
+        (OSError(30, "Read-only file system", "/mnt/ro"), "write the output elsewhere"),
+    ],
+)
+def test_a_file_error_says_what_to_do(error, expected, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    error.filename = error.filename.format(tmp=tmp_path)
+    result = CliRunner().invoke(_app(error))
+    assert result.exit_code == 2
+    assert expected in " ".join(result.output.split())
+    assert "File exists" not in result.output
+
+
+def test_a_folder_that_exists_is_not_called_a_file(tmp_path):
+    result = CliRunner().invoke(_app(OSError(17, "File exists", str(tmp_path))))
+    assert f"{tmp_path}: already exists" in result.output
+
+
+def test_a_warning_with_brackets_is_printed_not_read_as_markup(capsys):
+    from radonc_llm import cli
+
+    cli._print_warning("3 case(s) have no answer: ['c1', 'c2'] [bold]")
+    assert "['c1', 'c2'] [bold]" in capsys.readouterr().err

@@ -62,3 +62,43 @@ def test_leftover_temporaries_of_killed_writes_are_removed_and_nothing_else(tmp_
         path.write_text("mine")
     assert remove_leftover_temporaries(tmp_path) == 1
     assert not os.path.exists(left) and all(path.exists() for path in kept)
+
+
+def test_a_file_under_a_file_is_named_not_file_exists(tmp_path):
+    (tmp_path / "afile").write_text("keep")
+    with pytest.raises(RadoncInputError, match="is a file, not a folder") as error:
+        write_json_atomic(tmp_path / "afile" / "x.json", {"a": 1})
+    assert error.value.file == str(tmp_path / "afile")
+    assert (tmp_path / "afile").read_text() == "keep"
+
+
+def test_an_output_file_is_checked_before_the_work(tmp_path):
+    from radonc_llm.storage import check_output_file
+
+    (tmp_path / "afile").write_text("keep")
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(RadoncInputError, match=r"is a folder; give a prediction file \(.jsonl\)"):
+        check_output_file(tmp_path / "adir", expected="a prediction file (.jsonl)")
+    with pytest.raises(RadoncInputError, match="is a file, not a folder") as error:
+        check_output_file(tmp_path / "afile" / "deeper" / "p.jsonl")
+    assert error.value.file == str(tmp_path / "afile")
+    check_output_file(tmp_path / "new" / "p.jsonl")  # a folder still to be made is fine
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_output_that_cannot_be_written_is_named_before_the_work(tmp_path, monkeypatch):
+    import os
+
+    from radonc_llm.storage import check_output_file, check_output_folder
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # Running as root, chmod does not stop a write: the permission answer is what is faked.
+    monkeypatch.setattr(os, "access", lambda path, mode: path != locked and real_access(path, mode))
+    with pytest.raises(RadoncInputError, match="not writable by you") as error:
+        check_output_folder(locked / "out")
+    assert error.value.file == str(locked)
+    with pytest.raises(RadoncInputError, match="not writable by you"):
+        check_output_file(locked / "p.jsonl")
+    check_output_folder(tmp_path / "elsewhere")

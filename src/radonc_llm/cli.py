@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
 import sys
+import typing
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +16,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.models import OptionInfo
 
 # Before torch loads: OpenMP threads that busy-wait between small matmuls steal the CPU from
 # each other and from anything else running; on a shared 2-core machine a 0.5 ms matmul then
@@ -25,36 +29,50 @@ from radonc_llm.errors import RadoncInputError
 
 
 class CommandGroup(typer.core.TyperGroup):
-    """Refuses an option of one value given twice: click would keep the last and drop the
-    others without a word (`split --cases a.jsonl --cases b.jsonl` split b alone)."""
+    """Checks the words of a command line before click reads them (see `_check_words`)."""
 
     def resolve_command(self, ctx: typer.Context, args: list[str]):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and not hasattr(command, "commands"):  # a command, not a group
-            _refuse_repeated_options(command, rest)
+            _check_words(command, rest)
         return name, command, rest
 
 
-def _refuse_repeated_options(command, args: list[str]) -> None:
-    takes_one = {
+def _check_words(command, args: list[str]) -> None:
+    """Refuse what click would take without a word:
+    - an option of one value given twice: click keeps the last and drops the others
+      (`split --cases a.jsonl --cases b.jsonl` split b alone);
+    - an empty value (`--out ""`, `--out=`, an unset shell variable): as a path it means the
+      current folder, and a stage would read or write its files there."""
+    takes_value = {
         name: param
         for param in command.params
-        if param.param_type_name == "option"
-        and not (param.multiple or param.is_flag or param.count)
+        if param.param_type_name == "option" and not (param.is_flag or param.count)
         for name in param.opts
     }
+    arguments = [param.name for param in command.params if param.param_type_name == "argument"]
     given: dict[str, list[str]] = {}
     words = iter(args)
+    only_arguments = False
     for word in words:
+        if only_arguments or not word.startswith("-"):
+            if not word.strip() and arguments:
+                hint = " or ".join(f"'{name}'" for name in arguments)
+                raise typer.BadParameter("is empty; give a value", param_hint=hint)
+            continue
         if word == "--":
-            break
-        name, has_value, _ = word.partition("=")
-        param = takes_one.get(name)
+            only_arguments = True
+            continue
+        name, has_value, value = word.partition("=")
+        param = takes_value.get(name)
         if param is None:
             continue
-        given.setdefault(param.name, []).append(name)
+        if not param.multiple:
+            given.setdefault(param.name, []).append(name)
         if not has_value:
-            next(words, None)  # its value, which may look like an option
+            value = next(words, None)  # its value, which may look like an option
+        if value is not None and not value.strip():
+            raise typer.BadParameter("is empty; give a value", param_hint=f"'{name}'")
     for names in given.values():
         if len(names) > 1:
             raise typer.BadParameter(
@@ -74,29 +92,52 @@ app = typer.Typer(
 # To a file or a pipe (a log of `make demo`) rich would draw 80 columns and cut table cells
 # ("Majo…", "<0.0…"); a wider page keeps every figure whole. COLUMNS still wins.
 console = Console() if sys.stdout.isatty() or "COLUMNS" in os.environ else Console(width=160)
+# Errors and warnings on stderr: `radonc-llm evaluate ... > summary.txt` still shows them, and
+# a script reading the tables from stdout does not read an error as one.
+error_console = (
+    Console(stderr=True)
+    if sys.stderr.isatty() or "COLUMNS" in os.environ
+    else Console(stderr=True, width=160)
+)
 F = TypeVar("F", bound=Callable)
+# NumPy's and scikit-learn's seed range, for every --seed alike (a negative seed was taken by
+# some stages and refused by others).
+SEED_RANGE = {"min": 0, "max": 2**32 - 1}
+
+# What a user can do about these errors (after what the system says; for the first three,
+# instead of it: "File exists" for a file where a folder is needed would only puzzle).
+_OS_ERROR_HINTS = {
+    errno.EEXIST: "is a file, not a folder; choose another output or move the file",
+    errno.ENOTDIR: "a part of this path is a file, not a folder; choose another path",
+    errno.EISDIR: "is a folder, not a file; give a file path",
+    errno.EACCES: "choose a path you can write to, or ask for access",
+    errno.EPERM: "choose a path you can write to, or ask for access",
+    errno.EROFS: "write the output elsewhere",
+    errno.ENOSPC: "free some space or write elsewhere, then run the same command again",
+}
 
 
 def user_errors(func: F) -> F:
-    """Turn bad input into one clear message and exit status 2, never a traceback."""
+    """Turn bad input into one clear message and exit status 2, never a traceback.
+
+    Status 2 for every user error, click's usage errors and the project's input errors alike
+    (the tests and scripts of this project rely on it); 130 for Ctrl-C."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        _expand_home(kwargs)
         try:
             return func(*args, **kwargs)
         except RadoncInputError as exc:
-            console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+            _print_error(_input_error_message(exc, func))
             raise typer.Exit(code=2) from None
         except OSError as exc:
             if exc.filename is None:  # not about a file: not the user's input
                 raise
-            console.print(
-                f"[bold red]error:[/] {escape(str(exc.filename))}: {escape(exc.strerror or str(exc))}",
-                soft_wrap=True,
-            )
+            _print_error(_os_error_message(exc))
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
-            console.print(
+            error_console.print(
                 "[bold yellow]interrupted.[/] Files are written atomically, none is left "
                 "half-written; run the same command again: `predict` and `run` carry on where "
                 "they stopped, `train` with --resume from its last checkpoint.",
@@ -105,6 +146,59 @@ def user_errors(func: F) -> F:
             raise typer.Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_error(message: str) -> None:
+    error_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _print_warning(message: str) -> None:
+    error_console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
+def _expand_home(kwargs: dict) -> None:
+    """Expand a `~` the shell left alone (`--out=~/runs`, a quoted "~/runs"): else a folder
+    named `~` appears in the current one. The project expands `~` in config paths too."""
+    for name, value in kwargs.items():
+        if isinstance(value, Path) and value.parts and value.parts[0].startswith("~"):
+            with contextlib.suppress(RuntimeError):  # ~name of no such user: left as written
+                kwargs[name] = value.expanduser()
+
+
+def _input_error_message(exc: RadoncInputError, func: Callable) -> str:
+    """The message, with a field that is one of the command's own options named as the user
+    types it (`--date-order: ...`, not `field 'date_order': ...`)."""
+    if exc.file is not None or exc.row is not None or exc.field is None:
+        return exc.message
+    option = _option_names(func).get(exc.field)
+    return f"{option}: {exc.reason}" if option else exc.message
+
+
+@functools.cache
+def _option_names(func: Callable) -> dict[str, str]:
+    """Parameter name -> the option's first name on the command line (`--date-order`)."""
+    names = {}
+    for name, hint in typing.get_type_hints(func, include_extras=True).items():
+        info = next(
+            (meta for meta in getattr(hint, "__metadata__", ()) if isinstance(meta, OptionInfo)),
+            None,
+        )
+        if info is None:
+            continue
+        declared = [decl for decl in info.param_decls or () if decl.startswith("--")]
+        names[name] = declared[0].split("/")[0] if declared else f"--{name.replace('_', '-')}"
+    return names
+
+
+def _os_error_message(exc: OSError) -> str:
+    """`PATH: what the system said; what to do`, the path as the user wrote it."""
+    hint = _OS_ERROR_HINTS.get(exc.errno)
+    said = exc.strerror or str(exc)
+    if exc.errno == errno.EEXIST and not Path(exc.filename).is_file():
+        return f"{exc.filename}: already exists; choose another path"
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+        return f"{exc.filename}: {hint}"
+    return f"{exc.filename}: {said}; {hint}" if hint else f"{exc.filename}: {said}"
 
 
 @app.callback()
@@ -120,7 +214,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """Our own warnings as one plain line ("warning: ..."); other libraries' as Python shows
     them (their file and line help their users)."""
     if issubclass(category, UserWarning) and str(filename).startswith(_PACKAGE_DIR):
-        console.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
+        _print_warning(str(message))
     else:
         stream = file if file is not None else sys.stderr
         stream.write(warnings.formatwarning(message, category, filename, lineno, line))
@@ -151,7 +245,9 @@ def synth(
     patients: Annotated[
         int, typer.Option(help="Number of patients (the study had 15,724).")
     ] = 15724,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed writes the same export.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed: the same seed writes the same export.", **SEED_RANGE)
+    ] = 0,
 ) -> None:
     """Write a synthetic raw export (ARIA/MOSAIQ-style) with the mess curation must handle."""
     from pydantic import ValidationError
@@ -239,8 +335,11 @@ def split(
     out: Annotated[
         Path, typer.Option(help="Folder for train.jsonl, val.jsonl, test.jsonl, split.json.")
     ],
-    seed: Annotated[int, typer.Option(help="Seed of the shuffle within strata.")] = 0,
-    fractions: Annotated[str, typer.Option(help="Train/val/test shares.")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(help="Seed of the shuffle within strata.", **SEED_RANGE)] = 0,
+    fractions: Annotated[
+        str,
+        typer.Option(help="Train, val and test shares: three numbers, comma-separated, sum 1."),
+    ] = "0.8,0.1,0.1",
     reassign: Annotated[
         bool,
         typer.Option(
@@ -335,7 +434,13 @@ def export(
     run: Annotated[
         Path, typer.Argument(help="Training run folder (holds manifest.json, adapter/).")
     ],
-    out: Annotated[Path, typer.Option(help="Folder to write.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="New or empty folder outside the run, for the merged model (or the adapter "
+            "alone with --adapter-only)."
+        ),
+    ],
     merge: Annotated[
         bool, typer.Option("--merge/--adapter-only", help="Merge the adapter into the base model.")
     ] = True,
@@ -353,10 +458,17 @@ def predict(
     cases: Annotated[Path, typer.Option(help="Case JSONL file (e.g. the test split).")],
     out: Annotated[Path, typer.Option(help="Prediction JSONL; an existing one is resumed.")],
     model: Annotated[
-        str | None, typer.Option(help="Registry name, training run folder or model folder.")
+        str | None,
+        typer.Option(
+            help="Registry name, training run folder, model folder or hub id (owner/name); "
+            "needed with --backend transformers."
+        ),
     ] = None,
     tasks: Annotated[
-        list[str] | None, typer.Option(help="regimen, modality, icd10 (repeat or comma-separate).")
+        list[str] | None,
+        typer.Option(
+            help="regimen, modality, icd10 (repeat or comma-separate); default: all three."
+        ),
     ] = None,
     decoding: Annotated[
         str | None,
@@ -369,7 +481,7 @@ def predict(
     batch_size: Annotated[
         int, typer.Option(help="Prompts per forward pass (local backend).", min=1)
     ] = 16,
-    limit: Annotated[int | None, typer.Option(help="Only the first N cases.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N cases.", min=1)] = None,
     backend: Annotated[str, typer.Option(help="transformers (local) or openai.")] = "transformers",
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible API root, e.g. http://host:8000/v1.")
@@ -412,14 +524,27 @@ def predict(
     from radonc_llm.infer.parallel import local_backend
     from radonc_llm.infer.predict import parse_tasks, predict_cases, prediction_table
     from radonc_llm.models.precision import resolve_inference_dtype
+    from radonc_llm.storage import check_output_file
 
+    # Every option is checked before the cases are read and long before a model loads.
+    if backend not in ("transformers", "openai"):
+        raise RadoncInputError(
+            f"unknown backend '{backend}'; expected transformers or openai", field="backend"
+        )
+    if backend == "openai" and (not base_url or not model_name):
+        raise RadoncInputError("--backend openai needs --base-url and --model-name")
+    if backend == "transformers":
+        if not model:
+            raise RadoncInputError(
+                "give --model (a registry name, run folder, model folder or hub id)"
+            )
+        torch_dtype(dtype)  # a bad name fails here, before any worker starts
     task_names = parse_tasks(tasks)
+    check_output_file(out, expected="a prediction file (.jsonl)")
     case_list = read_cases(cases, allow_empty=False)
     if limit is not None:
-        case_list = case_list[: max(limit, 0)]
+        case_list = case_list[:limit]
     if backend == "openai":
-        if not base_url or not model_name:
-            raise RadoncInputError("--backend openai needs --base-url and --model-name")
         opened = OpenAIBackend(  # a context manager: closes its client
             base_url,
             model_name,
@@ -427,14 +552,8 @@ def predict(
             timeout_s=timeout,
             max_retries=max_retries,
         )
-    elif backend == "transformers":
-        if not model:
-            raise RadoncInputError("give --model (a registry name, run folder or model folder)")
-        torch_dtype(dtype)  # a bad name fails here, before any worker starts
-        dtype = resolve_inference_dtype(dtype)
-        opened = local_backend(model, dtype=dtype, processes=processes)
     else:
-        raise RadoncInputError(f"unknown backend '{backend}'; expected transformers or openai")
+        opened = local_backend(model, dtype=resolve_inference_dtype(dtype), processes=processes)
     with opened as engine:
         summary = predict_cases(
             engine,
@@ -449,7 +568,7 @@ def predict(
     if summary.repaired_last_line:
         console.print("[yellow]note:[/] dropped a cut-short last line left by an interrupted run")
     for message in summary.messages:
-        console.print(f"[yellow]warning:[/] {message}")
+        _print_warning(message)
     rows = {
         task: {
             "cases": s.cases,
@@ -476,7 +595,7 @@ def evaluate(
         typer.Option(help="SYSTEM:BASELINE pairs to test; default: every system vs 'base'."),
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.", **SEED_RANGE)] = 0,
 ) -> None:
     """Score prediction files against the cases, with 95% CIs and paired one-sided tests."""
     from radonc_llm.data.cases import read_cases
@@ -535,16 +654,14 @@ def report(
     try:
         metrics = read_run_metrics(run)
     except RadoncInputError as exc:  # the report says so in its sections; no summary table
-        console.print(f"[bold yellow]warning:[/] {escape(exc.message)}", soft_wrap=True)
+        _print_warning(exc.message)
         metrics = None
     if metrics is not None:
         console.print(headline_table(metrics))
     elif not any((run / name).exists() for name in RUN_ARTEFACTS):
-        console.print(
-            f"[bold yellow]warning:[/] {escape(str(run))} holds none of a run's files "
-            f"({', '.join(RUN_ARTEFACTS)}): every section of the report says its input is "
-            "absent. Give a run folder, e.g. runs/demo.",
-            soft_wrap=True,
+        _print_warning(
+            f"{run} holds none of a run's files ({', '.join(RUN_ARTEFACTS)}): every section "
+            "of the report says its input is absent. Give a run folder, e.g. runs/demo."
         )
     console.print(f"Report: {html}\nMarkdown: {markdown}")
 
@@ -557,25 +674,31 @@ def baseline(
     out: Annotated[Path, typer.Option(help="Prediction JSONL (same format as predict).")],
     kind: Annotated[str, typer.Option(help="majority, tfidf-logreg, nearest-regimen or few-shot.")],
     tasks: Annotated[
-        list[str] | None, typer.Option(help="Tasks (default: all the baseline answers).")
+        list[str] | None,
+        typer.Option(
+            help="regimen, modality, icd10 (repeat or comma-separate); default: all the "
+            "baseline answers."
+        ),
     ] = None,
     k: Annotated[int, typer.Option(help="few-shot: number of similar training cases.")] = 3,
     model: Annotated[str, typer.Option(help="few-shot: the original model.")] = "smollm2-135m",
     decoding: Annotated[
         str | None, typer.Option(help="few-shot: constrained (default) or free.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="few-shot: prompts per forward pass.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="few-shot: prompts per forward pass.", min=1)] = 8,
     dtype: Annotated[str, typer.Option(help="few-shot: float32, bfloat16 or auto.")] = "float32",
     processes: Annotated[
         int, typer.Option(help="few-shot: the model in N worker processes (CPU).", min=1)
     ] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the logistic regression.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the logistic regression.", **SEED_RANGE)] = 0,
 ) -> None:
     """Write a reference system's predictions, so that a model's number means something."""
     from radonc_llm.data.cases import read_cases
     from radonc_llm.evaluate.baselines import run_baseline
     from radonc_llm.infer.predict import parse_tasks, prediction_table
+    from radonc_llm.storage import check_output_file
 
+    check_output_file(out, expected="a prediction file (.jsonl)")
     summary = run_baseline(
         kind,
         read_cases(train, allow_empty=False),
@@ -592,7 +715,7 @@ def baseline(
         console=console,
     )
     for message in summary.messages:
-        console.print(f"[yellow]warning:[/] {message}")
+        _print_warning(message)
     console.print(prediction_table(f"Baseline {kind} -> {out}", summary.tasks))
 
 
@@ -624,7 +747,9 @@ def review_create_study(
     reviewers: Annotated[str, typer.Option(help="A number N (reviewer1..N) or user1,user2,...")],
     study: StudyDir,
     overlap: Annotated[int, typer.Option(help="Reviewers per item; 2 for agreement.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the assignment and queue order.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the assignment and queue order.", **SEED_RANGE)
+    ] = 0,
     sample: Annotated[int | None, typer.Option(help="Review a random subset of N cases.")] = None,
     control: Annotated[
         bool, typer.Option(help="Add the reference regimen as a blinded control source.")
@@ -713,8 +838,8 @@ def review_add_user(
         engine.dispose()
     console.print(f"{user.role} '{user.username}' is ready.")
     if not admin and username not in definition.reviewers:
-        console.print(
-            f"[yellow]warning:[/] '{username}' has no queue in this study "
+        _print_warning(
+            f"'{username}' has no queue in this study "
             f"(reviewers: {', '.join(definition.reviewers)})"
         )
 
@@ -725,8 +850,8 @@ def review_serve(
     study: StudyDir,
     db: DbUrl = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.", min=1)] = 1,
     cookie_secure: Annotated[
         bool, typer.Option(help="Secure cookies: set when served over HTTPS.")
     ] = False,
@@ -814,7 +939,11 @@ ImportExcluded = Annotated[
 def _import(cohort: str, path: Path, out: Path, split: str | None, excluded: Path | None) -> None:
     from radonc_llm.data.importers import import_cohort
     from radonc_llm.data.importers.result import import_table, write_import
+    from radonc_llm.storage import check_output_file
 
+    check_output_file(out, expected="a case file (.jsonl)")
+    if excluded is not None:
+        check_output_file(excluded, expected="a ledger file (.jsonl)")
     result = import_cohort(cohort, path, split=split)
     ledger = write_import(result, out, excluded=excluded)
     console.print(import_table(result))

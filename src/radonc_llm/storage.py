@@ -35,25 +35,66 @@ os.umask(_UMASK)
 def file_in_the_way(folder: str | Path) -> Path | None:
     """The file standing where `folder` or one of its parents must be a folder (so the folder
     cannot be made), or None. Only the nearest existing path is looked at."""
-    for path in (Path(folder), *Path(folder).parents):
-        if path.exists():
-            return None if path.is_dir() else path
-    return None
+    existing = _nearest_existing(Path(folder))
+    return None if existing is None or existing.is_dir() else existing
+
+
+def _nearest_existing(path: Path) -> Path | None:
+    return next((p for p in (path, *path.parents) if p.exists()), None)
+
+
+def _check_writable(target: Path) -> None:
+    """Fail, naming the folder, where `target` cannot be created or written: a read-only
+    file system or a folder without write permission (an early check: the write itself
+    still reports what the system says)."""
+    existing = _nearest_existing(target)
+    if existing is None:
+        return
+    if os.access(existing, os.W_OK | os.X_OK if existing.is_dir() else os.W_OK):
+        return
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    reason = "on a read-only file system" if read_only else "not writable by you"
+    raise RadoncInputError(f"is {reason}; choose an output you can write to", file=existing)
 
 
 def check_output_folder(out_dir: str | Path) -> None:
-    """Fail, naming the path, where a file stands in the way of the output folder."""
+    """Fail, naming the path, where a file stands in the way of the output folder or the
+    folder cannot be written; before the work, not after it."""
     blocking = file_in_the_way(out_dir)
     if blocking is not None:
         raise RadoncInputError("is a file, not a folder; choose another output", file=blocking)
+    _check_writable(Path(out_dir))
+
+
+def check_output_file(path: str | Path, *, expected: str = "a file path") -> None:
+    """Fail, naming the path, where an output file cannot be written: it is a folder, a file
+    stands where one of its folders must be, or the place is not writable. `expected` says
+    what to give instead ("a prediction file (.jsonl)")."""
+    path = Path(path)
+    _check_file_place(path, expected=expected)
+    _check_writable(path if path.exists() else path.parent)
+
+
+def _check_file_place(path: Path, *, expected: str) -> None:
+    if path.is_dir():
+        raise RadoncInputError(f"is a folder; give {expected}", file=path)
+    blocking = file_in_the_way(path.parent)
+    if blocking is not None:
+        raise RadoncInputError(
+            f"is a file, not a folder, so {path} cannot be written under it; choose another output",
+            file=blocking,
+        )
 
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync and rename it over `path`."""
     path = Path(path)
-    if path.is_dir():  # else the rename fails naming the temporary file, not this path
-        raise RadoncInputError("is a folder; give a file path", file=path)
+    # Else the rename fails naming the temporary file, or mkdir says only "File exists".
+    _check_file_place(path, expected="a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     # mkstemp creates owner-only files; artefacts get the usual permissions (umask applies).
