@@ -162,3 +162,42 @@ def test_a_tilde_of_no_such_user_is_left_as_written(tmp_path):
     result = _invoke(["split", "--cases", "~nosuchuser0/c.jsonl", "--out", str(tmp_path / "s")])
     assert result.exit_code == 2
     assert "~nosuchuser0/c.jsonl: file not found" in result.output
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["curate", "--raw", "afile", "--out", "cur"], "is a file, not a folder; give the folder"),
+        (["report", "--run", "afile"], "is a file; give a run folder"),
+        (["synth", "--patients", "99999999999", "--out", "raw"], "1000000"),
+    ],
+)
+def test_a_file_for_a_folder_and_an_absurd_size_are_named(args, expected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("afile").write_text("x\n")
+    result = _invoke(args)
+    assert result.exit_code == 2
+    assert expected in _flat(result.output)
+    assert not Path("cur").exists() and not Path("raw").exists()
+
+
+def test_tasks_of_only_commas_name_no_task():
+    from radonc_llm.errors import RadoncInputError
+    from radonc_llm.infer.predict import parse_tasks
+
+    with pytest.raises(RadoncInputError, match="names no task"):
+        parse_tasks([",", " , "])
+
+
+def test_a_file_named_as_the_review_study_folder_is_named_as_the_study(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("afile").write_text("x\n")
+    Path("cases.jsonl").write_text("")
+    Path("pred.jsonl").write_text("")
+    result = _invoke(
+        ["review", "create-study", "--cases", "cases.jsonl", "--predictions", "a=pred.jsonl",
+         "--reviewers", "2", "--study", "afile"]
+    )  # fmt: skip
+    assert result.exit_code == 2
+    output = _flat(result.output)
+    assert "afile" in output and "is a file, not a folder" in output and "db" not in output

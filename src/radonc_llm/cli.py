@@ -618,10 +618,10 @@ def evaluate(
         cases_file=cases,
     )
     for message in result.messages:
-        console.print(f"[yellow]note:[/] {message}")
+        console.print(f"[yellow]note:[/] {escape(message)}", soft_wrap=True)
     for table in summary_tables(result.metrics):
         console.print(table)
-    console.print(f"metrics.json and per_case.jsonl in {out}")
+    console.print(f"metrics.json and per_case.jsonl in {escape(str(out))}")
 
 
 @app.command()
@@ -716,7 +716,7 @@ def baseline(
     )
     for message in summary.messages:
         _print_warning(message)
-    console.print(prediction_table(f"Baseline {kind} -> {out}", summary.tasks))
+    console.print(prediction_table(f"Baseline {kind} -> {escape(str(out))}", summary.tasks))
 
 
 review_app = typer.Typer(
@@ -767,7 +767,9 @@ def review_create_study(
         parse_reviewers,
         write_study,
     )
+    from radonc_llm.storage import check_output_folder
 
+    check_output_folder(study)  # a file named as the study folder, or a read-only place
     settings = ReviewSettings(study_dir=study, database_url=db)
     if settings.study_file.exists():
         raise RadoncInputError("a study exists here; choose a new folder", file=settings.study_file)
@@ -907,10 +909,20 @@ def review_export(
     else:
         console.print(f"{treatment} vs {control}: {comparison['note']}")
     agreement = metrics["agreement"]
-    console.print(
-        f"Fleiss' kappa {agreement['fleiss_kappa']['value']}, "
-        f"Krippendorff's alpha (ordinal) {agreement['krippendorff_alpha']['value']}"
-    )
+    for name, key in (
+        ("Fleiss' kappa", "fleiss_kappa"),
+        ("Krippendorff's alpha", "krippendorff_alpha"),
+    ):
+        console.print(f"{name}: {_agreement_text(agreement[key])}")
+    if agreement["cohen_kappa_note"] is not None:
+        console.print(f"Cohen's kappa: {escape(agreement['cohen_kappa_note'])}", soft_wrap=True)
+
+
+def _agreement_text(statistic: dict) -> str:
+    """An agreement statistic's value and the items behind it, or why there is none."""
+    if statistic["value"] is None:
+        return f"none ({escape(statistic['note'] or 'undefined')})"
+    return f"{statistic['value']:.3f} ({statistic['n_items']} items rated more than once)"
 
 
 import_app = typer.Typer(

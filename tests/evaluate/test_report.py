@@ -455,3 +455,20 @@ def test_a_review_export_whose_files_changed_since_is_called_incomplete(tmp_path
     (review / "audit_log.jsonl").write_text("")  # as a kill during the renames would leave it
     (note,) = [n for n in notes() if "incomplete" in n]
     assert "audit_log.jsonl is not the file(s)" in note and "review export" in note
+
+
+def test_a_review_with_one_reviewer_says_why_cohens_kappa_is_missing(tmp_path):
+    from radonc_llm.evaluate.report import build_report
+    from radonc_llm.review.export import write_export_files
+
+    review = tmp_path / "run" / "review"
+    note = "Cohen's kappa needs at least two reviewers; the ratings come from 1 reviewer (alice)"
+    agreement = {"cohen_kappa": [], "cohen_kappa_note": note, "n_reviewers": 1}
+    acceptability = {"finetuned": {"n": 1, "acceptable_rate": 1.0, "acceptable_ci95": [0.2, 1]}}
+    metrics = {"study_id": "s", "acceptability": acceptability, "agreement": agreement}
+    write_export_files(review, [{"item_id": "i1", "rating": "acceptable"}], [], metrics)
+
+    section = next(s for s in build_report(tmp_path / "run").sections if s.key == "review")
+    (table,) = [b for b in section.blocks if getattr(b, "key", "") == "review-agreement"]
+    rows = [[getattr(cell, "text", cell) for cell in row] for row in table.rows]
+    assert ["Cohen's kappa", "–", "–", note] in rows

@@ -600,6 +600,12 @@ class RawTable:
 def find_table(raw_dir: str | Path, name: str) -> Path:
     """The one file holding table `name` in raw_dir (name.csv, name.jsonl or name.parquet)."""
     raw_dir = Path(raw_dir)
+    if raw_dir.is_file():
+        raise RadoncInputError(
+            "is a file, not a folder; give the folder holding the patients, diagnoses and "
+            "treatment_courses tables",
+            file=raw_dir,
+        )
     if not raw_dir.is_dir():
         raise RadoncInputError("raw export folder not found", file=raw_dir)
     found = [

@@ -105,7 +105,9 @@ class SynthConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    patients: int = Field(15724, ge=1, description="Number of patients; the study had 15,724.")
+    patients: int = Field(
+        15724, ge=1, le=1_000_000, description="Number of patients; the study had 15,724."
+    )
     seed: int = Field(0, description="Seed of the generator: the same seed, the same export.")
 
     # Excluding faults (share of patients).

@@ -512,6 +512,8 @@ def _comparisons_section(run: CrossRun, rb: ReportBuilder) -> Section:
 def build_cross_institution_report(run_dir: str | Path) -> Report:
     """Read a cross-institution run folder and build every section (nothing is written)."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise RadoncInputError("is a file; give a run folder, e.g. runs/demo", file=run_dir)
     if not run_dir.is_dir():
         raise RadoncInputError("run directory not found", file=run_dir)
     run = CrossRun(run_dir)

@@ -1367,6 +1367,8 @@ def _review_section(art: RunArtefacts, rb: ReportBuilder) -> Section:
                     + (f"; {pair['note']}" if pair.get("note") else ""),
                 ]
             )
+        if agreement.get("cohen_kappa_note"):  # no pair of reviewers to compare: say why
+            rows.append(["Cohen's kappa", "–", "–", str(agreement["cohen_kappa_note"])])
         for key, title in (
             ("fleiss_kappa", "Fleiss' kappa"),
             ("krippendorff_alpha", "Krippendorff's alpha (ordinal)"),
@@ -1478,6 +1480,8 @@ def build_report(run_dir: str | Path, *, patient_text: bool | None = None) -> Re
     """Read a run directory and build every section (nothing is written). `patient_text`:
     whether examples quote notes and case ids (None: only for a synthetic cohort)."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise RadoncInputError("is a file; give a run folder, e.g. runs/demo", file=run_dir)
     if not run_dir.is_dir():
         raise RadoncInputError("run directory not found", file=run_dir)
     art = RunArtefacts(run_dir, patient_text=patient_text)

@@ -89,6 +89,8 @@ def parse_tasks(values: Sequence[str] | None) -> tuple[str, ...]:
     if not values:
         return TASKS
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise RadoncInputError(f"names no task; expected {', '.join(TASKS)}", field="tasks")
     unknown = [name for name in names if name not in TASKS]
     if unknown:
         raise RadoncInputError(

@@ -15,7 +15,6 @@ import csv
 import os
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,9 +244,6 @@ def export_review(
             "write to",
             file=failed,
         ) from None
-    note = metrics["agreement"]["cohen_kappa_note"]
-    if note is not None:
-        warnings.warn(f"no inter-rater agreement: {note}", stacklevel=2)
     return ExportSummary(
         out_dir=out_dir, n_ratings=len(ratings), n_audit_events=len(audit), metrics=metrics
     )
