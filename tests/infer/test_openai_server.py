@@ -331,8 +331,9 @@ def test_ctrl_c_keeps_every_finished_answer_and_cancels_the_requests_in_flight(
     engine = OpenAIBackend(
         "http://server/v1", "m", concurrency=1, transport=httpx.MockTransport(stalls_after_three)
     )
-    # A pytest-xdist worker ignores SIGINT (its controller handles Ctrl-C): restore Python's
-    # own handler, which raises KeyboardInterrupt, for this test.
+    # pytest started in the background by a shell without job control (a script or CI step
+    # running `pytest &`) inherits SIGINT ignored: restore Python's own handler, which raises
+    # KeyboardInterrupt, for this test.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         threading.Thread(target=press_ctrl_c, daemon=True).start()

@@ -324,7 +324,7 @@ def _run_process_group(command: list[str], *, env: dict[str, str]) -> int:
             process.wait()
         raise
     finally:
-        if in_main_thread:
+        if in_main_thread and previous is not None:  # None: a handler set from C, not Python
             signal.signal(signal.SIGTERM, previous)
 
 
