@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from radonc_llm.errors import RadoncInputError
@@ -102,3 +104,20 @@ def test_an_output_that_cannot_be_written_is_named_before_the_work(tmp_path, mon
     with pytest.raises(RadoncInputError, match="not writable by you"):
         check_output_file(locked / "p.jsonl")
     check_output_folder(tmp_path / "elsewhere")
+
+
+def test_a_gzip_compressed_jsonl_file_is_read_and_a_cut_one_named(tmp_path):
+    import gzip
+
+    from radonc_llm.storage import iter_jsonl
+
+    rows = [{"case_id": f"c{i}"} for i in range(3)]
+    packed = gzip.compress("".join(json.dumps(row) + "\n" for row in rows).encode())
+    path = tmp_path / "cases.jsonl"  # compressed whatever its name says
+    path.write_bytes(packed)
+    assert [obj for _, obj in iter_jsonl(path)] == rows
+
+    path.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(RadoncInputError, match="damaged gzip file") as error:
+        list(iter_jsonl(path))
+    assert error.value.file == str(path)

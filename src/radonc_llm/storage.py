@@ -7,12 +7,14 @@ never leaves a half-written artefact that a later stage would trust. Append-only
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,6 +189,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
 
     A final line without a newline that does not parse is what a kill mid-append leaves;
     it is reported like any other bad line, so a caller that resumes can decide to drop it.
+    A gzip-compressed file (known by its first bytes, whatever its name) is read the same way.
     """
     path = Path(path)
     if not path.exists():
@@ -194,25 +197,35 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     if path.is_dir():
         raise RadoncInputError("is a folder, not a JSON Lines file", file=path)
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                # A byte-order mark (Windows editors write one) starts only the first line.
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise RadoncInputError(
-                    f"not valid UTF-8 ({exc.reason})", file=path, row=number
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RadoncInputError(
-                    f"not valid JSON ({exc.msg})", file=path, row=number
-                ) from None
-            if not isinstance(obj, dict):
-                raise RadoncInputError("expected a JSON object", file=path, row=number)
-            yield number, obj
+        compressed = handle.read(2) == GZIP_MAGIC
+    with gzip.open(path, "rb") if compressed else path.open("rb") as handle:
+        try:
+            yield from _json_lines(handle, path)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise RadoncInputError(f"damaged gzip file ({exc or 'cut short'})", file=path) from None
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _json_lines(handle: IO[bytes], path: Path) -> Iterator[tuple[int, dict]]:
+    for number, raw in enumerate(handle, start=1):
+        try:
+            # A byte-order mark (Windows editors write one) starts only the first line.
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise RadoncInputError(
+                f"not valid UTF-8 ({exc.reason})", file=path, row=number
+            ) from None
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RadoncInputError(f"not valid JSON ({exc.msg})", file=path, row=number) from None
+        if not isinstance(obj, dict):
+            raise RadoncInputError("expected a JSON object", file=path, row=number)
+        yield number, obj
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

@@ -39,6 +39,7 @@ from radonc_llm.evaluate.metrics import (
 )
 from radonc_llm.infer.extract import extract_answer
 from radonc_llm.storage import (
+    GZIP_MAGIC,
     file_in_the_way,
     file_sha256,
     jsonl_shape_hint,
@@ -124,9 +125,6 @@ def _unknown_task(task: object) -> str:
         if close:
             reason += f"; did you mean {close[0]!r}?"
     return reason
-
-
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> PredictionFile:
