@@ -68,6 +68,12 @@ _ASCII_PUNCTUATION = str.maketrans(
 )
 
 
+# Chat-control markers typed or pasted into a note ("<|im_end|>", "</s>", "[INST]") would be
+# read by the tokenizer as the template's own control tokens and end the user's turn early;
+# the note keeps their words in parentheses: "(im_end)", "(/s)", "(INST)".
+_CONTROL_MARKER = re.compile(r"<\|([^|<>\s]{1,40})\|>|<(/?s)>|\[(/?INST)\]|<<(/?SYS)>>")
+
+
 def _kept(char: str) -> bool:
     if char in "\n\t":
         return True
@@ -83,6 +89,7 @@ def note_text(diagnosis_text: str) -> str:
     text = "".join(
         " " if unicodedata.category(char) == "Zs" else char for char in text if _kept(char)
     )
+    text = _CONTROL_MARKER.sub(lambda found: f"({next(g for g in found.groups() if g)})", text)
     return _TRAILING_SPACE.sub("", text).strip()
 
 
