@@ -201,3 +201,16 @@ def test_a_file_named_as_the_review_study_folder_is_named_as_the_study(tmp_path,
     assert result.exit_code == 2
     output = _flat(result.output)
     assert "afile" in output and "is a file, not a folder" in output and "db" not in output
+
+
+@pytest.mark.parametrize(
+    "command", [["add-user", "--username", "alice"], ["serve"], ["export", "--out", "e"]]
+)
+def test_a_file_given_as_an_existing_study_folder_is_named(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("study.json").write_text("{}")
+    result = _invoke(["review", command[0], "--study", "study.json", *command[1:]])
+    assert result.exit_code == 2
+    output = _flat(result.output)
+    assert "study.json: is a file; give the study folder" in output
+    assert "Review of" not in output and "study.json/study.json" not in output

@@ -820,6 +820,7 @@ def review_add_user(
     from radonc_llm.review.settings import ReviewSettings
     from radonc_llm.review.study import read_study
 
+    definition = read_study(study)  # a wrong --study is named before the password is asked
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -831,7 +832,6 @@ def review_add_user(
     except ValidationError as exc:
         raise RadoncInputError.from_validation_error(exc) from None
     settings = ReviewSettings(study_dir=study, database_url=db)
-    definition = read_study(study)
     engine = prepare_database(settings.resolved_database_url(), definition)
     try:
         with session_scope(engine) as session:
@@ -862,7 +862,9 @@ def review_serve(
     from radonc_llm.review.app import serve
     from radonc_llm.review.db import display_url
     from radonc_llm.review.settings import ReviewSettings
+    from radonc_llm.review.study import read_study
 
+    read_study(study)  # a wrong --study is named before the server says it is serving
     settings = ReviewSettings(study_dir=study, database_url=db, cookie_secure=cookie_secure)
     console.print(
         f"Review of {study} on http://{host}:{port} "
@@ -914,8 +916,12 @@ def review_export(
         ("Krippendorff's alpha", "krippendorff_alpha"),
     ):
         console.print(f"{name}: {_agreement_text(agreement[key])}")
+    for pair in agreement["cohen_kappa"]:
+        names = " and ".join(pair["reviewers"])
+        value = "none" if pair["kappa"] is None else f"{pair['kappa']:.3f}"
+        console.print(f"Cohen's kappa, {escape(names)}: {value} ({pair['n']} shared items)")
     if agreement["cohen_kappa_note"] is not None:
-        console.print(f"Cohen's kappa: {escape(agreement['cohen_kappa_note'])}", soft_wrap=True)
+        console.print(escape(agreement["cohen_kappa_note"]), soft_wrap=True)
 
 
 def _agreement_text(statistic: dict) -> str:

@@ -87,6 +87,10 @@ def test_cli_builds_a_study_adds_users_and_exports_metrics(
     exported = cli("review", "export", "--study", str(study), "--out", str(out), "--db", db_url)
     assert exported.exit_code == 0, exported.output
     assert "one-sided Wilcoxon p =" in exported.output
+    assert (
+        "Cohen's kappa, alice and bob:" in exported.output
+        and "(18 shared items)" in exported.output
+    )
     metrics = json.loads((out / "review_metrics.json").read_text())
     assert metrics["n_ratings"] == 36 and metrics["progress"]["rated"] == 36
     acceptability = metrics["acceptability"]

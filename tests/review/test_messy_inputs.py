@@ -170,7 +170,7 @@ def test_cli_study_folder_that_is_a_file_and_a_database_that_is_not(
         "--predictions", f"base={prediction_files['base']}", "--reviewers", "1",
     )  # fmt: skip
     as_file = cli(*common, "--study", str(blocker))
-    assert as_file.exit_code == 2 and "cannot create the database's folder" in as_file.output
+    assert as_file.exit_code == 2 and "is a file, not a folder" in as_file.output
     garbage = tmp_path / "garbage.db"
     garbage.write_text("not a database\n")
     not_db = cli(*common, "--study", str(tmp_path / "s"), "--db", f"sqlite:///{garbage}")

@@ -443,6 +443,10 @@ def write_study(study: StudyDefinition, study_dir: str | Path) -> Path:
 
 
 def read_study(study_dir: str | Path) -> StudyDefinition:
+    if Path(study_dir).is_file():
+        raise RadoncInputError(
+            f"is a file; give the study folder (the one holding {STUDY_FILE})", file=study_dir
+        )
     path = Path(study_dir) / STUDY_FILE
     if not path.exists():
         raise RadoncInputError(
