@@ -16,7 +16,9 @@ where in the epoch the run stood. Folders are written under a temporary name and
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, NoReturn
@@ -24,9 +26,12 @@ from typing import Any, NoReturn
 import torch
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import write_json_atomic
+from radonc_llm.storage import iter_jsonl, write_json_atomic
+from radonc_llm.train.data import is_cut_last_line
 
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_NAME = re.compile(r"step-(\d+)")
+logger = logging.getLogger(__name__)
 
 
 def checkpoint_name(step: int) -> str:
@@ -34,12 +39,14 @@ def checkpoint_name(step: int) -> str:
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint of a run, or None."""
+    """The newest checkpoint of a run, or None. Saves are renamed into place whole, so a newest
+    one that lacks a file was damaged since: it is returned (and refused on reading, naming the
+    file), never passed over for an older one without a word."""
     folder = Path(run_dir) / CHECKPOINTS
     if not folder.is_dir():
         return None
-    done = sorted(p for p in folder.glob("step-*") if (p / "state.json").is_file())
-    return done[-1] if done else None
+    saved = sorted(p for p in folder.iterdir() if CHECKPOINT_NAME.fullmatch(p.name))
+    return saved[-1] if saved else None
 
 
 def save_adapter(peft_model: Any, out_dir: str | Path, *, state_dict: dict | None = None) -> None:
@@ -74,17 +81,23 @@ def replace_dir(src: Path, dst: Path) -> None:
 
 
 def remove_unfinished_saves(run_dir: str | Path) -> int:
-    """Delete the folders that saves killed before their renames left in a run folder (the
-    adapter's `.adapter.tmp` and `.adapter.old`, a checkpoint's `.step-N.tmp`); returns how
-    many. Safe on resume: the save that was cut short came before its step's checkpoint, so
-    the run does it again."""
+    """Clear what saves killed before their renames left in a run folder (the adapter's
+    `.adapter.tmp` and `.adapter.old`, a checkpoint's `.step-N.tmp` and `.step-N.old`);
+    returns how many. Safe on resume: the save that was cut short came before its step's
+    checkpoint, so the run does it again. An `.old` folder whose folder is missing holds it
+    whole (the kill came between `replace_dir`'s two renames): it is put back, not deleted."""
     run_dir = Path(run_dir)
-    unfinished = [*run_dir.glob(".adapter.tmp"), *run_dir.glob(".adapter.old")]
-    unfinished += [*(run_dir / CHECKPOINTS).glob(".step-*.tmp")]
-    unfinished += [*(run_dir / CHECKPOINTS).glob(".step-*.old")]
-    for folder in unfinished:
+    new = [*run_dir.glob(".adapter.tmp"), *(run_dir / CHECKPOINTS).glob(".step-*.tmp")]
+    moved_aside = [*run_dir.glob(".adapter.old"), *(run_dir / CHECKPOINTS).glob(".step-*.old")]
+    for old in moved_aside:
+        final = old.with_name(old.name.removeprefix(".").removesuffix(".old"))
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, final)
+    for folder in new:
         shutil.rmtree(folder, ignore_errors=True)
-    return len(unfinished)
+    return len(new) + len(moved_aside)
 
 
 def rng_state() -> dict[str, Any]:
@@ -146,19 +159,84 @@ CHECKPOINT_FILES = (
 )
 
 
+# What the training loop's RunState saves, by kind: a value of another kind (a hand edit, a
+# damaged disk) would fail only steps later, deep in the loop.
+STATE_NUMBERS = {
+    "step": "whole",
+    "trained_tokens": "whole",
+    "computed_tokens": "whole",
+    "answer_tokens": "whole",
+    "best_step": "whole or null",
+    "train_seconds": "number",
+    "best_val_loss": "number or null",
+    "last_train_loss": "number or null",
+}
+
+
 def read_checkpoint_state(checkpoint: Path) -> dict:
-    """The saved `state.json` of a checkpoint, after checking that its files are all there;
-    a damaged checkpoint fails naming the file (and the older checkpoint to fall back on)."""
+    """The saved `state.json` of a checkpoint, after checking that its files are all there and
+    its counters are numbers; a damaged checkpoint fails naming the file (and the older
+    checkpoint to fall back on)."""
+    if not checkpoint.is_dir():
+        _damaged(checkpoint, checkpoint, "is not a folder")
     for name in CHECKPOINT_FILES:
         if not (checkpoint / name).is_file():
             _damaged(checkpoint, checkpoint / name, "is missing")
+    state_file = checkpoint / "state.json"
     try:
-        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+        state = json.loads(state_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        _damaged(checkpoint, checkpoint / "state.json", f"is not valid JSON ({exc})")
-    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
-        _damaged(checkpoint, checkpoint / "state.json", "holds no step number")
+        _damaged(checkpoint, state_file, f"is not valid JSON ({exc})")
+    if not isinstance(state, dict) or "step" not in state:
+        _damaged(checkpoint, state_file, "holds no step number")
+    for name, kind in STATE_NUMBERS.items():
+        if name in state and not _is_kind(state[name], kind):
+            wanted = "whole number" if kind.startswith("whole") else "number"
+            _damaged(
+                checkpoint, state_file, f"says '{name}' is {_kind_of(state[name])}, not a {wanted}"
+            )
+    number = CHECKPOINT_NAME.fullmatch(checkpoint.name)
+    if state["step"] < 0 or (number and int(number.group(1)) != state["step"]):
+        _damaged(
+            checkpoint,
+            state_file,
+            f"says step {state['step']} in the folder of step "
+            f"{int(number.group(1)) if number else '?'}",
+        )
     return state
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if value is None:
+        return kind.endswith("or null")
+    if isinstance(value, bool):
+        return False
+    if kind.startswith("whole"):
+        return isinstance(value, int)
+    return isinstance(value, int | float)
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return "a number with a fraction"
+    kinds = {bool: "true or false", str: "a string", list: "a list", dict: "an object"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def metrics_until(path: Path, step: int) -> list[dict]:
+    """The rows of a run's metrics.jsonl up to `step`, the checkpoint a resume starts from: a
+    kill undid the later steps. A last line the kill cut short is dropped; any other bad line
+    stops the resume, naming it."""
+    rows: list[dict] = []
+    try:
+        rows.extend(row for _, row in iter_jsonl(path))
+    except RadoncInputError as exc:
+        if exc.row is None or not is_cut_last_line(path, exc.row):
+            raise
+        logger.info("%s: dropped row %d, cut short by the kill", path, exc.row)
+    return [row for row in rows if not isinstance(row.get("step"), int) or row["step"] <= step]
 
 
 def load_checkpoint(
@@ -188,7 +266,7 @@ def load_checkpoint(
     try:
         weights = load_file(str(weights_file))
     except Exception as exc:  # safetensors raises its own SafetensorError on a cut file
-        _damaged(checkpoint, weights_file, f"cannot be read ({exc})")
+        _damaged(checkpoint, weights_file, _unreadable(weights_file, exc))
     try:
         result = set_peft_model_state_dict(peft_model, weights)
     except RuntimeError as exc:  # shapes of another LoRA rank or model
@@ -200,12 +278,47 @@ def load_checkpoint(
         try:
             target.load_state_dict(torch.load(checkpoint / name, weights_only=True))
         except Exception as exc:  # a cut zip archive, a pickle error, another optimizer's state
-            _damaged(checkpoint, checkpoint / name, f"cannot be read ({str(exc)[:300]})")
+            _damaged(checkpoint, checkpoint / name, _unreadable(checkpoint / name, exc))
     try:
         set_rng_state(torch.load(rng_file, weights_only=True))
     except Exception as exc:
-        _damaged(checkpoint, rng_file, f"cannot be read ({str(exc)[:300]})")
+        _damaged(checkpoint, rng_file, _unreadable(rng_file, exc))
     return state
+
+
+def check_best_adapter(run_dir: Path, state: dict) -> None:
+    """Refuse to resume a run whose best adapter (written at a validation before the
+    checkpoint) is missing or cut short: the resumed run would keep it unless a later
+    validation did better, and finish without a usable adapter."""
+    from radonc_llm.models.registry import check_safetensors_whole
+
+    best_step = state.get("best_step")
+    if best_step is None:
+        return
+    weights = Path(run_dir) / "adapter" / "adapter_model.safetensors"
+    copy = Path(run_dir) / CHECKPOINTS / checkpoint_name(best_step) / "adapter"
+    fix = (
+        f"; the checkpoint of that step holds the same weights: copy {copy} to "
+        f"{weights.parent}, then resume"
+        if copy.is_dir()
+        else "; start again in a new output_dir"
+    )
+    what = f"the run's best adapter (validation at step {best_step})"
+    if not weights.is_file():
+        raise RadoncInputError(f"{what} is missing{fix}", file=weights)
+    try:
+        check_safetensors_whole(weights)
+    except RadoncInputError as exc:
+        raise RadoncInputError(f"{what} {exc.reason}{fix}", file=weights) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why a checkpoint file cannot be loaded, in a line: torch's zip reader explains itself
+    over several sentences, and an empty file (a save cut at its start) says nothing at all."""
+    if path.stat().st_size == 0:
+        return "is empty (0 bytes)"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot be read ({first.split('. ')[0][:300]})"
 
 
 def _damaged(checkpoint: Path, path: Path, what: str) -> NoReturn:

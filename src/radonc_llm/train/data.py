@@ -8,20 +8,22 @@ loss, and the end-of-turn token is one of them so the tuned model learns to stop
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.generate import common_prefix_length
-from radonc_llm.storage import iter_jsonl
+from radonc_llm.storage import GZIP_MAGIC, iter_jsonl
 
 IGNORE_INDEX = -100
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def read_task_rows(
     for task in tasks:
         path = Path(data_dir) / f"{task}.jsonl"
         task_rows = [
-            (path, line, _checked_row(path, line, row, task)) for line, row in iter_jsonl(path)
+            (path, line, _checked_row(path, line, row, task)) for line, row in _task_lines(path)
         ]
         _check_unique_example_ids(task_rows)
         if not task_rows:
@@ -85,9 +87,46 @@ def read_task_rows(
             else:
                 strata = [str(row.get("stratum")) for _, _, row in task_rows]
                 keep = tempered_sample(strata, limit, temperature, rng)
+            _report_sample(path, limit, len(task_rows))
             task_rows = [task_rows[i] for i in sorted(keep)]
         rows.extend(task_rows)
     return rows
+
+
+def _report_sample(path: Path, kept: int, read: int) -> None:
+    logger.info(
+        "%s: %d of %d examples sampled (%d left out by the max examples per task setting)",
+        path,
+        kept,
+        read,
+        read - kept,
+    )
+
+
+def _task_lines(path: Path) -> list[tuple[int, dict]]:
+    """(line, row) of a task file; a bad last line without a line end is named as what it is,
+    a write that stopped part way."""
+    try:
+        return list(iter_jsonl(path))
+    except RadoncInputError as exc:
+        if exc.row is None or not is_cut_last_line(path, exc.row):
+            raise
+        raise RadoncInputError(
+            f"{exc.reason}: the last line has no line end, as a write that stopped part way "
+            "leaves it (an interrupted `radonc-llm tasks` or copy?); write the file again, or "
+            "delete that line to train without it",
+            file=path,
+            row=exc.row,
+        ) from None
+
+
+def is_cut_last_line(path: Path, line: int) -> bool:
+    """Whether `line` is the last line of a JSON Lines file that ends without a line end: what
+    a kill during a write or an append leaves."""
+    data = path.read_bytes()
+    if data.startswith(GZIP_MAGIC) or data.endswith(b"\n"):
+        return False
+    return line == data.count(b"\n") + 1
 
 
 def _nested_sample(
@@ -122,6 +161,7 @@ def _nested_sample(
         if limit is not None and len(task_rows) > limit:
             first = sorted(task_rows, key=lambda item: rank[case_key(*item)])
             kept = {id(item) for item in first[:limit]}
+            _report_sample(task_rows[0][0], limit, len(task_rows))
             task_rows = [item for item in task_rows if id(item) in kept]
         rows.extend(task_rows)
     return rows
@@ -215,20 +255,38 @@ def _checked_row(path: Path, line: int, row: dict, task: str) -> dict:
     for index, message in enumerate(messages[1:], start=1):
         expected = "user" if index % 2 else "assistant"
         if message["role"] != expected:
+            article = "an" if message["role"] == "assistant" else "a"
             raise RadoncInputError(
-                f"message {index} is a '{message['role']}' turn where a '{expected}' turn "
+                f"message {index} is {article} '{message['role']}' turn where a '{expected}' turn "
                 "belongs: after the system prompt, user and assistant take turns",
                 file=path,
                 row=line,
                 field=f"messages.{index}.role",
             )
-    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+    if messages[-1]["role"] != "assistant":
+        raise RadoncInputError(
+            f"the messages end with a '{messages[-1]['role']}' turn: the assistant's answer, "
+            "the text the model learns to write, is missing",
+            file=path,
+            row=line,
+            field=f"messages.{len(messages) - 1}",
+        )
+    if not messages[-1]["content"].strip():
         raise RadoncInputError(
             "the last message must be the assistant's non-empty answer",
             file=path,
             row=line,
             field=f"messages.{len(messages) - 1}",
         )
+    for name in ("example_id", "case_id"):
+        if name in row and not _is_identifier(row[name]):
+            raise RadoncInputError(
+                f"{name} must be a non-empty string (or a whole number), not "
+                f"{_json_kind(row[name])}; write one or leave the field out",
+                file=path,
+                row=line,
+                field=name,
+            )
     if row.get("task", task) != task:
         raise RadoncInputError(
             f"task '{row.get('task')}' in the file of task '{task}'",
@@ -237,6 +295,22 @@ def _checked_row(path: Path, line: int, row: dict, task: str) -> dict:
             field="task",
         )
     return row
+
+
+def _is_identifier(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value.strip())
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_kind(value: Any) -> str:
+    """How a JSON value reads in a message: 'null', 'a list', 'an empty string'..."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "an empty string" if not value else f"only blanks ({value!r})"
+    kinds = {bool: "true or false", list: "a list", dict: "an object", float: "a fraction"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _check_unique_example_ids(rows: Sequence[tuple[Path, int, dict]]) -> None:
@@ -282,18 +356,18 @@ def check_no_shared_cases(
 def tokenize_rows(
     rows: Sequence[tuple[Path, int, dict]], tokenizer: Any, *, max_length: int
 ) -> list[TokenizedExample]:
-    """Tokenise every row; an example longer than `max_length` is an error, never cut."""
+    """Tokenise every row. An example longer than `max_length` is never cut (a cut answer
+    would teach a truncated answer, a cut prompt another prompt than prediction sends) nor
+    dropped: all of them are counted and refused together, naming the length to set."""
     examples = []
+    too_long: list[tuple[Path, int, int]] = []
+    special = [token for token in tokenizer.all_special_tokens if token]
     for path, line, row in rows:
-        prompt_ids, answer_ids = tokenize_messages(tokenizer, row["messages"])
-        if len(prompt_ids) + len(answer_ids) > max_length:
-            raise RadoncInputError(
-                f"{len(prompt_ids) + len(answer_ids)} tokens, more than max_length={max_length}; "
-                "raise max_length in the config",
-                file=path,
-                row=line,
-                field="messages",
-            )
+        prompt_ids, answer_ids = _tokenize_row(tokenizer, special, path, line, row["messages"])
+        length = len(prompt_ids) + len(answer_ids)
+        if length > max_length:
+            too_long.append((path, line, length))
+            continue
         examples.append(
             TokenizedExample(
                 example_id=str(row.get("example_id", f"{path.stem}:{line}")),
@@ -303,7 +377,55 @@ def tokenize_rows(
                 case_id=case_key(path, line, row),
             )
         )
+    if too_long:
+        _refuse_too_long(too_long, total=len(rows), max_length=max_length)
     return examples
+
+
+def _tokenize_row(
+    tokenizer: Any, special: Sequence[str], path: Path, line: int, messages: Sequence[dict]
+) -> tuple[list[int], list[int]]:
+    held = [token for token in special if token in messages[-1]["content"]]
+    if held:
+        # Tokenised as the special token itself: the end-of-turn token would end the answer
+        # there and the rest would be cut; any other would teach the model to write it.
+        raise RadoncInputError(
+            f"the answer holds the tokenizer's special token {held[0]!r}, which the chat "
+            "template uses to mark turns; remove it from the answer",
+            file=path,
+            row=line,
+            field=f"messages.{len(messages) - 1}.content",
+        )
+    try:
+        return tokenize_messages(tokenizer, messages)
+    except ValueError as exc:
+        raise RadoncInputError(
+            f"{exc}: the answer cannot be told apart from the prompt with this model's "
+            "chat template",
+            file=path,
+            row=line,
+            field="messages",
+        ) from None
+
+
+def _refuse_too_long(
+    too_long: Sequence[tuple[Path, int, int]], *, total: int, max_length: int
+) -> NoReturn:
+    path, line, _ = too_long[0]
+    longest = max(length for _, _, length in too_long)
+    shown = ", ".join(
+        f"{where.name} row {row} ({length} tokens)" for where, row, length in too_long[:5]
+    )
+    more = f" and {len(too_long) - 5} more" if len(too_long) > 5 else ""
+    raise RadoncInputError(
+        f"{len(too_long)} of {total} examples {'is' if len(too_long) == 1 else 'are'} longer "
+        f"than max_length={max_length}: "
+        f"{shown}{more}. None is cut (a cut answer would teach a truncated answer) or "
+        f"dropped; set max_length: {longest} in the config, or remove those rows",
+        file=path,
+        row=line,
+        field="messages",
+    )
 
 
 def render_chat(tokenizer: Any, messages: Sequence[dict], *, add_generation_prompt: bool) -> str:

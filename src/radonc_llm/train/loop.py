@@ -55,7 +55,6 @@ from radonc_llm.models.registry import (
 from radonc_llm.storage import (
     append_jsonl,
     file_sha256,
-    read_jsonl,
     remove_leftover_temporaries,
     write_json_atomic,
     write_jsonl_atomic,
@@ -477,6 +476,7 @@ def train_adapter(
         current = (state.config_hash, state.data_hash)
         state = RunState(**{k: v for k, v in saved.items() if k in RunState.__dataclass_fields__})
         state.config_hash, state.data_hash = current
+        ckpt.check_best_adapter(run_dir, saved)
 
     # -- run folder --------------------------------------------------------------------------
     main = accelerator.is_main_process
@@ -488,11 +488,7 @@ def train_adapter(
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "manifest.json", {**manifest, "status": "running"})
-        kept = (
-            [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= state.step]
-            if (metrics_path.exists())
-            else []
-        )
+        kept = ckpt.metrics_until(metrics_path, state.step) if metrics_path.exists() else []
         write_jsonl_atomic(metrics_path, kept)  # drop rows of steps a kill undid
         from torch.utils.tensorboard import SummaryWriter
 
