@@ -141,9 +141,7 @@ def test_habit_shares_by_hand():
         "tuned": {"0": "70 Gy in 35 fractions", "1": "70 Gy/35", "2": "68 Gy/34 fx",
                   "3": "nothing", "4": "60 Gy in 25 fractions"},
     }  # fmt: skip
-    result = habit_shares(
-        cases, predictions, training_habit="70 Gy/35", local_habit="68 Gy/34", n_resamples=100
-    )
+    result = habit_shares(cases, predictions, training_habit="70 Gy/35", local_habit="68 Gy/34")
     tuned = result["systems"]["tuned"]
     assert tuned["training_habit"]["value"] == pytest.approx(2 / 5)
     assert tuned["local_habit"]["value"] == pytest.approx(1 / 5)
@@ -159,3 +157,81 @@ def test_habit_shares_by_hand():
 
     same = habit_shares(cases, predictions, training_habit="68 Gy/34", local_habit="68 Gy/34")
     assert same["same_habit"] and "local_habit_patients" not in same["systems"]["tuned"]
+
+
+# --- tiny n, one class, two institutions -------------------------------------------------------
+
+
+def test_shares_at_tiny_n_have_wilson_intervals_not_a_point():
+    # 2 of 2 agreements: a percentile bootstrap gives [100%, 100%], as if certain.
+    cases = [_case(str(i), "68 Gy in 34 fractions") for i in range(2)]
+    per_case = _rows("tuned", cases, ["68 Gy in 34 fractions"] * 2, [1, 1]) + _rows(
+        "base", cases, ["70 Gy in 35 fractions"] * 2, [0, 0]
+    )
+    result = transfer_metrics(cases, per_case, systems=["base", "tuned"], n_resamples=200)
+    dose = result["systems"]["tuned"]["dose_agreement"]
+    # Wilson score interval of 2/2 by hand: centre (2 + z²/2)/(2 + z²), half-width
+    # z sqrt(z²/4)/(2 + z²), z = 1.959964.
+    z = 1.959963984540054
+    centre, half = (2 + z**2 / 2) / (2 + z**2), z * (z**2 / 4) ** 0.5 / (2 + z**2)
+    assert dose["ci95"] == pytest.approx([centre - half, 1.0])
+    assert dose["ci95"][0] == pytest.approx(0.3424, abs=1e-4)
+    assert dose["ci_method"] == "wilson" and result["ci_methods"]["share"] == "wilson"
+    # One case still has an interval; base agreed with none of them: [0, 0.658].
+    one = transfer_metrics(cases[:1], per_case, systems=["base", "tuned"], n_resamples=200)
+    assert one["systems"]["tuned"]["icd10_category"]["ci95"][0] == pytest.approx(0.2065, abs=1e-4)
+    assert result["systems"]["base"]["dose_agreement"]["ci95"][1] == pytest.approx(0.6576, abs=1e-4)
+
+
+def test_a_cohort_of_one_modality_is_scored_when_the_recipe_asks_for_modality():
+    cases = [_case(str(i), "70 Gy in 35 fractions") for i in range(3)]
+    per_case = [
+        {"system": system, "case_id": case.case_id, "task": "modality", "correct": correct}
+        for system, correct in (("base", 0), ("tuned", 1))
+        for case in cases
+    ]
+    result = transfer_metrics(cases, per_case, systems=["base", "tuned"], n_resamples=50)
+    assert result["systems"]["tuned"]["modality_accuracy"]["value"] == 1.0
+    test = next(c for c in result["comparisons"] if c["metric"] == "modality_accuracy")
+    assert test["test"] == "mcnemar_exact" and test["p_value"] == pytest.approx(0.5**3)
+    assert test["holm_family_size"] == 1
+
+
+def test_institution_gaps_are_unpaired_two_sided_tests():
+    from radonc_llm.evaluate.cross_institution import institution_gaps
+
+    internal = [_case(f"i{i}", "70 Gy in 35 fractions") for i in range(8)]
+    external = [_case(f"e{i}", "68 Gy in 34 fractions") for i in range(6)]
+    internal_rows = _rows("tuned", internal, ["70 Gy in 35 fractions"] * 8, [1] * 8)
+    # The tuned model keeps proposing 70 Gy/35 elsewhere: 1 of 6 right.
+    answers = ["68 Gy in 34 fractions"] + ["70 Gy in 35 fractions"] * 5
+    external_rows = _rows("tuned", external, answers, [1, 0, 0, 0, 0, 0])
+    rows = institution_gaps(
+        (internal, internal_rows), {"hn1": (external, external_rows)}, systems=["tuned"]
+    )
+    dose = next(r for r in rows if r["metric"] == "dose_agreement")
+    assert (dose["cohort"], dose["n_internal"], dose["n_external"]) == ("hn1", 8, 6)
+    assert dose["test"] == "fisher_exact"  # different patients: never McNemar
+    # Fisher's exact, two-sided, by hand: 9 agreements among 14 patients, 6 external; the
+    # tables at least as unlikely as 1 of 6 have probability C(9,1) C(5,5) / C(14,6) = 9/3003.
+    assert dose["p_value"] == pytest.approx(9 / 3003)
+    assert dose["difference"] == pytest.approx(1 / 6 - 1)
+    low, high = dose["difference_ci95"]
+    assert low < dose["difference"] < high < 0
+    eqd2 = next(r for r in rows if r["metric"] == "eqd2_error")
+    assert eqd2["test"] == "mann_whitney_u"
+    # Every internal error is 0, 5 of 6 external ones 2 Gy: U = 5*8*1 + 1*8*0.5 = 44 of 48.
+    assert eqd2["effect_size"] == pytest.approx(2 * 44 / 48 - 1)
+    assert all(r["p_holm"] >= r["p_value"] for r in rows if r["p_value"] is not None)
+    assert {r["holm_family_size"] for r in rows if r["p_value"] is not None} == {7}
+
+
+def test_no_readable_habit_is_not_the_same_habit_and_unreadable_is_not_a_habit():
+    cases = [_case("0", "68 Gy in 34 fractions"), _case("1", "68 Gy in 34 fractions")]
+    result = habit_shares(
+        cases, {"tuned": {"0": "no idea", "1": "68 Gy/34"}}, training_habit=None,
+        local_habit="68 Gy/34",
+    )  # fmt: skip
+    assert result["same_habit"] is False
+    local = result["systems"]["tuned"]["local_habit_patients"]
+    assert local["training_habit"]["value"] == 0.0  # the unreadable answer is no habit

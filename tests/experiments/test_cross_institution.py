@@ -92,10 +92,26 @@ def test_the_run_splits_by_role_and_evaluates_every_system_on_every_cohort(finis
         compared = {(c["system"], c["metric"]) for c in transfer["comparisons"]}
         assert ("tuned-radcure", "icd10_category") in compared
         assert all(c["baseline"] == "base" for c in transfer["comparisons"])
+    # Every row of every table is kept or ledgered, and every kept case has a role.
+    for cohort in COHORTS:
+        imported = json.loads((run_dir / "cohorts" / f"{cohort}.import.json").read_text())
+        ledger = (run_dir / "cohorts" / f"{cohort}.excluded.jsonl").read_text().splitlines()
+        kept = read_cases(run_dir / "cohorts" / f"{cohort}.jsonl")
+        assert sum(imported["input_rows"].values()) == len(kept) + len(ledger), cohort
+        roles = split["tests"][cohort]["cases"]
+        if cohort == "radcure":
+            roles += sum(split[part]["cases"] for part in ("train", "val", "unused"))
+        assert roles == len(kept), cohort
+    # Institutions hold different patients: compared by unpaired tests, never paired ones.
+    gaps = json.loads((run_dir / "institutions" / "institutions.json").read_text())
+    assert gaps["external_cohorts"] == ["hnscc-mdacc", "hn1"]
+    assert {row["test"] for row in gaps["comparisons"]} <= {"fisher_exact", "mann_whitney_u", None}
+    assert any(r["system"] == "tuned-radcure" and r["cohort"] == "hn1" for r in gaps["comparisons"])
     # Without runs/demo/train the recipe tuned its own synthetic model, as stages of the run.
     assert (run_dir / "synthetic" / "train" / "adapter" / "adapter_config.json").is_file()
     stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
-    assert {"import_hn1", "train", "synthetic_train", "evaluate_hn1", "report"} <= set(stages)
+    assert {"import_hn1", "train", "synthetic_train", "evaluate_hn1", "institutions",
+            "report"} <= set(stages)  # fmt: skip
     assert all(stage["status"] == "ran" for stage in stages.values())
     assert "HN1 (MAASTRO)" in output and "report.html" in output
 
@@ -111,6 +127,8 @@ def test_the_report_has_a_table_per_cohort_and_the_schemes_section(finished_run)
     # Each institution's habit, from the real tables: 70 Gy/35, 70 Gy/33 and 68 Gy/34.
     assert "RADCURE 70 Gy/35; HNSCC (MD Anderson) 70 Gy/33; HN1 (MAASTRO) 68 Gy/34" in markdown
     assert "Local-habit patients given the training habit" in markdown
+    assert "Each system at the other institutions (unpaired tests)" in markdown
+    assert "HN1 (MAASTRO) vs RADCURE (held-out)" in markdown
     for label in ("Original model", "Tuned on the synthetic cohort", "Tuned on RADCURE"):
         assert label in markdown
     assert (run_dir / "report" / "figures" / "fig02-training-habit.png").is_file()

@@ -1,7 +1,9 @@
 """What a clinic reads when it adopts a model tuned elsewhere: per test cohort, the regimen and
-code metrics with 95% CIs and paired one-sided tests against the original model, and the
-institutions' fractionation habits (which schemes each institution uses, and whether a model
-proposes the training institution's habit to another institution's patients).
+code metrics with 95% CIs and paired one-sided tests against the original model; per external
+cohort, unpaired tests of each system there against the same system on the training
+institution's held-out patients; and the institutions' fractionation habits (which schemes each
+institution uses, and whether a model proposes the training institution's habit to another
+institution's patients).
 
 Inputs are the evaluation's per-case scores (`evaluate/run.py`, per_case.jsonl) and the cases;
 nothing here runs a model.
@@ -16,6 +18,12 @@ nothing here runs a model.
   system scores higher); dose-per-fraction and EQD2 errors by Wilcoxon, one-sided the other
   way (the system errs less), on the cases where both answers state dose and fractions.
   Holm's correction runs across the metrics of each (system, original model) pair.
+- Unpaired tests: two cohorts hold different patients, so nothing pairs them; 0/1 agreements
+  by Fisher's exact test with Newcombe's hybrid score interval of the difference, ROUGE-1 and
+  errors by the Mann-Whitney U test with the difference of means; both two-sided (a model may
+  do better or worse elsewhere), Holm across the metrics of each (system, cohort).
+- 95% CIs: Wilson score intervals for shares (a percentile bootstrap of 2 agreements out of 2
+  is [100%, 100%]: no interval at all), percentile bootstrap for ROUGE-1 and the errors.
 """
 
 from __future__ import annotations
@@ -79,6 +87,13 @@ TRANSFER_METRICS: tuple[TransferMetric, ...] = (
     ),
 )
 READABLE_FIELD = "parsed"  # regimen per-case flag: the answer states a dose
+# A recipe may ask for the modality task (every patient of the public cohorts had photons).
+MODALITY_METRIC = TransferMetric(
+    "modality_accuracy", "Modality", "modality", "share", "correct", "Modality"
+)
+ALL_METRICS: tuple[TransferMetric, ...] = (*TRANSFER_METRICS, MODALITY_METRIC)
+SHARE_CI_METHOD = "wilson"
+SCORE_CI_METHOD = "percentile bootstrap"
 
 # Class words a regimen may name instead of a drug ("with concurrent chemotherapy"); the
 # regimen parser reads drug names only. "chemoradiotherapy" says the same.
@@ -174,13 +189,50 @@ def institution_schemes(cases: Sequence[Case], *, top: int = 5) -> dict:
 # --- metrics and paired tests ----------------------------------------------------------------
 
 
-def _share(values: Sequence[int], *, n_resamples: int, seed: int) -> dict:
+def _share(values: Sequence[int | bool]) -> dict:
+    """A share of 0/1 values with its Wilson score 95% CI (defined from one case on)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    n = len(values)
+    if not n:
+        return {"value": None, "ci95": None, "n": 0, "ci_method": SHARE_CI_METHOD}
+    k = int(sum(values))
+    low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return {
+        "value": k / n,
+        "ci95": [float(low), float(high)],
+        "n": n,
+        "k": k,
+        "ci_method": SHARE_CI_METHOD,
+    }
+
+
+def _mean_with_ci(values: Sequence[float], *, n_resamples: int, seed: int) -> dict:
     ci = statistics.bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
     return {
         "value": sum(values) / len(values) if values else None,
         "ci95": list(ci) if ci else None,
         "n": len(values),
+        "ci_method": SCORE_CI_METHOD,
     }
+
+
+def _summary(metric: TransferMetric, values: Sequence[float], *, n_resamples: int, seed: int):
+    if metric.kind == "share":
+        return _share([int(v) for v in values])
+    return _mean_with_ci(values, n_resamples=n_resamples, seed=seed)
+
+
+def metric_values(
+    scores: Mapping[str, Mapping], system: str, metric: TransferMetric, case_ids: Sequence[str]
+) -> list[float] | None:
+    """A system's defined per-case values of a metric, in case order (None: task not
+    answered)."""
+    rows = scores.get(system, {}).get(metric.task)
+    if not rows:
+        return None
+    column = [rows[c].get(metric.field) for c in case_ids if c in rows]
+    return [v for v in column if v is not None]
 
 
 def _scores_by_case(rows: Sequence[Mapping], cases: Sequence[Case]) -> dict[str, dict]:
@@ -223,22 +275,15 @@ def transfer_metrics(
     values: dict[str, dict] = {}
     for system in systems:
         block: dict[str, dict] = {}
-        for metric in TRANSFER_METRICS:
-            rows = scores.get(system, {}).get(metric.task)
-            if not rows:
+        for metric in ALL_METRICS:
+            defined = metric_values(scores, system, metric, case_ids)
+            if defined is None:
                 continue
-            column = [rows[c].get(metric.field) for c in case_ids if c in rows]
-            defined = [v for v in column if v is not None]
-            ci = statistics.bootstrap_ci(defined, n_resamples=n_resamples, seed=seed)
-            block[metric.key] = {
-                "value": sum(defined) / len(defined) if defined else None,
-                "ci95": list(ci) if ci else None,
-                "n": len(defined),
-            }
+            block[metric.key] = _summary(metric, defined, n_resamples=n_resamples, seed=seed)
         regimen = scores.get(system, {}).get("regimen")
         if regimen:
             readable = [int(bool(regimen[c].get(READABLE_FIELD))) for c in case_ids if c in regimen]
-            block["readable_regimen"] = _share(readable, n_resamples=n_resamples, seed=seed)
+            block["readable_regimen"] = _share(readable)
         values[system] = block
 
     comparisons: list[dict] = []
@@ -246,7 +291,7 @@ def transfer_metrics(
         if system == reference:
             continue
         family = []
-        for metric in TRANSFER_METRICS:
+        for metric in ALL_METRICS:
             ours = scores.get(system, {}).get(metric.task)
             theirs = scores.get(reference, {}).get(metric.task)
             if not ours or not theirs:
@@ -267,13 +312,106 @@ def transfer_metrics(
             result = _paired_test(metric, [a for a, _ in pairs], [b for _, b in pairs])
             family.append({"system": system, "baseline": reference, "metric": metric.key,
                            **result.as_dict()})  # fmt: skip
-        tested = [row for row in family if row["p_value"] is not None]
-        for row, adjusted in zip(
-            tested, statistics.holm([row["p_value"] for row in tested]), strict=True
-        ):
-            row["p_holm"] = adjusted
+        _holm_within(family)
         comparisons.extend(family)
-    return {"systems": values, "comparisons": comparisons}
+    return {
+        "systems": values,
+        "comparisons": comparisons,
+        "ci_methods": {"share": SHARE_CI_METHOD, "score": SCORE_CI_METHOD},
+    }
+
+
+def _holm_within(family: list[dict]) -> None:
+    """Holm-adjust the tested rows of one family in place, recording its size."""
+    tested = [row for row in family if row["p_value"] is not None]
+    for row, adjusted in zip(
+        tested, statistics.holm([row["p_value"] for row in tested]), strict=True
+    ):
+        row["p_holm"] = adjusted
+        row["holm_family_size"] = len(tested)
+
+
+# --- one system at two institutions (unpaired) -----------------------------------------------
+
+
+def _unpaired_test(metric: TransferMetric, external: list[float], internal: list[float]) -> dict:
+    """Two-sided unpaired test of a system's per-case values on an external cohort against its
+    values on the internal test cohort (different patients: nothing pairs them)."""
+    from scipy import stats
+
+    if metric.kind == "share":
+        from statsmodels.stats.proportion import confint_proportions_2indep
+
+        k_ext, n_ext = int(sum(external)), len(external)
+        k_int, n_int = int(sum(internal)), len(internal)
+        _, p_value = stats.fisher_exact(
+            [[k_ext, n_ext - k_ext], [k_int, n_int - k_int]], alternative="two-sided"
+        )
+        low, high = confint_proportions_2indep(
+            k_ext, n_ext, k_int, n_int, method="newcomb", compare="diff"
+        )
+        return {
+            "test": "fisher_exact",
+            "difference": k_ext / n_ext - k_int / n_int,
+            "difference_ci95": [float(low), float(high)],
+            "difference_ci_method": "newcombe hybrid score",
+            "p_value": float(p_value),
+            "effect_size": None,
+        }
+    if len(set(external) | set(internal)) == 1:
+        p_value, u = 1.0, len(external) * len(internal) / 2  # all values tie: no evidence
+    else:
+        result = stats.mannwhitneyu(external, internal, alternative="two-sided")
+        p_value, u = float(result.pvalue), float(result.statistic)
+    return {
+        "test": "mann_whitney_u",
+        "difference": sum(external) / len(external) - sum(internal) / len(internal),
+        "difference_ci95": None,
+        "difference_ci_method": None,
+        "p_value": p_value,
+        # Rank-biserial correlation 2U/(n1 n2) - 1: positive when external values run higher.
+        "effect_size": 2 * u / (len(external) * len(internal)) - 1,
+    }
+
+
+def institution_gaps(
+    internal: tuple[Sequence[Case], Sequence[Mapping]],
+    external: Mapping[str, tuple[Sequence[Case], Sequence[Mapping]]],
+    *,
+    systems: Sequence[str],
+) -> list[dict]:
+    """Each system on each external cohort against the same system on the internal test
+    cohort: per metric, both values and n, the difference (external - internal) and a
+    two-sided unpaired test (Fisher's exact for shares, Mann-Whitney U for ROUGE-1 and
+    errors), Holm across the metrics of each (system, cohort). `internal` and each `external`
+    entry are (cases, per-case rows of the evaluation)."""
+    internal_cases, internal_rows = internal
+    internal_scores = _scores_by_case(internal_rows, internal_cases)
+    internal_ids = [case.case_id for case in internal_cases]
+    rows: list[dict] = []
+    for cohort, (cases, per_case) in external.items():
+        scores = _scores_by_case(per_case, cases)
+        case_ids = [case.case_id for case in cases]
+        for system in systems:
+            family = []
+            for metric in ALL_METRICS:
+                ext = metric_values(scores, system, metric, case_ids)
+                own = metric_values(internal_scores, system, metric, internal_ids)
+                if ext is None or own is None:
+                    continue
+                row = {"system": system, "cohort": cohort, "metric": metric.key,
+                       "n_external": len(ext), "n_internal": len(own),
+                       "external": sum(ext) / len(ext) if ext else None,
+                       "internal": sum(own) / len(own) if own else None}  # fmt: skip
+                if not ext or not own:
+                    where = "the external cohort" if not ext else "the internal test cohort"
+                    row.update(test=None, p_value=None, note=f"no defined value on {where}")
+                else:
+                    row.update(_unpaired_test(metric, ext, own))
+                family.append(row)
+            _holm_within(family)
+            rows.extend(family)
+    return rows
 
 
 # --- habits ----------------------------------------------------------------------------------
@@ -285,8 +423,6 @@ def habit_shares(
     *,
     training_habit: str | None,
     local_habit: str | None,
-    n_resamples: int = 2000,
-    seed: int = 0,
     top: int = 3,
 ) -> dict:
     """How often each system's proposed scheme is the training institution's habit, the local
@@ -298,7 +434,8 @@ def habit_shares(
     cases' own schemes the same way.
     """
     prescribed = {case.case_id: case_scheme(case) for case in cases}
-    same_habit = training_habit == local_habit
+    # No readable scheme at either institution is no habit, not the same habit.
+    same_habit = training_habit is not None and training_habit == local_habit
     local_patients = [c for c, s in prescribed.items() if s is not None and s == local_habit]
     sources: dict[str, dict[str, str | None]] = {"prescribed": prescribed}
     for system, texts in predictions.items():
@@ -309,7 +446,7 @@ def habit_shares(
         proposed = [schemes.get(c) for c in prescribed]
 
         def share(hit, proposed=proposed) -> dict:
-            return _share([int(hit(s)) for s in proposed], n_resamples=n_resamples, seed=seed)
+            return _share([int(hit(s)) for s in proposed])
 
         entry = {
             "training_habit": share(lambda s: s is not None and s == training_habit),
@@ -326,17 +463,15 @@ def habit_shares(
                 int(schemes.get(c) is not None and schemes.get(c) == s)
                 for c, s in prescribed.items()
             ]
-            entry["prescribed_scheme"] = _share(own, n_resamples=n_resamples, seed=seed)
+            entry["prescribed_scheme"] = _share(own)
         if not same_habit and local_patients:
             on_local = [schemes.get(c) for c in local_patients]
             entry["local_habit_patients"] = {
                 "n": len(on_local),
                 "training_habit": _share(
-                    [int(s == training_habit) for s in on_local], n_resamples=n_resamples, seed=seed
+                    [int(s is not None and s == training_habit) for s in on_local]
                 ),
-                "local_habit": _share(
-                    [int(s == local_habit) for s in on_local], n_resamples=n_resamples, seed=seed
-                ),
+                "local_habit": _share([int(s == local_habit) for s in on_local]),
             }
         result[source] = entry
     return {

@@ -3,8 +3,9 @@
 
 Read top to bottom: summary, cohorts and their roles, each institution's fractionation
 schemes, fine-tuning, one results table per test cohort (metrics with 95% CIs and paired
-one-sided tests against the original model), whose habit each model proposes on each cohort,
-every paired test, and the run manifest. A section whose artefact is absent says so in one
+one-sided tests against the original model), each system at the other institutions against the
+training institution's held-out patients (unpaired tests), whose habit each model proposes on
+each cohort, every paired test, and the run manifest. A section whose artefact is absent says so in one
 line, as in the study report.
 """
 
@@ -20,7 +21,7 @@ from rich.table import Table as RichTable
 
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.evaluate import figures
-from radonc_llm.evaluate.cross_institution import TRANSFER_METRICS
+from radonc_llm.evaluate.cross_institution import ALL_METRICS, TRANSFER_METRICS
 from radonc_llm.evaluate.report import (
     SYSTEM_LABELS,
     RunArtefacts,
@@ -47,7 +48,12 @@ from radonc_llm.evaluate.report_document import (
 COHORT_NAMES = {"radcure": "RADCURE", "hnscc-mdacc": "HNSCC (MD Anderson)", "hn1": "HN1 (MAASTRO)"}
 REFERENCE_SYSTEM = "base"
 PRESCRIBED = "prescribed"
-METRIC_TESTS = {"mcnemar_exact": "McNemar (exact)", "wilcoxon": "Wilcoxon"}
+METRIC_TESTS = {
+    "mcnemar_exact": "McNemar (exact)",
+    "wilcoxon": "Wilcoxon",
+    "fisher_exact": "Fisher's exact",
+    "mann_whitney_u": "Mann-Whitney U",
+}
 
 
 def cohort_label(cohort: str) -> str:
@@ -108,6 +114,10 @@ class CrossRun:
 
     def transfer(self, cohort: str) -> dict | None:
         return self.art.json(f"evaluate/{cohort}/transfer.json")
+
+    @property
+    def institutions(self) -> dict | None:
+        return self.art.json("institutions/institutions.json")
 
     @property
     def train_cohort(self) -> str | None:
@@ -177,18 +187,38 @@ def _summary_section(run: CrossRun, rb: ReportBuilder) -> Section:
     for cohort in run.cohorts():
         transfer = run.transfer(cohort)
         if not transfer:
+            section.text(
+                f"{cohort_label(cohort)}: not evaluated "
+                f"({run.art.rel(f'evaluate/{cohort}/transfer.json')} is absent); no result for "
+                "this cohort below."
+            )
             continue
         systems = transfer.get("systems") or {}
         dose = {s: (block or {}).get("dose_agreement") for s, block in systems.items()}
         comparison = _comparison(transfer, tuned, "dose_agreement") or {}
         where = "held-out" if transfer.get("role") == "internal" else "external"
+        head = f"{cohort_label(cohort)} ({where}, {fmt_count(transfer.get('n_cases'))} patients): "
+        absent = [system_label(s) for s in (tuned, REFERENCE_SYSTEM) if not (systems.get(s) or {})]
+        if absent:
+            section.text(
+                f"{head}no predictions of {' or '.join(map(_lower_first, absent))} were "
+                "evaluated; no comparison."
+            )
+            continue
         sentences = [
-            f"{cohort_label(cohort)} ({where}, {fmt_count(transfer.get('n_cases'))} patients): "
-            f"the {cohort_label(train)}-tuned model gave the prescribed total dose for "
+            f"{head}the {cohort_label(train)}-tuned model gave the prescribed total dose for "
             f"{_share_phrase(dose.get(tuned))} of patients, the original model for "
-            f"{_share_phrase(dose.get(REFERENCE_SYSTEM))} (one-sided McNemar p "
-            f"{fmt_p(comparison.get('p_value'))})."
+            f"{_share_phrase(dose.get(REFERENCE_SYSTEM))} (one-sided exact McNemar test, paired "
+            f"on the same patients, p {fmt_p(comparison.get('p_value'))})."
         ]
+        gap = _gap(run, tuned, cohort, "dose_agreement")
+        if gap and gap.get("p_value") is not None:
+            sentences.append(
+                f"Against the same model on {cohort_label(train)}'s held-out patients, the "
+                f"difference is {_signed_share(gap.get('difference'))} (95% CI "
+                f"{_ci_text(gap.get('difference_ci95'))}; two-sided Fisher's exact test, "
+                f"unpaired, p {fmt_p(gap['p_value'])})."
+            )
         habits = transfer.get("habits") or {}
         entry = (habits.get("systems") or {}).get(tuned) or {}
         local = entry.get("local_habit_patients")
@@ -206,6 +236,29 @@ def _summary_section(run: CrossRun, rb: ReportBuilder) -> Section:
         "of these cohorts and is not evaluated unless the recipe asks for it."
     )
     return section
+
+
+def _gap(run: CrossRun, system: str, cohort: str, metric: str) -> dict | None:
+    return next(
+        (
+            row
+            for row in (run.institutions or {}).get("comparisons") or []
+            if (row.get("system"), row.get("cohort"), row.get("metric")) == (system, cohort, metric)
+        ),
+        None,
+    )
+
+
+def _signed_share(value: Any) -> str:
+    number = as_number(value)
+    return DASH if number is None else f"{100 * number:+.1f} points"
+
+
+def _ci_text(ci: Any) -> str:
+    bounds = ci_of(ci)
+    if not bounds:
+        return DASH
+    return f"{100 * bounds[0]:+.1f} to {100 * bounds[1]:+.1f}"
 
 
 def _synthetic_source(run: CrossRun) -> str:
@@ -329,10 +382,12 @@ def _results_section(run: CrossRun, rb: ReportBuilder, cohort: str) -> Section:
     )  # fmt: skip
     section.text(
         f"{fmt_count(transfer.get('n_cases'))} {role}. Agreement with the prescribed course and "
-        "the derived ICD-10-CM category, with percentile bootstrap 95% CIs; below each value, the "
-        "one-sided paired test against the original model and its Holm-adjusted p."
+        "the derived ICD-10-CM category, with 95% CIs (Wilson score intervals for agreements, "
+        "percentile bootstrap for ROUGE-1 and the errors); below each value, the one-sided "
+        "paired test against the original model on the same patients and its Holm-adjusted p."
     )
-    metrics = [m for m in TRANSFER_METRICS]
+    answered = {key for block in (transfer.get("systems") or {}).values() for key in block or {}}
+    metrics = [m for m in ALL_METRICS if m in TRANSFER_METRICS or m.key in answered]
     rows = []
     for system in _systems(transfer):
         block = (transfer["systems"].get(system) or {}).get("readable_regimen") or {}
@@ -354,9 +409,10 @@ def _results_section(run: CrossRun, rb: ReportBuilder, cohort: str) -> Section:
             "therapy: given or not, as prescribed; an answer without a readable dose scores 0 on "
             "these. Dose/fraction and EQD2 errors: mean absolute error over the answers that "
             "state dose and fractions (tested on the cases where both systems do). ICD-10 "
-            "category: first three characters of the derived code. Tests: McNemar (exact) for "
-            "agreements, Wilcoxon signed-rank for ROUGE-1 (system higher) and errors (system "
-            "lower); Holm across the seven metrics of each system.",
+            "category: first three characters of the derived code. Tests, paired on the same "
+            "patients: McNemar (exact) for agreements, Wilcoxon signed-rank for ROUGE-1 (system "
+            "higher) and errors (system lower); Holm across the metrics tested for each system "
+            "(a metric it does not answer, or with no pair to test, leaves the family).",
         )
     )
     return section
@@ -457,9 +513,83 @@ def _share_cell(block: Mapping | None) -> Cell | str:
     )
 
 
+def _institutions_section(run: CrossRun, rb: ReportBuilder) -> Section:
+    section = Section("institutions", "Each system at the other institutions (unpaired tests)")
+    result = run.institutions
+    if not result:
+        section.missing(
+            f"No comparison across institutions yet "
+            f"({run.art.rel('institutions/institutions.json')} is absent)."
+        )
+        return section
+    internal = result.get("internal_cohort")
+    rows_in = result.get("comparisons") or []
+    if not rows_in:
+        section.missing("No external cohort to compare with the internal test cohort.")
+        return section
+    metrics = {m.key: m for m in ALL_METRICS}
+    rows, groups = [], {}
+    for cohort in result.get("external_cohorts") or []:
+        groups[len(rows)] = f"{cohort_label(cohort)} vs {cohort_label(internal)} (held-out)"
+        for c in (r for r in rows_in if r.get("cohort") == cohort):
+            metric = metrics.get(c.get("metric"))
+            share = metric is not None and metric.kind == "share"
+            shown = fmt_share if share else functools.partial(fmt_score, digits=2)
+            difference = as_number(c.get("difference"))
+            if difference is None:
+                gap = DASH
+            elif share:
+                ci = _ci_text(c.get("difference_ci95"))
+                gap = Cell(_signed_share(difference), f"95% CI {ci}" if ci != DASH else None)
+            else:
+                gap = f"{difference:+.2f}"
+            rows.append(
+                [
+                    system_label(c["system"]),
+                    metric.label if metric else str(c.get("metric")),
+                    Cell(shown(c.get("internal")), f"n {fmt_count(c.get('n_internal'))}"),
+                    Cell(shown(c.get("external")), f"n {fmt_count(c.get('n_external'))}"),
+                    gap,
+                    METRIC_TESTS.get(c.get("test"), c.get("note") or DASH),
+                    fmt_p(c.get("p_value")),
+                    fmt_p(c.get("p_holm")),
+                ]
+            )
+    section.text(
+        f"The same system on another institution's patients and on {cohort_label(internal)}'s "
+        "held-out patients. The two cohorts hold different patients, so the tests are unpaired "
+        "and two-sided: Fisher's exact test for agreements (difference with Newcombe's hybrid "
+        "score 95% CI), the Mann-Whitney U test for ROUGE-1 and the errors (difference of "
+        "means); Holm across the metrics of each system and cohort. The cohorts differ in more "
+        "than their institution (case mix, period, how each table records a course): a "
+        "difference is not the effect of the institution alone."
+    )
+    section.blocks.append(
+        rb.table(
+            "institutions",
+            "Each system on each external cohort against itself on the internal test cohort.",
+            [
+                "System",
+                "Metric",
+                "Internal",
+                "External",
+                "Difference (ext. − int.)",
+                "Test",
+                "p",
+                "p (Holm)",
+            ],  # fmt: skip
+            rows,
+            groups=groups,
+            note="Difference: external minus internal (percentage points for agreements); "
+            "for errors, a positive difference is a larger error elsewhere.",
+        )
+    )
+    return section
+
+
 def _comparisons_section(run: CrossRun, rb: ReportBuilder) -> Section:
     section = Section("comparisons", "Paired tests against the original model")
-    labels = {m.key: m.label for m in TRANSFER_METRICS}
+    labels = {m.key: m.label for m in ALL_METRICS}
     rows, groups = [], {}
     for cohort in run.cohorts():
         transfer = run.transfer(cohort)
@@ -487,7 +617,7 @@ def _comparisons_section(run: CrossRun, rb: ReportBuilder) -> Section:
     section.blocks.append(
         rb.table(
             "comparisons",
-            "Every paired one-sided test, per test cohort.",
+            "Every paired one-sided test (same patients, two systems), per test cohort.",
             [
                 "Comparison",
                 "Metric",
@@ -533,6 +663,8 @@ def build_cross_institution_report(run_dir: str | Path) -> Report:
             )
         )
     plan += [
+        ("institutions", "Each system at the other institutions (unpaired tests)",
+         lambda: _institutions_section(run, rb)),
         ("habits", "Whose habit does each model propose?", lambda: _habits_section(run, rb)),
         ("comparisons", "Paired tests against the original model",
          lambda: _comparisons_section(run, rb)),

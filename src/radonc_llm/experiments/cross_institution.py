@@ -15,6 +15,7 @@ cohort -> the institutions' fractionation habits -> report.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -312,26 +313,50 @@ def _counts(items) -> dict[str, int]:
 
 
 def split_cohorts(
-    config: CrossInstitutionConfig, cohort_cases: dict[str, list[Case]], out: Path
+    config: CrossInstitutionConfig,
+    cohort_cases: dict[str, list[Case]],
+    out: Path,
+    *,
+    imports: Mapping[str, Mapping] | None = None,
 ) -> dict:
     """Write train/val (training cohort), test_<cohort>.jsonl (every test patient) and
-    eval_<cohort>.jsonl (the seeded sample evaluated); returns the summary (split.json)."""
+    eval_<cohort>.jsonl (the seeded sample evaluated); returns the summary (split.json).
+    `imports`: each cohort's import summary (<cohort>.import.json), for the messages."""
     from radonc_llm.data.split import split_cases
 
+    for cohort in config.cohorts:
+        if not cohort_cases[cohort]:
+            raise RadoncInputError(
+                _no_case_kept(cohort, (imports or {}).get(cohort)),
+                file=config.cohorts[cohort],
+                field=f"cohorts.{cohort}",
+            )
     own = cohort_cases[config.train_cohort]
     by_split: dict[str | None, list[Case]] = {}
     for case in own:
         by_split.setdefault(case.split, []).append(case)
     if not by_split.get("train") or not by_split.get("test"):
+        counts = ", ".join(
+            f"{len(by_split.get(name, []))} in its {name} split" for name in ("train", "test")
+        )
         raise RadoncInputError(
             f"cohort {config.train_cohort} has no source training/test split to train and test "
-            "on; choose a cohort whose import sets one (radcure: its challenge split)",
+            f"on ({len(own)} kept case(s): {counts}); choose a cohort whose import sets one "
+            "(radcure: its challenge split)",
             field="train_cohort",
         )
     share = config.validation_share
     carved = split_cases(
         by_split["train"], fractions=(1 - share, share, 0.0), seed=config.split_seed
     )
+    if not carved["val"]:
+        patients = len({case.patient_id for case in by_split["train"]})
+        raise RadoncInputError(
+            f"validation_share {share:g} of {config.train_cohort}'s {patients} training "
+            "patient(s) leaves no validation patient; raise validation_share or use a cohort "
+            "with more training patients",
+            field="validation_share",
+        )
     write_cases(out / "train.jsonl", carved["train"])
     write_cases(out / "val.jsonl", carved["val"])
     unused = [
@@ -367,6 +392,21 @@ def split_cohorts(
         }
     write_json_atomic(out / "split.json", summary)
     return summary
+
+
+def _no_case_kept(cohort: str, imported: Mapping | None) -> str:
+    """Why a cohort has nothing to test or train on: its rows and where each one went."""
+    if not imported:
+        return f"cohort {cohort} kept no case; see cohorts/{cohort}.excluded.jsonl"
+    rows = sum((imported.get("input_rows") or {}).values())
+    reasons = ", ".join(f"{reason} {n}" for reason, n in (imported.get("reasons") or {}).items())
+    where = (
+        f"all {rows} row(s) of its table(s) are in the exclusion ledger "
+        f"cohorts/{cohort}.excluded.jsonl ({reasons})"
+        if rows
+        else "its table(s) hold no data row"
+    )
+    return f"cohort {cohort} kept no case: {where}; fix the table or remove {cohort} from cohorts"
 
 
 def _split_counts(cases: list[Case]) -> dict[str, int]:
@@ -407,8 +447,14 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
     ]
 
     def run_split(out: Path) -> None:
+        import json
+
         cohort_cases = {c: read_cases(cohorts_dir / f"{c}.jsonl") for c in config.cohorts}
-        summary = split_cohorts(config, cohort_cases, out)
+        imports = {
+            c: json.loads((cohorts_dir / f"{c}.import.json").read_text(encoding="utf-8"))
+            for c in config.cohorts
+        }
+        summary = split_cohorts(config, cohort_cases, out, imports=imports)
         console.print(
             f"train {summary['train']['cases']}, validation {summary['val']['cases']}, "
             + ", ".join(
@@ -501,6 +547,7 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
               SYNTHETIC_SYSTEM: str(synthetic_dir)}  # fmt: skip
     for cohort in config.test_cohorts:
         stages.append(_evaluate_stage(config, cohort, models=models, console=console))
+    stages.append(_institutions_stage(config))
 
     def run_report(out: Path) -> None:
         from radonc_llm.evaluate.cross_institution_report import write_cross_institution_report
@@ -510,6 +557,7 @@ def cross_institution_stages(config: CrossInstitutionConfig, *, console: Console
     stages.append(
         Stage("report", "report",
               [run_dir / "evaluate", run_dir / "schemes", split_dir / "split.json",
+               run_dir / "institutions",
                train_dir / "metrics.jsonl", *(cohorts_dir / f"{c}.import.json" for c in config.cohorts)],
               {}, run_report, outputs=["report.html", "report.md", "figures"])
     )  # fmt: skip
@@ -560,7 +608,7 @@ def _evaluate_stage(
                 "habits": habit_shares(
                     cases, regimens,
                     training_habit=schemes[config.train_cohort]["habit"],
-                    local_habit=schemes[cohort]["habit"], **settings,
+                    local_habit=schemes[cohort]["habit"],
                 ),
             },
         )  # fmt: skip
@@ -569,6 +617,47 @@ def _evaluate_stage(
         f"evaluate_{cohort}", f"evaluate/{cohort}", [cases_file, schemes_file, *systems.values()],
         {**config.evaluation.model_dump(), "train_cohort": config.train_cohort, "models": models},
         run, outputs=["metrics.json", "per_case.jsonl", "manifest.json", "transfer.json"],
+    )  # fmt: skip
+
+
+def _institutions_stage(config: CrossInstitutionConfig) -> Stage:
+    """Each system on each external cohort against itself on the internal test cohort:
+    unpaired tests (different patients), in institutions/institutions.json."""
+    run_dir = config.run_dir
+    cohort_files = {
+        cohort: (run_dir / "split" / f"eval_{cohort}.jsonl",
+                 run_dir / "evaluate" / cohort / "per_case.jsonl")
+        for cohort in config.test_cohorts
+    }  # fmt: skip
+
+    def run(out: Path) -> None:
+        from radonc_llm.evaluate.cross_institution import institution_gaps
+
+        evaluated = {
+            cohort: (read_cases(cases_file), read_jsonl(per_case))
+            for cohort, (cases_file, per_case) in cohort_files.items()
+        }
+        internal = evaluated.pop(config.train_cohort)
+        write_json_atomic(
+            out / "institutions.json",
+            {
+                "internal_cohort": config.train_cohort,
+                "external_cohorts": list(evaluated),
+                "tests": {
+                    "share": "Fisher's exact test, two-sided; difference CI: Newcombe hybrid score",
+                    "score": "Mann-Whitney U test, two-sided; effect: rank-biserial correlation",
+                    "why": "an external and the internal test cohort hold different patients: "
+                    "the comparison is unpaired",
+                    "multiplicity": "Holm across the metrics of each (system, cohort)",
+                },
+                "comparisons": institution_gaps(internal, evaluated, systems=config.systems()),
+            },
+        )
+
+    return Stage(
+        "institutions", "institutions", [path for pair in cohort_files.values() for path in pair],
+        {"train_cohort": config.train_cohort, "systems": config.systems()}, run,
+        outputs=["institutions.json"],
     )  # fmt: skip
 
 
