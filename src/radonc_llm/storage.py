@@ -196,16 +196,31 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
         raise RadoncInputError("file not found", file=path)
     if path.is_dir():
         raise RadoncInputError("is a folder, not a JSON Lines file", file=path)
-    with path.open("rb") as handle:
-        compressed = handle.read(2) == GZIP_MAGIC
-    with gzip.open(path, "rb") if compressed else path.open("rb") as handle:
-        try:
+    try:
+        with open_unpacked(path) as handle:
             yield from _json_lines(handle, path)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise RadoncInputError(f"damaged gzip file ({exc or 'cut short'})", file=path) from None
+    except GZIP_ERRORS as exc:
+        raise RadoncInputError(f"damaged gzip file ({exc or 'cut short'})", file=path) from None
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+# What reading a damaged gzip file raises (EOFError: a stream cut short).
+GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+@contextmanager
+def open_unpacked(path: Path) -> Iterator[IO[bytes]]:
+    """A file's bytes, unpacked as they are read where it is gzip-compressed (known by its
+    first bytes, whatever its name); the handle starts at the first byte. Reading a damaged
+    gzip file raises one of `GZIP_ERRORS`."""
+    with Path(path).open("rb") as handle:
+        compressed = handle.read(2) == GZIP_MAGIC
+        handle.seek(0)
+        if not compressed:
+            yield handle
+            return
+        with gzip.GzipFile(fileobj=handle) as unpacked:
+            yield unpacked
 
 
 def _json_lines(handle: IO[bytes], path: Path) -> Iterator[tuple[int, dict]]:

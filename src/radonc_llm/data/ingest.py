@@ -16,7 +16,6 @@ is 1500); one that reads two ways in a file that shows no mark, or both, is ledg
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import datetime as dt
 import decimal
@@ -29,14 +28,14 @@ import os
 import re
 import unicodedata
 import warnings
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from radonc_llm.data.regimen import normalize_dose
 from radonc_llm.errors import RadoncInputError
+from radonc_llm.storage import GZIP_ERRORS, open_unpacked
 
 FORMATS = (".csv", ".jsonl", ".parquet", ".csv.gz", ".jsonl.gz")
 COURSE_STATUSES = {
@@ -725,9 +724,6 @@ class Reading:
     delimiter: str | None = None
 
 
-_GZIP_ERRORS = (OSError, EOFError, zlib.error)
-
-
 def _text_codec(start: bytes, encoding: str, path: Path) -> tuple[str, str]:
     """(codec, error handler) a file that starts with `start` is decoded with: UTF-32, UTF-16
     or UTF-8 where a byte-order mark says so (Excel's "CSV UTF-8" and "Unicode text"), else
@@ -763,7 +759,7 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     if data.startswith(b"\x1f\x8b"):
         try:
             data = gzip.decompress(data)
-        except _GZIP_ERRORS as exc:
+        except GZIP_ERRORS as exc:
             raise RadoncInputError(f"damaged gzip file ({exc})", file=path) from None
     codec, errors = _text_codec(data[:4], encoding, path)
     if not codecs.lookup(codec).name.startswith("utf"):
@@ -771,38 +767,21 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     return data.decode(codec, errors=errors).removeprefix("\ufeff")
 
 
-@contextlib.contextmanager
-def _open_bytes(path: Path) -> Iterator[IO[bytes]]:
-    """The bytes of a file, unpacked as they are read where it is gzip'd."""
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise RadoncInputError(f"cannot read the file ({exc.strerror})", file=path) from None
-    with handle:
-        if handle.read(2) != b"\x1f\x8b":
-            handle.seek(0)
-            yield handle
-            return
-        handle.seek(0)
-        with gzip.GzipFile(fileobj=handle) as unpacked:
-            yield unpacked
-
-
 def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[str]:
     """The lines of a CSV or JSONL file as `read_text` decodes it, one at a time and without
     their "\\n" (a "\\r" before it stays), so that a large file is never held whole."""
     try:
-        with _open_bytes(path) as binary:
+        with open_unpacked(path) as binary:
             codec, errors = _text_codec(binary.read(4), encoding, path)
             binary.seek(0)
             if not codecs.lookup(codec).name.startswith("utf"):
-                with _open_bytes(path) as again:
+                with open_unpacked(path) as again:
                     _refuse_utf8_read_as(again, encoding, path)
             text = io.TextIOWrapper(binary, encoding=codec, errors=errors, newline="\n")
             for number, line in enumerate(text):
                 line = line.removesuffix("\n")
                 yield line.removeprefix("\ufeff") if number == 0 else line
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+    except GZIP_ERRORS as exc:
         raise RadoncInputError(f"damaged gzip file ({exc})", file=path) from None
     except OSError as exc:
         raise RadoncInputError(f"cannot read the file ({exc.strerror})", file=path) from None

@@ -13,14 +13,12 @@ named `base`. Tests are one-sided: the alternative is that SYSTEM scores higher.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import difflib
 import gzip
 import hashlib
 import json
 import os
-import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,10 +37,11 @@ from radonc_llm.evaluate.metrics import (
 )
 from radonc_llm.infer.extract import extract_answer
 from radonc_llm.storage import (
-    GZIP_MAGIC,
+    GZIP_ERRORS,
     file_in_the_way,
     file_sha256,
     jsonl_shape_hint,
+    open_unpacked,
     write_json_atomic,
     write_jsonl_atomic,
 )
@@ -140,7 +139,7 @@ def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> Pre
     result = PredictionFile(name=name, path=path)
     try:
         _read_rows(path, case_ids, result)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+    except GZIP_ERRORS as exc:
         # EOFError: a gzip stream cut short (a copy that stopped part way).
         raise RadoncInputError(
             f"damaged gzip file ({str(exc) or 'it ends before its data does'})",
@@ -163,12 +162,8 @@ def read_prediction_file(name: str, path: str | Path, case_ids: set[str]) -> Pre
 def _read_rows(path: Path, case_ids: set[str], result: PredictionFile) -> None:
     first_line: dict[tuple[str, str], int] = {}
     digest = hashlib.sha256()
-    with contextlib.ExitStack() as stack:
-        handle = stack.enter_context(path.open("rb"))
-        compressed = handle.read(2) == GZIP_MAGIC
-        handle.seek(0)
-        if compressed:
-            handle = stack.enter_context(gzip.GzipFile(fileobj=handle))
+    with open_unpacked(path) as handle:
+        compressed = isinstance(handle, gzip.GzipFile)  # its digest is the stored file's
         if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
             raise RadoncInputError(
                 "is UTF-16 encoded (as some Windows tools save text); save it as UTF-8",
