@@ -11,9 +11,15 @@ padding; training time excludes model loading and validation. Validation loss is
 cross-entropy over answer tokens of the same validation examples, computed by one function for
 every trainer (fp32). The last line is one JSON object with the figures.
 
+Validation loss after 30 steps moves with the training seed (LoRA initialisation, data order)
+by more than the trainers differ: three seeds of our trainer on the same 720 examples gave
+0.635, 0.590 and 0.575. So ours and TRL's best each train with `--seeds` seeds (the same
+examples every time) and the loss compared is the mean over seeds, shown with its spread;
+TRL's default runs once (its speed is the reference, not its loss).
+
     python benchmarks/train_throughput.py --tasks data/tasks [--examples 720 --steps 30 --batch 24]
-        [--batching grouped|random|cases] [--window STEPS] [--omp-wait passive|default]
-        [--max-grad-norm 1.0] [--loraplus-ratio 16]
+        [--seeds 3] [--batching grouped|random|cases] [--window STEPS]
+        [--omp-wait passive|default] [--max-grad-norm 1.0] [--loraplus-ratio 16]
 
 `--tasks` is a folder with train/ and val/ task files from `radonc-llm tasks`.
 """
@@ -24,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,7 +112,7 @@ def worker_ours(args) -> dict:
         model=args.model,
         train_dir=work / "train",
         val_dir=None,
-        output_dir=work / "ours-run",
+        output_dir=work / f"ours-run-seed{args.seed}",
         # Whole cases: one micro-batch of batch / 3 cases holds the step's examples.
         micro_batch_size=args.batch // 3 if by_case else args.batch // args.accumulation,
         gradient_accumulation_steps=1 if by_case else args.accumulation,
@@ -162,13 +169,16 @@ def worker_trl(args, *, best: bool) -> dict:
     from radonc_llm.models.precision import cpu_has_native_bf16
 
     model, tokenizer = load_model(args.model, dtype=torch.float32)
+    # The seed sets the LoRA initialisation too, as in ours: PEFT draws it when the adapter is
+    # added, before the Trainer seeds its own data order.
+    torch.manual_seed(args.seed)
     # Default: what SFTConfig gives on a CPU (use_cpu is required there, bf16 off: fp32).
     # Best: the fastest setting measured: no gradient checkpointing, and bf16 autocast where the
     # CPU computes bf16 natively (emulated bf16 is ~100x slower than fp32).
     bf16 = best and cpu_has_native_bf16()
     settings = {"bf16": bf16, "gradient_checkpointing": False} if best else {"bf16": False}
     config = SFTConfig(
-        output_dir=str(work / ("trl-best" if best else "trl-default")),
+        output_dir=str(work / f"{'trl-best' if best else 'trl-default'}-seed{args.seed}"),
         per_device_train_batch_size=args.batch // args.accumulation,
         gradient_accumulation_steps=args.accumulation,
         max_steps=args.steps,
@@ -245,6 +255,20 @@ def worker_peak(args) -> dict:
 # -- the driver ----------------------------------------------------------------------------------
 
 
+def summarise(seed_runs: list[dict]) -> dict:
+    """One trainer over its seeds: mean tokens/s and validation loss, the loss's spread and
+    values, the largest peak RSS."""
+    losses = [run["val_loss"] for run in seed_runs]
+    return {
+        "precision": seed_runs[0]["precision"],
+        "tokens_per_s": statistics.mean(run["tokens_per_s"] for run in seed_runs),
+        "peak_rss_gb": max(run["peak_rss_gb"] for run in seed_runs),
+        "val_loss": statistics.mean(losses),
+        "val_loss_sd": statistics.stdev(losses) if len(losses) > 1 else None,
+        "val_loss_by_seed": losses,
+    }
+
+
 # The options every worker process gets from the driver.
 WORKER_OPTIONS = (
     "model steps batch accumulation lr rank precision seed batching window max_grad_norm "
@@ -252,10 +276,12 @@ WORKER_OPTIONS = (
 )
 
 
-def run_worker(kind: str, args, work: Path) -> dict:
+def run_worker(kind: str, args, work: Path, *, seed: int) -> dict:
+    """One trainer (or the peak measurement) in a fresh process, with training seed `seed`."""
     command = [sys.executable, __file__, "--worker", kind, "--work", str(work)]
     for name in WORKER_OPTIONS:
-        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+        value = seed if name == "seed" else getattr(args, name)
+        command += [f"--{name.replace('_', '-')}", str(value)]
     # Every trainer gets the same OpenMP setting. passive: idle threads sleep (the CLI's
     # default, right when processes share the cores); default: OpenMP's own (threads spin a
     # while first), ~25% faster for one 2-thread process on an idle machine.
@@ -299,7 +325,16 @@ def main() -> None:
     )
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--precision", default="auto", help="our trainer's precision")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the example sample and the first training seed"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="training seeds of ours and TRL's best (seed, seed + 1, ...); validation loss is "
+        "compared as the mean over them",
+    )
     parser.add_argument(
         "--batching",
         choices=("grouped", "random", "cases"),
@@ -328,6 +363,8 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
     if args.batching == "cases" and args.batch % 3:
         parser.error("--batching cases needs a --batch that is a multiple of 3 (whole cases)")
     if args.window is None:
@@ -345,7 +382,8 @@ def main() -> None:
         print(json.dumps(run(args)))
         return
 
-    console = Console()
+    # A log file gets the whole table, not 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 200)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         per_task = args.examples // len(TASKS)
@@ -353,54 +391,70 @@ def main() -> None:
         write_sample(
             sample_rows(args.tasks / "val", args.val_examples // len(TASKS), 0), work / "val"
         )
-        kinds = ["peak", "ours", "trl-best"] + ([] if args.skip_trl_default else ["trl-default"])
-        runs = {}
-        for kind in kinds:
-            with console.status(f"running {kind}"):
+        seeds = [args.seed + k for k in range(args.seeds)]
+        jobs = [("peak", args.seed)]
+        jobs += [(kind, seed) for seed in seeds for kind in ("ours", "trl-best")]
+        jobs += [] if args.skip_trl_default else [("trl-default", args.seed)]
+        runs: dict[str, list[dict]] = {}
+        for kind, seed in jobs:
+            with console.status(f"running {kind}, seed {seed}"):
                 started = time.perf_counter()
-                runs[kind] = run_worker(kind, args, work)
-            console.print(f"{kind} done in {time.perf_counter() - started:.0f} s")
+                run = run_worker(kind, args, work, seed=seed)
+            runs.setdefault(kind, []).append(run)
+            loss = f", validation loss {run['val_loss']:.4f}" if "val_loss" in run else ""
+            console.print(f"{kind} seed {seed} done in {time.perf_counter() - started:.0f} s{loss}")
 
-    peak = runs.pop("peak")
-    ours = runs["ours"]
-    parameters = ours["parameters"]
+    peak = runs.pop("peak")[0]
+    trainers = {kind: summarise(seed_runs) for kind, seed_runs in runs.items()}
+    ours = trainers["ours"]
+    parameters = runs["ours"][0]["parameters"]
     mfu = 4 * parameters * ours["tokens_per_s"] / (peak[ours["precision"]] * 1e9)
     # The same with only the tokens the model actually ran: shared prompt prefixes count once
     # per micro-batch (the issue's MFU counts every trained token).
-    computed_per_s = ours["computed_tokens"] / ours["train_seconds"]
+    computed_per_s = statistics.mean(
+        run["computed_tokens"] / run["train_seconds"] for run in runs["ours"]
+    )
     mfu_computed = 4 * parameters * computed_per_s / (peak[ours["precision"]] * 1e9)
     table = Table(
         title=f"LoRA r{args.rank} fine-tuning, {args.model}: {args.steps} steps x batch "
         f"{args.batch} ({args.accumulation} micro-batches, ours {args.batching}, length window {args.window}), "
         f"{f'LoRA+ ratio {args.loraplus_ratio:g}, ' if args.loraplus_ratio else ''}"
-        f"{per_task * len(TASKS)} examples, "
+        f"{per_task * len(TASKS)} examples, training seeds {', '.join(map(str, seeds))}, "
         f"{os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}, OpenMP wait {args.omp_wait}"
     )
     for column in (
         "trainer",
         "precision",
+        "seeds",
         "tokens/s",
         "vs TRL best",
         "MFU",
         "peak RSS GB",
-        "val loss",
+        "val loss (mean ± sd)",
+        "val loss by seed",
     ):
         table.add_column(column, justify="right")
-    best = runs["trl-best"]["tokens_per_s"]
-    for name, run in runs.items():
+    best = trainers["trl-best"]["tokens_per_s"]
+    for name, run in trainers.items():
         run_mfu = 4 * parameters * run["tokens_per_s"] / (peak[run["precision"]] * 1e9)
+        spread = f" ± {run['val_loss_sd']:.4f}" if len(run["val_loss_by_seed"]) > 1 else ""
         table.add_row(
-            name, run["precision"], f"{run['tokens_per_s']:.0f}", f"{run['tokens_per_s'] / best:.2f}x",
-            f"{run_mfu:.1%}", f"{run['peak_rss_gb']:.2f}", f"{run['val_loss']:.4f}",
+            name, run["precision"], str(len(run["val_loss_by_seed"])),
+            f"{run['tokens_per_s']:.0f}", f"{run['tokens_per_s'] / best:.2f}x",
+            f"{run_mfu:.1%}", f"{run['peak_rss_gb']:.2f}", f"{run['val_loss']:.4f}{spread}",
+            " ".join(f"{loss:.4f}" for loss in run["val_loss_by_seed"]),
         )  # fmt: skip
     console.print(table)
     console.print(
         f"matmul peak here: bf16 {peak['bf16'] or 0:.0f} GFLOP/s (0: emulated, not measured), "
         f"fp32 {peak['fp32']:.0f} GFLOP/s; "
         "MFU = 4 x parameters x tokens/s / peak in the trainer's precision; ours counting "
-        f"only tokens it ran (shared prompt prefixes once per micro-batch): {mfu_computed:.1%}"
+        f"only tokens it ran (shared prompt prefixes once per micro-batch): {mfu_computed:.1%}; "
+        "tokens/s: mean over seeds; peak RSS: the largest"
     )
+    trl_best = trainers["trl-best"]
+    trl_default = trainers.get("trl-default", {})
     summary = {
         "model": args.model,
         "steps": args.steps,
@@ -410,11 +464,12 @@ def main() -> None:
         "omp_wait": args.omp_wait,
         "loraplus_ratio": args.loraplus_ratio or None,
         "examples": per_task * len(TASKS),
+        "seeds": seeds,
         "parameters": parameters,
         "cores": os.cpu_count(),
         "load_average": os.getloadavg()[0],
         "tokens_per_s": ours["tokens_per_s"],
-        "trl_default_tokens_per_s": runs.get("trl-default", {}).get("tokens_per_s"),
+        "trl_default_tokens_per_s": trl_default.get("tokens_per_s"),
         "trl_best_tokens_per_s": best,
         "speedup_vs_trl_best": ours["tokens_per_s"] / best,
         "mfu": mfu,
@@ -422,10 +477,14 @@ def main() -> None:
         "computed_tokens_per_s": computed_per_s,
         "matmul_peak_gflops": peak,
         "peak_rss_gb": ours["peak_rss_gb"],
-        "trl_best_peak_rss_gb": runs["trl-best"]["peak_rss_gb"],
+        "trl_best_peak_rss_gb": trl_best["peak_rss_gb"],
         "val_loss": ours["val_loss"],
-        "trl_best_val_loss": runs["trl-best"]["val_loss"],
-        "trl_default_val_loss": runs.get("trl-default", {}).get("val_loss"),
+        "val_loss_sd": ours["val_loss_sd"],
+        "val_loss_by_seed": ours["val_loss_by_seed"],
+        "trl_best_val_loss": trl_best["val_loss"],
+        "trl_best_val_loss_sd": trl_best["val_loss_sd"],
+        "trl_best_val_loss_by_seed": trl_best["val_loss_by_seed"],
+        "trl_default_val_loss": trl_default.get("val_loss"),
     }
     print(json.dumps(summary))
 
