@@ -208,6 +208,15 @@ GZIP_MAGIC = b"\x1f\x8b"
 GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
 
 
+def is_cut_last_line(path: Path, line: int) -> bool:
+    """Whether `line` is the last line of a JSON Lines file that ends without a line end: what
+    a kill during a write or an append leaves."""
+    data = Path(path).read_bytes()
+    if data.startswith(GZIP_MAGIC) or data.endswith(b"\n"):
+        return False
+    return line == data.count(b"\n") + 1
+
+
 @contextmanager
 def open_unpacked(path: Path) -> Iterator[IO[bytes]]:
     """A file's bytes, unpacked as they are read where it is gzip-compressed (known by its

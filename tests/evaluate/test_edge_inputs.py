@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from radonc_llm import storage
 from radonc_llm.cli import app
 from radonc_llm.data.cases import TASKS
 from radonc_llm.errors import RadoncInputError
@@ -340,7 +341,7 @@ def test_system_names_cannot_hold_the_compare_separator():
 def test_out_under_a_file_fails_before_scoring(tmp_path):
     base = _write(tmp_path / "base.jsonl", _perfect())
     (tmp_path / "taken").write_text("")
-    with pytest.raises(RadoncInputError, match="cannot create the folder: .*taken is a file"):
+    with pytest.raises(RadoncInputError, match="taken: is a file, not a folder"):
         evaluate_predictions(CASES, {"base": base}, tmp_path / "taken" / "eval")
     result = CliRunner().invoke(
         app,
@@ -361,8 +362,8 @@ def test_out_under_a_file_fails_before_scoring(tmp_path):
 def test_an_unwritable_out_folder_is_a_clear_error(tmp_path, monkeypatch):
     # chmod cannot stop root, so the refusal is simulated where the code asks for it.
     base = _write(tmp_path / "base.jsonl", _perfect())
-    monkeypatch.setattr(run_module.os, "access", lambda path, mode: False)
-    with pytest.raises(RadoncInputError, match="permission denied"):
+    monkeypatch.setattr(storage.os, "access", lambda path, mode: False)
+    with pytest.raises(RadoncInputError, match="not writable by you"):
         evaluate_predictions(CASES, {"base": base}, tmp_path / "eval")
     monkeypatch.undo()
 

@@ -274,7 +274,7 @@ def test_a_task_only_one_side_predicts_is_reported_not_compared(files, tmp_path)
 
 def test_out_that_is_a_file_and_no_resamples_are_refused(files, tmp_path):
     (tmp_path / "taken").write_text("")
-    with pytest.raises(RadoncInputError, match="is a file; --out names a folder"):
+    with pytest.raises(RadoncInputError, match="taken: is a file, not a folder"):
         evaluate_predictions(sample_cases(), {"base": files["base"]}, tmp_path / "taken")
     with pytest.raises(RadoncInputError, match="at least 1 bootstrap"):
         evaluate_predictions(sample_cases(), {"base": files["base"]}, files["out"], n_resamples=0)

@@ -18,7 +18,6 @@ import difflib
 import gzip
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from radonc_llm.evaluate.metrics import (
 from radonc_llm.infer.extract import extract_answer
 from radonc_llm.storage import (
     GZIP_ERRORS,
-    file_in_the_way,
+    check_output_folder,
     file_sha256,
     jsonl_shape_hint,
     open_unpacked,
@@ -502,18 +501,6 @@ def same_content_messages(files: dict[str, PredictionFile]) -> list[str]:
     ]
 
 
-def check_out_folder(out: Path) -> None:
-    """Fail before scoring, not after, when --out cannot become a writable folder."""
-    blocking = file_in_the_way(out)
-    if blocking == out:
-        raise RadoncInputError("is a file; --out names a folder", file=out)
-    if blocking is not None:
-        raise RadoncInputError(f"cannot create the folder: {blocking} is a file", file=out)
-    existing = next(path for path in (out, *out.parents) if path.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RadoncInputError(f"cannot write in {existing} (permission denied)", file=out)
-
-
 @dataclass
 class Evaluation:
     metrics: dict
@@ -550,7 +537,7 @@ def evaluate_predictions(
             field="case_id",
         )
     out = Path(out)
-    check_out_folder(out)
+    check_output_folder(out)
     messages: list[str] = []
     files = {name: read_prediction_file(name, path, case_ids) for name, path in predictions.items()}
     for name, file in files.items():

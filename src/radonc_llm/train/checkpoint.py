@@ -26,8 +26,7 @@ from typing import Any, NoReturn
 import torch
 
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import iter_jsonl, write_json_atomic
-from radonc_llm.train.data import is_cut_last_line
+from radonc_llm.storage import is_cut_last_line, iter_jsonl, write_json_atomic
 
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_NAME = re.compile(r"step-(\d+)")

@@ -20,7 +20,7 @@ import torch
 
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.generate import common_prefix_length
-from radonc_llm.storage import GZIP_MAGIC, iter_jsonl
+from radonc_llm.storage import is_cut_last_line, iter_jsonl
 
 IGNORE_INDEX = -100
 logger = logging.getLogger(__name__)
@@ -118,15 +118,6 @@ def _task_lines(path: Path) -> list[tuple[int, dict]]:
             file=path,
             row=exc.row,
         ) from None
-
-
-def is_cut_last_line(path: Path, line: int) -> bool:
-    """Whether `line` is the last line of a JSON Lines file that ends without a line end: what
-    a kill during a write or an append leaves."""
-    data = path.read_bytes()
-    if data.startswith(GZIP_MAGIC) or data.endswith(b"\n"):
-        return False
-    return line == data.count(b"\n") + 1
 
 
 def _nested_sample(
