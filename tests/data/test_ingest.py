@@ -312,6 +312,25 @@ def test_jsonl_lines_that_are_not_rows_are_each_reported(tmp_path):
     assert found[12] == ("P12", "bad_value", "unknown sex ''")
 
 
+def test_jsonl_true_false_are_flags_but_never_ids(tmp_path):
+    # str(True) would make a patient "True"; a yes/no value where an id belongs is an error
+    data = _jsonl(PATIENT | {"patient_id": True}, PATIENT | {"patient_id": "FALSE"}, PATIENT)
+    table = _read(tmp_path, "patients.jsonl", data, table="patients")
+    assert [row.values["patient_id"] for row in table.rows] == ["P1"]
+    assert [(e.patient_id, e.column, e.reason, e.detail) for e in table.ledger] == [
+        (None, "patient_id", "bad_value", "'true' is a yes/no value, not an id"),
+        (None, "patient_id", "bad_value", "'FALSE' is a yes/no value, not an id"),
+    ]
+    courses = {c: "" for c in TABLES["treatment_courses"].columns} | {
+        "patient_id": "P1", "course_id": "C1", "plan_id": "L1", "status": "approved",
+        "primary_flag": True, "dose": 60, "dose_unit": "Gy", "fractions": 30,
+    }  # fmt: skip
+    data = _jsonl(courses, courses | {"plan_id": "L2", "primary_flag": False})
+    table = _read(tmp_path, "treatment_courses.jsonl", data, table="treatment_courses")
+    assert table.ledger == []
+    assert [row.values["primary_flag"] for row in table.rows] == [True, False]
+
+
 @pytest.mark.parametrize(
     "data,message",
     [(b"\n", "file is empty"), (b'[\n  {"patient_id": "P1"}\n]\n', "not JSON Lines")],

@@ -97,6 +97,8 @@ def _text(value: str) -> str:
 
 # Cells a database or spreadsheet writes for "no value": never an id.
 NULL_IDS = {"null", "(null)", "<null>", "\\n", "n/a", "#n/a", "na", "none", "nil", "-", "--", "?"}
+# A yes/no value where an id belongs: a JSON true/false, or a spreadsheet's TRUE/FALSE.
+YES_NO_IDS = {"true", "false"}
 # Spreadsheet errors stand where a formula failed: the value is lost, not empty.
 SPREADSHEET_ERROR = re.compile(
     r"#(?:VALUE!|REF!|DIV/0!|NAME\?|N/A|NUM!|NULL!|SPILL!|CALC!|FIELD!|BLOCKED!|CONNECT!|BUSY!"
@@ -120,6 +122,8 @@ def _identifier(value: str) -> str:
         raise BadValue("missing_value", "empty")
     if text.casefold() in NULL_IDS:
         raise BadValue("missing_value", f"'{text}' stands for no value, not an id")
+    if text.casefold() in YES_NO_IDS:
+        raise BadValue("bad_value", f"'{text}' is a yes/no value, not an id")
     hidden = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf")), None)
     if hidden is not None:
         raise BadValue(
@@ -1146,6 +1150,8 @@ def _cell_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as JSON writes it; str() would say "True"
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="surrogateescape")
     if isinstance(value, float) and value.is_integer():
@@ -1170,7 +1176,7 @@ def _patient_id(value: Any) -> str | None:
     except BadValue:
         return None
     text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
-    if not text or text.casefold() in NULL_IDS or _has_broken_encoding(text):
+    if not text or text.casefold() in NULL_IDS | YES_NO_IDS or _has_broken_encoding(text):
         return None
     return text
 
