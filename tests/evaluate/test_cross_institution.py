@@ -15,7 +15,8 @@ from radonc_llm.evaluate.cross_institution import (
 )
 
 
-def _case(case_id: str, regimen: str, icd10: str = "C10.9") -> Case:
+def oropharynx_case(case_id: str, regimen: str, icd10: str = "C10.9") -> Case:
+    """A photon-treated oropharynx case (the cross-institution tests' and report tests')."""
     return Case(
         case_id=case_id,
         patient_id=case_id,
@@ -61,10 +62,10 @@ def test_concurrent_match_is_given_or_not_and_unreadable_scores_zero():
 
 def test_institution_schemes_by_hand():
     cases = [
-        _case("a", "70 Gy in 35 fractions"),
-        _case("b", "70 Gy in 35 fractions with concurrent chemotherapy"),
-        _case("c", "68 Gy in 34 fractions"),
-        _case("d", "70 Gy in 33 fractions"),
+        oropharynx_case("a", "70 Gy in 35 fractions"),
+        oropharynx_case("b", "70 Gy in 35 fractions with concurrent chemotherapy"),
+        oropharynx_case("c", "68 Gy in 34 fractions"),
+        oropharynx_case("d", "70 Gy in 33 fractions"),
     ]
     summary = institution_schemes(cases, top=2)
     assert summary["habit"] == "70 Gy/35" and summary["n"] == 4 and summary["n_schemes"] == 3
@@ -101,7 +102,7 @@ def _rows(system: str, cases, regimens, categories) -> list[dict]:
 
 
 def test_transfer_metrics_and_one_sided_tests_by_hand():
-    cases = [_case(str(i), "68 Gy in 34 fractions") for i in range(8)]
+    cases = [oropharynx_case(str(i), "68 Gy in 34 fractions") for i in range(8)]
     tuned = ["68 Gy in 34 fractions"] * 6 + ["70 Gy in 35 fractions", "unclear"]
     base = ["70 Gy in 35 fractions"] * 7 + ["unclear"]
     per_case = _rows("tuned", cases, tuned, [1] * 8) + _rows("base", cases, base, [0] * 8)
@@ -135,8 +136,8 @@ def test_transfer_metrics_and_one_sided_tests_by_hand():
 
 
 def test_habit_shares_by_hand():
-    cases = [_case(str(i), "68 Gy in 34 fractions") for i in range(4)]
-    cases.append(_case("4", "70 Gy in 35 fractions"))
+    cases = [oropharynx_case(str(i), "68 Gy in 34 fractions") for i in range(4)]
+    cases.append(oropharynx_case("4", "70 Gy in 35 fractions"))
     predictions = {
         "tuned": {"0": "70 Gy in 35 fractions", "1": "70 Gy/35", "2": "68 Gy/34 fx",
                   "3": "nothing", "4": "60 Gy in 25 fractions"},
@@ -164,7 +165,7 @@ def test_habit_shares_by_hand():
 
 def test_shares_at_tiny_n_have_wilson_intervals_not_a_point():
     # 2 of 2 agreements: a percentile bootstrap gives [100%, 100%], as if certain.
-    cases = [_case(str(i), "68 Gy in 34 fractions") for i in range(2)]
+    cases = [oropharynx_case(str(i), "68 Gy in 34 fractions") for i in range(2)]
     per_case = _rows("tuned", cases, ["68 Gy in 34 fractions"] * 2, [1, 1]) + _rows(
         "base", cases, ["70 Gy in 35 fractions"] * 2, [0, 0]
     )
@@ -184,7 +185,7 @@ def test_shares_at_tiny_n_have_wilson_intervals_not_a_point():
 
 
 def test_a_cohort_of_one_modality_is_scored_when_the_recipe_asks_for_modality():
-    cases = [_case(str(i), "70 Gy in 35 fractions") for i in range(3)]
+    cases = [oropharynx_case(str(i), "70 Gy in 35 fractions") for i in range(3)]
     per_case = [
         {"system": system, "case_id": case.case_id, "task": "modality", "correct": correct}
         for system, correct in (("base", 0), ("tuned", 1))
@@ -200,8 +201,8 @@ def test_a_cohort_of_one_modality_is_scored_when_the_recipe_asks_for_modality():
 def test_institution_gaps_are_unpaired_two_sided_tests():
     from radonc_llm.evaluate.cross_institution import institution_gaps
 
-    internal = [_case(f"i{i}", "70 Gy in 35 fractions") for i in range(8)]
-    external = [_case(f"e{i}", "68 Gy in 34 fractions") for i in range(6)]
+    internal = [oropharynx_case(f"i{i}", "70 Gy in 35 fractions") for i in range(8)]
+    external = [oropharynx_case(f"e{i}", "68 Gy in 34 fractions") for i in range(6)]
     internal_rows = _rows("tuned", internal, ["70 Gy in 35 fractions"] * 8, [1] * 8)
     # The tuned model keeps proposing 70 Gy/35 elsewhere: 1 of 6 right.
     answers = ["68 Gy in 34 fractions"] + ["70 Gy in 35 fractions"] * 5
@@ -227,7 +228,10 @@ def test_institution_gaps_are_unpaired_two_sided_tests():
 
 
 def test_no_readable_habit_is_not_the_same_habit_and_unreadable_is_not_a_habit():
-    cases = [_case("0", "68 Gy in 34 fractions"), _case("1", "68 Gy in 34 fractions")]
+    cases = [
+        oropharynx_case("0", "68 Gy in 34 fractions"),
+        oropharynx_case("1", "68 Gy in 34 fractions"),
+    ]
     result = habit_shares(
         cases, {"tuned": {"0": "no idea", "1": "68 Gy/34"}}, training_habit=None,
         local_habit="68 Gy/34",

@@ -14,17 +14,7 @@ from radonc_llm.evaluate.cross_institution import (
 )
 from radonc_llm.evaluate.cross_institution_report import write_cross_institution_report
 from radonc_llm.evaluate.metrics import regimen_case_scores
-
-
-def _case(case_id: str, regimen: str) -> Case:
-    return Case(
-        case_id=case_id,
-        patient_id=case_id,
-        diagnosis_text="Oropharynx primary, T2 N1 M0.",
-        regimen=regimen,
-        modality="photon",
-        icd10="C10.9",
-    )
+from tests.evaluate.test_cross_institution import oropharynx_case
 
 
 def _rows(system: str, cases: list[Case], answers: list[str]) -> list[dict]:
@@ -44,8 +34,8 @@ def test_a_cohort_without_its_evaluation_is_named_and_institutions_are_compared_
     tmp_path,
 ):
     run = tmp_path / "runs" / "x"
-    internal = [_case(f"i{i}", "70 Gy in 35 fractions") for i in range(6)]
-    external = [_case(f"e{i}", "68 Gy in 34 fractions") for i in range(4)]
+    internal = [oropharynx_case(f"i{i}", "70 Gy in 35 fractions") for i in range(6)]
+    external = [oropharynx_case(f"e{i}", "68 Gy in 34 fractions") for i in range(4)]
     per_case = {
         "radcure": _rows("tuned-radcure", internal, ["70 Gy/35"] * 6)
         + _rows("base", internal, ["unclear"] * 6),
