@@ -243,7 +243,7 @@ def synth(
         Path, typer.Option(help="Folder for patients.csv, diagnoses.csv, treatment_courses.csv.")
     ],
     patients: Annotated[
-        int, typer.Option(help="Number of patients (the study had 15,724).")
+        int, typer.Option(help="Number of patients, 1 to 1,000,000 (the study had 15,724).")
     ] = 15724,
     seed: Annotated[
         int, typer.Option(help="Seed: the same seed writes the same export.", **SEED_RANGE)
