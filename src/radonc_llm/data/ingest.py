@@ -35,7 +35,7 @@ from typing import Any
 
 from radonc_llm.data.regimen import normalize_dose
 from radonc_llm.errors import RadoncInputError
-from radonc_llm.storage import GZIP_ERRORS, open_unpacked
+from radonc_llm.storage import GZIP_ERRORS, GZIP_MAGIC, open_unpacked
 
 FORMATS = (".csv", ".jsonl", ".parquet", ".csv.gz", ".jsonl.gz")
 COURSE_STATUSES = {
@@ -760,7 +760,7 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise RadoncInputError(f"cannot read the file ({exc.strerror})", file=path) from None
-    if data.startswith(b"\x1f\x8b"):
+    if data.startswith(GZIP_MAGIC):
         try:
             data = gzip.decompress(data)
         except GZIP_ERRORS as exc:
