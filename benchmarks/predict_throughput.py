@@ -162,7 +162,11 @@ def main() -> None:
         tmp = Path(tmp)
         cases_file = args.cases or synthetic_cases(tmp)
         cases = read_cases(cases_file)
-        local = TransformersBackend.load(args.model, dtype=torch_dtype(args.dtype))
+        # Plain `nn.Linear` layers: the naive pipeline below gets the model as transformers
+        # loads it; our pipeline (its workers, or a second copy here) packs its weights.
+        local = TransformersBackend.load(
+            args.model, dtype=torch_dtype(args.dtype), pack_weights=False
+        )
         model, tokenizer = local.model, local.tokenizer
         started = time.perf_counter()
         icd10_trie(tokenizer)
@@ -170,7 +174,9 @@ def main() -> None:
         if args.processes > 1:
             opened = local_backend(args.model, dtype=args.dtype, processes=args.processes)
         else:
-            opened = nullcontext(local)
+            opened = nullcontext(
+                TransformersBackend.load(args.model, dtype=torch_dtype(args.dtype))
+            )
         with opened as backend:
             results = timed_runs(backend, cases, args)
 

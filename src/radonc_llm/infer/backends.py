@@ -59,9 +59,12 @@ class TransformersBackend:
     name = "transformers"
     supports_constrained = True
 
-    def __init__(self, model: Any, tokenizer: Any, *, model_name: str) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, model_name: str, pack_weights: bool = True
+    ) -> None:
         from radonc_llm.infer.generate import PrefixCache
         from radonc_llm.models.attention import use_grouped_attention
+        from radonc_llm.models.packed import pack_linears
 
         self.model = model.eval()
         if self.model.device.type == "cpu" and hasattr(self.model, "set_attn_implementation"):
@@ -69,16 +72,25 @@ class TransformersBackend:
             # suffixes at batch 16 (SmolLM2-135M, bf16, 2 cores); the grouped variant also
             # skips copying the KV cache per query head.
             use_grouped_attention(self.model)
+        if pack_weights:
+            # Weights packed once for oneDNN: decoding steps ~1.6x faster on a CPU (see there).
+            pack_linears(self.model)
         self.tokenizer = tokenizer
         self.model_name = model_name
         self._prefix_caches: dict[str, PrefixCache] = {}
 
     @classmethod
     def load(
-        cls, name_or_path: str, *, dtype: Any = None, device: str | None = None
+        cls,
+        name_or_path: str,
+        *,
+        dtype: Any = None,
+        device: str | None = None,
+        pack_weights: bool = True,
     ) -> TransformersBackend:
         """Load a registry name, run or model folder onto `device` (default: the GPU where
-        there is one, else the CPU) in `dtype` (default float32)."""
+        there is one, else the CPU) in `dtype` (default float32). `pack_weights=False` keeps
+        the plain `nn.Linear` layers (a model to compare with, or to hand to other code)."""
         import torch
 
         from radonc_llm.models.precision import inference_device
@@ -92,7 +104,7 @@ class TransformersBackend:
         if hasattr(model, "merge_and_unload"):
             model = model.merge_and_unload()
         model = model.to(device=device or inference_device(), dtype=dtype)
-        return cls(model, tokenizer, model_name=name_or_path)
+        return cls(model, tokenizer, model_name=name_or_path, pack_weights=pack_weights)
 
     def prompt_lengths(
         self, task: str, conversations: Sequence[Conversation]
