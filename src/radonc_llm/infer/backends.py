@@ -120,38 +120,65 @@ class TransformersBackend:
     def answer(
         self, task: str, conversations: Sequence[Conversation], *, decoding: str
     ) -> list[Answer]:
-        from radonc_llm.infer.constrained import (
-            ICD10_BEAMS,
-            ICD10_MARGIN,
-            constrained_icd10,
-            score_labels,
-        )
-        from radonc_llm.infer.generate import PrefixCache, chat_prompt_ids, greedy_generate
+        from radonc_llm.infer.generate import PrefixCache, _pad_id, chat_prompt_ids, run_prompts
 
         prompts = [chat_prompt_ids(self.tokenizer, messages) for messages in conversations]
         prefix_cache = self._prefix_caches.setdefault(task, PrefixCache())
+        state = run_prompts(
+            self.model, prompts, pad_id=_pad_id(self.tokenizer), prefix_cache=prefix_cache
+        )
+        return self._answers_after(task, state, decoding=decoding)
+
+    def answer_tasks(
+        self, conversations: dict[str, Sequence[Conversation]], *, decoding: str
+    ) -> dict[str, list[Answer]]:
+        """Answers to several tasks for the same cases (`conversations[task][row]`): the part
+        of a case's prompts that all tasks share (the note) runs once, then each task's
+        question (`run_prompt_branches`). The answers equal those of `answer`, task by task."""
+        from radonc_llm.infer.generate import (
+            PrefixCache,
+            _pad_id,
+            chat_prompt_ids,
+            run_prompt_branches,
+        )
+
+        tasks = list(conversations)
+        branches = [
+            [chat_prompt_ids(self.tokenizer, messages) for messages in conversations[task]]
+            for task in tasks
+        ]
+        prefix_cache = self._prefix_caches.setdefault(",".join(tasks), PrefixCache())
+        states = run_prompt_branches(
+            self.model, branches, pad_id=_pad_id(self.tokenizer), prefix_cache=prefix_cache
+        )
+        return {
+            task: self._answers_after(task, state, decoding=decoding)
+            for task, state in zip(tasks, states, strict=True)
+        }
+
+    def _answers_after(self, task: str, state: Any, *, decoding: str) -> list[Answer]:
+        """The answers of `task` to prompts that have already run (`state`)."""
+        from radonc_llm.infer.constrained import (
+            ICD10_BEAMS,
+            ICD10_MARGIN,
+            icd10_walk_after,
+            score_labels_after,
+        )
+        from radonc_llm.infer.generate import generate_after
+
         if decoding == "constrained" and task == "modality":
-            results = score_labels(self.model, self.tokenizer, prompts, prefix_cache=prefix_cache)
+            results = score_labels_after(self.model, self.tokenizer, state)
             return [
                 Answer(raw=r.answer, prediction=r.answer, logprob=r.logprob, scores=r.scores)
                 for r in results
             ]
         if decoding == "constrained" and task == "icd10":
-            results = constrained_icd10(
-                self.model,
-                self.tokenizer,
-                prompts,
-                beams=ICD10_BEAMS,
-                margin=ICD10_MARGIN,
-                prefix_cache=prefix_cache,
+            results = icd10_walk_after(
+                self.model, self.tokenizer, state, beams=ICD10_BEAMS, margin=ICD10_MARGIN
             )
             return [Answer(raw=r.answer, prediction=r.answer, logprob=r.logprob) for r in results]
-        generations = greedy_generate(
-            self.model,
-            self.tokenizer,
-            prompts,
-            max_new_tokens=TASK_PROMPTS[task].max_new_tokens,
-            prefix_cache=prefix_cache,
+        generations = generate_after(
+            self.model, self.tokenizer, state, max_new_tokens=TASK_PROMPTS[task].max_new_tokens
         )
         return [
             Answer(raw=g.text, n_new_tokens=len(g.token_ids), stopped=g.stopped)

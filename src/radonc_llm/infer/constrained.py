@@ -24,6 +24,7 @@ import torch
 from radonc_llm.data.cases import MODALITIES
 from radonc_llm.infer.generate import (
     PrefixCache,
+    PromptState,
     _pad_id,
     end_of_turn_ids,
     keep_rows,
@@ -88,7 +89,15 @@ def score_labels(
     (a 4-D attention mask), so the prompt's KV cache is shared, not copied per label.
     """
     state = run_prompts(model, prompts, pad_id=_pad_id(tokenizer), prefix_cache=prefix_cache)
-    batch, n_labels = len(prompts), len(labels)
+    return score_labels_after(model, tokenizer, state, labels=labels)
+
+
+@torch.inference_mode()
+def score_labels_after(
+    model: Any, tokenizer: Any, state: PromptState, *, labels: Sequence[str] = MODALITIES
+) -> list[ConstrainedAnswer]:
+    """`score_labels` for prompts that have already run (`state`: their cache and logits)."""
+    batch, n_labels = state.logits.shape[0], len(labels)
     sequences = [_label_token_ids(tokenizer, label) for label in labels]
     device = state.logits.device
     first = torch.tensor([seq[0] for seq in sequences], dtype=torch.long, device=device)
@@ -253,9 +262,32 @@ def constrained_icd10(
     if len(trie) == 1:  # nothing to choose
         return [ConstrainedAnswer(answer=trie.value(trie.root), logprob=0.0) for _ in prompts]
     state = run_prompts(model, prompts, pad_id=_pad_id(tokenizer), prefix_cache=prefix_cache)
+    return icd10_walk_after(
+        model, tokenizer, state, trie=trie, beams=beams, margin=margin, max_steps=max_steps
+    )
+
+
+@torch.inference_mode()
+def icd10_walk_after(
+    model: Any,
+    tokenizer: Any,
+    state: PromptState,
+    *,
+    trie: TokenTrie | None = None,
+    beams: int = 1,
+    margin: float = float("inf"),
+    max_steps: int = 64,
+) -> list[ConstrainedAnswer]:
+    """`constrained_icd10` for prompts that have already run (`state`: their cache and logits)."""
+    if beams < 1:
+        raise ValueError("beams must be at least 1")
+    trie = trie if trie is not None else icd10_trie(tokenizer)
+    rows = state.logits.shape[0]
+    if len(trie) == 1:  # nothing to choose
+        return [ConstrainedAnswer(answer=trie.value(trie.root), logprob=0.0) for _ in range(rows)]
     # One open path per batch row: (prompt index, trie node, score).
-    paths: list[tuple[int, Node, float]] = [(i, trie.root, 0.0) for i in range(len(prompts))]
-    best: list[tuple[float, str] | None] = [None] * len(prompts)
+    paths: list[tuple[int, Node, float]] = [(i, trie.root, 0.0) for i in range(rows)]
+    best: list[tuple[float, str] | None] = [None] * rows
     for _ in range(max_steps):
         # The trie walk reads a few values per row: on the CPU, not one device sync per read.
         logprobs = torch.log_softmax(state.logits, dim=-1).cpu()

@@ -171,6 +171,80 @@ def run_prompts(
     )
 
 
+def fork(model: Any, state: PromptState) -> PromptState:
+    """A second state that goes on from the same point: its cache holds the same tensors (a
+    forward pass or dropping rows replaces a cache's tensors, never changes them in place)."""
+    cache = _new_cache(model)
+    for layer, source in zip(cache.layers, state.cache.layers, strict=True):
+        layer.update(source.keys, source.values)
+    return PromptState(
+        cache=cache,
+        attention_mask=state.attention_mask,
+        next_position=state.next_position,
+        logits=state.logits,
+    )
+
+
+@torch.inference_mode()
+def extend(model: Any, state: PromptState, suffixes: Sequence[Sequence[int]], *, pad_id: int):
+    """Feed each row its own suffix (at least one token each) in one forward pass; update
+    `state` in place. Shorter suffixes are left-padded; the mask hides the padding and each
+    row's positions go on from its own last one, so a row sees what it would see alone."""
+    if len(suffixes) != state.attention_mask.shape[0] or any(len(s) == 0 for s in suffixes):
+        raise ValueError("extend needs one non-empty suffix per row")
+    device = state.attention_mask.device
+    width = max(len(s) for s in suffixes)
+    tokens = torch.full((len(suffixes), width), pad_id, dtype=torch.long)
+    chunk_mask = torch.zeros((len(suffixes), width), dtype=torch.long)
+    for row, suffix in enumerate(suffixes):
+        tokens[row, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
+        chunk_mask[row, width - len(suffix) :] = 1
+    tokens, chunk_mask = tokens.to(device), chunk_mask.to(device)
+    positions = state.next_position.unsqueeze(1) + (chunk_mask.cumsum(-1) - 1).clamp(min=0)
+    state.attention_mask = torch.cat([state.attention_mask, chunk_mask], dim=1)
+    out = _forward(model, tokens, state.attention_mask, positions, state.cache, last_only=True)
+    state.cache = out.cache
+    state.next_position = positions[:, -1] + 1
+    state.logits = out.logits[:, -1, :].float()
+
+
+@torch.inference_mode()
+def run_prompt_branches(
+    model: Any,
+    branches: Sequence[Sequence[Sequence[int]]],
+    *,
+    pad_id: int,
+    prefix_cache: PrefixCache | None = None,
+) -> list[PromptState]:
+    """Run a batch whose every row has several prompts (`branches[b][row]`, e.g. one per
+    task, all on the same note) and return one state per branch.
+
+    The part a row's prompts share (the system prompt and the note, for the three tasks) runs
+    once; each branch then feeds only its own rest (the task's question). With prompts that
+    put the note first, a case's three prompts cost about one prompt and three questions.
+    """
+    rows = len(branches[0])
+    # A row's prompts share its first `shared[row]` tokens, each keeping one of its own at least.
+    shared = [common_prefix_length([branch[row] for branch in branches]) for row in range(rows)]
+    if len(branches) == 1 or min(shared) == 0:
+        return [
+            run_prompts(model, branch, pad_id=pad_id, prefix_cache=prefix_cache)
+            for branch in branches
+        ]
+    trunk = run_prompts(
+        model,
+        [branches[0][row][: shared[row]] for row in range(rows)],
+        pad_id=pad_id,
+        prefix_cache=prefix_cache,
+    )
+    states = []
+    for index, branch in enumerate(branches):
+        state = trunk if index == len(branches) - 1 else fork(model, trunk)
+        extend(model, state, [branch[row][shared[row] :] for row in range(rows)], pad_id=pad_id)
+        states.append(state)
+    return states
+
+
 @torch.inference_mode()
 def step(model: Any, state: PromptState, tokens: torch.Tensor, *, last_only: bool = True):
     """Feed one token (or a few) per row; update `state` in place and return the logits."""
@@ -210,11 +284,22 @@ def greedy_generate(
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be at least 1")
     state = run_prompts(model, prompts, pad_id=_pad_id(tokenizer), prefix_cache=prefix_cache)
+    return generate_after(model, tokenizer, state, max_new_tokens=max_new_tokens)
+
+
+@torch.inference_mode()
+def generate_after(
+    model: Any, tokenizer: Any, state: PromptState, *, max_new_tokens: int
+) -> list[Generation]:
+    """`greedy_generate` for prompts that have already run (`state`: their cache and logits)."""
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be at least 1")
+    rows = state.logits.shape[0]
     device = state.logits.device
     stop_ids = torch.tensor(end_of_turn_ids(tokenizer), dtype=torch.long, device=device)
-    active = torch.arange(len(prompts), device=device)  # original row of each current batch row
-    generated: list[list[int]] = [[] for _ in prompts]
-    stopped = [False] * len(prompts)
+    active = torch.arange(rows, device=device)  # original row of each current batch row
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    stopped = [False] * rows
     for position in range(max_new_tokens):
         next_tokens = state.logits.argmax(dim=-1)
         is_stop = torch.isin(next_tokens, stop_ids)

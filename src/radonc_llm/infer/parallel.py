@@ -42,6 +42,10 @@ def _answer(task: str, conversations: list[Conversation], decoding: str) -> list
     return _WORKER["backend"].answer(task, conversations, decoding=decoding)
 
 
+def _answer_tasks(conversations: dict[str, list[Conversation]], decoding: str):
+    return _WORKER["backend"].answer_tasks(conversations, decoding=decoding)
+
+
 def _prompt_lengths(task: str, conversations: list[Conversation]) -> tuple[int | None, list[int]]:
     return _WORKER["backend"].prompt_lengths(task, conversations)
 
@@ -96,13 +100,33 @@ class ParallelBackend:
     ) -> tuple[int | None, list[int]]:
         return self._pool.submit(_prompt_lengths, task, list(conversations)).result()
 
+    def answer_tasks(
+        self, conversations: dict[str, Sequence[Conversation]], *, decoding: str
+    ) -> dict[str, list[Answer]]:
+        batch = {task: list(rows) for task, rows in conversations.items()}
+        return self._pool.submit(_answer_tasks, batch, decoding).result()
+
     def answer_batches(
         self, task: str, batches: Iterable[Sequence[Conversation]], *, decoding: str
     ) -> Iterator[list[Answer]]:
         """Answers batch by batch, in order, with every worker kept busy."""
+        calls = ((_answer, task, list(batch), decoding) for batch in batches)
+        yield from self._in_order(calls)
+
+    def answer_task_batches(
+        self, batches: Iterable[dict[str, Sequence[Conversation]]], *, decoding: str
+    ) -> Iterator[dict[str, list[Answer]]]:
+        """`answer_tasks` batch by batch, in order, with every worker kept busy."""
+        calls = (
+            (_answer_tasks, {task: list(rows) for task, rows in batch.items()}, decoding)
+            for batch in batches
+        )
+        yield from self._in_order(calls)
+
+    def _in_order(self, calls: Iterable[tuple]) -> Iterator[Any]:
         in_flight: deque[Future] = deque()
-        for batch in batches:
-            in_flight.append(self._pool.submit(_answer, task, list(batch), decoding))
+        for function, *args in calls:
+            in_flight.append(self._pool.submit(function, *args))
             if len(in_flight) > self.processes:
                 yield in_flight.popleft().result()
         while in_flight:
@@ -127,6 +151,24 @@ def answer_batches(
         return
     for batch in batches:
         yield backend.answer(task, batch, decoding=decoding)
+
+
+def answers_tasks_together(backend: Any) -> bool:
+    """Whether `backend` answers several tasks of the same cases in one pass (a local model:
+    each note runs once for all of them)."""
+    return hasattr(backend, "answer_tasks")
+
+
+def answer_task_batches(
+    backend: Any, batches: Iterable[dict[str, Sequence[Conversation]]], *, decoding: str
+) -> Iterator[dict[str, list[Answer]]]:
+    """A backend's answers to several tasks batch by batch (`batch[task][row]`): in parallel
+    where it can, else one batch after another."""
+    if hasattr(backend, "answer_task_batches"):
+        yield from backend.answer_task_batches(batches, decoding=decoding)
+        return
+    for batch in batches:
+        yield backend.answer_tasks(batch, decoding=decoding)
 
 
 def cpu_cores() -> int:

@@ -1,8 +1,10 @@
 """A prediction run: cases x tasks -> prompts -> backend -> extracted answers -> prediction file.
 
-Set-up, loop, save, in that order. Within a task, cases run longest prompt first with ties
-kept in file order; this order is fixed, so a resumed run appends the rows an uninterrupted
-one would have. Batches hold up to `batch_size` prompts of similar length (`plan_batches`), so
+Set-up, loop, save, in that order. A backend that holds the model (`answer_tasks`) answers a
+case's tasks together, each note run once (`plan_work` groups the cases by the tasks they still
+lack); others answer task after task. Within a unit of work, cases run longest prompt first
+with ties kept in file order; this order is fixed, so a resumed run asks for the same answers
+an uninterrupted one would have. Batches hold up to `batch_size` prompts of similar length (`plan_batches`), so
 little of a batch is padding. Every finished batch is appended before the next starts. A
 manifest (`<out>.manifest.json`) records the settings, input hashes, versions and per-task
 speed of the latest run.
@@ -15,7 +17,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -38,7 +40,11 @@ from radonc_llm.data.cases import TASKS, Case
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.backends import DECODINGS, Answer, Backend
 from radonc_llm.infer.extract import extract_answer
-from radonc_llm.infer.parallel import answer_batches
+from radonc_llm.infer.parallel import (
+    answer_batches,
+    answer_task_batches,
+    answers_tasks_together,
+)
 from radonc_llm.infer.store import PredictionStore
 from radonc_llm.storage import file_sha256, write_json_atomic
 from radonc_llm.tasks.prompts import PROMPT_VERSION, TASK_PROMPTS, prompt_messages
@@ -82,6 +88,8 @@ class PredictSummary:
     tasks: dict[str, TaskSummary] = field(default_factory=dict)
     repaired_last_line: bool = False
     messages: list[str] = field(default_factory=list)
+    # Tasks answered together (each note run once for all of them): their cases/s is shared.
+    answered_together: list[list[str]] = field(default_factory=list)
 
 
 def parse_tasks(values: Sequence[str] | None) -> tuple[str, ...]:
@@ -172,12 +180,54 @@ def plan_batches(lengths: Sequence[int], max_rows: int, batch_cost: float) -> li
 
 
 def _batches(
-    ordered: list[Case], lengths: list[int], task: str, decoding: str, batch_size: int
+    ordered: list[Case], lengths: list[int], tasks: Sequence[str], decoding: str, batch_size: int
 ) -> list[list[Case]]:
     average = sum(lengths) / len(lengths) if lengths else 0.0
-    generates = decoding == "free" or task == "regimen"
+    generates = decoding == "free" or "regimen" in tasks
     cost = BATCH_COST_IN_PROMPTS["free" if generates else "constrained"] * average
     return [ordered[rows.start : rows.stop] for rows in plan_batches(lengths, batch_size, cost)]
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Cases answered together for `tasks`, in batches."""
+
+    tasks: tuple[str, ...]
+    batches: list[list[Case]]
+
+
+def plan_work(
+    cases: Sequence[Case],
+    tasks: Sequence[str],
+    done: set[tuple[str, str]],
+    *,
+    together: bool,
+    decoding: str,
+    batch_size: int,
+    messages_for: MessagesFor,
+) -> list[WorkUnit]:
+    """The (case, task) pairs not yet `done`, as units of work in a fixed order.
+
+    `together` (a local model): the cases grouped by the tasks they still lack, each group one
+    unit answered for all its tasks at once (each note runs once: `answer_tasks`); a fresh run
+    is one unit. Otherwise one unit per task, task after task.
+    """
+    if together:
+        groups: dict[tuple[str, ...], list[Case]] = {}
+        for case in cases:
+            missing = tuple(task for task in tasks if (case.case_id, task) not in done)
+            if missing:
+                groups.setdefault(missing, []).append(case)
+        keyed = sorted(groups.items(), key=lambda item: [tasks.index(t) for t in item[0]])
+    else:
+        keyed = [((task,), [c for c in cases if (c.case_id, task) not in done]) for task in tasks]
+    units = []
+    for unit_tasks, pending in keyed:
+        if pending:
+            ordered, lengths = _ordered(pending, unit_tasks[0], messages_for)
+            batches = _batches(ordered, lengths, unit_tasks, decoding, batch_size)
+            units.append(WorkUnit(unit_tasks, batches))
+    return units
 
 
 def _measured_prompts(
@@ -264,13 +314,15 @@ def _over_context_message(task: str, context: int, cases: list[tuple[str, int]])
     )
 
 
-def _naming_cases(exc: RadoncInputError, task: str, batch: Sequence[Case]) -> RadoncInputError:
+def _naming_cases(
+    exc: RadoncInputError, tasks: Sequence[str], batch: Sequence[Case]
+) -> RadoncInputError:
     """The backend's error with the cases it was answering (the backend sees only prompts,
     which hold patient text, so it cannot name them itself)."""
     shown = ", ".join(case.case_id for case in batch[:5])
     more = f" and {len(batch) - 5} more" if len(batch) > 5 else ""
     return RadoncInputError(
-        f"{exc.reason} (while answering {task} for {shown}{more})",
+        f"{exc.reason} (while answering {' and '.join(tasks)} for {shown}{more})",
         file=exc.file,
         row=exc.row,
         field=exc.field,
@@ -300,6 +352,43 @@ def default_decoding(backend: Backend, out: Path) -> str:
     if resumed in DECODINGS:
         return resumed
     return "constrained" if backend.supports_constrained else "free"
+
+
+def _answered(backend: Backend, unit: WorkUnit, messages_for: MessagesFor, decoding: str):
+    """The backend's answers to `unit`, batch by batch, each as {task: answers}."""
+    if len(unit.tasks) > 1:
+        conversations = (
+            {task: [messages_for(case, task) for case in batch] for task in unit.tasks}
+            for batch in unit.batches
+        )
+        return answer_task_batches(backend, conversations, decoding=decoding)
+    (task,) = unit.tasks
+    per_batch = ([messages_for(case, task) for case in batch] for batch in unit.batches)
+    return _keyed(task, answer_batches(backend, task, per_batch, decoding=decoding))
+
+
+def _keyed(task: str, answered: Iterator[list[Answer]]) -> Iterator[dict[str, list[Answer]]]:
+    with closing(answered):  # closing this closes the backend's generator too
+        for answers in answered:
+            yield {task: answers}
+
+
+def _save_batch(
+    store: PredictionStore,
+    task_summary: TaskSummary,
+    batch: Sequence[Case],
+    answers: Sequence[Answer],
+    seconds: float,
+) -> None:
+    """Append one batch's rows of one task; count them."""
+    if len(answers) != len(batch):
+        raise RuntimeError(f"backend returned {len(answers)} of {len(batch)}")
+    for case, answer in zip(batch, answers, strict=True):
+        row = prediction_row(case.case_id, task_summary.task, answer, seconds=seconds / len(batch))
+        store.append(row)
+        task_summary.malformed += int(row["malformed"])
+    task_summary.predicted += len(batch)
+    task_summary.seconds += seconds
 
 
 def predict_cases(
@@ -353,14 +442,23 @@ def predict_cases(
     summary = PredictSummary(out=out)
     with PredictionStore(out, run_info=run_info) as store:
         summary.repaired_last_line = store.repaired_last_line
-        todo = {}
+        pending = {
+            task: [c for c in cases if (c.case_id, task) not in store.done] for task in tasks
+        }
         for task in tasks:
-            pending = [c for c in cases if (c.case_id, task) not in store.done]
             summary.tasks[task] = TaskSummary(
-                task=task, cases=len(cases), already_done=len(cases) - len(pending)
+                task=task, cases=len(cases), already_done=len(cases) - len(pending[task])
             )
-            ordered, lengths = _ordered(pending, task, messages_for)
-            todo[task] = _batches(ordered, lengths, task, decoding, batch_size)
+        units = plan_work(
+            cases,
+            tasks,
+            store.done,
+            together=answers_tasks_together(backend),
+            decoding=decoding,
+            batch_size=batch_size,
+            messages_for=messages_for,
+        )
+        summary.answered_together = [list(u.tasks) for u in units if len(u.tasks) > 1]
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -374,45 +472,36 @@ def predict_cases(
         with progress:
             bars = {
                 # Each bar's clock starts with its task, not with the first task.
-                task: progress.add_task(
-                    task, total=sum(len(batch) for batch in todo[task]), start=False
-                )
+                task: progress.add_task(task, total=len(pending[task]), start=False)
                 for task in tasks
             }
-            for task in tasks:
-                task_summary = summary.tasks[task]
-                batches = todo[task]
-                # Measured as the task starts: a per-task run loads that task's model here.
-                summary.messages += long_prompt_messages(
-                    backend, [case for batch in batches for case in batch], task, messages_for
-                )
-                progress.start_task(bars[task])
-                conversations = ([messages_for(case, task) for case in b] for b in batches)
-                answered = answer_batches(backend, task, conversations, decoding=decoding)
+            checked: set[str] = set()
+            for unit in units:
+                for task in unit.tasks:
+                    if task not in checked:
+                        # Measured as the task starts: a per-task run loads that task's model here.
+                        summary.messages += long_prompt_messages(
+                            backend, pending[task], task, messages_for
+                        )
+                        checked.add(task)
+                    progress.start_task(bars[task])
+                answered = _answered(backend, unit, messages_for, decoding)
                 began, done = time.perf_counter(), 0
                 try:
                     # Closed on any way out: a backend cancels the requests still in flight.
                     with closing(answered):
-                        for batch, answers in zip(batches, answered, strict=True):
+                        for batch, answers in zip(unit.batches, answered, strict=True):
                             seconds, began = time.perf_counter() - began, time.perf_counter()
-                            if len(answers) != len(batch):
-                                raise RuntimeError(
-                                    f"backend returned {len(answers)} of {len(batch)}"
+                            for task in unit.tasks:
+                                _save_batch(
+                                    store, summary.tasks[task], batch, answers[task], seconds
                                 )
-                            for case, answer in zip(batch, answers, strict=True):
-                                row = prediction_row(
-                                    case.case_id, task, answer, seconds=seconds / len(batch)
-                                )
-                                store.append(row)
-                                task_summary.malformed += int(row["malformed"])
-                            task_summary.predicted += len(batch)
-                            task_summary.seconds += seconds
-                            progress.advance(bars[task], len(batch))
+                                progress.advance(bars[task], len(batch))
                             done += 1
                 except RadoncInputError as exc:
                     if exc.file == str(store.path):  # the prediction file's own trouble
                         raise
-                    raise _naming_cases(exc, task, batches[done]) from None
+                    raise _naming_cases(exc, unit.tasks, unit.batches[done]) from None
     manifest = out.with_name(out.stem + ".manifest.json")
     try:
         write_json_atomic(
@@ -438,6 +527,7 @@ def predict_cases(
                     }
                     for name, s in summary.tasks.items()
                 },
+                "answered_together": summary.answered_together,
                 "messages": summary.messages,
                 "versions": _versions(),
                 "hardware": {
