@@ -579,7 +579,8 @@ def predict(
         }
         for task, s in summary.tasks.items()
     }
-    console.print(prediction_table(f"Predictions of {engine.model_name} -> {out}", rows))
+    title = f"Predictions of {engine.model_name} -> {out}"
+    console.print(prediction_table(title, rows, answered_together=summary.answered_together))
 
 
 @app.command()

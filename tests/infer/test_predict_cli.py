@@ -33,6 +33,8 @@ def test_predict_constrained_with_a_registry_model(tmp_path):
     assert not any(r["malformed"] for r in rows)
     assert {r["decoding"] for r in rows} == {"constrained"}
     assert "cases/s" in result.output
+    # A local model answers both tasks of a case together, and the table says so.
+    assert "modality, icd10 answered together" in " ".join(result.output.split())
 
 
 def test_without_decoding_a_local_model_is_constrained_and_a_resumed_file_keeps_its_own(tmp_path):

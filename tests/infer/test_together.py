@@ -35,7 +35,8 @@ def test_each_branch_gets_the_state_its_prompts_get_alone(tiny, cases):
     # The three prompts of a case share their note: most of each prompt runs once.
     shared = [common_prefix_length([b[row] for b in branches]) for row in range(len(cases))]
     assert all(n > len(branches[0][row]) // 2 for row, n in enumerate(shared))
-    together = run_prompt_branches(model, branches, pad_id=tokenizer.pad_token_id)
+    together = list(run_prompt_branches(model, branches, pad_id=tokenizer.pad_token_id))
+    assert len(together) == len(branches)
     for branch, state in zip(branches, together, strict=True):
         alone = run_prompts(model, branch, pad_id=tokenizer.pad_token_id)
         torch.testing.assert_close(state.logits, alone.logits, rtol=0, atol=1e-9)

@@ -151,6 +151,7 @@ class TransformersBackend:
         states = run_prompt_branches(
             self.model, branches, pad_id=_pad_id(self.tokenizer), prefix_cache=prefix_cache
         )
+        # One task's state at a time: each is answered before the next is built.
         return {
             task: self._answers_after(task, state, decoding=decoding)
             for task, state in zip(tasks, states, strict=True)

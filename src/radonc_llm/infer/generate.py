@@ -13,7 +13,7 @@ as its longest answer needs and no more rows than are still writing.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,34 +215,33 @@ def run_prompt_branches(
     *,
     pad_id: int,
     prefix_cache: PrefixCache | None = None,
-) -> list[PromptState]:
+) -> Iterator[PromptState]:
     """Run a batch whose every row has several prompts (`branches[b][row]`, e.g. one per
-    task, all on the same note) and return one state per branch.
+    task, all on the same note); yield one state per branch, in order.
 
     The part a row's prompts share (the system prompt and the note, for the three tasks) runs
     once; each branch then feeds only its own rest (the task's question). With prompts that
     put the note first, a case's three prompts cost about one prompt and three questions.
+    A branch is built when asked for: the shared part and one branch are held at a time
+    (with a 7B model the KV cache of a batch takes gigabytes).
     """
     rows = len(branches[0])
     # A row's prompts share its first `shared[row]` tokens, each keeping one of its own at least.
     shared = [common_prefix_length([branch[row] for branch in branches]) for row in range(rows)]
     if len(branches) == 1 or min(shared) == 0:
-        return [
-            run_prompts(model, branch, pad_id=pad_id, prefix_cache=prefix_cache)
-            for branch in branches
-        ]
+        for branch in branches:
+            yield run_prompts(model, branch, pad_id=pad_id, prefix_cache=prefix_cache)
+        return
     trunk = run_prompts(
         model,
         [branches[0][row][: shared[row]] for row in range(rows)],
         pad_id=pad_id,
         prefix_cache=prefix_cache,
     )
-    states = []
     for index, branch in enumerate(branches):
         state = trunk if index == len(branches) - 1 else fork(model, trunk)
         extend(model, state, [branch[row][shared[row] :] for row in range(rows)], pad_id=pad_id)
-        states.append(state)
-    return states
+        yield state
 
 
 @torch.inference_mode()

@@ -546,9 +546,15 @@ def predict_cases(
     return summary
 
 
-def prediction_table(title: str, rows: dict[str, dict]) -> Table:
+def prediction_table(
+    title: str, rows: dict[str, dict], *, answered_together: Sequence[Sequence[str]] = ()
+) -> Table:
     """Per task: cases, already done, predicted now, malformed, cases/s."""
-    table = Table(title=title)
+    caption = "; ".join(
+        f"{', '.join(tasks)} answered together (each note read once): cases/s is for all of them"
+        for tasks in answered_together
+    )
+    table = Table(title=title, caption=caption or None)
     for column in ("task", "cases", "already done", "predicted", "malformed", "cases/s"):
         table.add_column(column, justify="left" if column == "task" else "right")
     for task, row in rows.items():
