@@ -3,6 +3,7 @@ the tasks answered one by one."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -26,8 +27,11 @@ def _conversations(cases, tasks=TASKS):
     return {task: [prompt_messages(task, case.diagnosis_text) for case in cases] for task in tasks}
 
 
-def test_each_branch_gets_the_state_its_prompts_get_alone(tiny, cases):
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])  # sdpa: what a GPU runs
+def test_each_branch_gets_the_state_its_prompts_get_alone(tiny, cases, attention):
     model, tokenizer = tiny
+    model = copy.deepcopy(model)
+    model.set_attn_implementation(attention)
     branches = [
         [chat_prompt_ids(tokenizer, messages) for messages in rows]
         for rows in _conversations(cases).values()
