@@ -4,8 +4,8 @@ Set-up, loop, save, in that order. A backend that holds the model (`answer_tasks
 case's tasks together, each note run once (`plan_work` groups the cases by the tasks they still
 lack); others answer task after task. Within a unit of work, cases run longest prompt first
 with ties kept in file order; this order is fixed, so a resumed run asks for the same answers
-an uninterrupted one would have. Batches hold up to `batch_size` prompts of similar length (`plan_batches`), so
-little of a batch is padding. Every finished batch is appended before the next starts. A
+an uninterrupted one would have. Batches hold up to `batch_size` prompts of similar length
+(`plan_batches`), so little of a batch is padding. Every finished batch is appended before the next starts. A
 manifest (`<out>.manifest.json`) records the settings, input hashes, versions and per-task
 speed of the latest run.
 """
