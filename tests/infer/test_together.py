@@ -110,3 +110,26 @@ def test_work_is_grouped_by_the_tasks_each_case_still_lacks(cases):
 
 def _messages_for(case, task):
     return prompt_messages(task, case.diagnosis_text)
+
+
+def test_prompts_that_part_early_still_get_their_own_answers(tmp_path, tiny, cases):
+    """Prompts of a case that differ from the system prompt on (as few-shot prompts may):
+    little is shared, and each task's long, uneven rest is left-padded after it."""
+    model, tokenizer = tiny
+    backend = TransformersBackend(model, tokenizer, model_name="tiny")
+
+    def messages_for(case, task):
+        system = f"Task {task}: " + "answer briefly. " * (1 + len(task) % 3)
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": case.diagnosis_text},
+        ]
+
+    conversations = {t: [messages_for(c, t) for c in cases] for t in TASKS}
+    branches = [[chat_prompt_ids(tokenizer, m) for m in rows] for rows in conversations.values()]
+    shared = [common_prefix_length([b[row] for b in branches]) for row in range(len(cases))]
+    assert max(shared) < 8  # the system prompts differ early
+    together = backend.answer_tasks(conversations, decoding="constrained")
+    for task in TASKS:
+        alone = backend.answer(task, conversations[task], decoding="constrained")
+        assert [a.raw for a in together[task]] == [a.raw for a in alone], task
