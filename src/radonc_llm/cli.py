@@ -717,7 +717,9 @@ def baseline(
     )
     for message in summary.messages:
         _print_warning(message)
-    console.print(prediction_table(f"Baseline {kind} -> {escape(str(out))}", summary.tasks))
+    title = f"Baseline {kind} -> {escape(str(out))}"
+    together = summary.answered_together
+    console.print(prediction_table(title, summary.tasks, answered_together=together))
 
 
 review_app = typer.Typer(

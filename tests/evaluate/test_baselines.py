@@ -109,7 +109,7 @@ def test_few_shot_runs_through_the_prediction_loop(tmp_path):
             sample_cases()[:3],
             out,
             backend=backend,
-            tasks=["modality"],
+            tasks=["modality", "icd10"],
             decoding="constrained",
             k=2,
             show_progress=False,
@@ -117,10 +117,12 @@ def test_few_shot_runs_through_the_prediction_loop(tmp_path):
     finally:
         torch.set_num_threads(threads)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 3 and not any(r["malformed"] for r in rows)
+    assert len(rows) == 6 and not any(r["malformed"] for r in rows)
     assert {r["model"] for r in rows} == {"few-shot(k=2):tiny-llama"}
     assert summary.tasks["modality"]["cases"] == summary.tasks["modality"]["predicted"] == 3
     assert summary.tasks["modality"]["cases_per_s"] > 0  # a model runs: its rate is shown
+    # The model answers a case's tasks together, and the summary says so.
+    assert summary.answered_together == [["modality", "icd10"]]
 
 
 def test_bad_requests_are_refused(tmp_path):

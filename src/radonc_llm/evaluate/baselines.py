@@ -145,6 +145,8 @@ class BaselineSummary:
     out: Path
     tasks: dict[str, dict[str, int]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    # Tasks a model answered together (few-shot): their cases/s is shared.
+    answered_together: list[list[str]] = field(default_factory=list)
 
 
 def _overlap_messages(train: Sequence[Case], cases: Sequence[Case]) -> list[str]:
@@ -322,6 +324,7 @@ def _run_few_shot(
             show_progress=show_progress,
         )
     summary.messages.extend(result.messages)
+    summary.answered_together = result.answered_together
     for task, task_summary in result.tasks.items():
         summary.tasks[task] = {
             "cases": task_summary.cases,
