@@ -142,7 +142,7 @@ def timed_runs(backend, cases, args) -> dict[str, dict]:
         )  # fmt: skip
         seconds = time.perf_counter() - began
         rows = [json.loads(line) for line in out.read_text().splitlines()]
-        alone = {r["case_id"]: r["raw"] for r in rows if r["task"] == "regimen"}
+        together_regimens = {r["case_id"]: r["raw"] for r in rows if r["task"] == "regimen"}
         results["together"] = {
             "cases": len(subset),
             "seconds": seconds,
@@ -154,7 +154,7 @@ def timed_runs(backend, cases, args) -> dict[str, dict]:
                 for task in ("modality", "icd10", "regimen")
             ),
             "same_regimens": sum(
-                answer == alone.get(case_id)
+                answer == together_regimens.get(case_id)
                 for case_id, answer in results["regimen"]["answers"].items()
             ),
         }

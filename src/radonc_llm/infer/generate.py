@@ -134,6 +134,19 @@ class PrefixCache:
         return cache
 
 
+def _left_padded(
+    rows: Sequence[Sequence[int]], *, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows left-padded to the longest, and their mask (1 = real token), on the CPU."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
+        mask[index, width - len(row) :] = 1
+    return ids, mask
+
+
 @torch.inference_mode()
 def run_prompts(
     model: Any,
@@ -148,13 +161,7 @@ def run_prompts(
     prefix_cache = prefix_cache if prefix_cache is not None else PrefixCache()
     shared = prefix_cache.lookup(model, prompts[0][: common_prefix_length(prompts)])
     batch = len(prompts)
-    suffixes = [list(p[shared:]) for p in prompts]
-    width = max(len(s) for s in suffixes)
-    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
-    suffix_mask = torch.zeros((batch, width), dtype=torch.long)
-    for row, suffix in enumerate(suffixes):
-        input_ids[row, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
-        suffix_mask[row, width - len(suffix) :] = 1
+    input_ids, suffix_mask = _left_padded([p[shared:] for p in prompts], pad_id=pad_id)
     attention_mask = torch.cat([torch.ones((batch, shared), dtype=torch.long), suffix_mask], dim=1)
     positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     # Laid out on the CPU, moved to the model's device in one copy each.
@@ -193,13 +200,7 @@ def extend(model: Any, state: PromptState, suffixes: Sequence[Sequence[int]], *,
     if len(suffixes) != state.attention_mask.shape[0] or any(len(s) == 0 for s in suffixes):
         raise ValueError("extend needs one non-empty suffix per row")
     device = state.attention_mask.device
-    width = max(len(s) for s in suffixes)
-    tokens = torch.full((len(suffixes), width), pad_id, dtype=torch.long)
-    chunk_mask = torch.zeros((len(suffixes), width), dtype=torch.long)
-    for row, suffix in enumerate(suffixes):
-        tokens[row, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
-        chunk_mask[row, width - len(suffix) :] = 1
-    tokens, chunk_mask = tokens.to(device), chunk_mask.to(device)
+    tokens, chunk_mask = (t.to(device) for t in _left_padded(suffixes, pad_id=pad_id))
     positions = state.next_position.unsqueeze(1) + (chunk_mask.cumsum(-1) - 1).clamp(min=0)
     state.attention_mask = torch.cat([state.attention_mask, chunk_mask], dim=1)
     out = _forward(model, tokens, state.attention_mask, positions, state.cache, last_only=True)
