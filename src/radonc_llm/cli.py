@@ -455,7 +455,13 @@ def export(
 @app.command()
 @user_errors
 def predict(
-    cases: Annotated[Path, typer.Option(help="Case JSONL file (e.g. the test split).")],
+    cases: Annotated[
+        Path,
+        typer.Option(
+            help="Case JSONL file (e.g. the test split), or notes alone: case_id and "
+            "diagnosis_text per line."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Prediction JSONL; an existing one is resumed.")],
     model: Annotated[
         str | None,
@@ -519,7 +525,7 @@ def predict(
 ) -> None:
     """Predict the three tasks for every case; rows are appended as they finish (resumable)."""
 
-    from radonc_llm.data.cases import read_cases
+    from radonc_llm.data.cases import read_notes
     from radonc_llm.infer.backends import OpenAIBackend, torch_dtype
     from radonc_llm.infer.parallel import local_backend
     from radonc_llm.infer.predict import parse_tasks, predict_cases, prediction_table
@@ -541,7 +547,7 @@ def predict(
         torch_dtype(dtype)  # a bad name fails here, before any worker starts
     task_names = parse_tasks(tasks)
     check_output_file(out, expected="a prediction file (.jsonl)")
-    case_list = read_cases(cases, allow_empty=False)
+    case_list = read_notes(cases, allow_empty=False)
     if limit is not None:
         case_list = case_list[:limit]
     if backend == "openai":
@@ -671,7 +677,13 @@ def report(
 @user_errors
 def baseline(
     train: Annotated[Path, typer.Option(help="Training case JSONL file.")],
-    cases: Annotated[Path, typer.Option(help="Case JSONL file to predict (e.g. the test split).")],
+    cases: Annotated[
+        Path,
+        typer.Option(
+            help="Case JSONL file to predict (e.g. the test split), or notes alone: case_id "
+            "and diagnosis_text per line."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Prediction JSONL (same format as predict).")],
     kind: Annotated[str, typer.Option(help="majority, tfidf-logreg, nearest-regimen or few-shot.")],
     tasks: Annotated[
@@ -694,7 +706,7 @@ def baseline(
     seed: Annotated[int, typer.Option(help="Seed of the logistic regression.", **SEED_RANGE)] = 0,
 ) -> None:
     """Write a reference system's predictions, so that a model's number means something."""
-    from radonc_llm.data.cases import read_cases
+    from radonc_llm.data.cases import read_cases, read_notes
     from radonc_llm.evaluate.baselines import run_baseline
     from radonc_llm.infer.predict import parse_tasks, prediction_table
     from radonc_llm.storage import check_output_file
@@ -703,7 +715,7 @@ def baseline(
     summary = run_baseline(
         kind,
         read_cases(train, allow_empty=False),
-        read_cases(cases, allow_empty=False),
+        read_notes(cases, allow_empty=False),
         out,
         tasks=parse_tasks(tasks) if tasks else None,
         k=k,

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from radonc_llm.data.cases import read_cases, write_cases
+from radonc_llm.data.cases import read_cases, read_notes, write_cases
 from radonc_llm.data.split import split_cases
 from radonc_llm.errors import RadoncInputError
 
@@ -42,6 +42,45 @@ def test_a_blank_patient_id_is_still_refused(tmp_path):
     with pytest.raises(RadoncInputError, match="blank") as info:
         read_cases(path)
     assert info.value.row == 1 and info.value.field == "patient_id"
+
+
+def test_notes_need_no_answers_but_cases_do(tmp_path, recwarn):
+    rows = [
+        {"case_id": "n1", "diagnosis_text": VIGNETTE["diagnosis_text"]},
+        {"case_id": 2, "diagnosis_text": "T2N1 SCC of the base of tongue, p16+", "site": "hn"},
+        {**VIGNETTE, "case_id": "n3", "modality": "neutron"},  # answers unchecked here
+    ]
+    path = write(tmp_path / "notes.jsonl", rows)
+    notes = read_notes(path)
+    assert [note.case_id for note in notes] == ["n1", "2", "n3"]
+    assert [note.patient_id for note in notes] == ["n1", "2", "n3"]
+    assert notes[1].model_extra == {"site": "hn"}
+    assert not recwarn.list  # patients do not matter to prediction: no warning
+    with pytest.raises(RadoncInputError) as info:
+        read_cases(path)
+    assert info.value.row == 1 and info.value.field == "regimen"
+
+
+@pytest.mark.parametrize(
+    "row,field",
+    [
+        ({"case_id": "n1", "diagnosis_text": " \u200b "}, "diagnosis_text"),
+        ({"case_id": "n1", "text": "62M, prostate"}, "diagnosis_text"),
+        ({"diagnosis_text": "62M, prostate"}, "case_id"),
+    ],
+)
+def test_a_note_without_a_readable_note_or_id_is_refused(tmp_path, row, field):
+    path = write(tmp_path / "notes.jsonl", [{"case_id": "ok", "diagnosis_text": "x"}, row])
+    with pytest.raises(RadoncInputError) as info:
+        read_notes(path)
+    assert info.value.row == 2 and info.value.field == field
+
+
+def test_duplicate_note_ids_are_refused(tmp_path):
+    rows = [{"case_id": "n1", "diagnosis_text": "a"}, {"case_id": "n1", "diagnosis_text": "b"}]
+    with pytest.raises(RadoncInputError, match="first on line 1") as info:
+        read_notes(write(tmp_path / "notes.jsonl", rows))
+    assert info.value.row == 2
 
 
 def test_cases_without_patient_ids_split_one_patient_each(tmp_path):

@@ -161,6 +161,27 @@ def test_baseline_cli(tmp_path):
     assert {r["prediction"] for r in rows if r["task"] == "modality"} == {"photon"}
 
 
+def test_baseline_cli_predicts_notes_without_answers(tmp_path):
+    train, notes = tmp_path / "train.jsonl", tmp_path / "notes.jsonl"
+    train.write_text("".join(json.dumps(c.model_dump(exclude_none=True)) + "\n" for c in _train()))
+    notes.write_text(
+        "".join(
+            json.dumps({"case_id": r["case_id"], "diagnosis_text": r["diagnosis_text"]}) + "\n"
+            for r in SAMPLE_CASES
+        )
+    )
+    out = tmp_path / "tfidf.jsonl"
+    result = CliRunner().invoke(
+        app,
+        ["baseline", "--train", str(train), "--cases", str(notes), "--out", str(out),
+         "--kind", "tfidf-logreg"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted({r["case_id"] for r in rows}) == sorted(r["case_id"] for r in SAMPLE_CASES)
+    assert {r["task"] for r in rows} == {"modality", "icd10"}
+
+
 def test_empty_cases_folder_out_and_no_other_patient_are_refused(tmp_path):
     with pytest.raises(RadoncInputError, match="case file holds no cases"):
         run_baseline("tfidf-logreg", _train(), [], tmp_path / "x.jsonl")

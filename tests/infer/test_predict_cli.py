@@ -54,12 +54,30 @@ def test_without_decoding_a_local_model_is_constrained_and_a_resumed_file_keeps_
     assert len(rows) == 2 and {row["decoding"] for row in rows} == {"free"}
 
 
+def test_notes_without_answers_are_predicted(tmp_path):
+    # New patients have no answers yet: case_id and the note are all prediction needs. A
+    # reference answer a line carries is for scoring only, so a bad one does not stop it.
+    notes = [{"case_id": c["case_id"], "diagnosis_text": c["diagnosis_text"]} for c in SAMPLE_CASES]
+    notes[1]["modality"] = "neutron"
+    result, out = _predict(
+        tmp_path, notes[:3], "--model", "tiny-llama", "--tasks", "modality", "--batch-size", "2"
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["case_id"] for r in rows) == ["c01", "c02", "c03"]
+    assert "patient_id" not in result.output  # no warning about patients: none is needed here
+
+
 def test_predict_reports_bad_input_without_traceback(tmp_path):
-    bad = dict(SAMPLE_CASES[0], modality="neutron")
+    bad = dict(SAMPLE_CASES[0], diagnosis_text=["not", "text"])
     result, _ = _predict(tmp_path, [SAMPLE_CASES[1], bad], "--model", "tiny-llama")
     assert result.exit_code == 2
-    assert "row 2" in result.output and "modality" in result.output
+    assert "row 2" in result.output and "diagnosis_text" in result.output
     assert "Traceback" not in result.output
+    no_note = {"case_id": "n1", "note": "62M, prostate adenocarcinoma"}
+    result, _ = _predict(tmp_path, [no_note], "--model", "tiny-llama")
+    assert result.exit_code == 2
+    assert "row 1" in result.output and "diagnosis_text" in result.output
     result, _ = _predict(tmp_path)
     assert result.exit_code == 2 and "--model" in result.output
     result, _ = _predict(tmp_path, SAMPLE_CASES, "--model", "tiny-llama", "--tasks", "staging")

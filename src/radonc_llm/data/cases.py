@@ -4,6 +4,9 @@ One JSON object per line. Required: case_id, diagnosis_text, regimen, modality, 
 ICD-10-CM), and patient_id (missing or null: the case is its own patient, with a warning; for
 vignettes). Optional: regimen_structured, site, split, label_source and any
 extra keys (kept as they are, so importers can carry provenance).
+
+Prediction needs only the notes: `read_notes` also reads a file of case_id and
+diagnosis_text alone (new patients have no answers yet); scoring reads whole cases.
 """
 
 from __future__ import annotations
@@ -51,20 +54,21 @@ class RegimenStructured(BaseModel):
     concurrent: list[str] = Field(default_factory=list, description="Concurrent systemic drugs.")
 
 
-class Case(BaseModel):
-    """One curated case: a diagnosis note and its three reference answers."""
+def _refuse_blank(value: str) -> str:
+    if not value.strip() or all(unicodedata.category(c) in _INVISIBLE for c in value):
+        raise ValueError("is blank (only whitespace or invisible characters)")
+    return value
+
+
+class Note(BaseModel):
+    """A diagnosis note to answer: all that prediction reads of a case. A note file may hold
+    whole cases (their answers are kept, unchecked) or notes alone, as new patients come."""
 
     model_config = ConfigDict(extra="allow")
 
     case_id: str = Field(min_length=1)
     patient_id: str = Field(min_length=1)
     diagnosis_text: str = Field(min_length=1)
-    regimen: str = Field(min_length=1)
-    modality: Modality
-    icd10: str = Field(min_length=3, description="Dotted ICD-10-CM code, e.g. C50.412.")
-    regimen_structured: RegimenStructured | None = None
-    site: str | None = None
-    split: Literal["train", "val", "test"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -79,12 +83,26 @@ class Case(BaseModel):
     def _ids_as_text(cls, value: object) -> object:
         return str(value) if isinstance(value, int) else value
 
-    @field_validator("case_id", "patient_id", "diagnosis_text", "regimen")
+    @field_validator("case_id", "patient_id", "diagnosis_text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip() or all(unicodedata.category(c) in _INVISIBLE for c in value):
-            raise ValueError("is blank (only whitespace or invisible characters)")
-        return value
+        return _refuse_blank(value)
+
+
+class Case(Note):
+    """One curated case: a diagnosis note and its three reference answers."""
+
+    regimen: str = Field(min_length=1)
+    modality: Modality
+    icd10: str = Field(min_length=3, description="Dotted ICD-10-CM code, e.g. C50.412.")
+    regimen_structured: RegimenStructured | None = None
+    site: str | None = None
+    split: Literal["train", "val", "test"] | None = None
+
+    @field_validator("regimen")
+    @classmethod
+    def _regimen_not_blank(cls, value: str) -> str:
+        return _refuse_blank(value)
 
     @field_validator("modality", mode="before")
     @classmethod
@@ -131,12 +149,25 @@ def _case_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
 
 def read_cases(path: str | Path, *, allow_empty: bool = True) -> list[Case]:
     """Read and validate a case file; the first bad line fails naming file, line and field."""
-    cases: list[Case] = []
+    return _read(path, Case, allow_empty=allow_empty)
+
+
+def read_notes(path: str | Path, *, allow_empty: bool = True) -> list[Note]:
+    """Read the notes of a case file, or of a file of notes alone (case_id, diagnosis_text;
+    patient_id optional): what prediction needs. Answers a line carries are kept unchecked;
+    scoring (`read_cases`) checks them."""
+    return _read(path, Note, allow_empty=allow_empty, warn_without_patient=False)
+
+
+def _read(
+    path: str | Path, model: type[Note], *, allow_empty: bool, warn_without_patient: bool = True
+) -> list:
+    cases = []
     seen: dict[str, int] = {}
     without_patient: list[int] = []
     for line, obj in _case_objects(path):
         try:
-            case = Case.model_validate(obj)
+            case = model.model_validate(obj)
         except ValidationError as exc:
             raise RadoncInputError.from_validation_error(exc, file=path, row=line) from None
         if (case.model_extra or {}).pop(_NO_PATIENT_ID, False):
@@ -150,13 +181,13 @@ def read_cases(path: str | Path, *, allow_empty: bool = True) -> list[Case]:
             )
         seen[case.case_id] = line
         cases.append(case)
-    if without_patient:
+    if without_patient and warn_without_patient:
         warnings.warn(
             f"{path}: {len(without_patient)} case(s) have no patient_id (first on line "
             f"{without_patient[0]}); each is taken as its own patient, as a vignette is. "
             "Give patient ids where one patient has several cases: splits and leakage checks "
             "group cases by patient",
-            stacklevel=2,
+            stacklevel=3,
         )
     if not cases and not allow_empty:
         raise RadoncInputError("the case file holds no cases", file=path)

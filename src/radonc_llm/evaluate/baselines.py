@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from radonc_llm.data.cases import TASKS, Case
+from radonc_llm.data.cases import TASKS, Case, Note
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.backends import Answer
 from radonc_llm.infer.predict import prediction_row
@@ -35,7 +35,7 @@ BASELINE_TASKS: dict[str, tuple[str, ...]] = {
 BASELINE_KINDS: tuple[str, ...] = tuple(BASELINE_TASKS)
 
 
-def majority_answers(train: Sequence[Case], cases: Sequence[Case], task: str) -> list[str]:
+def majority_answers(train: Sequence[Case], cases: Sequence[Note], task: str) -> list[str]:
     counts = Counter(task_answer(case, task) for case in train)
     top = max(counts.values())
     answer = next(a for a in (task_answer(c, task) for c in train) if counts[a] == top)
@@ -72,7 +72,7 @@ def _fit_on_notes(fit, notes: Sequence[str]):
 
 
 def tfidf_logreg_answers(
-    train: Sequence[Case], cases: Sequence[Case], task: str, *, seed: int = 0
+    train: Sequence[Case], cases: Sequence[Note], task: str, *, seed: int = 0
 ) -> list[str]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -97,7 +97,7 @@ class NearestCases:
             self._vectorizer.fit_transform, [case.diagnosis_text for case in self.train]
         )
 
-    def nearest(self, case: Case, k: int) -> list[Case]:
+    def nearest(self, case: Note, k: int) -> list[Case]:
         """The k most similar training cases, most similar first; never the same patient."""
         similarity = self._matrix @ self._vectorizer.transform([case.diagnosis_text]).T
         scores = np.asarray(similarity.todense()).ravel()
@@ -113,7 +113,7 @@ class NearestCases:
         return picked
 
 
-def nearest_regimen_answers(train: Sequence[Case], cases: Sequence[Case]) -> list[str]:
+def nearest_regimen_answers(train: Sequence[Case], cases: Sequence[Note]) -> list[str]:
     index = NearestCases(train)
     answers = []
     for case in cases:
@@ -128,7 +128,7 @@ def nearest_regimen_answers(train: Sequence[Case], cases: Sequence[Case]) -> lis
     return answers
 
 
-def few_shot_messages(case: Case, task: str, examples: Sequence[Case]) -> list[dict[str, str]]:
+def few_shot_messages(case: Note, task: str, examples: Sequence[Case]) -> list[dict[str, str]]:
     """System prompt, then each example as a user/assistant exchange (most similar last),
     then the case: the same prompts as `predict`, with worked examples in front."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT}]
@@ -149,7 +149,7 @@ class BaselineSummary:
     answered_together: list[list[str]] = field(default_factory=list)
 
 
-def _overlap_messages(train: Sequence[Case], cases: Sequence[Case]) -> list[str]:
+def _overlap_messages(train: Sequence[Case], cases: Sequence[Note]) -> list[str]:
     shared = {c.patient_id for c in train} & {c.patient_id for c in cases}
     if not shared:
         return []
@@ -162,7 +162,7 @@ def _overlap_messages(train: Sequence[Case], cases: Sequence[Case]) -> list[str]
 def run_baseline(
     kind: str,
     train: Sequence[Case],
-    cases: Sequence[Case],
+    cases: Sequence[Note],
     out: str | Path,
     *,
     tasks: Sequence[str] | None = None,
@@ -268,7 +268,7 @@ def _usable_training_cases(train: Sequence[Case], task: str, messages: list[str]
 
 def _run_few_shot(
     train: Sequence[Case],
-    cases: Sequence[Case],
+    cases: Sequence[Note],
     out: str | Path,
     summary: BaselineSummary,
     *,
@@ -300,7 +300,7 @@ def _run_few_shot(
     }
     neighbours: dict[tuple[str, int], list[Case]] = {}
 
-    def messages_for(case: Case, task: str) -> list[dict[str, str]]:
+    def messages_for(case: Note, task: str) -> list[dict[str, str]]:
         key = (case.case_id, id(indexes[task]))
         if key not in neighbours:
             neighbours[key] = indexes[task].nearest(case, k)

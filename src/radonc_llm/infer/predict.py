@@ -36,7 +36,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from radonc_llm.data.cases import TASKS, Case
+from radonc_llm.data.cases import TASKS, Note
 from radonc_llm.errors import RadoncInputError
 from radonc_llm.infer.backends import DECODINGS, Answer, Backend
 from radonc_llm.infer.extract import extract_answer
@@ -49,10 +49,10 @@ from radonc_llm.infer.store import PredictionStore
 from radonc_llm.storage import file_sha256, write_json_atomic
 from radonc_llm.tasks.prompts import PROMPT_VERSION, TASK_PROMPTS, prompt_messages
 
-MessagesFor = Callable[[Case, str], list[dict[str, str]]]
+MessagesFor = Callable[[Note, str], list[dict[str, str]]]
 
 
-def default_messages(case: Case, task: str) -> list[dict[str, str]]:
+def default_messages(case: Note, task: str) -> list[dict[str, str]]:
     return prompt_messages(task, case.diagnosis_text)
 
 
@@ -140,8 +140,8 @@ def prediction_row(case_id: str, task: str, answer: Answer, *, seconds: float) -
 
 
 def _ordered(
-    cases: Sequence[Case], task: str, messages_for: MessagesFor
-) -> tuple[list[Case], list[int]]:
+    cases: Sequence[Note], task: str, messages_for: MessagesFor
+) -> tuple[list[Note], list[int]]:
     """The cases longest prompt first (ties in file order), with their prompt lengths."""
     chars = [sum(len(m["content"]) for m in messages_for(case, task)) for case in cases]
     order = sorted(range(len(cases)), key=lambda index: (-chars[index], index))
@@ -180,8 +180,8 @@ def plan_batches(lengths: Sequence[int], max_rows: int, batch_cost: float) -> li
 
 
 def _batches(
-    ordered: list[Case], lengths: list[int], tasks: Sequence[str], decoding: str, batch_size: int
-) -> list[list[Case]]:
+    ordered: list[Note], lengths: list[int], tasks: Sequence[str], decoding: str, batch_size: int
+) -> list[list[Note]]:
     average = sum(lengths) / len(lengths) if lengths else 0.0
     generates = decoding == "free" or "regimen" in tasks
     cost = BATCH_COST_IN_PROMPTS["free" if generates else "constrained"] * average
@@ -193,11 +193,11 @@ class WorkUnit:
     """Cases answered together for `tasks`, in batches."""
 
     tasks: tuple[str, ...]
-    batches: list[list[Case]]
+    batches: list[list[Note]]
 
 
 def plan_work(
-    cases: Sequence[Case],
+    cases: Sequence[Note],
     tasks: Sequence[str],
     done: set[tuple[str, str]],
     *,
@@ -213,7 +213,7 @@ def plan_work(
     is one unit. Otherwise one unit per task, task after task.
     """
     if together:
-        groups: dict[tuple[str, ...], list[Case]] = {}
+        groups: dict[tuple[str, ...], list[Note]] = {}
         for case in cases:
             missing = tuple(task for task in tasks if (case.case_id, task) not in done)
             if missing:
@@ -231,7 +231,7 @@ def plan_work(
 
 
 def _measured_prompts(
-    backend: Backend, cases: Sequence[Case], task: str, messages_for: MessagesFor
+    backend: Backend, cases: Sequence[Note], task: str, messages_for: MessagesFor
 ) -> tuple[int | None, list[tuple[str, int]]]:
     """The local model's context length and each case's prompt length in tokens; (None, [])
     from a backend that does not hold the model's tokenizer (in this process or its workers)."""
@@ -249,7 +249,7 @@ def _longer_than(lengths: list[tuple[str, int]], limit: int, task: str) -> list[
 
 
 def over_context(
-    backend: Backend, cases: Sequence[Case], task: str, messages_for: MessagesFor
+    backend: Backend, cases: Sequence[Note], task: str, messages_for: MessagesFor
 ) -> tuple[int | None, list[tuple[str, int]]]:
     """The local model's context length and the cases whose prompt, with room for the answer,
     does not fit in it: the model reads them past the positions it was trained on.
@@ -279,7 +279,7 @@ def tuned_max_length(model: str) -> int | None:
 
 
 def long_prompt_messages(
-    backend: Backend, cases: Sequence[Case], task: str, messages_for: MessagesFor
+    backend: Backend, cases: Sequence[Note], task: str, messages_for: MessagesFor
 ) -> list[str]:
     """Messages naming the prompts too long for the model's context (answers unreliable), or
     else longer than any example a training run was tuned on (answers less reliable)."""
@@ -315,7 +315,7 @@ def _over_context_message(task: str, context: int, cases: list[tuple[str, int]])
 
 
 def _naming_cases(
-    exc: RadoncInputError, tasks: Sequence[str], batch: Sequence[Case]
+    exc: RadoncInputError, tasks: Sequence[str], batch: Sequence[Note]
 ) -> RadoncInputError:
     """The backend's error with the cases it was answering (the backend sees only prompts,
     which hold patient text, so it cannot name them itself)."""
@@ -376,7 +376,7 @@ def _keyed(task: str, answered: Iterator[list[Answer]]) -> Iterator[dict[str, li
 def _save_batch(
     store: PredictionStore,
     task_summary: TaskSummary,
-    batch: Sequence[Case],
+    batch: Sequence[Note],
     answers: Sequence[Answer],
     seconds: float,
 ) -> None:
@@ -393,7 +393,7 @@ def _save_batch(
 
 def predict_cases(
     backend: Backend,
-    cases: Sequence[Case],
+    cases: Sequence[Note],
     out: str | Path,
     *,
     tasks: Sequence[str] = TASKS,
