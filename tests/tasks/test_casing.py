@@ -1,4 +1,4 @@
-"""A note typed in capitals is read in the case clinical notes are written in."""
+"""A note typed in capitals, or with none, is read in the case clinical notes are written in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from random import Random
 import pytest
 
 from radonc_llm.data.synth import _draw_patient, write_note
-from radonc_llm.tasks.casing import is_shouting, unshout
+from radonc_llm.tasks.casing import is_lower_case, is_shouting, normal_case
 from radonc_llm.tasks.prompts import note_text
 
 
@@ -40,8 +40,11 @@ from radonc_llm.tasks.prompts import note_text
 )
 def test_a_note_in_capitals_is_written_as_clinicians_write(shouted, written):
     assert is_shouting(shouted)
-    assert unshout(shouted) == written
+    assert normal_case(shouted) == written
     assert note_text(shouted) == written
+    # The same note typed without capitals reads the same.
+    assert is_lower_case(shouted.lower())
+    assert note_text(shouted.lower()) == written
 
 
 @pytest.mark.parametrize(
@@ -55,21 +58,22 @@ def test_a_note_in_capitals_is_written_as_clinicians_write(shouted, written):
 )
 def test_a_note_not_in_capitals_is_unchanged(note):
     if not is_shouting(note):
-        assert unshout(note) == note
+        assert normal_case(note) == note
     else:  # acronyms only: nothing to lower
-        assert unshout(note) == note.replace("NEG", "neg")
+        assert normal_case(note) == note.replace("NEG", "neg")
 
 
-def test_synthetic_notes_in_capitals_come_back_nearly_as_written():
+@pytest.mark.parametrize("retyped", [str.upper, str.lower])
+def test_synthetic_notes_retyped_come_back_nearly_as_written(retyped):
     # Names, sentence starts and words a note wrote in capitals for emphasis cannot be
     # recovered; everything else should be.
     rng = Random(7)
     same = total = 0
     for _ in range(300):
         note = write_note(_draw_patient(rng), rng, typo_rate=0.0)
-        if is_shouting(note):
+        if is_shouting(note) or is_lower_case(note):
             continue
-        restored = unshout(note.upper())
+        restored = normal_case(retyped(note))
         assert len(restored.split()) == len(note.split())  # no word lost or split
         pairs = list(zip(note.split(), restored.split(), strict=True))
         same += sum(a == b for a, b in pairs)

@@ -3,18 +3,20 @@
 Some systems export notes in capitals ("66 YO FEMALE WITH STAGE I (T1AN0) NSCLC, LLL"). Every
 word then tokenises differently from the same word in a normal note, and the demo's tuned
 model lost a third of its accuracy on test notes put in capitals (modality 85% -> 59%, ICD-10
-77% -> 54% on 120 cases). `unshout` writes such a note as clinicians write: words in lower
+77% -> 54% on 120 cases). `normal_case` writes such a note as clinicians write: words in lower
 case, sentences capitalised, and what is written in capitals or mixed case by convention kept
 so: acronyms (NSCLC, SLNB, ER+/PR-/HER2-), stages (IIIA, FIGO IB2), TNM ("cT1aN0M0",
 "ypT2N1a"), units (cm, Gy) and shorthand ("s/p", "y/o", "w/", "p16", "adenoCA").
-Notes that are not mostly capitals come back unchanged.
+A note with no capitals at all ("66 yo female with t1an0 nsclc") is read the same way (the
+model lost 6 points of modality accuracy and 0.12 of regimen ROUGE-1 on notes in lower case).
+Other notes come back unchanged.
 """
 
 from __future__ import annotations
 
 import re
 
-# Written in capitals by convention. Tokens holding a digit are kept as written unless a rule
+# Written in capitals by convention (not English words: WHO, NET, GOLD stay out). Tokens holding a digit are kept as written unless a rule
 # below reads them (TNM, units, p16), so "HER2", "FEV1", "T11", "G2" and "35F" need no entry.
 ACRONYMS = frozenset(
     """
@@ -22,16 +24,16 @@ ACRONYMS = frozenset(
     PBI CSI TBI TSEBT TSET PBS IMPT IORT KV MV MU
     CT MRI PET PSMA FDG SUV EUS EBUS FNA FNAC CNB IHC FISH NGS
     SLNB SLN ALND BCS WLE TME APR LAR TURP TURBT TAH BSO RP RALP RRP VATS EGD ERCP LN LNS
-    ADT LHRH PSA PSADT GS GG ISUP NCCN AJCC UICC FIGO WHO ECOG KPS PS ASA IPSS CTCAE
+    ADT LHRH PSA PSADT GS GG ISUP NCCN AJCC UICC FIGO ECOG KPS PS ASA IPSS CTCAE
     IDC ILC DCIS LCIS NST ER PR TNBC SCC BCC NSCLC SCLC GBM HNSCC HPV EBV HCC GIST NHL HL
-    DLBCL CLL SLL MALT CTCL MF AML SCCHN NPC RCC TCC UC CUP NET MCC DFSP
+    DLBCL CLL SLL MALT CTCL MF AML SCCHN NPC RCC TCC UC MCC DFSP
     LVSI PNI ECE ENE DOI CRM MRF EMVI CEA AFP LDH PD TPS EGFR ALK ROS KRAS BRAF MGMT IDH
     BRCA MSI MMR HRD COPD CAD CHF DM HTN CKD AF CVA TIA MI PE DVT BMI DLCO
     GU GI CNS ENT HN ICU ED MD IV PO BID TID QID QD PRN NPO ADL
     CR NED SD PFS OS DFS MDT MDM HPI ROS PMH FH SH ICD ROI GTV CTV ITV PTV OAR DVH
     RUL RML RLL LUL LLL UOQ UIQ LOQ LIQ BOT FOM GE GEJ CBD SMA SMV IVC SVC
     CHOP CAPOX XELOX FOLFOX FOLFIRI FOLFIRINOX ABVD BEACOPP AC EC TC TCH TCHP CMF FLOT TPF
-    PCV BEP MVAC CAPIRI GOLD GTR STR NTR
+    PCV BEP MVAC CAPIRI GTR STR NTR
     UK USA NHS
     """.split()
 )
@@ -142,10 +144,20 @@ def _tnm(found: re.Match) -> str:
     return text + (found.group("suffix") or "").lower()
 
 
-def unshout(text: str) -> str:
-    """`text` in the case clinical notes are written in, if it is mostly capitals (see the
-    module doc); otherwise `text` unchanged."""
-    if not is_shouting(text):
+def is_lower_case(text: str) -> bool:
+    """No capitals: at least 12 letters, none of them a capital."""
+    letters = [char for char in text if char.isalpha()]
+    return len(letters) >= 12 and not any(char.isupper() for char in letters)
+
+
+def normal_case(text: str) -> str:
+    """`text` in the case clinical notes are written in, if it is mostly capitals or has none
+    at all (see the module doc); otherwise `text` unchanged."""
+    if is_shouting(text):
+        shouted = text
+    elif is_lower_case(text):
+        shouted = text.upper()
+    else:
         return text
-    lowered = _WORD.sub(lambda found: _word(found.group()), text)
-    return _SENTENCE_START.sub(lambda found: found.group(1) + found.group(2).upper(), lowered)
+    cased = _WORD.sub(lambda found: _word(found.group()), shouted)
+    return _SENTENCE_START.sub(lambda found: found.group(1) + found.group(2).upper(), cased)

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from radonc_llm.tasks.casing import unshout
+from radonc_llm.tasks.casing import normal_case
 
 PROMPT_VERSION = "3"  # 2: ICD-10 answers are "official title (code)"; 3: the note comes first
 
@@ -57,10 +57,10 @@ TASK_PROMPTS: dict[str, TaskPrompt] = {
 # 72 answers changed). The model reads one form of a note: line ends as "\n", compatibility
 # forms folded (NFKC: full-width letters, ligatures, non-breaking and thin spaces),
 # invisible characters and stray controls dropped, typographic dashes and quotes as ASCII,
-# no spaces at line ends, and a note typed in capitals in normal case (`casing.unshout`: the
-# tuned model lost a third of its accuracy on notes in capitals). Plain-ASCII notes with "\n"
-# line ends that are not mostly capitals come out unchanged, so prompts of version 3 are
-# unchanged for them.
+# no spaces at line ends, and a note typed in capitals or with none in normal case
+# (`casing.normal_case`: the tuned model lost a third of its accuracy on notes in capitals).
+# Plain-ASCII notes with "\n" line ends and mixed case come out unchanged, so prompts of
+# version 3 are unchanged for them.
 _LINE_END = re.compile(r"\r\n?|[\x0b\x0c\x85\u2028\u2029]")
 _TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 _ASCII_PUNCTUATION = str.maketrans(
@@ -94,7 +94,7 @@ def note_text(diagnosis_text: str) -> str:
         " " if unicodedata.category(char) == "Zs" else char for char in text if _kept(char)
     )
     text = _CONTROL_MARKER.sub(lambda found: f"({next(g for g in found.groups() if g)})", text)
-    return unshout(_TRAILING_SPACE.sub("", text).strip())
+    return normal_case(_TRAILING_SPACE.sub("", text).strip())
 
 
 def user_message(task: str, diagnosis_text: str) -> str:
