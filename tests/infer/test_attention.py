@@ -1,4 +1,4 @@
-"""Grouped eager attention computes what transformers' eager attention computes."""
+"""Grouped attention (eager and fused) computes what transformers' eager attention computes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from radonc_llm.infer.generate import PrefixCache, chat_prompt_ids, greedy_generate
-from radonc_llm.models.attention import NAME, grouped_attention_forward, use_grouped_attention
+from radonc_llm.models.attention import (
+    FUSED_NAME,
+    NAME,
+    fused_grouped_attention_forward,
+    grouped_attention_forward,
+    use_grouped_attention,
+)
 from radonc_llm.models.registry import load_model
 from radonc_llm.tasks.prompts import prompt_messages
 
@@ -39,6 +45,24 @@ def test_matches_eager_with_and_without_a_mask(mask_heads):
     output, weights = grouped_attention_forward(_Module(), query, key, value, mask, 0.35)
     torch.testing.assert_close(output, expected)
     torch.testing.assert_close(weights, expected_weights)
+    fused, no_weights = fused_grouped_attention_forward(_Module(), query, key, value, mask, 0.35)
+    torch.testing.assert_close(fused, expected)
+    assert no_weights is None
+
+
+def test_fused_rows_that_see_nothing_match_eager():
+    """Left padding: a pad position's query sees no key at all; eager's additive mask gives
+    it uniform weights, and the fused kernel must give the same (not NaN)."""
+    generator = torch.Generator().manual_seed(3)
+    query = torch.randn(2, 4, 6, 8, generator=generator)
+    key, value = (torch.randn(2, 2, 6, 8, generator=generator) for _ in range(2))
+    hidden = torch.ones(6, 6, dtype=torch.bool).triu(1).expand(2, 1, 6, 6).clone()
+    hidden[1, :, :, :3] = True  # row 1 is left-padded by three tokens
+    mask = torch.zeros(hidden.shape).masked_fill(hidden, torch.finfo(torch.float32).min)
+    expected, _ = _eager(query, key, value, mask, 0.3)
+    fused, _ = fused_grouped_attention_forward(_Module(), query, key, value, mask, 0.3)
+    assert not fused.isnan().any()
+    torch.testing.assert_close(fused, expected)
 
 
 def test_gradients_match_eager():
@@ -67,15 +91,16 @@ def test_a_model_generates_the_same_tokens_as_with_eager(tiny, cases):
     eager = greedy_generate(
         model, tokenizer, prompts, max_new_tokens=12, prefix_cache=PrefixCache()
     )
-    use_grouped_attention(model)
-    try:
-        assert model.config._attn_implementation == NAME
-        grouped = greedy_generate(
-            model, tokenizer, prompts, max_new_tokens=12, prefix_cache=PrefixCache()
-        )
-    finally:
-        model.set_attn_implementation("eager")
-    assert [g.token_ids for g in grouped] == [g.token_ids for g in eager]
+    for fused, name in ((False, NAME), (True, FUSED_NAME)):
+        use_grouped_attention(model, fused=fused)
+        try:
+            assert model.config._attn_implementation == name
+            grouped = greedy_generate(
+                model, tokenizer, prompts, max_new_tokens=12, prefix_cache=PrefixCache()
+            )
+        finally:
+            model.set_attn_implementation("eager")
+        assert [g.token_ids for g in grouped] == [g.token_ids for g in eager]
 
 
 def test_training_loss_matches_eager():

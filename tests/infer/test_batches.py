@@ -15,11 +15,19 @@ def _cost(lengths, batches, batch_cost):
     return sum(len(rows) * lengths[rows.start] + batch_cost for rows in batches)
 
 
-def _all_splits(count, max_rows):
+def _fits(lengths, rows, max_rows, max_chars):
+    within_chars = (
+        max_chars is None or len(rows) == 1 or len(rows) * lengths[rows.start] <= max_chars
+    )
+    return len(rows) <= max_rows and within_chars
+
+
+def _all_splits(lengths, max_rows, max_chars=None):
+    count = len(lengths)
     for cuts in itertools.product((False, True), repeat=count - 1):
         bounds = [0, *(i + 1 for i, cut in enumerate(cuts) if cut), count]
         batches = [range(a, b) for a, b in itertools.pairwise(bounds)]
-        if all(len(rows) <= max_rows for rows in batches):
+        if all(_fits(lengths, rows, max_rows, max_chars) for rows in batches):
             yield batches
 
 
@@ -27,14 +35,26 @@ def _all_splits(count, max_rows):
     st.lists(st.integers(1, 400), min_size=1, max_size=9),
     st.integers(1, 5),
     st.sampled_from([0.0, 10.0, 150.0, 2000.0]),
+    st.sampled_from([None, 300, 800]),
 )
-def test_plan_is_the_cheapest_split(lengths, max_rows, batch_cost):
+def test_plan_is_the_cheapest_split(lengths, max_rows, batch_cost, max_chars):
     lengths = sorted(lengths, reverse=True)
-    plan = plan_batches(lengths, max_rows, batch_cost)
+    plan = plan_batches(lengths, max_rows, batch_cost, max_chars=max_chars)
     assert [i for rows in plan for i in rows] == list(range(len(lengths)))  # each once, in order
-    assert all(1 <= len(rows) <= max_rows for rows in plan)
-    cheapest = min(_cost(lengths, b, batch_cost) for b in _all_splits(len(lengths), max_rows))
+    assert all(_fits(lengths, rows, max_rows, max_chars) for rows in plan)
+    splits = _all_splits(lengths, max_rows, max_chars)
+    cheapest = min(_cost(lengths, b, batch_cost) for b in splits)
     assert _cost(lengths, plan, batch_cost) == pytest.approx(cheapest)
+
+
+def test_long_notes_run_a_few_at_a_time():
+    lengths = [7_000] * 10 + [500] * 20
+    plan = plan_batches(lengths, 16, 0.0, max_chars=32_000)
+    assert sorted(len(rows) for rows in plan) == [2, 4, 4, 4, 16]  # 32,000 // 7,000 = 4
+    assert [len(rows) for rows in plan_batches([50_000, 40_000], 16, 0.0, max_chars=32_000)] == [
+        1,
+        1,
+    ]
 
 
 def test_a_long_tail_gets_its_own_small_batch():

@@ -31,6 +31,7 @@ from radonc_llm.infer.generate import (
     run_prompts,
     step,
 )
+from radonc_llm.models.attention import FUSED_NAME as GROUPED_FUSED
 from radonc_llm.models.attention import NAME as GROUPED_EAGER
 
 
@@ -112,7 +113,7 @@ def score_labels_after(
             ],
             dim=-1,
         )
-        if model.config._attn_implementation in ("eager", GROUPED_EAGER):
+        if model.config._attn_implementation in ("eager", GROUPED_EAGER, GROUPED_FUSED):
             dtype = next(model.parameters()).dtype
             mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(
                 ~allowed, torch.finfo(dtype).min

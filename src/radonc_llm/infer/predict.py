@@ -5,7 +5,9 @@ case's tasks together, each note run once (`plan_work` groups the cases by the t
 lack); others answer task after task. Within a unit of work, cases run longest prompt first
 with ties kept in file order; this order is fixed, so a resumed run asks for the same answers
 an uninterrupted one would have. Batches hold up to `batch_size` prompts of similar length
-(`plan_batches`), so little of a batch is padding. Every finished batch is appended before the next starts. A
+(`plan_batches`), so little of a batch is padding, and at most `MAX_BATCH_CHARS` of padded prompt
+text, so very long notes run a few at a time. Every finished batch is appended before the next
+starts. A
 manifest (`<out>.manifest.json`) records the settings, input hashes, versions and per-task
 speed of the latest run.
 """
@@ -153,8 +155,19 @@ def _ordered(
 BATCH_COST_IN_PROMPTS = {"constrained": 4.0, "free": 16.0}
 
 
-def plan_batches(lengths: Sequence[int], max_rows: int, batch_cost: float) -> list[range]:
-    """Split prompts sorted longest first into consecutive batches of at most `max_rows`.
+# Padded prompt text one batch may hold (~8,000 tokens): a batch's KV cache, and the ICD-10
+# walk's copies of it, grow with rows x padded length. Prompts up to ~2,000 characters still
+# fill batches of 16; 16 notes of ~7,000 characters (~2,700 tokens) ran modality and ICD-10
+# in 9.8 GB (two processes) before, a few at a time now.
+MAX_BATCH_CHARS = 32_000
+
+
+def plan_batches(
+    lengths: Sequence[int], max_rows: int, batch_cost: float, *, max_chars: int | None = None
+) -> list[range]:
+    """Split prompts sorted longest first into consecutive batches of at most `max_rows`,
+    and of at most `max_chars` padded length (rows x the first's length; a prompt longer than
+    that runs alone).
 
     Minimises padded length (each row costs the batch's longest prompt, its first) plus
     `batch_cost` per batch, exactly, by dynamic programming over the cut points: a dense run
@@ -169,6 +182,8 @@ def plan_batches(lengths: Sequence[int], max_rows: int, batch_cost: float) -> li
     cut = [0] * (count + 1)
     for end in range(1, count + 1):
         for start in range(max(0, end - max_rows), end):
+            if max_chars is not None and end - start > max(1, max_chars // lengths[start]):
+                continue
             cost = best[start] + (end - start) * lengths[start] + batch_cost
             if cost < best[end]:
                 best[end], cut[end] = cost, start
@@ -185,7 +200,8 @@ def _batches(
     average = sum(lengths) / len(lengths) if lengths else 0.0
     generates = decoding == "free" or "regimen" in tasks
     cost = BATCH_COST_IN_PROMPTS["free" if generates else "constrained"] * average
-    return [ordered[rows.start : rows.stop] for rows in plan_batches(lengths, batch_size, cost)]
+    plan = plan_batches(lengths, batch_size, cost, max_chars=MAX_BATCH_CHARS)
+    return [ordered[rows.start : rows.stop] for rows in plan]
 
 
 @dataclass(frozen=True)

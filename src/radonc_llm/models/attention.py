@@ -7,8 +7,19 @@ KV cache, three times over: with 16 rows of ~200 tokens it took ~45 ms of a ~105
 step on one CPU thread. Here the query heads of a group are folded into the query length
 instead, so each key/value head is multiplied in place: same arithmetic, no copy.
 
-`use_grouped_attention(model)` registers the function with transformers' `AttentionInterface`
-(with the eager mask builder) and switches the model to it.
+Two implementations, both with transformers' additive (eager) mask:
+- `grouped_eager` (training on a CPU): scores, softmax and weights materialised, as eager does.
+- `grouped_sdpa` (inference): torch's `scaled_dot_product_attention` with `enable_gqa`, which
+  on a CPU runs a fused kernel that never holds the (query x key) score matrix. Transformers'
+  own "sdpa" copies the KV heads whenever there is a mask (always, with padded batches). Eager
+  scores of 16 notes of 3,000 tokens take ~13 GB in one layer; the fused kernel, a few MB.
+  Measured here (bf16, 2 cores, SmolLM2 shapes): 4 rows x 2,000 tokens 2.9 s -> 0.07 s,
+  16 prompts x 60 new tokens over 200 cached 4.1 -> 1.7 ms per layer, decoding steps ~25%
+  faster. For training, its backward was ~15% slower than the eager one (24 x 110 tokens), and
+  training examples are bounded by `max_length`: training keeps the eager variant.
+
+`use_grouped_attention(model, fused=...)` registers both with transformers'
+`AttentionInterface` and switches the model to one.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from typing import Any
 import torch
 
 NAME = "grouped_eager"
+FUSED_NAME = "grouped_sdpa"
 
 
 def grouped_attention_forward(
@@ -51,16 +63,46 @@ def grouped_attention_forward(
     return output, weights.view(batch, heads, q_len, kv_len)
 
 
+def fused_grouped_attention_forward(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """The same attention through torch's fused kernel; returns no weights."""
+    mask = None if attention_mask is None else attention_mask[:, :, :, : key.shape[2]]
+    output = torch.nn.functional.scaled_dot_product_attention(
+        query,
+        key,
+        value,
+        attn_mask=mask,
+        dropout_p=dropout if module.training else 0.0,
+        scale=scaling,
+        enable_gqa=True,
+    )
+    return output.transpose(1, 2).contiguous(), None
+
+
 def register() -> str:
-    """Make `NAME` a known attention implementation (idempotent); return it."""
+    """Make both implementations known to transformers (idempotent); return `NAME`."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-    AttentionInterface.register(NAME, grouped_attention_forward)
-    AttentionMaskInterface.register(NAME, eager_mask)
+    for name, forward in (
+        (NAME, grouped_attention_forward),
+        (FUSED_NAME, fused_grouped_attention_forward),
+    ):
+        AttentionInterface.register(name, forward)
+        AttentionMaskInterface.register(name, eager_mask)
     return NAME
 
 
-def use_grouped_attention(model: Any) -> None:
-    """Switch a model to grouped eager attention (same results as "eager", less copying)."""
-    model.set_attn_implementation(register())
+def use_grouped_attention(model: Any, *, fused: bool = False) -> None:
+    """Switch a model to grouped attention (same results as "eager", less copying); `fused`:
+    the fused kernel, for inference."""
+    register()
+    model.set_attn_implementation(FUSED_NAME if fused else NAME)
