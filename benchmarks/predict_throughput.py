@@ -13,7 +13,7 @@ before and after: on a shared machine other processes take CPU and the figures d
 The last output line is one JSON object with the figures.
 
     python benchmarks/predict_throughput.py [--cases test.jsonl] [--n 400] [--naive 8]
-        [--batch-size 16] [--dtype auto] [--processes 2]
+        [--batch-size N] [--dtype auto] [--processes 2]
 
 Our pipeline runs in `--processes` worker processes sharing the cores (2 of 1 thread on the
 2-core development machine, about twice the work of one 2-thread process); the naive pipeline
@@ -167,7 +167,9 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--n", type=int, default=400, help="cases per task (the demo scores 400)")
     parser.add_argument("--naive", type=int, default=8, help="cases for the naive pipeline")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="prompts per batch (default: predict's own)"
+    )
     parser.add_argument(
         "--dtype",
         default="auto",
@@ -231,7 +233,7 @@ def main() -> None:
     naive_rate = len(naive_cases) / naive_seconds
     speedup = results["regimen"]["cases_per_s"] / naive_rate
     table = Table(
-        title=f"Prediction throughput, {args.model} ({args.dtype}, batch {args.batch_size}, "
+        title=f"Prediction throughput, {args.model} ({args.dtype}, batch {args.batch_size or 'auto'}, "
         f"{args.processes} process(es) of {threads_per_process(args.processes)} "
         f"thread(s), naive {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
         f"load average {load_before:.1f} -> {load_after:.1f})"
@@ -307,7 +309,7 @@ def main() -> None:
     figures = {
         "model": args.model,
         "dtype": args.dtype,
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size or "auto",
         "threads": torch.get_num_threads(),
         "processes": args.processes,
         "regimen_new_tokens_per_s": round(results["regimen"]["new_tokens_per_s"], 1),

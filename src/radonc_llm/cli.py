@@ -485,8 +485,13 @@ def predict(
         ),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(help="Prompts per forward pass (local backend).", min=1)
-    ] = 16,
+        int | None,
+        typer.Option(
+            help="Prompts per forward pass (local backend). Default: 32 where answers are "
+            "decoded token by token (regimen, ICD-10), 16 where only scored (modality).",
+            min=1,
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N cases.", min=1)] = None,
     backend: Annotated[str, typer.Option(help="transformers (local) or openai.")] = "transformers",
     base_url: Annotated[

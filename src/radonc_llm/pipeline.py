@@ -125,7 +125,12 @@ class PredictSection(ConfigModel):
         description="constrained: modality by label scoring, ICD-10 through the code trie, so "
         "both models are compared on what they know rather than on answer formatting.",
     )
-    batch_size: int = Field(16, gt=0, description="Prompts per forward pass.")
+    batch_size: int | None = Field(
+        None,
+        gt=0,
+        description="Prompts per forward pass; default: 32 where answers are decoded token by "
+        "token (regimen, ICD-10), 16 where only scored (modality).",
+    )
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "float32",
         description="Inference precision; auto: bfloat16 where the hardware computes it natively "

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from radonc_llm.infer.predict import plan_batches
+from radonc_llm.infer.predict import AUTO_BATCH_ROWS, batch_rows, plan_batches
 
 
 def _cost(lengths, batches, batch_cost):
@@ -69,3 +69,14 @@ def test_empty_and_unsorted_input():
     assert plan_batches([], 8, 10.0) == []
     with pytest.raises(ValueError, match="sorted"):
         plan_batches([1, 2], 8, 10.0)
+
+
+def test_batch_rows_by_default_more_where_answers_are_decoded():
+    scored, decoded = AUTO_BATCH_ROWS["scored"], AUTO_BATCH_ROWS["decoded"]
+    assert scored < decoded
+    assert batch_rows(["modality"], "constrained", None) == scored
+    assert batch_rows(["icd10"], "constrained", None) == decoded  # the trie walk decodes
+    assert batch_rows(["regimen"], "constrained", None) == decoded
+    assert batch_rows(["modality", "icd10", "regimen"], "constrained", None) == decoded
+    assert batch_rows(["modality"], "free", None) == decoded
+    assert batch_rows(["modality", "regimen"], "constrained", 5) == 5  # the user's choice wins

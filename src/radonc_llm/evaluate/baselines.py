@@ -169,7 +169,7 @@ def run_baseline(
     k: int = 3,
     model: str = "smollm2-135m",
     decoding: str | None = None,  # few-shot: as `predict_cases`
-    batch_size: int = 16,
+    batch_size: int | None = None,
     dtype: str = "float32",
     processes: int = 1,
     backend: Any = None,
@@ -276,7 +276,7 @@ def _run_few_shot(
     k: int,
     model: str,
     decoding: str | None,
-    batch_size: int,
+    batch_size: int | None,
     dtype: str,
     processes: int,
     backend: Any,
